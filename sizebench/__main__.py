@@ -1,0 +1,3 @@
+from sizebench.cli import main
+
+main()

@@ -1,0 +1,181 @@
+"""The command line: parse, build a plan, call. Heavy libraries are imported inside the commands."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from typer.exceptions import TyperException
+from rich.console import Console
+
+from sizebench.errors import SizebenchError
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+                  help="Compare language models of different sizes: answers, accuracy, latency, memory.")
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False)
+
+DEFAULT_PROMPTS = "prompts/geography.txt"
+RESULTS = typer.Option("results", "--results", help="Folder of runs (results/runs/<id>) and the report.")
+MODELS = typer.Option("offline", "--models", "-m",
+                      help="Group (offline, all), comma list of names, hub id, model folder or .gguf path.")
+DEVICE = typer.Option("auto", help="auto | cpu | cuda (auto: cuda when available).")
+DTYPE = typer.Option("auto", help="auto | float32 | bfloat16 | float16 (auto: bf16 on GPU, fp32 on CPU).")
+FORCE = typer.Option(False, "--force", help="Load even when the memory guard says it will not fit.")
+THREADS = typer.Option(None, help="torch threads in each worker (default: torch's choice).")
+MAX_NEW = typer.Option(128, "--max-new-tokens", help="Generation length limit per answer.")
+REPEAT = typer.Option(3, help="Timed runs per prompt; figures are medians, the answer is the first run's.")
+BATCH = typer.Option(1, "--batch-size", help="Also measure aggregate tokens/s with batches of this size.")
+SEED = typer.Option(0, help="Seed set before every generation.")
+SAMPLE = typer.Option(False, "--sample", help="Sample instead of greedy decoding.")
+TEMP = typer.Option(1.0, "--temperature", help="Sampling temperature (with --sample).")
+TOP_P = typer.Option(1.0, "--top-p", help="Nucleus sampling mass (with --sample).")
+TASKS = typer.Option("sizebench_geo", "--tasks", help="Comma list of lm-eval tasks or groups; dolly-card for the Dolly card suite.")
+TASK_PATH = typer.Option(None, "--task-path", help="Folder of your own lm-eval YAML tasks.")
+LIMIT = typer.Option(None, "--limit", help="Items per task (a fraction if < 1).")
+FEWSHOT = typer.Option(None, "--num-fewshot", help="Few-shot examples per item (default: the task's own).")
+EVAL_BATCH = typer.Option("auto", "--eval-batch-size", help="lm-eval batch size, or auto.")
+EXECUTOR = typer.Option("local", "--executor", help="local | ray")
+RAY_ADDRESS = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS", help="Ray cluster address; auto for an existing one.")
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show Python tracebacks.")) -> None:
+    pass
+
+
+@app.command()
+def models(models: str = typer.Option("offline,all", "--models", "-m", help="What to list.")) -> None:
+    """List the model registry with each model's availability on this machine."""
+    from sizebench.registry import resolve
+    from sizebench.sources import availability
+    from rich.table import Table
+
+    table = Table(title="sizebench models")
+    for column in ("name", "family", "params", "source", "revision", "format", "dtype", "available"):
+        table.add_column(column, overflow="fold")
+    for spec in resolve(models):
+        ok, where = availability(spec)
+        table.add_row(spec.name, spec.family, f"{spec.params:,}" if spec.params else "?",
+                      f"{spec.source}: {spec.location}", spec.revision or "", spec.prompt_format, spec.dtype,
+                      f"[green]yes[/] ({where})" if ok else f"[red]no[/] ({where})")
+    out.print(table)
+
+
+def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, limit=None, num_fewshot=None,
+          eval_batch_size="auto", device="auto", dtype="auto", force=False, threads=None, max_new_tokens=128,
+          repeat=3, batch_size=1, seed=0, sample=False, temperature=1.0, top_p=1.0, executor="local",
+          ray_address=None):
+    from sizebench import evaluation
+    from sizebench.generation import GenSettings
+    from sizebench.plan import RunPlan
+    from sizebench.registry import resolve
+    from sizebench.suites import load_suite
+
+    plan = RunPlan(
+        models=tuple(resolve(models)), stages=stages, prompts_path=prompts,
+        gen=GenSettings(max_new_tokens, repeat, seed, sample, temperature, top_p, batch_size),
+        eval=evaluation.EvalSettings(tuple(t.strip() for t in tasks.split(",") if t.strip()), task_path, limit,
+                                     num_fewshot, eval_batch_size),
+        device=device, dtype=dtype, force=force, threads=threads, executor=executor, ray_address=ray_address,
+    ).validate()
+    if "prompts" in stages:
+        load_suite(prompts)  # bad prompt files fail here, before any model loads
+    if "tasks" in stages:
+        evaluation.validate(plan.eval.tasks, task_path)
+    return plan
+
+
+def _run(plan, results: str, resume: Optional[str] = None) -> None:
+    from sizebench import report, runner
+    from sizebench.plan import RunPlan
+    from sizebench.store import RunStore
+
+    if resume:
+        store = RunStore.open(Path(results), resume)
+        plan = RunPlan.from_dict(store.meta()["plan"])
+        err.print(f"resuming run {store.run_id}", highlight=False)
+    else:
+        store = runner.new_run(plan, Path(results), "sizebench " + shlex.join(sys.argv[1:]))
+        err.print(f"run {store.run_id}: {len(plan.models)} model(s), stages: {', '.join(plan.stages)}", highlight=False)
+    outcome = runner.execute(plan, store, err)
+    report.publish([store.dir], Path(results), out)
+    if outcome.interrupted:
+        err.print(f"interrupted: resume with `sizebench bench --resume {store.run_id}`", highlight=False)
+    elif outcome.failed:
+        err.print(f"failed: {', '.join(outcome.failed)} (reasons in the report); "
+                  f"retry them with `sizebench bench --resume {store.run_id}`", highlight=False)
+    raise typer.Exit(outcome.exit_code)
+
+
+@app.command()
+def compare(prompts: str = typer.Option(DEFAULT_PROMPTS, "--prompts", "-p", help="Prompt suite (.txt or .jsonl)."),
+            models: str = MODELS, max_new_tokens: int = MAX_NEW, repeat: int = REPEAT, batch_size: int = BATCH,
+            seed: int = SEED, sample: bool = SAMPLE, temperature: float = TEMP, top_p: float = TOP_P,
+            device: str = DEVICE, dtype: str = DTYPE, force: bool = FORCE, threads: Optional[int] = THREADS,
+            executor: str = EXECUTOR, ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS) -> None:
+    """Send a prompt suite to each model; answers side by side with latency and memory."""
+    _run(_plan(("prompts",), models, prompts, device=device, dtype=dtype, force=force, threads=threads,
+               max_new_tokens=max_new_tokens, repeat=repeat, batch_size=batch_size, seed=seed, sample=sample,
+               temperature=temperature, top_p=top_p, executor=executor, ray_address=ray_address), results)
+
+
+@app.command("eval")
+def eval_(models: str = MODELS, tasks: str = TASKS, task_path: Optional[str] = TASK_PATH,
+          limit: Optional[float] = LIMIT, num_fewshot: Optional[int] = FEWSHOT, eval_batch_size: str = EVAL_BATCH,
+          device: str = DEVICE, dtype: str = DTYPE, force: bool = FORCE, threads: Optional[int] = THREADS,
+          executor: str = EXECUTOR, ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS) -> None:
+    """Run lm-evaluation-harness tasks on each model (accuracy +- stderr)."""
+    _run(_plan(("tasks",), models, tasks=tasks, task_path=task_path, limit=limit, num_fewshot=num_fewshot,
+               eval_batch_size=eval_batch_size, device=device, dtype=dtype, force=force, threads=threads,
+               executor=executor, ray_address=ray_address), results)
+
+
+@app.command()
+def bench(models: str = MODELS, prompts: str = typer.Option(DEFAULT_PROMPTS, "--prompts", "-p"),
+          tasks: str = TASKS, task_path: Optional[str] = TASK_PATH, limit: Optional[float] = LIMIT,
+          num_fewshot: Optional[int] = FEWSHOT, eval_batch_size: str = EVAL_BATCH, max_new_tokens: int = MAX_NEW,
+          repeat: int = REPEAT, batch_size: int = BATCH, seed: int = SEED, device: str = DEVICE,
+          dtype: str = DTYPE, force: bool = FORCE, threads: Optional[int] = THREADS, executor: str = EXECUTOR,
+          ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS,
+          resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run id; finished stages are kept.")) -> None:
+    """The whole benchmark per model: load, prompt suite, lm-eval tasks; then the report."""
+    plan = None if resume else _plan(
+        ("prompts", "tasks"), models, prompts, tasks, task_path, limit, num_fewshot, eval_batch_size, device, dtype,
+        force, threads, max_new_tokens, repeat, batch_size, seed, executor=executor, ray_address=ray_address)
+    _run(plan, results, resume)
+
+
+@app.command()
+def report(runs: Optional[list[str]] = typer.Argument(None, help="Run ids or folders (default: the latest run)."),
+           results: str = RESULTS,
+           every_run: bool = typer.Option(False, "--every-run", help="Keep a model measured in several runs once per run.")) -> None:
+    """Render the terminal summary and results/report.md from stored runs."""
+    from sizebench import report as report_module
+    from sizebench.store import RunStore
+
+    stores = [RunStore.open(Path(results), r) for r in runs] if runs else [RunStore.latest(Path(results))]
+    report_module.publish([s.dir for s in stores], Path(results), out, latest_only=not every_run)
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv
+    try:
+        app(standalone_mode=False)
+    except SizebenchError as exc:
+        if debug:
+            raise
+        err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except TyperException as exc:  # typer's own usage errors: unknown option, bad number, ...
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        err.print(f"error: {message}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("interrupted", highlight=False)
+        sys.exit(130)

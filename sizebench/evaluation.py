@@ -1,0 +1,140 @@
+"""The lm-eval stage: lm-evaluation-harness tasks run on the model the worker already loaded.
+
+Bundled tasks (group `sizebench_geo`) live in sizebench/tasks and need no network. `dolly-card`
+names the tasks of the Dolly v2 model card; a task whose data set cannot be had is skipped with
+one line, and the others run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sizebench.errors import SizebenchError
+from sizebench.records import SkipRecord, TaskRecord
+
+BUNDLED_TASKS = Path(__file__).parent / "tasks"
+DOLLY_CARD = ("openbookqa", "arc_easy", "winogrande", "hellaswag", "arc_challenge", "piqa", "boolq")
+ALIASES = {"dolly-card": DOLLY_CARD}
+DEFAULT_TASKS = ("sizebench_geo",)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    tasks: tuple[str, ...] = DEFAULT_TASKS
+    task_path: str | None = None
+    limit: float | None = None
+    num_fewshot: int | None = None
+    batch_size: str = "auto"
+
+
+def expand(names: tuple[str, ...] | list[str]) -> list[str]:
+    out: list[str] = []
+    for name in names:
+        for task in ALIASES.get(name, (name,)):
+            if task not in out:
+                out.append(task)
+    return out
+
+
+def task_manager(task_path: str | None = None):
+    from lm_eval.tasks import TaskManager
+
+    include = [str(BUNDLED_TASKS)] + ([str(task_path)] if task_path else [])
+    return TaskManager(include_path=include, verbosity="ERROR")
+
+
+def check_task_path(task_path: str | None) -> None:
+    if task_path is None:
+        return
+    path = Path(task_path)
+    if not path.is_dir():
+        raise SizebenchError(f"task folder '{task_path}' does not exist or is not a folder")
+    try:
+        yamls = list(path.rglob("*.yaml"))
+    except OSError as exc:
+        raise SizebenchError(f"task folder '{task_path}' cannot be read: {exc.strerror}") from exc
+    if not yamls:
+        raise SizebenchError(f"task folder '{task_path}' has no .yaml task files")
+    for yaml in yamls:
+        try:
+            yaml.read_bytes()
+        except OSError as exc:
+            raise SizebenchError(f"task file '{yaml}' cannot be read: {exc.strerror}") from exc
+
+
+def validate(names: tuple[str, ...], task_path: str | None = None) -> list[str]:
+    """The expanded task list; an unknown name is a one-line error with a suggestion."""
+    check_task_path(task_path)
+    tasks = expand(names)
+    if not tasks:
+        raise SizebenchError("no task given")
+    known = set(task_manager(task_path).all_tasks)
+    for task in tasks:
+        if task not in known:
+            close = difflib.get_close_matches(task, sorted(known) + list(ALIASES), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise SizebenchError(f"unknown task '{task}'{hint}")
+    return tasks
+
+
+def run_tasks(model, tokenizer, model_name: str, settings: EvalSettings, attempt: str,
+              emit: Callable) -> list[TaskRecord]:
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+
+    manager = task_manager(settings.task_path)
+    runnable = []
+    for task in expand(settings.tasks):
+        reason = _unbuildable(task, manager)
+        if reason:
+            emit(SkipRecord(model_name, attempt, task, reason))
+        else:
+            runnable.append(task)
+    if not runnable:
+        return []
+    started = time.perf_counter()
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=settings.batch_size, max_batch_size=64)
+    results = lm_eval.simple_evaluate(
+        model=lm, tasks=runnable, task_manager=manager, limit=settings.limit,
+        num_fewshot=settings.num_fewshot, log_samples=False, bootstrap_iters=100000, verbosity="ERROR",
+    )
+    wall = time.perf_counter() - started
+    records = [r for r in task_records(results, model_name, attempt, settings.limit, wall)]
+    for record in records:
+        emit(record)
+    return records
+
+
+def _unbuildable(task: str, manager) -> str | None:
+    """None if the task (and its data set) can be built now, else a one-line reason."""
+    try:
+        manager.load_task_or_group([task])
+        return None
+    except Exception as exc:  # lm-eval and datasets raise many kinds; each becomes a skip reason
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return f"data set not available ({type(exc).__name__}: {first_line[:200]})"
+
+
+def task_records(results: dict, model_name: str, attempt: str, limit, wall: float) -> list[TaskRecord]:
+    groups = set(results.get("groups", {}))
+    records = []
+    for task, metrics in sorted(results["results"].items()):
+        if task in groups:
+            continue
+        n = results.get("n-samples", {}).get(task, {}).get("effective", 0)
+        for key, value in metrics.items():
+            metric, _, filt = key.partition(",")
+            if metric.endswith("_stderr") or metric == "alias" or not isinstance(value, (int, float)):
+                continue
+            stderr = metrics.get(f"{metric}_stderr,{filt}")
+            records.append(TaskRecord(
+                model=model_name, attempt=attempt, task=task, metric=metric, value=float(value),
+                stderr=float(stderr) if isinstance(stderr, (int, float)) else None, n=int(n),
+                version=str(results.get("versions", {}).get(task)), num_fewshot=results.get("n-shot", {}).get(task),
+                limit=limit, wall_s=wall,
+            ))
+    return records

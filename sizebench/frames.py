@@ -1,0 +1,82 @@
+"""Stored runs as pandas DataFrames, one per record kind, with superseded rows removed.
+
+A stage's rows are those of the attempt that finished it (or, unfinished, of its latest attempt), so
+a resumed run shows each prompt once. With several runs, a model measured twice shows its latest run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from sizebench.store import RunStore
+
+KIND_STAGE = {"prompt": "prompts", "throughput": "prompts", "task": "tasks", "task_skipped": "tasks"}
+KINDS = ("load", "prompt", "throughput", "task", "task_skipped", "stage", "failed")
+
+
+@dataclass
+class Frames:
+    metas: list[dict]
+    models: pd.DataFrame  # one row per model of the plans: name, params, location, order
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def __getitem__(self, kind: str) -> pd.DataFrame:
+        return self.tables[kind]
+
+
+def load(run_dirs: list[Path], latest_only: bool = True) -> Frames:
+    rows, metas, models = [], [], []
+    for run_dir in sorted(run_dirs, key=lambda p: Path(p).name):
+        store = RunStore(Path(run_dir))
+        meta = store.meta()
+        metas.append(meta)
+        for order, spec in enumerate(meta["plan"]["models"]):
+            models.append({"model": spec["name"], "params_published": spec["params"], "location": spec["location"],
+                           "source": spec["source"], "run_id": store.run_id})
+        for seq, record in enumerate(store.records()):
+            rows.append({**record, "run_id": store.run_id, "seq": seq})
+    records = pd.DataFrame(rows)
+    model_table = pd.DataFrame(models, columns=["model", "params_published", "location", "source", "run_id"])
+    if records.empty:
+        return Frames(metas, model_table.drop_duplicates("model", keep="last"),
+                      {kind: pd.DataFrame() for kind in KINDS})
+    records = _current_attempts(records)
+    if latest_only:
+        latest_run = records.groupby("model")["run_id"].max()
+        records = records[records["run_id"] == records["model"].map(latest_run)]
+        model_table = model_table.drop_duplicates("model", keep="last")
+    tables = {}
+    for kind in KINDS:
+        table = records[records["kind"] == kind].dropna(axis=1, how="all").reset_index(drop=True)
+        tables[kind] = table
+    return Frames(metas, model_table.reset_index(drop=True), tables)
+
+
+def _current_attempts(records: pd.DataFrame) -> pd.DataFrame:
+    """Keep, per (run, model, stage), the finishing attempt; the latest load; failures not since redone."""
+    keep = pd.Series(False, index=records.index)
+    key = ["run_id", "model"]
+    stage_of = records["kind"].map(KIND_STAGE)
+    finished = records[records["kind"] == "stage"].groupby(key + ["stage"])["attempt"].last()
+    latest_attempt = records.groupby(key)["attempt"].last()
+    for index, row in records.iterrows():
+        run_model = (row["run_id"], row["model"])
+        if row["kind"] in KIND_STAGE:
+            stage_key = run_model + (stage_of[index],)
+            wanted = finished.get(stage_key)
+            if wanted is None:
+                wanted = records[(records["run_id"] == row["run_id"]) & (records["model"] == row["model"])
+                                 & (stage_of == stage_of[index])]["attempt"].iloc[-1]
+            keep[index] = row["attempt"] == wanted
+        elif row["kind"] == "failed":
+            keep[index] = row["attempt"] == latest_attempt[run_model]
+        elif row["kind"] == "load":
+            loads = records[(records["run_id"] == row["run_id"]) & (records["model"] == row["model"])
+                            & (records["kind"] == "load")]
+            keep[index] = index == loads.index[-1]
+        else:
+            keep[index] = True
+    return records[keep]

@@ -1,0 +1,157 @@
+"""The prompt stage: each prompt generated with the model's format, timed, repeated.
+
+Protocol: one short warm-up generation per model (not recorded); then per prompt `repeat` timed
+runs, the answer taken from the first, the figures reported as medians with every run kept.
+Greedy decoding by default, so every run produces the same tokens and the timings are comparable.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sizebench import formats, measure
+from sizebench.loader import Loaded
+from sizebench.records import PromptRecord, ThroughputRecord
+from sizebench.suites import Prompt, is_correct
+
+WARMUP_TOKENS = 8
+
+
+@dataclass(frozen=True)
+class GenSettings:
+    max_new_tokens: int = 128
+    repeat: int = 3
+    seed: int = 0
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    batch_size: int = 1
+
+
+@dataclass(frozen=True)
+class Generation:
+    answer: str
+    token_ids: tuple[int, ...]
+    prompt_tokens: int
+    ttft_s: float
+    latency_s: float
+
+    @property
+    def new_tokens(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def decode_tok_per_s(self) -> float | None:
+        decode_s = self.latency_s - self.ttft_s
+        return (self.new_tokens - 1) / decode_s if self.new_tokens > 1 and decode_s > 0 else None
+
+
+def generate_kwargs(loaded: Loaded, rendered: formats.Rendered, settings: GenSettings, max_new_tokens: int) -> dict:
+    tok = loaded.tokenizer
+    stop_ids = formats.stop_token_ids(tok, rendered.stop_strings)
+    kwargs = {
+        "max_new_tokens": max_new_tokens, "do_sample": settings.do_sample,
+        "eos_token_id": stop_ids or None, "pad_token_id": tok.pad_token_id,
+    }
+    vocab = tok.get_vocab()
+    multi_token_stops = [s for s in rendered.stop_strings if s not in vocab]
+    if multi_token_stops:
+        kwargs.update(stop_strings=multi_token_stops, tokenizer=tok)
+    if settings.do_sample:
+        kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
+    else:
+        kwargs.update(temperature=None, top_p=None, top_k=None)  # silence sampling defaults under greedy
+    return kwargs
+
+
+def generate_once(loaded: Loaded, rendered: formats.Rendered, settings: GenSettings,
+                  max_new_tokens: int | None = None) -> Generation:
+    import torch
+
+    tok, model, device = loaded.tokenizer, loaded.model, loaded.device
+    enc = tok(rendered.text, return_tensors="pt", add_special_tokens=rendered.add_special_tokens).to(model.device)
+    kwargs = generate_kwargs(loaded, rendered, settings, max_new_tokens or settings.max_new_tokens)
+    clock = measure.FirstTokenClock(device)
+    torch.manual_seed(settings.seed)
+    measure.sync(device)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        out = model.generate(**enc, streamer=clock, **kwargs)
+    measure.sync(device)
+    latency = time.perf_counter() - started
+    new_ids = out[0, enc["input_ids"].shape[1]:].tolist()
+    text = tok.decode(new_ids, skip_special_tokens=True)
+    ttft = (clock.first_token_at - started) if clock.first_token_at else latency
+    return Generation(formats.cut_at_stop(text, rendered.stop_strings), tuple(new_ids),
+                      enc["input_ids"].shape[1], ttft, latency)
+
+
+def render(loaded: Loaded, prompt: Prompt) -> formats.Rendered:
+    return formats.render(loaded.prompt_format, prompt.text, prompt.context, loaded.tokenizer)
+
+
+def run_prompts(loaded: Loaded, prompts: tuple[Prompt, ...], settings: GenSettings, attempt: str,
+                emit: Callable, progress: Callable[[int, int], None] = lambda done, total: None) -> list[PromptRecord]:
+    generate_once(loaded, render(loaded, prompts[0]), settings, WARMUP_TOKENS)
+    records = []
+    for index, prompt in enumerate(prompts):
+        rendered = render(loaded, prompt)
+        runs = [generate_once(loaded, rendered, settings) for _ in range(settings.repeat)]
+        first = runs[0]
+        decode_runs = [r.decode_tok_per_s for r in runs if r.decode_tok_per_s is not None]
+        record = PromptRecord(
+            model=loaded.spec.name, attempt=attempt, prompt_id=prompt.id, prompt=prompt.text,
+            expected=list(prompt.expected), answer=first.answer, correct=is_correct(first.answer, prompt.expected),
+            prompt_tokens=first.prompt_tokens, new_tokens=first.new_tokens,
+            ttft_s=measure.median([r.ttft_s for r in runs]),
+            latency_s=measure.median([r.latency_s for r in runs]),
+            decode_tok_per_s=measure.median(decode_runs) if decode_runs else None,
+            ttft_s_runs=[r.ttft_s for r in runs], latency_s_runs=[r.latency_s for r in runs],
+            decode_tok_per_s_runs=decode_runs,
+            same_answer_every_run=all(r.token_ids == first.token_ids for r in runs),
+        )
+        emit(record)
+        records.append(record)
+        progress(index + 1, len(prompts))
+    return records
+
+
+def batched_throughput(loaded: Loaded, prompts: tuple[Prompt, ...], settings: GenSettings, attempt: str,
+                       single: list[PromptRecord]) -> ThroughputRecord:
+    """Aggregate tokens/s of the suite in left-padded batches; latency figures stay single-stream."""
+    import torch
+
+    tok, model, size = loaded.tokenizer, loaded.model, settings.batch_size
+    rendered = [render(loaded, p) for p in prompts]
+    kwargs = generate_kwargs(loaded, rendered[0], settings, settings.max_new_tokens)
+    finish_ids = set(kwargs["eos_token_id"] or []) | {tok.pad_token_id}
+    side, tok.padding_side = tok.padding_side, "left"
+    try:
+        def run(batch: list[formats.Rendered], **override) -> int:
+            enc = tok([r.text for r in batch], return_tensors="pt", padding=True,
+                      add_special_tokens=batch[0].add_special_tokens).to(model.device)
+            torch.manual_seed(settings.seed)
+            with torch.inference_mode():
+                out = model.generate(**enc, **{**kwargs, **override})
+            return sum(_tokens_until_finish(row, finish_ids) for row in out[:, enc["input_ids"].shape[1]:].tolist())
+
+        run(rendered[:size], max_new_tokens=WARMUP_TOKENS)
+        measure.sync(loaded.device)
+        started = time.perf_counter()
+        new_tokens = sum(run(rendered[i:i + size]) for i in range(0, len(rendered), size))
+        measure.sync(loaded.device)
+        wall = time.perf_counter() - started
+    finally:
+        tok.padding_side = side
+    single_tps = sum(r.new_tokens for r in single) / sum(r.latency_s for r in single)
+    return ThroughputRecord(loaded.spec.name, attempt, size, len(prompts), new_tokens, wall,
+                            new_tokens / wall, single_tps)
+
+
+def _tokens_until_finish(row: list[int], finish_ids: set[int]) -> int:
+    for index, token in enumerate(row):
+        if token in finish_ids:
+            return index + 1
+    return len(row)

@@ -1,0 +1,86 @@
+"""Measurement: what is timed, how memory is read, and how repetitions are summarised.
+
+One place decides CPU vs CUDA: `sync(device)` waits for queued GPU work before a clock is read.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from pathlib import Path
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+
+
+class FirstTokenClock:
+    """A generate() streamer that notes when the first new token arrives.
+
+    generate() calls put() once with the prompt ids, then once per new token, so the second put()
+    is the first generated token: a measurement, not an estimate.
+    """
+
+    def __init__(self, device: str):
+        self.device = device
+        self.calls = 0
+        self.first_token_at: float | None = None
+
+    def put(self, value) -> None:
+        self.calls += 1
+        if self.calls == 2:
+            sync(self.device)
+            self.first_token_at = time.perf_counter()
+
+    def end(self) -> None:
+        pass
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (VmHWM, which reset_peak_rss() can reset), in MiB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reset_peak_rss() -> None:
+    """Start a new peak from the current RSS (Linux: writing 5 to clear_refs resets VmHWM)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def cuda_peak_mb(device: str) -> float | None:
+    if device != "cuda":
+        return None
+    import torch
+
+    return max(torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count())) / 2**20
+
+
+def reset_cuda_peak(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        for i in range(torch.cuda.device_count()):
+            torch.cuda.reset_peak_memory_stats(i)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def spread(values: list[float]) -> float:
+    """Coefficient of variation (stdev / mean); 0 for fewer than two values."""
+    if len(values) < 2 or statistics.mean(values) == 0:
+        return 0.0
+    return statistics.stdev(values) / statistics.mean(values)

@@ -1,0 +1,135 @@
+"""The run plan: every choice of a run in one validated dataclass, stored in run.json for resume."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from sizebench.errors import SizebenchError
+from sizebench.evaluation import EvalSettings
+from sizebench.generation import GenSettings
+from sizebench.loader import DEVICES, DTYPES
+from sizebench.records import STAGES
+from sizebench.registry import ModelSpec
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    models: tuple[ModelSpec, ...]
+    stages: tuple[str, ...]
+    prompts_path: str | None = None
+    gen: GenSettings = field(default_factory=GenSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    device: str = "auto"
+    dtype: str = "auto"
+    force: bool = False
+    threads: int | None = None
+    executor: str = "local"
+    ray_address: str | None = None
+
+    def validate(self) -> "RunPlan":
+        _one_of("--device", self.device, DEVICES)
+        _one_of("--dtype", self.dtype, DTYPES)
+        _one_of("--executor", self.executor, EXECUTORS)
+        for stage in self.stages:
+            _one_of("stage", stage, STAGES)
+        _positive("--max-new-tokens", self.gen.max_new_tokens)
+        _positive("--repeat", self.gen.repeat)
+        _positive("--batch-size", self.gen.batch_size)
+        if self.threads is not None:
+            _positive("--threads", self.threads)
+        if self.gen.temperature <= 0 or not 0 < self.gen.top_p <= 1:
+            raise SizebenchError("--temperature must be > 0 and --top-p in (0, 1]")
+        if self.eval.limit is not None and self.eval.limit <= 0:
+            raise SizebenchError(f"--limit must be a positive number, got {self.eval.limit:g}")
+        if self.eval.num_fewshot is not None and self.eval.num_fewshot < 0:
+            raise SizebenchError(f"--num-fewshot must be 0 or more, got {self.eval.num_fewshot}")
+        if self.eval.batch_size != "auto" and not (self.eval.batch_size.isdigit() and int(self.eval.batch_size) > 0):
+            raise SizebenchError(f"--eval-batch-size must be 'auto' or a positive integer, got '{self.eval.batch_size}'")
+        if "prompts" in self.stages and not self.prompts_path:
+            raise SizebenchError("the prompt stage needs --prompts FILE")
+        return self
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["models"] = [m.to_dict() for m in self.models]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunPlan":
+        data = dict(data)
+        data["models"] = tuple(ModelSpec.from_dict(m) for m in data["models"])
+        data["stages"] = tuple(data["stages"])
+        data["gen"] = GenSettings(**data["gen"])
+        data["eval"] = EvalSettings(**{**data["eval"], "tasks": tuple(data["eval"]["tasks"])})
+        return cls(**data)
+
+
+def _one_of(flag: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise SizebenchError(f"invalid {flag} '{value}'; choose one of: {', '.join(allowed)}")
+
+
+def _positive(flag: str, value: int) -> None:
+    if value < 1:
+        raise SizebenchError(f"{flag} must be a positive integer, got {value}")
+
+
+def environment() -> dict:
+    """What a reader needs to reproduce or compare a run, read without importing torch."""
+    versions = {}
+    for package in ("sizebench", "torch", "transformers", "accelerate", "lm_eval", "datasets", "pandas"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "versions": versions,
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "gpu": _gpu_names(),
+        "git_commit": _git_commit(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _gpu_names() -> list[str]:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+        return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+
+
+def _git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")

@@ -1,0 +1,56 @@
+"""Scaling plots next to the report: accuracy, decode speed and peak memory against parameters."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from sizebench.frames import Frames
+
+
+def write(summary: pd.DataFrame, fr: Frames, out_dir: Path) -> list[str]:
+    """PNG files written (names relative to out_dir); none when there is nothing to plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = summary[(summary["status"] == "ok") & summary["params"].notna()]
+    if ok.empty:
+        return []
+    written = []
+    tasks = sorted(c.removeprefix("task:") for c in ok.columns if c.startswith("task:"))
+
+    def figure(name: str, ylabel: str, draw) -> None:
+        fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+        draw(ax)
+        ax.set_xscale("log")
+        ax.set_xlabel("parameters")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+        for _, r in ok.iterrows():
+            ax.annotate(r["model"], (r["params"], ax.get_ylim()[0]), fontsize=7, rotation=30,
+                        xytext=(0, 4), textcoords="offset points")
+        fig.tight_layout()
+        fig.savefig(out_dir / name, metadata={"Software": None})
+        plt.close(fig)
+        written.append(name)
+
+    if tasks:
+        def accuracy(ax):
+            for task in tasks:
+                points = [(r["params"], *r[f"task:{task}"][:2]) for _, r in ok.iterrows()
+                          if isinstance(r.get(f"task:{task}"), tuple)]
+                x, y, e = zip(*points)
+                ax.errorbar(x, y, yerr=[0 if v is None or math.isnan(v) else v for v in e],
+                            marker="o", capsize=3, label=task)
+            ax.legend(fontsize=7)
+        figure("plot_accuracy.png", "accuracy (acc, ± stderr)", accuracy)
+    for column, name, label in (("decode_tok_per_s", "plot_decode_speed.png", "decode tokens / s (median)"),
+                                ("peak_rss_mb", "plot_peak_memory.png", "peak RSS of the worker (MiB)")):
+        if column in ok and ok[column].notna().any():
+            rows = ok[ok[column].notna()]
+            figure(name, label, lambda ax, rows=rows, column=column: ax.plot(rows["params"], rows[column], marker="o"))
+    return written

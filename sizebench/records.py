@@ -1,0 +1,110 @@
+"""What a run writes: small frozen dataclasses, one JSON line each. Every figure carries its unit."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Record:
+    model: str
+    attempt: str  # one id per worker process, so a resumed stage's rows replace the unfinished ones
+
+    kind = "record"
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": self.kind, **asdict(self)}, ensure_ascii=False, allow_nan=False)
+
+
+@dataclass(frozen=True)
+class LoadRecord(Record):
+    family: str
+    source: str
+    params: int
+    weights_mb: float  # the weights as distributed (the GGUF file for GGUF sources)
+    weights_mem_mb: float  # params x bytes of the run dtype
+    quantization: str | None
+    convert_s: float | None  # one-time GGUF -> safetensors conversion; None when the cache was used
+    load_s: float  # from_pretrained from local files
+    load_kind: str  # "cold" (converted now) or "cached"
+    dtype: str
+    device: str
+    n_devices: int
+    threads: int  # torch intra-op threads
+    prompt_format: str
+    peak_rss_mb: float
+    cuda_peak_mb: float | None
+    kind = "load"
+
+
+@dataclass(frozen=True)
+class PromptRecord(Record):
+    prompt_id: str
+    prompt: str
+    expected: list[str]
+    answer: str
+    correct: bool | None
+    prompt_tokens: int
+    new_tokens: int
+    ttft_s: float  # medians over the repetitions
+    latency_s: float
+    decode_tok_per_s: float | None  # (new_tokens - 1) / (latency - ttft); None for a 1-token answer
+    ttft_s_runs: list[float] = field(default_factory=list)
+    latency_s_runs: list[float] = field(default_factory=list)
+    decode_tok_per_s_runs: list[float] = field(default_factory=list)
+    same_answer_every_run: bool = True
+    kind = "prompt"
+
+
+@dataclass(frozen=True)
+class ThroughputRecord(Record):
+    batch_size: int
+    prompts: int
+    new_tokens: int
+    wall_s: float
+    tok_per_s: float  # aggregate over the batched suite
+    single_stream_tok_per_s: float  # the same prompts one at a time, for the ratio
+    kind = "throughput"
+
+
+@dataclass(frozen=True)
+class TaskRecord(Record):
+    task: str
+    metric: str
+    value: float
+    stderr: float | None
+    n: int
+    version: str | None
+    num_fewshot: int | None
+    limit: float | None
+    wall_s: float  # the whole lm-eval stage of this model
+    kind = "task"
+
+
+@dataclass(frozen=True)
+class SkipRecord(Record):
+    task: str
+    reason: str
+    kind = "task_skipped"
+
+
+@dataclass(frozen=True)
+class StageRecord(Record):
+    """A stage (prompts, tasks) finished; written last, so its absence means 'redo on resume'."""
+
+    stage: str
+    wall_s: float
+    peak_rss_mb: float  # of the worker process, up to the end of this stage
+    cuda_peak_mb: float | None
+    kind = "stage"
+
+
+@dataclass(frozen=True)
+class FailureRecord(Record):
+    stage: str
+    reason: str
+    kind = "failed"
+
+
+STAGES = ("prompts", "tasks")

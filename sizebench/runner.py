@@ -1,0 +1,170 @@
+"""Runs a plan: one worker process per model, records on disk, failures named, resume by stage.
+
+The parent never loads a model. It starts each worker, shows its progress events, and after the
+worker exits checks the exit code: a worker that died without saying why (SIGKILL from the OOM
+killer, a segfault) gets a failure record written for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from sizebench.plan import RunPlan, environment
+from sizebench.records import FailureRecord
+from sizebench.store import RunStore, completed
+
+INTERRUPTED = 130
+
+
+class Interrupted(Exception):
+    pass
+
+
+@dataclass
+class Outcome:
+    run_id: str
+    failed: list[str]
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        return INTERRUPTED if self.interrupted else (1 if self.failed else 0)
+
+
+class LocalExecutor:
+    """Each model in a child process on this machine, in its own session so Ctrl-C reaches only us."""
+
+    def run(self, job: dict, store: RunStore, on_event) -> tuple[int, str]:
+        jobs, logs = store.dir / "jobs", store.dir / "logs"
+        jobs.mkdir(exist_ok=True)
+        logs.mkdir(exist_ok=True)
+        job_path = jobs / f"{job['model']['name']}-{job['attempt']}.json"
+        job_path.write_text(json.dumps(job, indent=1))
+        log_path = logs / f"{job['model']['name']}-{job['attempt']}.log"
+        with log_path.open("w") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "sizebench.worker", str(job_path)],
+                                    stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
+            try:
+                for line in proc.stdout:
+                    if line.startswith("{"):
+                        on_event(json.loads(line))
+                returncode = proc.wait()
+            except KeyboardInterrupt:
+                _stop(proc)
+                raise Interrupted() from None
+        return returncode, _last_line(log_path)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
+def _last_line(path: Path) -> str:
+    lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def death_reason(returncode: int, log_tail: str) -> str:
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if name == "SIGKILL" else ""
+        return f"worker killed by {name}{hint}"
+    return f"worker exited with status {returncode}: {log_tail or 'no output'}"
+
+
+def new_run(plan: RunPlan, results_dir: Path, command: str) -> RunStore:
+    return RunStore.create(results_dir, {"command": command, "plan": plan.to_dict(), "environment": environment()})
+
+
+def execute(plan: RunPlan, store: RunStore, console: Console, executor=None) -> Outcome:
+    executor = executor or make_executor(plan)
+    progress = ProgressLog(console, len(plan.models))
+    done = completed(store.records())
+    outcome = Outcome(store.run_id, [])
+    for index, spec in enumerate(plan.models, start=1):
+        stages = [s for s in plan.stages if (spec.name, s) not in done]
+        if not stages:
+            progress.line(index, spec.name, "already complete, skipped")
+            continue
+        attempt = uuid.uuid4().hex[:8]
+        job = {
+            "run_dir": str(store.dir), "model": spec.to_dict(), "attempt": attempt, "stages": stages,
+            "device": plan.device, "dtype": plan.dtype, "force": plan.force, "threads": plan.threads,
+            "prompts_path": plan.prompts_path, "gen": plan.to_dict()["gen"], "eval": plan.to_dict()["eval"],
+        }
+        seen = {"stage": "load"}
+
+        def on_event(event: dict, index=index, seen=seen) -> None:
+            seen["stage"] = event.get("stage", seen["stage"])
+            progress.event(index, event)
+
+        try:
+            returncode, tail = executor.run(job, store, on_event)
+        except Interrupted:
+            outcome.interrupted = True
+            progress.line(index, spec.name, "interrupted; finished records are kept")
+            break
+        if returncode != 0:
+            named = [r for r in store.records() if r["kind"] == "failed" and r["attempt"] == attempt]
+            if not named:
+                reason = death_reason(returncode, tail)
+                store.append(FailureRecord(spec.name, attempt, seen["stage"], reason))
+                progress.line(index, spec.name, f"failed: {reason}")
+            outcome.failed.append(spec.name)
+        else:
+            progress.line(index, spec.name, "done")
+    meta = store.meta()
+    meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    meta["status"] = "interrupted" if outcome.interrupted else ("failed" if outcome.failed else "complete")
+    store.write_meta(meta)
+    return outcome
+
+
+def make_executor(plan: RunPlan):
+    if plan.executor == "ray":
+        from sizebench.ray_executor import RayExecutor
+
+        return RayExecutor(plan.ray_address)
+    return LocalExecutor()
+
+
+class ProgressLog:
+    """Models done/left, the current stage and elapsed time; plain lines, so CI logs read well too."""
+
+    def __init__(self, console: Console, total: int):
+        self.console, self.total, self.started = console, total, time.monotonic()
+        self.last_stage: tuple[int, str] | None = None
+
+    def line(self, index: int, model: str, text: str) -> None:
+        elapsed = time.monotonic() - self.started
+        self.console.print(f"[{index}/{self.total}] {model}: {text}  ({elapsed:.0f}s)", highlight=False,
+                           markup=False)
+
+    def event(self, index: int, event: dict) -> None:
+        stage = event.get("stage", "")
+        if stage == "failed":
+            self.line(index, event["model"], f"failed: {event.get('reason', '')}")
+        elif stage == "prompts":
+            done, total = event["done"], event["total"]
+            if (index, stage) != self.last_stage or done == total or self.console.is_terminal:
+                self.line(index, event["model"], f"prompts {done}/{total}")
+        else:
+            self.line(index, event["model"], stage)
+        self.last_stage = (index, stage)

@@ -1,0 +1,106 @@
+"""The run store: one folder per run, `run.json` beside an append-only `records.jsonl`.
+
+Workers append one flushed line per record; readers tolerate a last line cut short by a kill.
+Everything downstream (report, resume) reads only these files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+
+from sizebench.errors import SizebenchError
+from sizebench.records import Record
+
+RECORDS = "records.jsonl"
+META = "run.json"
+
+
+class RunStore:
+    def __init__(self, run_dir: Path):
+        self.dir = Path(run_dir)
+        self.records_path = self.dir / RECORDS
+
+    @property
+    def run_id(self) -> str:
+        return self.dir.name
+
+    @classmethod
+    def create(cls, results_dir: Path, meta: dict) -> "RunStore":
+        runs = Path(results_dir) / "runs"
+        try:
+            runs.mkdir(parents=True, exist_ok=True)
+            probe = runs / f".write-test-{os.getpid()}"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise SizebenchError(f"results folder '{results_dir}' cannot be written: {exc.strerror}") from exc
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir, n = runs / stamp, 1
+        while run_dir.exists():
+            n += 1
+            run_dir = runs / f"{stamp}-{n}"
+        run_dir.mkdir()
+        store = cls(run_dir)
+        store.write_meta({"run_id": run_dir.name, **meta})
+        store.records_path.touch()
+        return store
+
+    @classmethod
+    def open(cls, results_dir: Path, run: str) -> "RunStore":
+        """A run by id (under results/runs) or by folder path."""
+        for candidate in (Path(run), Path(results_dir) / "runs" / run):
+            if (candidate / META).is_file():
+                return cls(candidate)
+        raise SizebenchError(f"run '{run}' does not exist under {Path(results_dir) / 'runs'}")
+
+    @classmethod
+    def latest(cls, results_dir: Path) -> "RunStore":
+        runs = sorted(p for p in (Path(results_dir) / "runs").glob("*") if (p / META).is_file())
+        if not runs:
+            raise SizebenchError(f"no runs under {Path(results_dir) / 'runs'}; run `sizebench bench` first")
+        return cls(runs[-1])
+
+    def meta(self) -> dict:
+        return json.loads((self.dir / META).read_text())
+
+    def write_meta(self, meta: dict) -> None:
+        tmp = self.dir / (META + ".tmp")
+        tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+        tmp.replace(self.dir / META)
+
+    def append(self, record: Record) -> None:
+        self.append_line(record.to_json())
+
+    def append_line(self, line: str) -> None:
+        with self.records_path.open("ab+") as handle:
+            # A kill -9 mid-write leaves a line without its newline: start on a fresh line after it.
+            if handle.seek(0, os.SEEK_END) > 0:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    handle.write(b"\n")
+            handle.write(line.encode("utf-8") + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def records(self) -> list[dict]:
+        if not self.records_path.exists():
+            return []
+        rows = []
+        for number, line in enumerate(self.records_path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                warnings.warn(f"{self.records_path}: ignored a truncated or damaged record on line {number}",
+                              stacklevel=2)
+        return rows
+
+
+def completed(records: list[dict]) -> set[tuple[str, str]]:
+    """(model, stage) pairs whose stage record was written."""
+    return {(r["model"], r["stage"]) for r in records if r["kind"] == "stage"}

@@ -1,0 +1,125 @@
+"""One model's work, in its own process: load, prompt suite, lm-eval tasks; records appended to the store.
+
+Run as `python -m sizebench.worker JOB.json`. Progress events go to stdout as JSON lines for the
+parent's display; records go to the run store, each flushed, so a kill loses at most the stage in
+flight. Exit 0 when every stage finished, 3 for a failure the worker could name, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+
+from sizebench import sources
+from sizebench.errors import SizebenchError
+from sizebench.records import FailureRecord, LoadRecord, StageRecord
+from sizebench.registry import ModelSpec
+from sizebench.store import RunStore
+
+
+def event(**fields) -> None:
+    print(json.dumps(fields), flush=True)
+
+
+def go_offline_if_unreachable() -> None:
+    """Decide before transformers and datasets are imported: they read these variables at import."""
+    if not sources.hub_reachable():
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["HF_DATASETS_OFFLINE"] = "1"
+
+
+def run(job: dict) -> int:
+    go_offline_if_unreachable()
+    store = RunStore(job["run_dir"])
+    spec = ModelSpec.from_dict(job["model"])
+    attempt = job["attempt"]
+    stage = "load"
+    try:
+        event(model=spec.name, stage="loading")
+        loaded = load(spec, job, store, attempt)
+        if "prompts" in job["stages"]:
+            stage = "prompts"
+            prompts_stage(loaded, job, store, attempt)
+        if "tasks" in job["stages"]:
+            stage = "tasks"
+            tasks_stage(loaded, job, store, attempt)
+        return 0
+    except SizebenchError as exc:
+        store.append(FailureRecord(spec.name, attempt, stage, str(exc)))
+        event(model=spec.name, stage="failed", reason=str(exc))
+        return 3
+    except Exception as exc:  # anything else: keep the traceback in the log, one line in the store
+        traceback.print_exc()
+        reason = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
+        store.append(FailureRecord(spec.name, attempt, stage, reason))
+        event(model=spec.name, stage="failed", reason=reason)
+        return 1
+
+
+def load(spec: ModelSpec, job: dict, store: RunStore, attempt: str):
+    import torch
+
+    from sizebench import loader, measure
+
+    if job.get("threads"):
+        torch.set_num_threads(job["threads"])
+    loaded = loader.load(spec, job["device"], job["dtype"], job["force"])
+    located = loaded.located
+    store.append(LoadRecord(
+        model=spec.name, attempt=attempt, family=spec.family, source=spec.source, params=loaded.params,
+        weights_mb=located.weights_bytes / 2**20,
+        weights_mem_mb=sum(p.numel() * p.element_size() for p in loaded.model.parameters()) / 2**20,
+        quantization=spec.quantization, convert_s=located.convert_s, load_s=loaded.load_s,
+        load_kind="cold" if located.convert_s is not None else "cached", dtype=loaded.dtype,
+        device=loaded.device, n_devices=loaded.n_devices, threads=torch.get_num_threads(),
+        prompt_format=loaded.prompt_format, peak_rss_mb=measure.peak_rss_mb(),
+        cuda_peak_mb=measure.cuda_peak_mb(loaded.device),
+    ))
+    return loaded
+
+
+def _stage_done(loaded, store: RunStore, attempt: str, stage: str, started: float) -> None:
+    from sizebench import measure
+
+    store.append(StageRecord(loaded.spec.name, attempt, stage, time.perf_counter() - started,
+                             measure.peak_rss_mb(), measure.cuda_peak_mb(loaded.device)))
+
+
+def prompts_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
+    from sizebench import generation, measure
+    from sizebench.suites import load_suite
+
+    suite = load_suite(job["prompts_path"])
+    settings = generation.GenSettings(**job["gen"])
+    measure.reset_peak_rss()
+    measure.reset_cuda_peak(loaded.device)
+    started = time.perf_counter()
+    name = loaded.spec.name
+    singles = generation.run_prompts(
+        loaded, suite.prompts, settings, attempt, store.append,
+        lambda done, total: event(model=name, stage="prompts", done=done, total=total),
+    )
+    if settings.batch_size > 1:
+        event(model=name, stage="batched")
+        store.append(generation.batched_throughput(loaded, suite.prompts, settings, attempt, singles))
+    _stage_done(loaded, store, attempt, "prompts", started)
+
+
+def tasks_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
+    from sizebench import evaluation, measure
+
+    settings = evaluation.EvalSettings(**job["eval"])
+    measure.reset_peak_rss()
+    measure.reset_cuda_peak(loaded.device)
+    started = time.perf_counter()
+    event(model=loaded.spec.name, stage="tasks")
+    evaluation.run_tasks(loaded.model, loaded.tokenizer, loaded.spec.name, settings, attempt, store.append)
+    _stage_done(loaded, store, attempt, "tasks", started)
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1], encoding="utf-8") as handle:
+        sys.exit(run(json.load(handle)))
