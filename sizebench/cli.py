@@ -164,7 +164,8 @@ def report(runs: Optional[list[str]] = typer.Argument(None, help="Run ids or fol
 def main() -> None:
     debug = "--debug" in sys.argv
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # typer.Exit comes back as the return value here
+        sys.exit(code if isinstance(code, int) else 0)
     except SizebenchError as exc:
         if debug:
             raise
@@ -179,3 +180,9 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         err.print("interrupted", highlight=False)
         sys.exit(130)
+    except Exception as exc:  # a bug of ours: still one line, the traceback behind --debug
+        if debug:
+            raise
+        err.print(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+                  highlight=False, markup=False, soft_wrap=True)
+        sys.exit(1)

@@ -29,6 +29,7 @@ class Frames:
 
 def load(run_dirs: list[Path], latest_only: bool = True) -> Frames:
     rows, metas, models = [], [], []
+    kind_columns: dict[str, set] = {}
     for run_dir in sorted(run_dirs, key=lambda p: Path(p).name):
         store = RunStore(Path(run_dir))
         meta = store.meta()
@@ -38,6 +39,7 @@ def load(run_dirs: list[Path], latest_only: bool = True) -> Frames:
                            "source": spec["source"], "run_id": store.run_id})
         for seq, record in enumerate(store.records()):
             rows.append({**record, "run_id": store.run_id, "seq": seq})
+            kind_columns.setdefault(record["kind"], set()).update(record)
     records = pd.DataFrame(rows)
     model_table = pd.DataFrame(models, columns=["model", "params_published", "location", "source", "run_id"])
     if records.empty:
@@ -50,8 +52,8 @@ def load(run_dirs: list[Path], latest_only: bool = True) -> Frames:
         model_table = model_table.drop_duplicates("model", keep="last")
     tables = {}
     for kind in KINDS:
-        table = records[records["kind"] == kind].dropna(axis=1, how="all").reset_index(drop=True)
-        tables[kind] = table
+        columns = [c for c in records.columns if c in kind_columns.get(kind, ())] + ["run_id", "seq"]
+        tables[kind] = records.loc[records["kind"] == kind, columns].reset_index(drop=True)
     return Frames(metas, model_table.reset_index(drop=True), tables)
 
 

@@ -163,7 +163,7 @@ class ProgressLog:
             self.line(index, event["model"], f"failed: {event.get('reason', '')}")
         elif stage == "prompts":
             done, total = event["done"], event["total"]
-            if (index, stage) != self.last_stage or done == total or self.console.is_terminal:
+            if (index, stage) != self.last_stage or done == total or done % 10 == 0 or self.console.is_terminal:
                 self.line(index, event["model"], f"prompts {done}/{total}")
         else:
             self.line(index, event["model"], stage)

@@ -1,0 +1,93 @@
+"""Shared fixtures: a temp results folder for every test, and tiny GPT-NeoX models built locally."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = [
+    "What is the capital of France? The capital of France is Paris.",
+    "What is the highest mountain in Japan? Mount Fuji is the highest mountain in Japan.",
+    "Below is an instruction that describes a task. Write a response that appropriately completes the request.",
+    "### Instruction: ### Response: Input: Question: Answer:",
+    "Rome Berlin Madrid Tokyo Lima Cairo Everest Fuji Euro yen dollar peso",
+]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """No test touches the user's results or the network; the GGUF cache stays shared (slow tests)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.chdir(tmp_path)
+
+
+def build_tiny_neox(folder: Path, always_end: bool = False) -> Path:
+    """A 2-layer GPT-NeoX with random weights and a BPE tokenizer trained on CORPUS.
+
+    always_end: weights set so that every next token is `### End`, to exercise the Dolly stop.
+    """
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE(unk_token="<|unk|>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>", "<|unk|>", "<|pad|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(CORPUS, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>", unk_token="<|unk|>",
+                                   pad_token="<|pad|>")
+    fast.add_special_tokens({"additional_special_tokens": ["### End", "### Instruction:", "### Response:"]})
+    torch.manual_seed(0)
+    config = GPTNeoXConfig(vocab_size=len(fast), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=64, max_position_embeddings=256, eos_token_id=fast.eos_token_id,
+                           pad_token_id=fast.pad_token_id, bos_token_id=fast.eos_token_id)
+    model = GPTNeoXForCausalLM(config)
+    if always_end:
+        with torch.no_grad():
+            model.gpt_neox.final_layer_norm.weight.zero_()
+            model.gpt_neox.final_layer_norm.bias.fill_(1.0)
+            model.get_output_embeddings().weight.zero_()
+            model.get_output_embeddings().weight[fast.convert_tokens_to_ids("### End")] = 1.0
+    model.save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return build_tiny_neox(tmp_path_factory.mktemp("models") / "tiny-neox")
+
+
+@pytest.fixture(scope="session")
+def tiny_ender(tmp_path_factory) -> Path:
+    return build_tiny_neox(tmp_path_factory.mktemp("models") / "tiny-ender", always_end=True)
+
+
+@pytest.fixture
+def suite_file(tmp_path) -> Path:
+    path = tmp_path / "mini.txt"
+    path.write_text("# two questions\nWhat is the capital of France? => Paris\nName a mountain in Japan. => Fuji\n")
+    return path
+
+
+def sizebench(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """The real CLI in a child process, as a user runs it."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "sizebench", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def records(results: Path) -> list[dict]:
+    import json
+
+    run = next((results / "runs").iterdir())
+    return [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines() if line.strip()]

@@ -1,0 +1,125 @@
+"""Whole runs on the tiny GPT-NeoX fixture, through the real CLI and worker processes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from conftest import records, sizebench
+
+PROMPT_FIELDS = {"prompt_id", "prompt", "expected", "answer", "correct", "prompt_tokens", "new_tokens", "ttft_s",
+                 "latency_s", "decode_tok_per_s", "ttft_s_runs", "latency_s_runs", "decode_tok_per_s_runs"}
+LOAD_FIELDS = {"params", "weights_mb", "load_s", "peak_rss_mb", "dtype", "device", "prompt_format"}
+
+
+def test_compare_writes_every_field_and_greedy_repeats_exactly(tiny_model, suite_file, tmp_path):
+    args = ["compare", "--models", str(tiny_model), "--prompts", str(suite_file), "--max-new-tokens", "12",
+            "--repeat", "2", "--batch-size", "2"]
+    first = sizebench(*args, "--results", str(tmp_path / "a"))
+    assert first.returncode == 0, first.stderr
+    second = sizebench(*args, "--results", str(tmp_path / "b"))
+    a, b = records(tmp_path / "a"), records(tmp_path / "b")
+    load = next(r for r in a if r["kind"] == "load")
+    assert LOAD_FIELDS <= load.keys() and load["prompt_format"] == "dolly" and load["params"] > 0
+    prompts = [r for r in a if r["kind"] == "prompt"]
+    assert len(prompts) == 2 and all(PROMPT_FIELDS <= r.keys() for r in prompts)
+    assert all(len(r["latency_s_runs"]) == 2 and r["same_answer_every_run"] for r in prompts)
+    assert all(0 < r["ttft_s"] <= r["latency_s"] for r in prompts)
+    assert [r["answer"] for r in prompts] == [r["answer"] for r in b if r["kind"] == "prompt"]
+    throughput = next(r for r in a if r["kind"] == "throughput")
+    assert throughput["batch_size"] == 2 and throughput["tok_per_s"] > 0
+    assert {r["stage"] for r in a if r["kind"] == "stage"} == {"prompts"}
+    assert "tiny-neox" in first.stdout and (tmp_path / "a" / "report.md").exists()
+
+
+def test_dolly_format_stops_at_end_token(tiny_ender, suite_file, tmp_path):
+    done = sizebench("compare", "--models", str(tiny_ender), "--prompts", str(suite_file), "--repeat", "1",
+                     "--results", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    prompts = [r for r in records(tmp_path) if r["kind"] == "prompt"]
+    assert all(r["new_tokens"] == 1 and r["answer"] == "" for r in prompts)
+
+
+def test_a_broken_model_fails_alone_and_is_named(tiny_model, suite_file, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text(json.dumps({"model_type": "gpt_neox"}))
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    done = sizebench("compare", "--models", f"{broken},{tiny_model}", "--prompts", str(suite_file),
+                     "--repeat", "1", "--max-new-tokens", "4", "--results", str(tmp_path / "r"))
+    assert done.returncode == 1
+    rows = records(tmp_path / "r")
+    failed = [r for r in rows if r["kind"] == "failed"]
+    assert [r["model"] for r in failed] == ["broken"] and failed[0]["reason"]
+    assert len([r for r in rows if r["kind"] == "prompt" and r["model"] == "tiny-neox"]) == 2
+    assert "failed" in (tmp_path / "r" / "report.md").read_text()
+    assert "Traceback" not in done.stderr
+
+
+def test_remote_code_is_refused(tmp_path, suite_file):
+    folder = tmp_path / "custom"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(
+        {"model_type": "my_custom_arch", "auto_map": {"AutoModelForCausalLM": "modeling_x.MyModel"}}))
+    done = sizebench("compare", "--models", str(folder), "--prompts", str(suite_file), "--results", str(tmp_path / "r"))
+    assert done.returncode == 1
+    failed = next(r for r in records(tmp_path / "r") if r["kind"] == "failed")
+    assert "trust_remote_code" in failed["reason"] and "never runs remote code" in failed["reason"]
+
+
+def test_sigkill_of_a_worker_keeps_the_others_and_resume_redoes_only_the_missing(tiny_model, tmp_path):
+    many = tmp_path / "many.txt"
+    many.write_text("\n".join(f"Question number {i}? => {i}" for i in range(30)) + "\n")
+    results = tmp_path / "r"
+    second = tmp_path / "second"
+    second.symlink_to(tiny_model, target_is_directory=True)
+    cmd = [sys.executable, "-m", "sizebench", "compare", "--models", f"{second},{tiny_model}", "--prompts", str(many),
+           "--max-new-tokens", "48", "--repeat", "3", "--results", str(results)]
+    parent = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    killed = False
+    while time.time() < deadline and not killed:
+        time.sleep(0.1)
+        runs = list((results / "runs").glob("*/records.jsonl")) if (results / "runs").exists() else []
+        lines = runs[0].read_text().splitlines() if runs else []
+        if sum('"kind": "prompt"' in line and '"model": "second"' in line for line in lines) >= 2:
+            for child in psutil.Process(parent.pid).children(recursive=True):
+                if "sizebench.worker" in " ".join(child.cmdline()):
+                    os.kill(child.pid, signal.SIGKILL)
+                    killed = True
+    assert killed, "the worker finished before it could be killed"
+    _, stderr = parent.communicate(timeout=300)
+    assert parent.returncode == 1
+    rows = records(results)
+    failure = next(r for r in rows if r["kind"] == "failed")
+    assert failure["model"] == "second" and "SIGKILL" in failure["reason"]
+    assert {r["stage"] for r in rows if r["kind"] == "stage" and r["model"] == "tiny-neox"} == {"prompts"}
+    tiny_prompts = len([r for r in rows if r["kind"] == "prompt" and r["model"] == "tiny-neox"])
+
+    run_id = next((results / "runs").iterdir()).name
+    resumed = sizebench("bench", "--resume", run_id, "--results", str(results))
+    assert resumed.returncode == 0, resumed.stderr
+    after = records(results)
+    loads = [r["model"] for r in after if r["kind"] == "load"]
+    assert loads.count("tiny-neox") == 1 and loads.count("second") == 2  # only the killed model ran again
+    assert len([r for r in after if r["kind"] == "prompt" and r["model"] == "tiny-neox"]) == tiny_prompts
+
+    from sizebench import frames
+    current = frames.load([next((results / "runs").iterdir())])
+    assert len(current["prompt"][current["prompt"]["model"] == "second"]) == 30
+    assert current["failed"].empty
+
+
+def test_report_rerenders_from_disk(tiny_model, suite_file, tmp_path):
+    assert sizebench("compare", "--models", str(tiny_model), "--prompts", str(suite_file), "--repeat", "1",
+                     "--max-new-tokens", "4", "--results", str(tmp_path)).returncode == 0
+    first = (tmp_path / "report.md").read_text()
+    (tmp_path / "report.md").unlink()
+    again = sizebench("report", "--results", str(tmp_path))
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "report.md").read_text() == first
