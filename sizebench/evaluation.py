@@ -8,6 +8,7 @@ one line, and the others run.
 from __future__ import annotations
 
 import difflib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ BUNDLED_TASKS = Path(__file__).parent / "tasks"
 DOLLY_CARD = ("openbookqa", "arc_easy", "winogrande", "hellaswag", "arc_challenge", "piqa", "boolq")
 ALIASES = {"dolly-card": DOLLY_CARD}
 DEFAULT_TASKS = ("sizebench_geo",)
+NOT_METRICS = {"alias", "sample_len", "sample_count"}  # lm-eval bookkeeping in the results table
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,8 @@ def task_manager(task_path: str | None = None):
     from lm_eval.tasks import TaskManager
 
     include = [str(BUNDLED_TASKS)] + ([str(task_path)] if task_path else [])
-    return TaskManager(include_path=include, verbosity="ERROR")
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)  # per-task chatter would bury the progress lines
+    return TaskManager(include_path=include)
 
 
 def check_task_path(task_path: str | None) -> None:
@@ -100,7 +103,7 @@ def run_tasks(model, tokenizer, model_name: str, settings: EvalSettings, attempt
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=settings.batch_size, max_batch_size=64)
     results = lm_eval.simple_evaluate(
         model=lm, tasks=runnable, task_manager=manager, limit=settings.limit,
-        num_fewshot=settings.num_fewshot, log_samples=False, bootstrap_iters=100000, verbosity="ERROR",
+        num_fewshot=settings.num_fewshot, log_samples=False, bootstrap_iters=100000,
     )
     wall = time.perf_counter() - started
     records = [r for r in task_records(results, model_name, attempt, settings.limit, wall)]
@@ -128,7 +131,7 @@ def task_records(results: dict, model_name: str, attempt: str, limit, wall: floa
         n = results.get("n-samples", {}).get(task, {}).get("effective", 0)
         for key, value in metrics.items():
             metric, _, filt = key.partition(",")
-            if metric.endswith("_stderr") or metric == "alias" or not isinstance(value, (int, float)):
+            if metric.endswith("_stderr") or metric in NOT_METRICS or not isinstance(value, (int, float)):
                 continue
             stderr = metrics.get(f"{metric}_stderr,{filt}")
             records.append(TaskRecord(

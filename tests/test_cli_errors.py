@@ -1,0 +1,51 @@
+"""Every bad input: exit status 2, one line on stderr, no traceback."""
+
+import pytest
+
+from conftest import sizebench
+
+
+def bad_prompt_files(tmp):
+    (tmp / "empty.txt").write_text("")
+    (tmp / "binary.txt").write_bytes(b"\x00\x01\x02")
+    (tmp / "latin1.txt").write_bytes("Qu'est-ce que c'est? => caf\xe9".encode("latin-1"))
+    (tmp / "notes.yaml").mkdir()
+    (tmp / "good.txt").write_text("What is the capital of France? => Paris\n")
+
+
+CASES = [
+    (["compare", "--models", "dolly-v2-3"], "did you mean 'dolly-v2-3b'"),
+    (["eval", "--tasks", "no_such_task"], "unknown task 'no_such_task'"),
+    (["compare", "--prompts", "missing.txt"], "does not exist"),
+    (["compare", "--prompts", "empty.txt"], "has no prompts"),
+    (["compare", "--prompts", "binary.txt"], "is binary"),
+    (["compare", "--prompts", "latin1.txt"], "line 1 is not UTF-8"),
+    (["eval", "--task-path", "missing-dir"], "does not exist or is not a folder"),
+    (["eval", "--task-path", "notes.yaml"], "has no .yaml task files"),
+    (["compare", "--dtype", "float8"], "invalid --dtype 'float8'"),
+    (["compare", "--device", "tpu"], "invalid --device 'tpu'"),
+    (["eval", "--limit", "0"], "--limit must be a positive number"),
+    (["eval", "--limit", "-3"], "--limit must be a positive number"),
+    (["compare", "--repeat", "0"], "--repeat must be a positive integer"),
+    (["compare", "--max-new-tokens", "-1"], "--max-new-tokens must be a positive integer"),
+    (["compare", "--prompts", "good.txt", "--results", "blocker/sub"], "cannot be written"),
+    (["bench", "--resume", "20990101-000000"], "run '20990101-000000' does not exist"),
+    (["report", "nope"], "run 'nope' does not exist"),
+    (["compare", "--max-new-tokens", "many"], "Invalid value for '--max-new-tokens'"),
+]
+
+
+@pytest.mark.parametrize("args, message", CASES, ids=[" ".join(a) for a, _ in CASES])
+def test_bad_input(tmp_path, args, message):
+    bad_prompt_files(tmp_path)
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    done = sizebench(*args)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert len(lines) == 1 and message in lines[0], done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    done = sizebench("--debug", "compare", "--models", "dolly-v2-3")
+    assert "Traceback" in done.stderr

@@ -1,0 +1,86 @@
+"""The lm-eval stage on the tiny model: records, --limit, parity with lm-eval itself, offline skip."""
+
+import json
+import time
+
+import pytest
+
+from sizebench import evaluation
+from sizebench.errors import SizebenchError
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(tiny_model), AutoTokenizer.from_pretrained(tiny_model)
+
+
+def user_task_folder(root):
+    folder = root / "my_tasks"
+    folder.mkdir()
+    rows = [{"q": f"Is {n} even?", "choices": ["yes", "no"], "label": n % 2} for n in range(12)]
+    (folder / "data.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (folder / "even.yaml").write_text(
+        "task: my_even\ndataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {folder / 'data.jsonl'}\n"
+        "test_split: test\noutput_type: multiple_choice\ndoc_to_text: \"Question: {{q}}\\nAnswer:\"\n"
+        "doc_to_choice: \"{{choices}}\"\ndoc_to_target: label\nmetric_list:\n  - metric: acc\n")
+    return folder
+
+
+def test_bundled_tasks_load_offline():
+    manager = evaluation.task_manager()
+    built = manager.load_task_or_group(["sizebench_geo"])
+    tasks = next(iter(built.values()))
+    assert set(tasks) == {"sizebench_geo_capitals", "sizebench_geo_highest_points", "sizebench_geo_currencies"}
+    assert all(len(t.eval_docs) >= 150 for t in tasks.values())
+
+
+def test_records_carry_metric_stderr_n_and_honour_limit(tiny):
+    model, tok = tiny
+    out = []
+    settings = evaluation.EvalSettings(tasks=("sizebench_geo",), limit=5, batch_size="4")
+    evaluation.run_tasks(model, tok, "tiny", settings, "a1", out.append)
+    accs = [r for r in out if r.metric == "acc"]
+    assert {r.task for r in accs} == {"sizebench_geo_capitals", "sizebench_geo_highest_points",
+                                      "sizebench_geo_currencies"}
+    assert all(r.n == 5 and r.stderr is not None and 0 <= r.value <= 1 and r.limit == 5 for r in accs)
+    assert {r.metric for r in out} == {"acc", "acc_norm"}
+
+
+def test_user_task_gives_the_same_acc_as_lm_eval_directly(tiny, tmp_path):
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    model, tok = tiny
+    folder = user_task_folder(tmp_path)
+    out = []
+    evaluation.run_tasks(model, tok, "tiny", evaluation.EvalSettings(tasks=("my_even",), task_path=str(folder),
+                                                                     batch_size="1"), "a1", out.append)
+    direct = lm_eval.simple_evaluate(model=HFLM(pretrained=model, tokenizer=tok, batch_size=1), tasks=["my_even"],
+                                     task_manager=TaskManager(include_path=str(folder)))
+    ours = next(r for r in out if r.metric == "acc")
+    assert ours.value == direct["results"]["my_even"]["acc,none"]
+    assert ours.n == 12
+
+
+def test_dolly_card_task_offline_is_skipped_quickly_with_one_line(tiny):
+    model, tok = tiny
+    out = []
+    started = time.perf_counter()
+    evaluation.run_tasks(model, tok, "tiny", evaluation.EvalSettings(tasks=("arc_easy", "sizebench_geo"), limit=2,
+                                                                     batch_size="2"), "a1", out.append)
+    assert time.perf_counter() - started < 60
+    skip = next(r for r in out if r.kind == "task_skipped")
+    assert skip.task == "arc_easy" and "\n" not in skip.reason and "not available" in skip.reason
+    assert any(r.kind == "task" for r in out)  # the rest ran
+
+
+def test_dolly_card_expands_and_unknown_tasks_are_refused(tmp_path):
+    assert evaluation.expand(["dolly-card"]) == list(evaluation.DOLLY_CARD)
+    with pytest.raises(SizebenchError, match="unknown task 'sizebench_ge'; did you mean 'sizebench_geo'"):
+        evaluation.validate(("sizebench_ge",))
+    with pytest.raises(SizebenchError, match="does not exist"):
+        evaluation.validate(("sizebench_geo",), str(tmp_path / "nope"))

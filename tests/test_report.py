@@ -1,0 +1,105 @@
+"""The report from a stored run fixture: records written here, no model needed."""
+
+import json
+import re
+
+import pytest
+
+from sizebench import frames, report
+from sizebench.records import FailureRecord, LoadRecord, PromptRecord, StageRecord, TaskRecord
+from sizebench.registry import builtin
+from sizebench.store import RunStore
+
+
+def load(model, params, rss):
+    return LoadRecord(model, "a", "fam", "hub", params, 100.0, 400.0, None, None, 0.5, "cached", "float32", "cpu", 1,
+                      2, "dolly", rss, None)
+
+
+def prompt(model, pid, answer, correct, latency):
+    return PromptRecord(model, "a", pid, f"Question {pid}?", ["Paris"], answer, correct, 10, 8, 0.1, latency, 20.0,
+                        [0.1], [latency], [20.0])
+
+
+def task(model, name, value, stderr=0.02):
+    return TaskRecord(model, "a", name, "acc", value, stderr, 500, "1.0", 0, None, 12.0)
+
+
+@pytest.fixture
+def run(tmp_path):
+    specs = [builtin("minidolly-70m"), builtin("dolly-v2-3b"), builtin("dolly-v2-7b")]
+    store = RunStore.create(tmp_path, {"command": "sizebench bench --models all", "environment": {
+        "started": "2026-11-23T10:00:00", "cpu": "test cpu", "versions": {"torch": "2.13"}},
+        "plan": {"models": [s.to_dict() for s in specs]}})
+    for record in [
+        load("minidolly-70m", 18_915_328, 300.0), prompt("minidolly-70m", "p1", "Lyon | or `Nice`\nmaybe", False, 0.2),
+        task("minidolly-70m", "arc_easy", 0.40), StageRecord("minidolly-70m", "a", "prompts", 1.0, 350.0, None),
+        load("dolly-v2-3b", 2_517_652_480, 6000.0), prompt("dolly-v2-3b", "p1", "Paris", True, 1.5),
+        task("dolly-v2-3b", "arc_easy", 0.60), StageRecord("dolly-v2-3b", "a", "prompts", 9.0, 6500.0, None),
+        FailureRecord("dolly-v2-7b", "a", "load", "dolly-v2-7b: needs about 30.5 GiB in float32 but only 23.0 GiB"),
+    ]:
+        store.append(record)
+    return store
+
+
+def test_sections_rows_failure_and_well_formed_tables(run, tmp_path):
+    from rich.console import Console
+
+    path = report.publish([run.dir], tmp_path, Console(file=open("/dev/null", "w")))
+    text = path.read_text()
+    for heading in ("## Run", "## Summary", "## Conclusion", "## Accuracy", "## Measured vs published",
+                    "## Scaling plots", "## Answers side by side", "## How this was measured"):
+        assert heading in text
+    summary = text.split("## Summary")[1].split("## Conclusion")[0]
+    assert summary.index("minidolly-70m") < summary.index("dolly-v2-3b") < summary.index("dolly-v2-7b")
+    assert "needs about 30.5 GiB" in summary
+    for block in re.findall(r"(?:^\|.*\|$\n?)+", text, flags=re.M):
+        rows = [r for r in block.strip().splitlines()]
+        counts = {len(re.findall(r"(?<!\\)\|", r)) for r in rows}
+        assert len(counts) == 1, block
+
+
+def test_plots_exist_and_open(run, tmp_path):
+    from PIL import Image
+    from rich.console import Console
+
+    report.publish([run.dir], tmp_path, Console(file=open("/dev/null", "w")))
+    for name in ("plot_accuracy.png", "plot_decode_speed.png", "plot_peak_memory.png"):
+        with Image.open(tmp_path / name) as image:
+            assert image.size[0] > 100
+    assert "![plot_accuracy](plot_accuracy.png)" in (tmp_path / "report.md").read_text()
+
+
+def test_rendering_is_deterministic(run):
+    fr = frames.load([run.dir])
+    assert report.render(fr, ["a.png"]) == report.render(frames.load([run.dir]), ["a.png"])
+
+
+def test_published_value_joined_for_dolly_3b_arc_easy(run):
+    text = report.render(frames.load([run.dir]), [])
+    published = text.split("## Measured vs published")[1]
+    row = next(line for line in published.splitlines() if line.startswith("| dolly-v2-3b"))
+    assert "0.6000" in row and "0.6115" in row and "-0.6" in row  # (0.600 - 0.611532) / 0.02
+
+
+def test_markdown_escaping_of_answers():
+    assert report.cell("a | b `c`\nnew <b>") == "a \\| b \\`c\\` new &lt;b&gt;"
+    line = report.table(["x", "y"], [["1|2", "line\nbreak"]]).splitlines()[-1]
+    assert len(re.findall(r"(?<!\\)\|", line)) == 3
+
+
+def test_conclusion_names_smallest_within_one_stderr(run):
+    text = report.render(frames.load([run.dir]), [])
+    assert "smallest model within one standard error of it is **dolly-v2-3b**" in text
+    assert "Going up from minidolly-70m to dolly-v2-3b" in text and "peak memory x" in text
+
+
+def test_latest_run_wins_when_combined(run, tmp_path):
+    later = RunStore.create(tmp_path, {"command": "again", "environment": {},
+                                       "plan": {"models": [builtin("dolly-v2-3b").to_dict()]}})
+    later.append(task("dolly-v2-3b", "arc_easy", 0.65))
+    fr = frames.load([run.dir, later.dir])
+    values = fr["task"][fr["task"]["model"] == "dolly-v2-3b"]["value"].tolist()
+    assert values == [0.65]
+    both = frames.load([run.dir, later.dir], latest_only=False)
+    assert sorted(both["task"][both["task"]["model"] == "dolly-v2-3b"]["value"]) == [0.6, 0.65]
