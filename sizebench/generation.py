@@ -56,14 +56,25 @@ def generate_kwargs(loaded: Loaded, rendered: formats.Rendered, settings: GenSet
         "eos_token_id": stop_ids or None, "pad_token_id": tok.pad_token_id,
     }
     vocab = tok.get_vocab()
-    multi_token_stops = [s for s in rendered.stop_strings if s not in vocab]
+    multi_token_stops = tuple(s for s in rendered.stop_strings if s not in vocab)
     if multi_token_stops:
-        kwargs.update(stop_strings=multi_token_stops, tokenizer=tok)
+        kwargs["stopping_criteria"] = stop_criteria(loaded, multi_token_stops)
     if settings.do_sample:
         kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
     else:
         kwargs.update(temperature=None, top_p=None, top_k=None)  # silence sampling defaults under greedy
     return kwargs
+
+
+def stop_criteria(loaded: Loaded, stops: tuple[str, ...]):
+    """Built once per model: generate(stop_strings=...) rebuilds it per call, 2.3 s for Gemma's 262k vocab."""
+    key = ("stop_criteria", stops)
+    if key not in loaded.reusable:
+        from transformers import StoppingCriteriaList
+        from transformers.generation.stopping_criteria import StopStringCriteria
+
+        loaded.reusable[key] = StoppingCriteriaList([StopStringCriteria(loaded.tokenizer, list(stops))])
+    return loaded.reusable[key]
 
 
 def generate_once(loaded: Loaded, rendered: formats.Rendered, settings: GenSettings,

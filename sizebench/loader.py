@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ class Loaded:
     load_s: float  # from_pretrained of model and tokenizer, weights already on disk
     located: sources.Located
     prompt_format: str
+    reusable: dict = field(default_factory=dict)  # per-model helpers built once (stop criteria)
 
 
 def resolve_device(requested: str) -> str:
