@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from dataclasses import replace
 import sys
 from pathlib import Path
 from typing import Optional
@@ -89,7 +90,8 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
     return plan
 
 
-def _run(plan, results: str, resume: Optional[str] = None) -> None:
+def _run(plan, results: str, resume: Optional[str] = None, executor: Optional[str] = None,
+         ray_address: Optional[str] = None) -> None:
     from sizebench import report, runner
     from sizebench.plan import RunPlan
     from sizebench.store import RunStore
@@ -97,6 +99,8 @@ def _run(plan, results: str, resume: Optional[str] = None) -> None:
     if resume:
         store = RunStore.open(Path(results), resume)
         plan = RunPlan.from_dict(store.meta()["plan"])
+        if executor:  # a run started on one executor can be finished on another
+            plan = replace(plan, executor=executor, ray_address=ray_address).validate()
         err.print(f"resuming run {store.run_id}", highlight=False)
     else:
         store = runner.new_run(plan, Path(results), "sizebench " + shlex.join(sys.argv[1:]))
@@ -139,14 +143,17 @@ def bench(models: str = MODELS, prompts: str = typer.Option(DEFAULT_PROMPTS, "--
           tasks: str = TASKS, task_path: Optional[str] = TASK_PATH, limit: Optional[float] = LIMIT,
           num_fewshot: Optional[int] = FEWSHOT, eval_batch_size: str = EVAL_BATCH, max_new_tokens: int = MAX_NEW,
           repeat: int = REPEAT, batch_size: int = BATCH, seed: int = SEED, device: str = DEVICE,
-          dtype: str = DTYPE, force: bool = FORCE, threads: Optional[int] = THREADS, executor: str = EXECUTOR,
+          dtype: str = DTYPE, force: bool = FORCE, threads: Optional[int] = THREADS,
+          executor: Optional[str] = typer.Option(None, "--executor", help="local (default) | ray; with --resume, "
+                                                 "finishes the run on this executor"),
           ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS,
           resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run id; finished stages are kept.")) -> None:
     """The whole benchmark per model: load, prompt suite, lm-eval tasks; then the report."""
     plan = None if resume else _plan(
         ("prompts", "tasks"), models, prompts, tasks, task_path, limit, num_fewshot, eval_batch_size, device, dtype,
-        force, threads, max_new_tokens, repeat, batch_size, seed, executor=executor, ray_address=ray_address)
-    _run(plan, results, resume)
+        force, threads, max_new_tokens, repeat, batch_size, seed, executor=executor or "local",
+        ray_address=ray_address)
+    _run(plan, results, resume, executor, ray_address)
 
 
 @app.command()

@@ -10,6 +10,10 @@ import pandas as pd
 from sizebench.frames import Frames
 
 
+def _short(params: float) -> str:
+    return f"{params / 1e9:.1f}B" if params >= 1e9 else f"{params / 1e6:.0f}M"
+
+
 def write(summary: pd.DataFrame, fr: Frames, out_dir: Path) -> list[str]:
     """PNG files written (names relative to out_dir); none when there is nothing to plot."""
     import matplotlib
@@ -24,15 +28,18 @@ def write(summary: pd.DataFrame, fr: Frames, out_dir: Path) -> list[str]:
     tasks = sorted(c.removeprefix("task:") for c in ok.columns if c.startswith("task:"))
 
     def figure(name: str, ylabel: str, draw) -> None:
-        fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+        from matplotlib.ticker import NullFormatter
+
+        fig, ax = plt.subplots(figsize=(6.4, 4), dpi=100)
         draw(ax)
         ax.set_xscale("log")
-        ax.set_xlabel("parameters")
+        ax.set_xticks(list(ok["params"]), [f"{m}\n{_short(p)}" for m, p in zip(ok["model"], ok["params"])], fontsize=8)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlim(ok["params"].min() / 1.5, ok["params"].max() * 1.5)
+        ax.set_ylim(bottom=0)  # differences drawn from zero, not magnified
+        ax.set_xlabel("parameters (log scale)")
         ax.set_ylabel(ylabel)
-        ax.grid(True, which="both", alpha=0.3)
-        for _, r in ok.iterrows():
-            ax.annotate(r["model"], (r["params"], ax.get_ylim()[0]), fontsize=7, rotation=30,
-                        xytext=(0, 4), textcoords="offset points")
+        ax.grid(True, which="major", alpha=0.3)
         fig.tight_layout()
         fig.savefig(out_dir / name, metadata={"Software": None})
         plt.close(fig)

@@ -79,6 +79,7 @@ class TaskRecord(Record):
     num_fewshot: int | None
     limit: float | None
     wall_s: float  # the whole lm-eval stage of this model
+    batch_size: str = "auto"  # what lm-eval was given
     kind = "task"
 
 

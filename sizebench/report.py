@@ -46,7 +46,9 @@ def _num(value, fmt: str = "{:.2f}") -> str:
 def _params(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "?"
-    return f"{value / 1e9:.2f}B" if value >= 1e9 else f"{value / 1e6:.0f}M"
+    if value >= 1e9:
+        return f"{value / 1e9:.2f}B"
+    return f"{value / 1e6:.0f}M" if value >= 1e7 else f"{value / 1e6:.2f}M"
 
 
 # ---- the model summary ---------------------------------------------------------------------------
@@ -108,12 +110,14 @@ def _acc(value) -> str:
 
 def summary_table(df: pd.DataFrame) -> str:
     tasks = task_names(df)
-    header = ["model", "params", "weights MB", "load s", "peak RSS MB", "CUDA peak MB", "median TTFT s",
+    header = ["model", "params", "device", "weights MB", "load s", "peak RSS MB", "CUDA peak MB", "median TTFT s",
               "decode tok/s", "prompts right"] + [f"{t} acc" for t in tasks] + ["status"]
     rows = []
     for _, r in df.iterrows():
         score = f"{r['right']}/{r['judged']}" if "judged" in r and not pd.isna(r.get("judged")) and r["judged"] else "-"
-        rows.append([r["model"], _params(r["params"]), _num(r.get("weights_mb"), "{:.0f}"), _num(r.get("load_s")),
+        devices = "-" if pd.isna(r.get("device")) else f"{r['device']} {r['dtype']}" + (
+            f" x{int(r['n_devices'])}" if r.get("n_devices", 1) > 1 else "")
+        rows.append([r["model"], _params(r["params"]), devices, _num(r.get("weights_mb"), "{:.0f}"), _num(r.get("load_s")),
                      _num(r.get("peak_rss_mb"), "{:.0f}"), _num(r.get("cuda_peak_mb"), "{:.0f}"),
                      _num(r.get("ttft_s"), "{:.3f}"), _num(r.get("decode_tok_per_s"), "{:.1f}"), score]
                     + [_acc(r.get(f"task:{t}")) for t in tasks] + [r["status"]])
@@ -205,13 +209,16 @@ def conclusion_section(df: pd.DataFrame) -> str:
         lines.append(f"- **{task}**: best {best[0]} ({best[2]:.3f}); the smallest model within one standard error "
                      f"of it is **{enough[0]}** ({_params(enough[1])}, {enough[2]:.3f}).")
     if "right" in ran and ran["judged"].fillna(0).sum():
-        best = ran.loc[ran["right"].fillna(-1).idxmax()]
-        lines.append(f"- Prompt suite: most right answers from {best['model']} ({int(best['right'])}/{int(best['judged'])}).")
+        top = ran["right"].max()
+        leaders = ran[ran["right"] == top]
+        lines.append(f"- Prompt suite: most right answers ({int(top)}/{int(leaders.iloc[0]['judged'])}) from "
+                     f"{' and '.join(leaders['model'])}" + (" (a tie)." if len(leaders) > 1 else "."))
     steps = ran.reset_index(drop=True)
     for i in range(1, len(steps)):
         small, big = steps.iloc[i - 1], steps.iloc[i]
         ratios = []
-        for column, label in (("peak_rss_mb", "peak memory"), ("latency_s", "median latency"),
+        # Latency is left out: answers differ in length between models; TTFT and tok/s do not depend on it.
+        for column, label in (("peak_rss_mb", "peak memory"), ("ttft_s", "time to first token"),
                               ("decode_tok_per_s", "decode speed")):
             a, b = small.get(column), big.get(column)
             if a and b and not (pd.isna(a) or pd.isna(b)):

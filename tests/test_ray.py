@@ -1,0 +1,75 @@
+"""The Ray executor on a local 2-CPU cluster started here: same store as local, failures, resume."""
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from rich.console import Console  # noqa: E402
+
+from sizebench import runner  # noqa: E402
+from sizebench.generation import GenSettings  # noqa: E402
+from sizebench.plan import RunPlan  # noqa: E402
+from sizebench.ray_executor import RayExecutor  # noqa: E402
+from sizebench.registry import resolve  # noqa: E402
+
+pytestmark = pytest.mark.ray
+QUIET = Console(file=open("/dev/null", "w"))
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def two_models(tiny_model, tmp_path, suite_file):
+    second = tmp_path / "second"
+    second.symlink_to(tiny_model, target_is_directory=True)
+    return RunPlan(models=tuple(resolve(f"{tiny_model},{second}")), stages=("prompts",), prompts_path=str(suite_file),
+                   gen=GenSettings(max_new_tokens=6, repeat=1)).validate()
+
+
+def content(store):
+    """A store's records without what differs between runs: timings, memory, attempt ids."""
+    keep = {"kind", "model", "stage", "prompt_id", "answer", "correct", "new_tokens", "prompt_tokens", "params",
+            "dtype", "device", "prompt_format"}
+    rows = [{k: v for k, v in r.items() if k in keep} for r in store.records()]
+    return sorted(rows, key=lambda r: sorted((k, str(v)) for k, v in r.items()))
+
+
+def test_two_tasks_give_the_same_store_as_the_local_executor(cluster, two_models, tmp_path):
+    local = runner.new_run(two_models, tmp_path / "local", "test")
+    assert runner.execute(two_models, local, QUIET).exit_code == 0
+    on_ray = runner.new_run(two_models, tmp_path / "ray", "test")
+    assert runner.execute(two_models, on_ray, QUIET, executor=RayExecutor()).exit_code == 0
+    assert content(on_ray) == content(local)
+    assert len([r for r in on_ray.records() if r["kind"] == "prompt"]) == 4
+
+
+def test_a_task_that_raises_is_recorded_as_failed(cluster, two_models, tmp_path):
+    executor = RayExecutor()
+    executor.task = ray.remote(lambda job: 1 / 0)
+    store = runner.new_run(two_models, tmp_path, "test")
+    outcome = runner.execute(two_models, store, QUIET, executor=executor)
+    assert outcome.exit_code == 1 and len(outcome.failed) == 2
+    reasons = [r["reason"] for r in store.records() if r["kind"] == "failed"]
+    assert len(reasons) == 2 and all("Ray task failed" in r and "ZeroDivisionError" in r for r in reasons)
+
+
+def test_resume_across_executors(cluster, two_models, tmp_path):
+    class StopAfterFirst(runner.LocalExecutor):
+        calls = 0
+
+        def run(self, job, store, on_event):
+            self.calls += 1
+            if self.calls == 2:
+                raise runner.Interrupted()
+            return super().run(job, store, on_event)
+
+    store = runner.new_run(two_models, tmp_path, "test")
+    assert runner.execute(two_models, store, QUIET, executor=StopAfterFirst()).interrupted
+    assert runner.execute(two_models, store, QUIET, executor=RayExecutor()).exit_code == 0
+    loads = [r["model"] for r in store.records() if r["kind"] == "load"]
+    assert sorted(loads) == ["second", "tiny-neox"]  # each model loaded once: the first was not redone
