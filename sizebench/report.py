@@ -7,6 +7,7 @@ Rendering is deterministic: the same runs give byte-identical Markdown.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -110,8 +111,10 @@ def _acc(value) -> str:
 
 def summary_table(df: pd.DataFrame) -> str:
     tasks = task_names(df)
+    prefix = os.path.commonprefix(tasks) if len(tasks) > 1 else ""
+    prefix = prefix[:prefix.rfind("_") + 1]  # "sizebench_geo_capitals" -> "capitals" in the header
     header = ["model", "params", "device", "weights MB", "load s", "peak RSS MB", "CUDA peak MB", "median TTFT s",
-              "decode tok/s", "prompts right"] + [f"{t} acc" for t in tasks] + ["status"]
+              "decode tok/s", "prompts right"] + [f"{t.removeprefix(prefix)} acc" for t in tasks] + ["status"]
     rows = []
     for _, r in df.iterrows():
         score = f"{r['right']}/{r['judged']}" if "judged" in r and not pd.isna(r.get("judged")) and r["judged"] else "-"
