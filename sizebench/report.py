@@ -124,7 +124,8 @@ def summary_table(df: pd.DataFrame) -> str:
                      _num(r.get("peak_rss_mb"), "{:.0f}"), _num(r.get("cuda_peak_mb"), "{:.0f}"),
                      _num(r.get("ttft_s"), "{:.3f}"), _num(r.get("decode_tok_per_s"), "{:.1f}"), score]
                     + [_acc(r.get(f"task:{t}")) for t in tasks] + [r["status"]])
-    return table(header, rows)
+    filled = [i for i in range(len(header)) if i == 0 or any(row[i] not in ("-", "") for row in rows)]
+    return table([header[i] for i in filled], [[row[i] for i in filled] for row in rows])
 
 
 # ---- sections -----------------------------------------------------------------------------------
