@@ -59,26 +59,13 @@ def load(run_dirs: list[Path], latest_only: bool = True) -> Frames:
 
 def _current_attempts(records: pd.DataFrame) -> pd.DataFrame:
     """Keep, per (run, model, stage), the finishing attempt; the latest load; failures not since redone."""
-    keep = pd.Series(False, index=records.index)
-    key = ["run_id", "model"]
-    stage_of = records["kind"].map(KIND_STAGE)
-    finished = records[records["kind"] == "stage"].groupby(key + ["stage"])["attempt"].last()
-    latest_attempt = records.groupby(key)["attempt"].last()
-    for index, row in records.iterrows():
-        run_model = (row["run_id"], row["model"])
-        if row["kind"] in KIND_STAGE:
-            stage_key = run_model + (stage_of[index],)
-            wanted = finished.get(stage_key)
-            if wanted is None:
-                wanted = records[(records["run_id"] == row["run_id"]) & (records["model"] == row["model"])
-                                 & (stage_of == stage_of[index])]["attempt"].iloc[-1]
-            keep[index] = row["attempt"] == wanted
-        elif row["kind"] == "failed":
-            keep[index] = row["attempt"] == latest_attempt[run_model]
-        elif row["kind"] == "load":
-            loads = records[(records["run_id"] == row["run_id"]) & (records["model"] == row["model"])
-                            & (records["kind"] == "load")]
-            keep[index] = index == loads.index[-1]
-        else:
-            keep[index] = True
-    return records[keep]
+    group = records["kind"].map(KIND_STAGE).fillna(records["kind"])  # prompts/tasks for stage rows, else kind
+    finished = (records[records["kind"] == "stage"].groupby(["run_id", "model", "stage"])["attempt"].last()
+                .rename_axis(["run_id", "model", "group"]).rename("finished").reset_index())
+    frame = records.assign(group=group).merge(finished, on=["run_id", "model", "group"], how="left")
+    last_in_group = frame.groupby(["run_id", "model", "group"])["attempt"].transform("last")
+    latest = frame.groupby(["run_id", "model"])["attempt"].transform("last")
+    wanted = frame["finished"].fillna(last_in_group)
+    keep = (frame["kind"] == "stage") | ((frame["kind"] == "failed") & (frame["attempt"] == latest)) | (
+        ~frame["kind"].isin(["stage", "failed"]) & (frame["attempt"] == wanted))
+    return records[keep.to_numpy()]

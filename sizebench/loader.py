@@ -26,6 +26,7 @@ class Loaded:
     params: int
     n_devices: int
     load_s: float  # from_pretrained of model and tokenizer, weights already on disk
+    import_s: float  # importing the model's Python class first: a per-process cost, kept out of load_s
     located: sources.Located
     prompt_format: str
     reusable: dict = field(default_factory=dict)  # per-model helpers built once (stop criteria)
@@ -94,6 +95,7 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "auto", force: bool
         if kwargs["max_memory"] is None:
             kwargs["device_map"] = {"": 0}
             del kwargs["max_memory"]
+    import_s = import_model_class(located.path)
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(located.path, trust_remote_code=False)
     try:
@@ -113,8 +115,21 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "auto", force: bool
     return Loaded(
         model=model, tokenizer=tokenizer, spec=spec, device=device, dtype=dtype,
         params=sum(p.numel() for p in model.parameters()), n_devices=len(devices),
-        load_s=load_s, located=located, prompt_format=pick_format(spec, tokenizer),
+        load_s=load_s, import_s=import_s, located=located, prompt_format=pick_format(spec, tokenizer),
     )
+
+
+def import_model_class(folder: Path) -> float:
+    """Import the architecture's module (1.8 s for Llama here) so load_s times the weights, not Python."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    started = time.perf_counter()
+    try:
+        MODEL_FOR_CAUSAL_LM_MAPPING[type(AutoConfig.from_pretrained(folder, trust_remote_code=False))]
+    except (KeyError, ValueError, OSError):
+        pass  # from_pretrained below reports what is wrong with this folder
+    return time.perf_counter() - started
 
 
 def pick_format(spec: ModelSpec, tokenizer) -> str:

@@ -35,6 +35,7 @@ class LoadRecord(Record):
     prompt_format: str
     peak_rss_mb: float
     cuda_peak_mb: float | None
+    import_s: float | None = None  # importing the model class before the load clock starts
     kind = "load"
 
 

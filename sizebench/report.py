@@ -240,8 +240,9 @@ PROTOCOL = """## How this was measured
 
 - Each model runs in its own worker process; peak RSS is that process's high-water mark (VmHWM),
   CUDA peak is `torch.cuda.max_memory_allocated` (GPU runs only).
-- Load: `from_pretrained` from local files; GGUF models are dequantized once into a safetensors
-  cache (that one-time conversion is recorded apart as `convert_s`).
+- Load: `from_pretrained` of tokenizer and model from local files, after the model's Python class is
+  imported (recorded apart as `import_s`); GGUF models are dequantized once into a safetensors cache
+  (that one-time conversion is recorded apart as `convert_s`).
 - Prompts: one warm-up generation, then each prompt `repeat` times with greedy decoding; TTFT is the
   time to the first new token (seen by a streamer), decode tok/s = (new tokens - 1) / (latency - TTFT);
   figures are medians over repetitions, then over prompts.

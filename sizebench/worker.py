@@ -76,7 +76,7 @@ def load(spec: ModelSpec, job: dict, store: RunStore, attempt: str):
         load_kind="cold" if located.convert_s is not None else "cached", dtype=loaded.dtype,
         device=loaded.device, n_devices=loaded.n_devices, threads=torch.get_num_threads(),
         prompt_format=loaded.prompt_format, peak_rss_mb=measure.peak_rss_mb(),
-        cuda_peak_mb=measure.cuda_peak_mb(loaded.device),
+        cuda_peak_mb=measure.cuda_peak_mb(loaded.device), import_s=loaded.import_s,
     ))
     return loaded
 

@@ -103,3 +103,22 @@ def test_latest_run_wins_when_combined(run, tmp_path):
     assert values == [0.65]
     both = frames.load([run.dir, later.dir], latest_only=False)
     assert sorted(both["task"][both["task"]["model"] == "dolly-v2-3b"]["value"]) == [0.6, 0.65]
+
+
+def test_a_resumed_stage_shows_only_the_attempt_that_finished(tmp_path):
+    store = RunStore.create(tmp_path, {"command": "x", "environment": {},
+                                       "plan": {"models": [builtin("dolly-v2-3b").to_dict()]}})
+    first = [load("dolly-v2-3b", 1, 1.0), prompt("dolly-v2-3b", "p1", "old", False, 1.0),
+             FailureRecord("dolly-v2-3b", "a", "prompts", "worker killed by SIGKILL")]
+    for record in first:
+        store.append(record)
+    again = [LoadRecord("dolly-v2-3b", "b", "fam", "hub", 1, 1.0, 1.0, None, None, 0.4, "cached", "float32", "cpu",
+                        1, 2, "dolly", 2.0, None),
+             PromptRecord("dolly-v2-3b", "b", "p1", "q", ["Paris"], "new", True, 1, 1, 0.1, 0.2, 5.0),
+             PromptRecord("dolly-v2-3b", "b", "p2", "q2", [], "two", None, 1, 1, 0.1, 0.2, 5.0),
+             StageRecord("dolly-v2-3b", "b", "prompts", 1.0, 2.0, None)]
+    for record in again:
+        store.append(record)
+    fr = frames.load([store.dir])
+    assert fr["prompt"]["answer"].tolist() == ["new", "two"]
+    assert fr["load"]["attempt"].tolist() == ["b"] and fr["failed"].empty
