@@ -83,6 +83,10 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
                                      num_fewshot, eval_batch_size),
         device=device, dtype=dtype, force=force, threads=threads, executor=executor, ray_address=ray_address,
     ).validate()
+    if device == "cuda" and executor == "local":
+        from sizebench.loader import resolve_device
+
+        resolve_device("cuda")  # no GPU here: a one-line error now, not a failed model later
     if "prompts" in stages:
         load_suite(prompts)  # bad prompt files fail here, before any model loads
     if "tasks" in stages:

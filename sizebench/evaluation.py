@@ -81,7 +81,7 @@ def validate(names: tuple[str, ...], task_path: str | None = None) -> list[str]:
     known = set(task_manager(task_path).all_tasks)
     for task in tasks:
         if task not in known:
-            close = difflib.get_close_matches(task, sorted(known) + list(ALIASES), n=1)
+            close = difflib.get_close_matches(task, sorted(known) + list(ALIASES), n=1, cutoff=0.8)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise SizebenchError(f"unknown task '{task}'{hint}")
     return tasks

@@ -59,6 +59,8 @@ def load(run_dirs: list[Path], latest_only: bool = True) -> Frames:
 
 def _current_attempts(records: pd.DataFrame) -> pd.DataFrame:
     """Keep, per (run, model, stage), the finishing attempt; the latest load; failures not since redone."""
+    if "stage" not in records:  # no stage finished and nothing failed yet (an early Ctrl-C)
+        records = records.assign(stage=None)
     group = records["kind"].map(KIND_STAGE).fillna(records["kind"])  # prompts/tasks for stage rows, else kind
     finished = (records[records["kind"] == "stage"].groupby(["run_id", "model", "stage"])["attempt"].last()
                 .rename_axis(["run_id", "model", "group"]).rename("finished").reset_index())

@@ -81,6 +81,8 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "auto", force: bool
 
     device = resolve_device(device)
     dtype = resolve_dtype(spec.dtype if dtype == "auto" else dtype, device)
+    if spec.params:  # refuse before a download or conversion that could not be used anyway
+        memory.check_fits(spec.name, spec.params, dtype, device, memory.available_bytes(device), force)
     located = sources.locate(spec)
     refuse_remote_code(spec, located.path)
     params = estimate_params(spec, located)

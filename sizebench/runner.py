@@ -98,43 +98,54 @@ def execute(plan: RunPlan, store: RunStore, console: Console, executor=None) -> 
     progress = ProgressLog(console, len(plan.models))
     done = completed(store.records())
     outcome = Outcome(store.run_id, [])
-    for index, spec in enumerate(plan.models, start=1):
-        stages = [s for s in plan.stages if (spec.name, s) not in done]
-        if not stages:
-            progress.line(index, spec.name, "already complete, skipped")
-            continue
-        attempt = uuid.uuid4().hex[:8]
-        job = {
-            "run_dir": str(store.dir), "model": spec.to_dict(), "attempt": attempt, "stages": stages,
-            "device": plan.device, "dtype": plan.dtype, "force": plan.force, "threads": plan.threads,
-            "prompts_path": plan.prompts_path, "gen": plan.to_dict()["gen"], "eval": plan.to_dict()["eval"],
-        }
-        seen = {"stage": "load"}
-
-        def on_event(event: dict, index=index, seen=seen) -> None:
-            seen["stage"] = event.get("stage", seen["stage"])
-            progress.event(index, event)
-
-        try:
-            returncode, tail = executor.run(job, store, on_event)
-        except Interrupted:
-            outcome.interrupted = True
-            progress.line(index, spec.name, "interrupted; finished records are kept")
-            break
-        if returncode != 0:
-            named = [r for r in store.records() if r["kind"] == "failed" and r["attempt"] == attempt]
-            if not named:
-                reason = death_reason(returncode, tail)
-                store.append(FailureRecord(spec.name, attempt, seen["stage"], reason))
-                progress.line(index, spec.name, f"failed: {reason}")
-            outcome.failed.append(spec.name)
-        else:
-            progress.line(index, spec.name, "done")
+    try:
+        for index, spec in enumerate(plan.models, start=1):
+            stages = [s for s in plan.stages if (spec.name, s) not in done]
+            if not stages:
+                progress.line(index, spec.name, "already complete, skipped")
+                continue
+            try:
+                ok = _run_model(plan, spec, stages, store, executor, lambda e, i=index: progress.event(i, e))
+            except Interrupted:
+                outcome.interrupted = True
+                progress.line(index, spec.name, "interrupted; finished records are kept")
+                break
+            if ok:
+                progress.line(index, spec.name, "done")
+            else:
+                outcome.failed.append(spec.name)
+    finally:
+        progress.close()
     meta = store.meta()
     meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     meta["status"] = "interrupted" if outcome.interrupted else ("failed" if outcome.failed else "complete")
     store.write_meta(meta)
     return outcome
+
+
+def _run_model(plan: RunPlan, spec, stages: list[str], store: RunStore, executor, show) -> bool:
+    """One model's worker; a worker that died without naming why gets a failure record here."""
+    attempt = uuid.uuid4().hex[:8]
+    settings = plan.to_dict()
+    job = {
+        "run_dir": str(store.dir), "model": spec.to_dict(), "attempt": attempt, "stages": stages,
+        "device": plan.device, "dtype": plan.dtype, "force": plan.force, "threads": plan.threads,
+        "prompts_path": plan.prompts_path, "gen": settings["gen"], "eval": settings["eval"],
+    }
+    seen = {"stage": "load"}
+
+    def on_event(event: dict) -> None:
+        seen["stage"] = event.get("stage", seen["stage"])
+        show(event)
+
+    returncode, tail = executor.run(job, store, on_event)
+    if returncode == 0:
+        return True
+    if not any(r["kind"] == "failed" and r["attempt"] == attempt for r in store.records()):
+        reason = death_reason(returncode, tail)
+        store.append(FailureRecord(spec.name, attempt, seen["stage"], reason))
+        show({"model": spec.name, "stage": "failed", "reason": reason})
+    return False
 
 
 def make_executor(plan: RunPlan):
@@ -146,25 +157,41 @@ def make_executor(plan: RunPlan):
 
 
 class ProgressLog:
-    """Models done/left, the current stage and elapsed time; plain lines, so CI logs read well too."""
+    """Models done/left, the current stage and elapsed time: a live line on a terminal, plain lines
+    otherwise (CI logs); milestones (a model done or failed) are printed as lines in both cases."""
 
     def __init__(self, console: Console, total: int):
         self.console, self.total, self.started = console, total, time.monotonic()
         self.last_stage: tuple[int, str] | None = None
+        self.live = None
+        if console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self.live = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("models"), TimeElapsedColumn(), console=console)
+            self.bar = self.live.add_task("starting", total=total)
+            self.live.start()
 
     def line(self, index: int, model: str, text: str) -> None:
         elapsed = time.monotonic() - self.started
         self.console.print(f"[{index}/{self.total}] {model}: {text}  ({elapsed:.0f}s)", highlight=False,
                            markup=False)
+        if self.live and (text == "done" or text.startswith(("failed", "already complete"))):
+            self.live.advance(self.bar)
 
     def event(self, index: int, event: dict) -> None:
         stage = event.get("stage", "")
         if stage == "failed":
             self.line(index, event["model"], f"failed: {event.get('reason', '')}")
-        elif stage == "prompts":
-            done, total = event["done"], event["total"]
-            if (index, stage) != self.last_stage or done == total or done % 10 == 0 or self.console.is_terminal:
-                self.line(index, event["model"], f"prompts {done}/{total}")
-        else:
-            self.line(index, event["model"], stage)
+            return
+        text = f"prompts {event['done']}/{event['total']}" if stage == "prompts" else stage
+        if self.live:
+            self.live.update(self.bar, description=f"{event['model']}: {text}")
+        elif (index, stage) != self.last_stage or stage != "prompts" or event["done"] % 10 == 0 \
+                or event["done"] == event["total"]:
+            self.line(index, event["model"], text)
         self.last_stage = (index, stage)
+
+    def close(self) -> None:
+        if self.live:
+            self.live.stop()

@@ -48,6 +48,8 @@ class Located:
 
 def hub_reachable(timeout: float = 1.5) -> bool:
     """One TCP connect to the hub endpoint; False when HF_HUB_OFFLINE is set or nothing answers."""
+    if os.environ.get("SIZEBENCH_HUB_UNREACHABLE"):
+        return False
     if hf_offline():
         return False
     url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
@@ -55,6 +57,7 @@ def hub_reachable(timeout: float = 1.5) -> bool:
         with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
             return True
     except OSError:
+        os.environ["SIZEBENCH_HUB_UNREACHABLE"] = "1"  # probed once per process; says why we are offline
         return False
 
 
@@ -99,7 +102,8 @@ def _locate_hub(spec: ModelSpec) -> Located:
     folder = hub_snapshot(spec)
     if folder is None:
         if not hub_reachable():
-            reason = "HF_HUB_OFFLINE is set" if hf_offline() else "the hub cannot be reached"
+            reason = ("the hub cannot be reached" if os.environ.get("SIZEBENCH_HUB_UNREACHABLE")
+                      else "HF_HUB_OFFLINE is set")
             raise ModelUnavailable(
                 f"{spec.name}: {spec.location} is not in the Hugging Face cache and {reason}; "
                 f"on a machine with network run `huggingface-cli download {spec.location}` "

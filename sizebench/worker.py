@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -31,7 +32,13 @@ def go_offline_if_unreachable() -> None:
         os.environ["HF_DATASETS_OFFLINE"] = "1"
 
 
+def stop_between_records(signum, frame) -> None:
+    """SIGTERM from the parent (Ctrl-C there): unwind at the next bytecode, so no record is half-written."""
+    raise KeyboardInterrupt
+
+
 def run(job: dict) -> int:
+    signal.signal(signal.SIGTERM, stop_between_records)
     go_offline_if_unreachable()
     store = RunStore(job["run_dir"])
     spec = ModelSpec.from_dict(job["model"])
@@ -47,6 +54,9 @@ def run(job: dict) -> int:
             stage = "tasks"
             tasks_stage(loaded, job, store, attempt)
         return 0
+    except KeyboardInterrupt:
+        event(model=spec.name, stage="interrupted")
+        return 130
     except SizebenchError as exc:
         store.append(FailureRecord(spec.name, attempt, stage, str(exc)))
         event(model=spec.name, stage="failed", reason=str(exc))

@@ -49,3 +49,13 @@ def test_bad_input(tmp_path, args, message):
 def test_debug_shows_the_traceback(tmp_path):
     done = sizebench("--debug", "compare", "--models", "dolly-v2-3")
     assert "Traceback" in done.stderr
+
+
+def test_cuda_asked_for_without_a_gpu(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    (tmp_path / "ok.txt").write_text("What is the capital of France? => Paris\n")
+    done = sizebench("compare", "--device", "cuda", "--prompts", "ok.txt", "--models", "smollm2-135m")
+    assert done.returncode == 2 and done.stderr.strip() == "error: --device cuda asked for, but torch sees no CUDA GPU here"

@@ -123,3 +123,32 @@ def test_report_rerenders_from_disk(tiny_model, suite_file, tmp_path):
     again = sizebench("report", "--results", str(tmp_path))
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "report.md").read_text() == first
+
+
+def test_ctrl_c_stops_cleanly_and_resume_finishes(tiny_model, tmp_path):
+    many = tmp_path / "many.txt"
+    many.write_text("\n".join(f"Question number {i}? => {i}" for i in range(30)) + "\n")
+    results = tmp_path / "r"
+    parent = subprocess.Popen([sys.executable, "-m", "sizebench", "compare", "--models", str(tiny_model),
+                               "--prompts", str(many), "--max-new-tokens", "48", "--repeat", "3",
+                               "--results", str(results)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(0.1)
+        runs = list(results.glob("runs/*/records.jsonl"))
+        if runs and runs[0].read_text().count('"kind": "prompt"') >= 2:
+            parent.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process
+            break
+    _, stderr = parent.communicate(timeout=120)
+    assert parent.returncode == 130, stderr
+    assert "resume with `sizebench bench --resume" in stderr and "Traceback" not in stderr
+    run_dir = next((results / "runs").iterdir())
+    lines = (run_dir / "records.jsonl").read_text().splitlines()
+    assert all(json.loads(line) for line in lines)  # nothing half-written
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    assert not any(json.loads(line)["kind"] == "stage" for line in lines)
+
+    resumed = sizebench("bench", "--resume", run_dir.name, "--results", str(results))
+    assert resumed.returncode == 0, resumed.stderr
+    from sizebench import frames
+    assert len(frames.load([run_dir])["prompt"]) == 30
