@@ -190,7 +190,7 @@ def render(f: dict, argv: str) -> str:
     if "sweep" in f and "sweep_wall_s" in f["sweep"]:
         sw = f["sweep"]
         split = ", ".join(f"{k} {v:.0f} s" for k, v in sw["sweep_split_s"].items())
-        rows.append(("Whole sweep: `sizebench bench` on the offline ladder (after set-up)",
+        rows.append(("Whole sweep: `make bench` on the offline ladder (after set-up)",
                      f"{sw['sweep_wall_s']:.0f} s ({split})", sw["goal"], sw["sweep_wall_s"] < 300))
     lines = ["# sizebench benchmarks", "",
              f"Recorded by `.venv/bin/python benchmarks/harness.py {argv}`".rstrip() + f" on {f['machine']}; "
