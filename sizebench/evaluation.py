@@ -121,7 +121,7 @@ def run_tasks(model, tokenizer, model_name: str, settings: EvalSettings, attempt
 def _unbuildable(task: str, manager) -> str | None:
     """None if the task (and its data set) can be built now, else a one-line reason."""
     try:
-        manager.load_task_or_group([task])
+        manager.load([task])
         return None
     except Exception as exc:  # lm-eval and datasets raise many kinds; each becomes a skip reason
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

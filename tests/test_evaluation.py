@@ -31,8 +31,7 @@ def user_task_folder(root):
 
 def test_bundled_tasks_load_offline():
     manager = evaluation.task_manager()
-    built = manager.load_task_or_group(["sizebench_geo"])
-    tasks = next(iter(built.values()))
+    tasks = manager.load(["sizebench_geo"])["tasks"]
     assert set(tasks) == {"sizebench_geo_capitals", "sizebench_geo_highest_points", "sizebench_geo_currencies"}
     assert all(len(t.eval_docs) >= 150 for t in tasks.values())
 

@@ -1,5 +1,6 @@
 """The Ray executor on a local 2-CPU cluster started here: same store as local, failures, resume."""
 
+import io
 import pytest
 
 ray = pytest.importorskip("ray")
@@ -13,7 +14,7 @@ from sizebench.ray_executor import RayExecutor  # noqa: E402
 from sizebench.registry import resolve  # noqa: E402
 
 pytestmark = pytest.mark.ray
-QUIET = Console(file=open("/dev/null", "w"))
+QUIET = Console(file=io.StringIO())
 
 
 @pytest.fixture(scope="module")

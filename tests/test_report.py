@@ -1,5 +1,6 @@
 """The report from a stored run fixture: records written here, no model needed."""
 
+import io
 import json
 import re
 
@@ -45,7 +46,7 @@ def run(tmp_path):
 def test_sections_rows_failure_and_well_formed_tables(run, tmp_path):
     from rich.console import Console
 
-    path = report.publish([run.dir], tmp_path, Console(file=open("/dev/null", "w")))
+    path = report.publish([run.dir], tmp_path, Console(file=io.StringIO()))
     text = path.read_text()
     for heading in ("## Run", "## Summary", "## Conclusion", "## Accuracy", "## Measured vs published",
                     "## Scaling plots", "## Answers side by side", "## How this was measured"):
@@ -63,7 +64,7 @@ def test_plots_exist_and_open(run, tmp_path):
     from PIL import Image
     from rich.console import Console
 
-    report.publish([run.dir], tmp_path, Console(file=open("/dev/null", "w")))
+    report.publish([run.dir], tmp_path, Console(file=io.StringIO()))
     for name in ("plot_accuracy.png", "plot_decode_speed.png", "plot_peak_memory.png"):
         with Image.open(tmp_path / name) as image:
             assert image.size[0] > 100
