@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sizebench import generation, loader  # noqa: E402
+from sizebench import generation, loader, measure  # noqa: E402
 from sizebench.registry import builtin  # noqa: E402
 from sizebench.suites import load_suite  # noqa: E402
 
@@ -136,7 +136,7 @@ def stability(loaded, prompt, reps: int, max_new_tokens: int) -> dict:
     rendered = generation.render(loaded, prompt)
     generation.generate_once(loaded, rendered, settings)
     rates = [generation.generate_once(loaded, rendered, settings).decode_tok_per_s for _ in range(reps)]
-    return {"decode_tok_per_s_runs": rates, "decode_cv": statistics.stdev(rates) / statistics.mean(rates),
+    return {"decode_tok_per_s_runs": rates, "decode_cv": measure.spread(rates),
             "goal": "< 0.05"}
 
 

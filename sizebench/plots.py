@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from sizebench.frames import Frames
 
 
 def _short(params: float) -> str:
     return f"{params / 1e9:.1f}B" if params >= 1e9 else f"{params / 1e6:.0f}M"
 
 
-def write(summary: pd.DataFrame, fr: Frames, out_dir: Path) -> list[str]:
+def write(summary: pd.DataFrame, out_dir: Path) -> list[str]:
     """PNG files written (names relative to out_dir); none when there is nothing to plot."""
     import matplotlib
 

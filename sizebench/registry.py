@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sizebench.errors import SizebenchError
@@ -62,7 +62,6 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "dolly": ("minidolly-70m", "dolly-v2-3b", "dolly-v2-7b", "dolly-v2-12b"),
     "offline": ("smollm2-135m", "gemma3-270m"),
 }
-DEFAULT_GROUP = "offline"
 
 _BY_NAME = {spec.name: spec for spec in BUILTINS}
 
@@ -112,10 +111,6 @@ def _local_spec(path: Path, typed: str) -> ModelSpec:
     if not (path / "config.json").is_file():
         raise SizebenchError(f"model folder '{typed}' has no config.json")
     return ModelSpec(path.name, "local folder", None, LOCAL_DIR, str(path.resolve()), None, "auto")
-
-
-def with_overrides(spec: ModelSpec, **changes) -> ModelSpec:
-    return replace(spec, **{k: v for k, v in changes.items() if v is not None})
 
 
 def hf_offline() -> bool:

@@ -249,8 +249,8 @@ PROTOCOL = """## How this was measured
 - Accuracy: lm-evaluation-harness on the already loaded model; stderr as lm-eval reports it."""
 
 
-def render(fr: Frames, plot_files: list[str]) -> str:
-    df = summary(fr)
+def render(fr: Frames, plot_files: list[str], df: pd.DataFrame | None = None) -> str:
+    df = summary(fr) if df is None else df
     order = list(df["model"])
     sections = ["# sizebench report", metadata_section(fr),
                 "## Summary\n\nOne row per model, smallest first. Accuracy is lm-eval `acc` ± stderr.\n\n"
@@ -266,12 +266,11 @@ def publish(run_dirs: list[Path], results_dir: Path, console: Console, latest_on
     from sizebench import plots
 
     fr = frames_module.load(run_dirs, latest_only)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    plot_files = plots.write(summary(fr), fr, results_dir)
-    markdown = render(fr, plot_files)
-    path = results_dir / "report.md"
-    path.write_text(markdown, encoding="utf-8")
     df = summary(fr)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    plot_files = plots.write(df, results_dir)
+    path = results_dir / "report.md"
+    path.write_text(render(fr, plot_files, df), encoding="utf-8")
     console.print(Markdown("## Summary\n\n" + summary_table(df)))
     answers = answers_section(fr, list(df["model"]))
     if answers:
