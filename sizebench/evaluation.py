@@ -93,13 +93,13 @@ def run_tasks(model, tokenizer, model_name: str, settings: EvalSettings, attempt
     from lm_eval.models.huggingface import HFLM
 
     manager = task_manager(settings.task_path)
-    runnable = []
+    runnable = []  # built Task objects, handed to lm-eval as they are, so each data set is prepared once
     for task in expand(settings.tasks):
-        reason = _unbuildable(task, manager)
+        built, reason = _build(task, manager)
         if reason:
             emit(SkipRecord(model_name, attempt, task, reason))
         else:
-            runnable.append(task)
+            runnable += [t for t in built if t.config.task not in {r.config.task for r in runnable}]
     if not runnable:
         return []
     started = time.perf_counter()
@@ -118,14 +118,13 @@ def run_tasks(model, tokenizer, model_name: str, settings: EvalSettings, attempt
     return records
 
 
-def _unbuildable(task: str, manager) -> str | None:
-    """None if the task (and its data set) can be built now, else a one-line reason."""
+def _build(task: str, manager) -> tuple[list, str | None]:
+    """The task's leaf Task objects (a group's members) and None, or no tasks and a one-line reason."""
     try:
-        manager.load([task])
-        return None
+        return list(manager.load([task])["tasks"].values()), None
     except Exception as exc:  # lm-eval and datasets raise many kinds; each becomes a skip reason
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return f"data set not available ({type(exc).__name__}: {first_line[:200]})"
+        return [], f"data set not available ({type(exc).__name__}: {first_line[:200]})"
 
 
 def task_records(results: dict, model_name: str, attempt: str, limit, wall: float,
