@@ -93,13 +93,13 @@ def run_tasks(model, tokenizer, model_name: str, settings: EvalSettings, attempt
     from lm_eval.models.huggingface import HFLM
 
     manager = task_manager(settings.task_path)
-    runnable = []  # built Task objects, handed to lm-eval as they are, so each data set is prepared once
+    runnable = {}  # name -> built Task, handed to lm-eval as it is, so each data set is prepared once
     for task in expand(settings.tasks):
         built, reason = _build(task, manager)
         if reason:
             emit(SkipRecord(model_name, attempt, task, reason))
-        else:
-            runnable += [t for t in built if t.config.task not in {r.config.task for r in runnable}]
+        for leaf in built:
+            runnable.setdefault(leaf.config.task, leaf)
     if not runnable:
         return []
     started = time.perf_counter()
@@ -108,7 +108,7 @@ def run_tasks(model, tokenizer, model_name: str, settings: EvalSettings, attempt
         batch_size = str(CPU_AUTO_BATCH)
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_batch_size=64)
     results = lm_eval.simple_evaluate(
-        model=lm, tasks=runnable, task_manager=manager, limit=settings.limit,
+        model=lm, tasks=list(runnable.values()), task_manager=manager, limit=settings.limit,
         num_fewshot=settings.num_fewshot, log_samples=False, bootstrap_iters=100000,
     )
     wall = time.perf_counter() - started

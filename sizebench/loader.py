@@ -81,12 +81,16 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "auto", force: bool
 
     device = resolve_device(device)
     dtype = resolve_dtype(spec.dtype if dtype == "auto" else dtype, device)
-    if spec.params:  # refuse before a download or conversion that could not be used anyway
-        memory.check_fits(spec.name, spec.params, dtype, device, memory.available_bytes(device), force)
+    def guard(params: int) -> int:
+        return memory.check_fits(spec.name, params, dtype, device, memory.available_bytes(device), force)
+
+    # With a published count, refuse before a download or conversion that could not be used anyway;
+    # otherwise the count is estimated from the weights once they are located.
+    needed = guard(spec.params) if spec.params else None
     located = sources.locate(spec)
     refuse_remote_code(spec, located.path)
-    params = estimate_params(spec, located)
-    needed = memory.check_fits(spec.name, params, dtype, device, memory.available_bytes(device), force)
+    if needed is None:
+        needed = guard(estimate_params(spec, located))
 
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype), "trust_remote_code": False}
     if device == "cuda":

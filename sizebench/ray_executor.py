@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sizebench import memory
+from sizebench import loader, memory
 from sizebench.errors import SizebenchError
 from sizebench.store import RunStore
 
@@ -44,7 +44,7 @@ def resources(job: dict, cluster_gpus: float) -> dict:
     """What to ask Ray for: GPUs (enough to shard the model) when the run is on GPU, else RAM."""
     params = job["model"].get("params") or 0
     wants_gpu = job["device"] == "cuda" or (job["device"] == "auto" and cluster_gpus > 0)
-    dtype = job["dtype"] if job["dtype"] != "auto" else ("bfloat16" if wants_gpu else "float32")
+    dtype = loader.resolve_dtype(job["dtype"], "cuda" if wants_gpu else "cpu")
     needed = memory.required_bytes(params, dtype) if params else 0
     if wants_gpu:
         return {"num_cpus": 1, "num_gpus": max(1, math.ceil(needed / GPU_BYTES))}
