@@ -1,0 +1,133 @@
+"""The report's sections, each a pure function of the stored frames (or the summary built from them)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from sizebench import reference
+from sizebench.frames import Frames
+from sizebench.report.markdown import fmt_num, fmt_params, cell, table
+from sizebench.report.summary import task_names
+
+ANSWER_CHARS = 90
+
+
+def metadata_section(fr: Frames) -> str:
+    lines = ["## Run"]
+    for meta in fr.metas:
+        env = meta.get("environment", {})
+        versions = ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items() if v)
+        gpu = ", ".join(env.get("gpu") or []) or "none"
+        lines += [
+            f"- **{cell(meta['run_id'])}** ({cell(meta.get('status', 'running'))}), started {cell(env.get('started'))}",
+            f"  - command: `{meta.get('command', '').replace('`', '')}`",
+            f"  - machine: {cell(env.get('cpu'))}, {env.get('cpu_count')} CPUs, GPU: {cell(gpu)}; {cell(env.get('platform'))}",
+            f"  - software: Python {cell(env.get('python'))}, {cell(versions)}; commit {cell(env.get('git_commit'))}",
+        ]
+    lines += ["", "Reproduce: `make bench` (offline ladder), or the command above; "
+              "`sizebench report RUN_ID` re-renders this file from the stored records."]
+    return "\n".join(lines)
+
+
+def answers_section(fr: Frames, order: list[str]) -> str:
+    prompts = fr["prompt"]
+    if prompts.empty:
+        return ""
+    models = [m for m in order if m in set(prompts["model"])]
+    first_seen = prompts.drop_duplicates("prompt_id")[["prompt_id", "prompt", "expected"]]
+    rows = []
+    for _, p in first_seen.iterrows():
+        row = [p["prompt"], " / ".join(p["expected"]) if isinstance(p["expected"], list) and p["expected"] else "-"]
+        for model in models:
+            hit = prompts[(prompts["model"] == model) & (prompts["prompt_id"] == p["prompt_id"])]
+            if hit.empty:
+                row.append("-")
+                continue
+            answer = " ".join(str(hit.iloc[0]["answer"]).split())
+            answer = answer if len(answer) <= ANSWER_CHARS else answer[:ANSWER_CHARS - 1] + "…"
+            mark = {True: "✅ ", False: "❌ "}.get(hit.iloc[0]["correct"], "")
+            row.append(f"{mark}{answer}")
+        rows.append(row)
+    return ("## Answers side by side\n\nGreedy answers, trimmed to "
+            f"{ANSWER_CHARS} characters (full text in the run's records.jsonl). "
+            "✅/❌: an expected answer (case- and accent-insensitive) appears in the answer or not.\n\n"
+            + table(["prompt", "expected"] + models, rows))
+
+
+def tasks_section(fr: Frames, order: list[str]) -> str:
+    tasks, skipped = fr["task"], fr["task_skipped"]
+    parts = []
+    if not tasks.empty:
+        rows = []
+        for model in order:
+            for _, t in tasks[tasks["model"] == model].sort_values(["task", "metric"]).iterrows():
+                rows.append([model, t["task"], t["metric"], f"{t['value']:.4f}", fmt_num(t.get("stderr"), "{:.4f}"),
+                             int(t["n"]), fmt_num(t.get("num_fewshot"), "{:.0f}"), fmt_num(t.get("wall_s"), "{:.1f}")])
+        parts.append("## Accuracy (lm-evaluation-harness)\n\n"
+                     + table(["model", "task", "metric", "value", "stderr", "n", "few-shot", "stage wall s"], rows))
+    if not skipped.empty:
+        rows = [[s["model"], s["task"], s["reason"]] for _, s in skipped.iterrows()]
+        parts.append("### Skipped tasks\n\n" + table(["model", "task", "why"], rows))
+    return "\n\n".join(parts)
+
+
+def published_section(fr: Frames) -> str:
+    joined = reference.join(fr["task"], fr.models)
+    if joined.empty:
+        return ""
+    rows = [[r["model"], r["task"], f"{r['value']:.4f}", fmt_num(r.get("stderr"), "{:.4f}"), f"{r['published']:.4f}",
+             fmt_num(r["diff_in_stderr"], "{:+.1f}")] for _, r in joined.iterrows()]
+    return ("## Measured vs published\n\n" + reference.SOURCE_NOTE + "\n\n"
+            + table(["model", "task", "measured acc", "stderr", "published acc", "difference (stderr units)"], rows))
+
+
+def conclusion_section(df: pd.DataFrame) -> str:
+    lines = ["## Conclusion"]
+    ran = df[df["status"] == "ok"]
+    for task in task_names(df):
+        scored = [(r["model"], r["params"], *r[f"task:{task}"][:2]) for _, r in ran.iterrows()
+                  if isinstance(r.get(f"task:{task}"), tuple)]
+        if not scored:
+            continue
+        best = max(scored, key=lambda s: s[2])
+        enough = next(s for s in scored
+                      if s[2] >= best[2] - math.sqrt((s[3] or 0) ** 2 + (best[3] or 0) ** 2))
+        lines.append(f"- **{task}**: best {best[0]} ({best[2]:.3f}); the smallest model within one standard error "
+                     f"of it is **{enough[0]}** ({fmt_params(enough[1])}, {enough[2]:.3f}).")
+    if "right" in ran and ran["judged"].fillna(0).sum():
+        top = ran["right"].max()
+        leaders = ran[ran["right"] == top]
+        lines.append(f"- Prompt suite: most right answers ({int(top)}/{int(leaders.iloc[0]['judged'])}) from "
+                     f"{' and '.join(leaders['model'])}" + (" (a tie)." if len(leaders) > 1 else "."))
+    steps = ran.reset_index(drop=True)
+    for i in range(1, len(steps)):
+        small, big = steps.iloc[i - 1], steps.iloc[i]
+        ratios = []
+        # Latency is left out: answers differ in length between models; TTFT and tok/s do not depend on it.
+        for column, label in (("peak_rss_mb", "peak memory"), ("ttft_s", "time to first token"),
+                              ("decode_tok_per_s", "decode speed")):
+            a, b = small.get(column), big.get(column)
+            if a and b and not (pd.isna(a) or pd.isna(b)):
+                ratios.append(f"{label} x{b / a:.2f}")
+        if ratios:
+            lines.append(f"- Going up from {small['model']} to {big['model']} "
+                         f"(x{big['params'] / small['params']:.1f} params): {', '.join(ratios)}.")
+    failed = df[df["status"].str.startswith("failed")]
+    for _, r in failed.iterrows():
+        lines.append(f"- {r['model']} has no result: {cell(r['status'])}.")
+    return "\n".join(lines) if len(lines) > 1 else ""
+
+
+PROTOCOL = """## How this was measured
+
+- Each model runs in its own worker process; peak RSS is that process's high-water mark (VmHWM),
+  CUDA peak is `torch.cuda.max_memory_allocated` (GPU runs only).
+- Load: `from_pretrained` of tokenizer and model from local files, after the model's Python class is
+  imported (recorded apart as `import_s`); GGUF models are dequantized once into a safetensors cache
+  (that one-time conversion is recorded apart as `convert_s`).
+- Prompts: one warm-up generation, then each prompt `repeat` times with greedy decoding; TTFT is the
+  time to the first new token (seen by a streamer), decode tok/s = (new tokens - 1) / (latency - TTFT);
+  figures are medians over repetitions, then over prompts.
+- Accuracy: lm-evaluation-harness on the already loaded model; stderr as lm-eval reports it."""
