@@ -24,7 +24,10 @@ RESULTS = typer.Option("results", "--results", help="Folder of runs (results/run
 MODELS = typer.Option("offline", "--models", "-m",
                       help="Group (offline, all), comma list of names, hub id, model folder or .gguf path.")
 DEVICE = typer.Option("auto", help="auto | cpu | cuda (auto: cuda when available).")
-DTYPE = typer.Option("auto", help="auto | float32 | bfloat16 | float16 (auto: bf16 on GPU, fp32 on CPU).")
+DTYPE = typer.Option("auto", help="auto | float32 | bfloat16 | float16 (auto: fp32 on CPU; on GPU bf16, or fp16 "
+                                   "where the GPU has no bf16).")
+NO_OFFLOAD = typer.Option(False, "--no-offload", help="On GPU, refuse a model that does not fit the GPUs instead of "
+                          "putting some of its layers in CPU RAM.")
 FORCE = typer.Option(False, "--force", help="Load even when the memory guard says it will not fit.")
 THREADS = typer.Option(None, help="torch threads in each worker (default: torch's choice).")
 MAX_NEW = typer.Option(128, "--max-new-tokens", help="Generation length limit per answer.")
@@ -34,6 +37,9 @@ SEED = typer.Option(0, help="Seed set before every generation.")
 SAMPLE = typer.Option(False, "--sample", help="Sample instead of greedy decoding.")
 TEMP = typer.Option(1.0, "--temperature", help="Sampling temperature (with --sample).")
 TOP_P = typer.Option(1.0, "--top-p", help="Nucleus sampling mass (with --sample).")
+TOP_K = typer.Option(50, "--top-k", help="Top-k sampling (with --sample); 0 turns it off. 50 is transformers' default.")
+DECODING = typer.Option(None, "--decoding", help="A named preset: greedy, or databricks (Databricks' Dolly pipeline: "
+                        "sampling, top-p 0.92, top-k off, 256 new tokens, stop at `### End` only). Sets the flags above.")
 TASKS = typer.Option("sizebench_geo", "--tasks", help="Comma list of lm-eval tasks or groups; dolly-card for the Dolly card suite.")
 TASK_PATH = typer.Option(None, "--task-path", help="Folder of your own lm-eval YAML tasks.")
 LIMIT = typer.Option(None, "--limit", help="Items per task (a fraction if < 1).")
@@ -56,11 +62,12 @@ def models(models: str = typer.Option("offline,all", "--models", "-m", help="Wha
     from rich.table import Table
 
     table = Table(title="sizebench models")
-    for column in ("name", "family", "params", "source", "revision", "format", "dtype", "available"):
+    for column in ("name", "family", "params (total)", "non-emb", "source", "revision", "format", "dtype", "available"):
         table.add_column(column, overflow="fold")
     for spec in resolve(models):
         ok, where = availability(spec)
         table.add_row(spec.name, spec.family, f"{spec.params:,}" if spec.params else "?",
+                      f"{spec.params_non_embedding:,}" if spec.params_non_embedding else "-",
                       f"{spec.source}: {spec.location}", spec.revision or "", spec.prompt_format, spec.dtype,
                       f"[green]yes[/] ({where})" if ok else f"[red]no[/] ({where})")
     out.print(table)
@@ -69,7 +76,7 @@ def models(models: str = typer.Option("offline,all", "--models", "-m", help="Wha
 def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, limit=None, num_fewshot=None,
           eval_batch_size="auto", device="auto", dtype="auto", force=False, threads=None, max_new_tokens=128,
           repeat=3, batch_size=1, seed=0, sample=False, temperature=1.0, top_p=1.0, executor="local",
-          ray_address=None):
+          ray_address=None, top_k=50, decoding=None, no_offload=False):
     from sizebench import evaluation
     from sizebench.generation import GenSettings
     from sizebench.plan import RunPlan
@@ -78,10 +85,11 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
 
     plan = RunPlan(
         models=tuple(resolve(models)), stages=stages, prompts_path=prompts,
-        gen=GenSettings(max_new_tokens, repeat, seed, sample, temperature, top_p, batch_size),
+        gen=GenSettings(max_new_tokens, repeat, seed, sample, temperature, top_p, batch_size, top_k).with_preset(decoding),
         eval=evaluation.EvalSettings(tuple(t.strip() for t in tasks.split(",") if t.strip()), task_path, limit,
                                      num_fewshot, eval_batch_size),
-        device=device, dtype=dtype, force=force, threads=threads, executor=executor, ray_address=ray_address,
+        device=device, dtype=dtype, force=force, offload=not no_offload, threads=threads, executor=executor,
+        ray_address=ray_address,
     ).validate()
     if device == "cuda" and executor == "local":
         from sizebench.loader import resolve_device
@@ -110,7 +118,14 @@ def _run(plan, results: str, resume: Optional[str] = None, executor: Optional[st
         store = runner.new_run(plan, Path(results), "sizebench " + shlex.join(sys.argv[1:]))
         err.print(f"run {store.run_id}: {len(plan.models)} model(s), stages: {', '.join(plan.stages)}", highlight=False)
     outcome = runner.execute(plan, store, err)
-    report.publish([store.dir], Path(results), out)
+    if any(r["kind"] == "load" for r in store.records()):
+        report.publish([store.dir], Path(results), out)
+    else:  # a report of nothing would replace a good one
+        err.print(f"no model ran in run {store.run_id} (each was unavailable or failed before loading, reasons "
+                  f"above); {Path(results) / 'report.md'} was left as it was", highlight=False)
+    if outcome.unavailable:
+        err.print(f"unavailable here: {', '.join(outcome.unavailable)} (not an error; reason and remedy above)",
+                  highlight=False)
     if outcome.interrupted:
         err.print(f"interrupted: resume with `sizebench bench --resume {store.run_id}`", highlight=False)
     elif outcome.failed:
@@ -123,31 +138,37 @@ def _run(plan, results: str, resume: Optional[str] = None, executor: Optional[st
 def compare(prompts: str = typer.Option(DEFAULT_PROMPTS, "--prompts", "-p", help="Prompt suite (.txt or .jsonl)."),
             models: str = MODELS, max_new_tokens: int = MAX_NEW, repeat: int = REPEAT, batch_size: int = BATCH,
             seed: int = SEED, sample: bool = SAMPLE, temperature: float = TEMP, top_p: float = TOP_P,
-            device: str = DEVICE, dtype: str = DTYPE, force: bool = FORCE, threads: Optional[int] = THREADS,
+            top_k: int = TOP_K, decoding: Optional[str] = DECODING,
+            device: str = DEVICE, dtype: str = DTYPE, force: bool = FORCE, no_offload: bool = NO_OFFLOAD,
+            threads: Optional[int] = THREADS,
             executor: str = EXECUTOR, ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS) -> None:
     """Send a prompt suite to each model; answers side by side with latency and memory."""
     _run(_plan(("prompts",), models, prompts, device=device, dtype=dtype, force=force, threads=threads,
                max_new_tokens=max_new_tokens, repeat=repeat, batch_size=batch_size, seed=seed, sample=sample,
-               temperature=temperature, top_p=top_p, executor=executor, ray_address=ray_address), results)
+               temperature=temperature, top_p=top_p, executor=executor, ray_address=ray_address, top_k=top_k,
+               decoding=decoding, no_offload=no_offload), results)
 
 
 @app.command("eval")
 def eval_(models: str = MODELS, tasks: str = TASKS, task_path: Optional[str] = TASK_PATH,
           limit: Optional[float] = LIMIT, num_fewshot: Optional[int] = FEWSHOT, eval_batch_size: str = EVAL_BATCH,
-          device: str = DEVICE, dtype: str = DTYPE, force: bool = FORCE, threads: Optional[int] = THREADS,
+          device: str = DEVICE, dtype: str = DTYPE, force: bool = FORCE, no_offload: bool = NO_OFFLOAD,
+          threads: Optional[int] = THREADS,
           executor: str = EXECUTOR, ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS) -> None:
     """Run lm-evaluation-harness tasks on each model (accuracy +- stderr)."""
     _run(_plan(("tasks",), models, tasks=tasks, task_path=task_path, limit=limit, num_fewshot=num_fewshot,
                eval_batch_size=eval_batch_size, device=device, dtype=dtype, force=force, threads=threads,
-               executor=executor, ray_address=ray_address), results)
+               executor=executor, ray_address=ray_address, no_offload=no_offload), results)
 
 
 @app.command()
 def bench(models: str = MODELS, prompts: str = typer.Option(DEFAULT_PROMPTS, "--prompts", "-p"),
           tasks: str = TASKS, task_path: Optional[str] = TASK_PATH, limit: Optional[float] = LIMIT,
           num_fewshot: Optional[int] = FEWSHOT, eval_batch_size: str = EVAL_BATCH, max_new_tokens: int = MAX_NEW,
-          repeat: int = REPEAT, batch_size: int = BATCH, seed: int = SEED, device: str = DEVICE,
-          dtype: str = DTYPE, force: bool = FORCE, threads: Optional[int] = THREADS,
+          repeat: int = REPEAT, batch_size: int = BATCH, seed: int = SEED, sample: bool = SAMPLE,
+          temperature: float = TEMP, top_p: float = TOP_P, top_k: int = TOP_K, decoding: Optional[str] = DECODING,
+          device: str = DEVICE, dtype: str = DTYPE, force: bool = FORCE, no_offload: bool = NO_OFFLOAD,
+          threads: Optional[int] = THREADS,
           executor: Optional[str] = typer.Option(None, "--executor", help="local (default) | ray; with --resume, "
                                                  "finishes the run on this executor"),
           ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS,
@@ -155,8 +176,8 @@ def bench(models: str = MODELS, prompts: str = typer.Option(DEFAULT_PROMPTS, "--
     """The whole benchmark per model: load, prompt suite, lm-eval tasks; then the report."""
     plan = None if resume else _plan(
         ("prompts", "tasks"), models, prompts, tasks, task_path, limit, num_fewshot, eval_batch_size, device, dtype,
-        force, threads, max_new_tokens, repeat, batch_size, seed, executor=executor or "local",
-        ray_address=ray_address)
+        force, threads, max_new_tokens, repeat, batch_size, seed, sample, temperature, top_p,
+        executor=executor or "local", ray_address=ray_address, top_k=top_k, decoding=decoding, no_offload=no_offload)
     _run(plan, results, resume, executor, ray_address)
 
 

@@ -36,12 +36,14 @@ def load(run_dirs: list[Path], latest_only: bool = True) -> Frames:
         metas.append(meta)
         for order, spec in enumerate(meta["plan"]["models"]):
             models.append({"model": spec["name"], "params_published": spec["params"], "location": spec["location"],
-                           "source": spec["source"], "run_id": store.run_id})
+                           "source": spec["source"], "run_id": store.run_id,
+                           "params_non_embedding_published": spec.get("params_non_embedding")})
         for seq, record in enumerate(store.records()):
             rows.append({**record, "run_id": store.run_id, "seq": seq})
             kind_columns.setdefault(record["kind"], set()).update(record)
     records = pd.DataFrame(rows)
-    model_table = pd.DataFrame(models, columns=["model", "params_published", "location", "source", "run_id"])
+    model_table = pd.DataFrame(models, columns=["model", "params_published", "location", "source", "run_id",
+                                               "params_non_embedding_published"])
     if records.empty:
         return Frames(metas, model_table.drop_duplicates("model", keep="last"),
                       {kind: pd.DataFrame() for kind in KINDS})

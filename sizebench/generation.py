@@ -2,14 +2,15 @@
 
 Protocol: one short warm-up generation per model (not recorded); then per prompt `repeat` timed
 runs, the answer taken from the first, the figures reported as medians with every run kept.
-Greedy decoding by default, so every run produces the same tokens and the timings are comparable.
+Greedy decoding by default, so every run produces the same tokens and the timings are comparable;
+sampled runs set the seed before every generation, so they repeat exactly too.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sizebench import formats, measure
 from sizebench.loader import Loaded
@@ -28,6 +29,40 @@ class GenSettings:
     temperature: float = 1.0
     top_p: float = 1.0
     batch_size: int = 1
+    top_k: int = 50  # transformers' default when sampling; 0 turns top-k off
+    stop_at_eos: bool = True  # False: a format with its own stop token (Dolly's `### End`) stops only there
+    preset: str | None = None  # the named decoding preset these settings came from, if any
+
+    def with_preset(self, name: str | None) -> "GenSettings":
+        if name is None:
+            return self
+        if name not in PRESETS:
+            from sizebench.errors import SizebenchError
+
+            raise SizebenchError(f"unknown --decoding '{name}'; choose one of: {', '.join(PRESETS)}")
+        return replace(self, preset=name, **PRESETS[name])
+
+    def describe(self) -> str:
+        """How answers were decoded, in words, for the report."""
+        if not self.do_sample:
+            text = "greedy decoding"
+        else:
+            top_k = "top-k off" if self.top_k == 0 else f"top-k {self.top_k}"
+            text = (f"sampling (temperature {self.temperature:g}, top-p {self.top_p:g}, {top_k}, "
+                    f"seed {self.seed} set before every generation)")
+        text += f", at most {self.max_new_tokens} new tokens"
+        if not self.stop_at_eos:
+            text += ", stopping at the format's own stop token only (`### End` for Dolly)"
+        return f"`{self.preset}` preset: {text}" if self.preset else text
+
+
+# Databricks' own InstructionTextGenerationPipeline (dolly repo, instruct_pipeline.py): do_sample=True,
+# top_p=0.92, top_k=0, max_new_tokens=256, eos_token_id = the `### End` token only.
+PRESETS: dict[str, dict] = {
+    "greedy": {"do_sample": False, "stop_at_eos": True},
+    "databricks": {"do_sample": True, "temperature": 1.0, "top_p": 0.92, "top_k": 0, "max_new_tokens": 256,
+                   "stop_at_eos": False},
+}
 
 
 @dataclass(frozen=True)
@@ -51,6 +86,8 @@ class Generation:
 def generate_kwargs(loaded: Loaded, rendered: formats.Rendered, settings: GenSettings, max_new_tokens: int) -> dict:
     tok = loaded.tokenizer
     stop_ids = formats.stop_token_ids(tok, rendered.stop_strings)
+    if not settings.stop_at_eos:  # only the format's own stop tokens, where it has any
+        stop_ids = [i for i in stop_ids if i != tok.eos_token_id] or stop_ids
     kwargs = {
         "max_new_tokens": max_new_tokens, "do_sample": settings.do_sample,
         "eos_token_id": stop_ids or None, "pad_token_id": tok.pad_token_id,
@@ -60,7 +97,7 @@ def generate_kwargs(loaded: Loaded, rendered: formats.Rendered, settings: GenSet
     if multi_token_stops:
         kwargs["stopping_criteria"] = stop_criteria(loaded, multi_token_stops)
     if settings.do_sample:
-        kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
+        kwargs.update(temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k)
     else:
         kwargs.update(temperature=None, top_p=None, top_k=None)  # silence sampling defaults under greedy
     return kwargs

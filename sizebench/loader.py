@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sizebench import memory, sources
-from sizebench.errors import SizebenchError
+from sizebench.errors import MemoryGuardError, SizebenchError
 from sizebench.registry import ModelSpec
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -23,13 +23,16 @@ class Loaded:
     spec: ModelSpec
     device: str
     dtype: str
-    params: int
+    params: int  # total, measured on the loaded model
     n_devices: int
     load_s: float  # from_pretrained of model and tokenizer, weights already on disk
     import_s: float  # importing the model's Python class first: a per-process cost, kept out of load_s
     located: sources.Located
     prompt_format: str
     reusable: dict = field(default_factory=dict)  # per-model helpers built once (stop criteria)
+    params_non_embedding: int | None = None
+    offloaded: bool = False  # some layers in CPU RAM (accelerate offload)
+    offload_cpu_gb: float | None = None  # GB (1e9 bytes) of weights placed on the CPU when offloaded
 
 
 def resolve_device(requested: str) -> str:
@@ -42,10 +45,33 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
-def resolve_dtype(requested: str, device: str) -> str:
-    if requested == "auto":
-        return "bfloat16" if device == "cuda" else "float32"
-    return requested
+def resolve_dtype(requested: str, device: str, bf16_supported: bool | None = None) -> str:
+    """auto: float32 on CPU; on GPU bfloat16 where the GPU supports it, else float16 (T4, V100)."""
+    if requested != "auto":
+        return requested
+    if device != "cuda":
+        return "float32"
+    if bf16_supported is None:
+        import torch
+
+        bf16_supported = not torch.cuda.is_available() or torch.cuda.is_bf16_supported()
+    return "bfloat16" if bf16_supported else "float16"
+
+
+def count_params(model) -> tuple[int, int]:
+    """(total, non-embedding) parameter counts of a loaded model.
+
+    total counts every parameter once (a tied output embedding is the input embedding's tensor);
+    non-embedding = total minus the input embedding minus the output embedding when it is not tied,
+    Pythia's definition (its published 2.8b/6.9b/12b sizes are non-embedding counts).
+    """
+    total = sum(p.numel() for p in model.parameters())
+    inp = model.get_input_embeddings()
+    out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    embedding = inp.weight.numel() if inp is not None else 0
+    if out is not None and inp is not None and out.weight is not inp.weight:
+        embedding += out.weight.numel()
+    return total, total - embedding
 
 
 def estimate_params(spec: ModelSpec, located: sources.Located) -> int:
@@ -75,32 +101,37 @@ def refuse_remote_code(spec: ModelSpec, folder: Path) -> None:
         )
 
 
-def load(spec: ModelSpec, device: str = "auto", dtype: str = "auto", force: bool = False) -> Loaded:
+def load(spec: ModelSpec, device: str = "auto", dtype: str = "auto", force: bool = False,
+         offload: bool = True) -> Loaded:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = resolve_device(device)
     dtype = resolve_dtype(spec.dtype if dtype == "auto" else dtype, device)
-    def guard(params: int) -> int:
-        return memory.check_fits(spec.name, params, dtype, device, memory.available_bytes(device), force)
+
+    def guard(params: int) -> memory.Placement | None:
+        if device != "cuda":
+            memory.check_fits(spec.name, params, dtype, device, memory.available_bytes(device), force)
+            return None
+        needed = memory.required_bytes(params, dtype)
+        placement = memory.place(needed, memory.gpu_free_bytes(), memory.ram_free_bytes(), offload, spec.name)
+        if placement.kind == "refuse":
+            if not force:
+                raise MemoryGuardError(placement.reason)
+            placement = memory.Placement("shard", "auto")  # --force: accelerate places what it can
+        return placement
 
     # With a published count, refuse before a download or conversion that could not be used anyway;
     # otherwise the count is estimated from the weights once they are located.
-    needed = guard(spec.params) if spec.params else None
+    placement = guard(spec.params) if spec.params else None
     located = sources.locate(spec)
     refuse_remote_code(spec, located.path)
-    if needed is None:
-        needed = guard(estimate_params(spec, located))
+    if not spec.params:
+        placement = guard(estimate_params(spec, located))
 
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype), "trust_remote_code": False}
-    if device == "cuda":
-        # accelerate puts the model on one GPU when it fits and shards it over several when not.
-        free = {i: torch.cuda.mem_get_info(i)[0] for i in range(torch.cuda.device_count())}
-        kwargs["device_map"] = "auto"
-        kwargs["max_memory"] = {i: int(f * 0.9) for i, f in free.items()} if needed > max(free.values()) else None
-        if kwargs["max_memory"] is None:
-            kwargs["device_map"] = {"": 0}
-            del kwargs["max_memory"]
+    if placement is not None:
+        kwargs.update(placement.from_pretrained_kwargs())
     import_s = import_model_class(located.path)
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(located.path, trust_remote_code=False)
@@ -117,11 +148,16 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "auto", force: bool
 
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    devices = set(getattr(model, "hf_device_map", {"": device}).values())
+    device_map = getattr(model, "hf_device_map", None) or {"": device}
+    on_cpu = memory.offloaded_bytes({n: p.numel() * p.element_size() for n, p in model.named_parameters()},
+                                    device_map) if device == "cuda" else 0
+    devices = {d for d in device_map.values() if d not in ("cpu", "disk")} if device == "cuda" else {device}
+    total, non_embedding = count_params(model)
     return Loaded(
         model=model, tokenizer=tokenizer, spec=spec, device=device, dtype=dtype,
-        params=sum(p.numel() for p in model.parameters()), n_devices=len(devices),
+        params=total, n_devices=max(len(devices), 1),
         load_s=load_s, import_s=import_s, located=located, prompt_format=pick_format(spec, tokenizer),
+        params_non_embedding=non_embedding, offloaded=on_cpu > 0, offload_cpu_gb=on_cpu / 1e9 if on_cpu else None,
     )
 
 

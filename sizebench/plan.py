@@ -31,6 +31,7 @@ class RunPlan:
     device: str = "auto"
     dtype: str = "auto"
     force: bool = False
+    offload: bool = True  # on GPU, layers that do not fit the GPUs may go to CPU RAM (--no-offload: refuse)
     threads: int | None = None
     executor: str = "local"
     ray_address: str | None = None
@@ -48,6 +49,8 @@ class RunPlan:
             _positive("--threads", self.threads)
         if self.gen.temperature <= 0 or not 0 < self.gen.top_p <= 1:
             raise SizebenchError("--temperature must be > 0 and --top-p in (0, 1]")
+        if self.gen.top_k < 0:
+            raise SizebenchError(f"--top-k must be 0 (off) or more, got {self.gen.top_k}")
         if self.eval.limit is not None and self.eval.limit <= 0:
             raise SizebenchError(f"--limit must be a positive number, got {self.eval.limit:g}")
         if self.eval.num_fewshot is not None and self.eval.num_fewshot < 0:

@@ -36,7 +36,7 @@ def write(summary: pd.DataFrame, out_dir: Path) -> list[str]:
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlim(ok["params"].min() / 1.5, ok["params"].max() * 1.5)
         ax.set_ylim(bottom=0)  # differences drawn from zero, not magnified
-        ax.set_xlabel("parameters (log scale)")
+        ax.set_xlabel("parameters, total incl. embeddings (log scale)")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="major", alpha=0.3)
         fig.tight_layout()

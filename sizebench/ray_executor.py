@@ -44,7 +44,8 @@ def resources(job: dict, cluster_gpus: float) -> dict:
     """What to ask Ray for: GPUs (enough to shard the model) when the run is on GPU, else RAM."""
     params = job["model"].get("params") or 0
     wants_gpu = job["device"] == "cuda" or (job["device"] == "auto" and cluster_gpus > 0)
-    dtype = loader.resolve_dtype(job["dtype"], "cuda" if wants_gpu else "cpu")
+    # bf16 and fp16 weigh the same: no need to ask this (maybe GPU-less) driver which one the node picks
+    dtype = loader.resolve_dtype(job["dtype"], "cuda" if wants_gpu else "cpu", bf16_supported=True)
     needed = memory.required_bytes(params, dtype) if params else 0
     if wants_gpu:
         return {"num_cpus": 1, "num_gpus": max(1, math.ceil(needed / GPU_BYTES))}

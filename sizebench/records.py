@@ -21,7 +21,7 @@ class Record:
 class LoadRecord(Record):
     family: str
     source: str
-    params: int
+    params: int  # total, measured on the loaded model (embeddings included)
     weights_mb: float  # the weights as distributed (the GGUF file for GGUF sources)
     weights_mem_mb: float  # params x bytes of the run dtype
     quantization: str | None
@@ -36,6 +36,9 @@ class LoadRecord(Record):
     peak_rss_mb: float
     cuda_peak_mb: float | None
     import_s: float | None = None  # importing the model class before the load clock starts
+    params_non_embedding: int | None = None  # total minus input and untied output embeddings
+    offloaded: bool = False  # some layers were placed in CPU RAM (GPU too small)
+    offload_cpu_gb: float | None = None  # GB of weights on the CPU when offloaded
     kind = "load"
 
 
@@ -106,6 +109,9 @@ class StageRecord(Record):
 class FailureRecord(Record):
     stage: str
     reason: str
+    # True when the model could not be had here (not in the HF cache offline, refused by the memory
+    # guard): the reason carries the remedy, and it is not a failure of the model or of sizebench.
+    unavailable: bool = False
     kind = "failed"
 
 

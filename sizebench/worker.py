@@ -2,7 +2,8 @@
 
 Run as `python -m sizebench.worker JOB.json`. Progress events go to stdout as JSON lines for the
 parent's display; records go to the run store, each flushed, so a kill loses at most the stage in
-flight. Exit 0 when every stage finished, 3 for a failure the worker could name, 1 otherwise.
+flight. Exit 0 when every stage finished, 4 when the model cannot be had here (unavailable), 3 for a
+failure the worker could name, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ import time
 import traceback
 
 from sizebench import sources
-from sizebench.errors import SizebenchError
+from sizebench.errors import MemoryGuardError, ModelUnavailable, SizebenchError
 from sizebench.records import FailureRecord, LoadRecord, StageRecord
 from sizebench.registry import ModelSpec
 from sizebench.store import RunStore
+
+
+UNAVAILABLE = 4
 
 
 def event(**fields) -> None:
@@ -57,6 +61,10 @@ def run(job: dict) -> int:
     except KeyboardInterrupt:
         event(model=spec.name, stage="interrupted")
         return 130
+    except (ModelUnavailable, MemoryGuardError) as exc:
+        store.append(FailureRecord(spec.name, attempt, stage, str(exc), unavailable=True))
+        event(model=spec.name, stage="unavailable", reason=str(exc))
+        return UNAVAILABLE
     except SizebenchError as exc:
         store.append(FailureRecord(spec.name, attempt, stage, str(exc)))
         event(model=spec.name, stage="failed", reason=str(exc))
@@ -76,7 +84,7 @@ def load(spec: ModelSpec, job: dict, store: RunStore, attempt: str):
 
     if job.get("threads"):
         torch.set_num_threads(job["threads"])
-    loaded = loader.load(spec, job["device"], job["dtype"], job["force"])
+    loaded = loader.load(spec, job["device"], job["dtype"], job["force"], job.get("offload", True))
     located = loaded.located
     store.append(LoadRecord(
         model=spec.name, attempt=attempt, family=spec.family, source=spec.source, params=loaded.params,
@@ -87,6 +95,8 @@ def load(spec: ModelSpec, job: dict, store: RunStore, attempt: str):
         device=loaded.device, n_devices=loaded.n_devices, threads=torch.get_num_threads(),
         prompt_format=loaded.prompt_format, peak_rss_mb=measure.peak_rss_mb(),
         cuda_peak_mb=measure.cuda_peak_mb(loaded.device), import_s=loaded.import_s,
+        params_non_embedding=loaded.params_non_embedding, offloaded=loaded.offloaded,
+        offload_cpu_gb=loaded.offload_cpu_gb,
     ))
     return loaded
 

@@ -1,20 +1,74 @@
+import re
+
 import pytest
 
 from sizebench.errors import SizebenchError
-from sizebench.registry import BUILTINS, GGUF_FILE, HUB, LOCAL_DIR, resolve
+from sizebench.registry import BUILTINS, GGUF_FILE, HUB, LOCAL_DIR, builtin, file_key, resolve
 
 
 def test_groups_and_names():
     assert [s.name for s in resolve("offline")] == ["smollm2-135m", "gemma3-270m"]
-    assert [s.name for s in resolve("all")] == ["minidolly-70m", "dolly-v2-3b", "dolly-v2-7b", "dolly-v2-12b"]
+    assert [s.name for s in resolve("dolly")] == ["minidolly-70m", "dolly-v2-3b", "dolly-v2-7b", "dolly-v2-12b"]
+    # `all` is every built-in model, so a run of it offline still has real rows
+    assert [s.name for s in resolve("all")] == [s.name for s in resolve("dolly")] + [s.name for s in resolve("offline")]
     assert [s.name for s in resolve("dolly-v2-3b, smollm2-135m,dolly-v2-3b")] == ["dolly-v2-3b", "smollm2-135m"]
     assert len(BUILTINS) == 6
 
 
-def test_published_parameter_counts():
-    counts = {s.name: s.params for s in resolve("all")}
-    assert counts == {"minidolly-70m": 18_915_328, "dolly-v2-3b": 2_517_652_480,
-                      "dolly-v2-7b": 6_444_163_072, "dolly-v2-12b": 11_327_027_200}
+# (name, hidden, layers, heads, vocabulary): Dolly v2 = Pythia 2.8b/6.9b/12b (EleutherAI/pythia README's
+# table and models/*.yml) with Dolly's 50,280-token vocabulary; miniDolly = pythia-70m (vocabulary 50,304).
+SHAPES = [("minidolly-70m", 512, 6, 8, 50_304), ("dolly-v2-3b", 2560, 32, 32, 50_280),
+          ("dolly-v2-7b", 4096, 32, 32, 50_280), ("dolly-v2-12b", 5120, 36, 40, 50_280)]
+
+
+@pytest.mark.parametrize("name,hidden,layers,heads,vocab", SHAPES)
+def test_registry_counts_are_the_architectures_totals(name, hidden, layers, heads, vocab):
+    """The GPT-NeoX config instantiated on the meta device (no memory): total and non-embedding counts."""
+    torch = pytest.importorskip("torch")
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    from sizebench.loader import count_params
+
+    config = GPTNeoXConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                           intermediate_size=4 * hidden, tie_word_embeddings=False)
+    with torch.device("meta"):
+        model = GPTNeoXForCausalLM(config)
+    total, non_embedding = count_params(model)
+    spec = builtin(name)
+    assert (spec.params, spec.params_non_embedding) == (total, non_embedding)
+    assert total - non_embedding == 2 * vocab * hidden  # untied input and output embeddings
+
+
+def test_non_embedding_count_subtracts_a_tied_output_once():
+    torch = pytest.importorskip("torch")
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from sizebench.loader import count_params
+
+    config = LlamaConfig(vocab_size=1000, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, tie_word_embeddings=True)
+    with torch.device("meta"):
+        model = LlamaForCausalLM(config)
+    total, non_embedding = count_params(model)
+    assert total - non_embedding == 1000 * 64
+
+
+def test_file_keys_are_safe_and_unique():
+    names = ["EleutherAI/pythia-70m", "EleutherAI_pythia-70m", "a/model", "b/model", "model", "x@int4", "../up",
+             "we ird:name*?", "smollm2-135m"]
+    keys = [file_key(n) for n in names]
+    assert len(set(keys)) == len(keys)
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+", k) and not k.startswith(".") for k in keys)
+    assert file_key("smollm2-135m") == "smollm2-135m"
+
+
+def test_same_named_folders_stay_two_models(tmp_path):
+    for parent in ("a", "b"):
+        (tmp_path / parent / "model").mkdir(parents=True)
+        (tmp_path / parent / "model" / "config.json").write_text("{}")
+    specs = resolve(f"{tmp_path / 'a' / 'model'},{tmp_path / 'b' / 'model'},{tmp_path / 'a' / 'model'}")
+    assert [s.name for s in specs] == ["a/model", "b/model"]
+    assert len({s.location for s in specs}) == 2
 
 
 def test_hub_id_folder_and_gguf_path(tmp_path):

@@ -22,8 +22,8 @@ def prompt(model, pid, answer, correct, latency):
                         [0.1], [latency], [20.0])
 
 
-def task(model, name, value, stderr=0.02):
-    return TaskRecord(model, "a", name, "acc", value, stderr, 500, "1.0", 0, None, 12.0)
+def task(model, name, value, stderr=0.02, metric="acc"):
+    return TaskRecord(model, "a", name, metric, value, stderr, 500, "1.0", 0, None, 12.0)
 
 
 @pytest.fixture
@@ -34,9 +34,11 @@ def run(tmp_path):
         "plan": {"models": [s.to_dict() for s in specs]}})
     for record in [
         load("minidolly-70m", 18_915_328, 300.0), prompt("minidolly-70m", "p1", "Lyon | or `Nice`\nmaybe", False, 0.2),
-        task("minidolly-70m", "arc_easy", 0.40), StageRecord("minidolly-70m", "a", "prompts", 1.0, 350.0, None),
+        task("minidolly-70m", "arc_easy", 0.40), task("minidolly-70m", "arc_easy", 0.38, metric="acc_norm"),
+        StageRecord("minidolly-70m", "a", "prompts", 1.0, 350.0, None),
         load("dolly-v2-3b", 2_517_652_480, 6000.0), prompt("dolly-v2-3b", "p1", "Paris", True, 1.5),
-        task("dolly-v2-3b", "arc_easy", 0.60), StageRecord("dolly-v2-3b", "a", "prompts", 9.0, 6500.0, None),
+        task("dolly-v2-3b", "arc_easy", 0.64), task("dolly-v2-3b", "arc_easy", 0.60, metric="acc_norm"),
+        StageRecord("dolly-v2-3b", "a", "prompts", 9.0, 6500.0, None),
         FailureRecord("dolly-v2-7b", "a", "load", "dolly-v2-7b: needs about 30.5 GiB in float32 but only 23.0 GiB"),
     ]:
         store.append(record)
@@ -80,7 +82,8 @@ def test_published_value_joined_for_dolly_3b_arc_easy(run):
     text = report.render(frames.load([run.dir]), [])
     published = text.split("## Measured vs published")[1]
     row = next(line for line in published.splitlines() if line.startswith("| dolly-v2-3b"))
-    assert "0.6000" in row and "0.6115" in row and "-0.6" in row  # (0.600 - 0.611532) / 0.02
+    # the card's arc_easy is acc_norm: measured acc_norm 0.600 against 0.611532, not acc 0.64
+    assert "acc\\_norm" in row and "0.6000" in row and "0.6115" in row and "-0.6" in row
 
 
 def test_markdown_escaping_of_answers():
@@ -103,7 +106,7 @@ def test_latest_run_wins_when_combined(run, tmp_path):
     values = fr["task"][fr["task"]["model"] == "dolly-v2-3b"]["value"].tolist()
     assert values == [0.65]
     both = frames.load([run.dir, later.dir], latest_only=False)
-    assert sorted(both["task"][both["task"]["model"] == "dolly-v2-3b"]["value"]) == [0.6, 0.65]
+    assert sorted(both["task"][both["task"]["model"] == "dolly-v2-3b"]["value"]) == [0.6, 0.64, 0.65]
 
 
 def test_a_resumed_stage_shows_only_the_attempt_that_finished(tmp_path):

@@ -16,7 +16,8 @@ from rich.markdown import Markdown
 from sizebench import frames as frames_module
 from sizebench.frames import Frames
 from sizebench.report.markdown import cell, table
-from sizebench.report.sections import (PROTOCOL, answers_section, conclusion_section, metadata_section,
+from sizebench.report.notes import skipped_tasks
+from sizebench.report.sections import (answers_section, conclusion_section, metadata_section, protocol_section,
                                        published_section, tasks_section)
 from sizebench.report.summary import summary, summary_table
 
@@ -27,11 +28,13 @@ def render(fr: Frames, plot_files: list[str], df: pd.DataFrame | None = None) ->
     df = summary(fr) if df is None else df
     order = list(df["model"])
     sections = ["# sizebench report", metadata_section(fr),
-                "## Summary\n\nOne row per model, smallest first. Accuracy is lm-eval `acc` ± stderr.\n\n"
+                "## Summary\n\nOne row per model, smallest first by total parameters (embeddings included; "
+                "non-emb: without the input and untied output embeddings, Pythia's count). "
+                "Accuracy is lm-eval `acc` ± stderr.\n\n"
                 + summary_table(df),
                 conclusion_section(df), tasks_section(fr, order), published_section(fr),
                 "## Scaling plots\n\n" + "\n\n".join(f"![{Path(p).stem}]({p})" for p in plot_files) if plot_files else "",
-                answers_section(fr, order), PROTOCOL]
+                answers_section(fr, order), protocol_section(fr)]
     return "\n\n".join(s for s in sections if s) + "\n"
 
 
@@ -49,6 +52,9 @@ def publish(run_dirs: list[Path], results_dir: Path, console: Console, latest_on
     answers = answers_section(fr, list(df["model"]))
     if answers:
         console.print(Markdown(answers))
+    skipped = skipped_tasks(fr)
+    if skipped:
+        console.print(Markdown(skipped))
     conclusion = conclusion_section(df)
     if conclusion:
         console.print(Markdown(conclusion))

@@ -27,9 +27,9 @@ def fmt_num(value, fmt: str = "{:.2f}") -> str:
     return fmt.format(value)
 
 
-def fmt_params(value) -> str:
+def fmt_params(value, unknown: str = "?") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "?"
+        return unknown
     if value >= 1e9:
         return f"{value / 1e9:.2f}B"
     return f"{value / 1e6:.0f}M" if value >= 1e7 else f"{value / 1e6:.2f}M"

@@ -9,6 +9,7 @@ import pandas as pd
 from sizebench import reference
 from sizebench.frames import Frames
 from sizebench.report.markdown import fmt_num, fmt_params, cell, table
+from sizebench.report.notes import decoding
 from sizebench.report.summary import task_names
 
 ANSWER_CHARS = 90
@@ -50,7 +51,7 @@ def answers_section(fr: Frames, order: list[str]) -> str:
             mark = {True: "✅ ", False: "❌ "}.get(hit.iloc[0]["correct"], "")
             row.append(f"{mark}{answer}")
         rows.append(row)
-    return ("## Answers side by side\n\nGreedy answers, trimmed to "
+    return (f"## Answers side by side\n\nAnswers from {decoding(fr)}, trimmed to "
             f"{ANSWER_CHARS} characters (full text in the run's records.jsonl). "
             "✅/❌: an expected answer (case- and accent-insensitive) appears in the answer or not.\n\n"
             + table(["prompt", "expected"] + models, rows))
@@ -77,10 +78,10 @@ def published_section(fr: Frames) -> str:
     joined = reference.join(fr["task"], fr.models)
     if joined.empty:
         return ""
-    rows = [[r["model"], r["task"], f"{r['value']:.4f}", fmt_num(r.get("stderr"), "{:.4f}"), f"{r['published']:.4f}",
-             fmt_num(r["diff_in_stderr"], "{:+.1f}")] for _, r in joined.iterrows()]
+    rows = [[r["model"], r["task"], r["metric"], f"{r['value']:.4f}", fmt_num(r.get("stderr"), "{:.4f}"),
+             f"{r['published']:.4f}", fmt_num(r["diff_in_stderr"], "{:+.1f}")] for _, r in joined.iterrows()]
     return ("## Measured vs published\n\n" + reference.SOURCE_NOTE + "\n\n"
-            + table(["model", "task", "measured acc", "stderr", "published acc", "difference (stderr units)"], rows))
+            + table(["model", "task", "metric", "measured", "stderr", "published", "difference (stderr units)"], rows))
 
 
 def conclusion_section(df: pd.DataFrame) -> str:
@@ -114,10 +115,14 @@ def conclusion_section(df: pd.DataFrame) -> str:
         if ratios:
             lines.append(f"- Going up from {small['model']} to {big['model']} "
                          f"(x{big['params'] / small['params']:.1f} params): {', '.join(ratios)}.")
-    failed = df[df["status"].str.startswith("failed")]
+    failed = df[df["status"].str.startswith(("failed", "unavailable"))]
     for _, r in failed.iterrows():
         lines.append(f"- {r['model']} has no result: {cell(r['status'])}.")
     return "\n".join(lines) if len(lines) > 1 else ""
+
+
+def protocol_section(fr: Frames) -> str:
+    return PROTOCOL.replace("with greedy decoding", f"with {decoding(fr)}")
 
 
 PROTOCOL = """## How this was measured

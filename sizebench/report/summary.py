@@ -18,13 +18,16 @@ def summary(fr: Frames) -> pd.DataFrame:
     rows = []
     for _, m in fr.models.iterrows():
         name = m["model"]
-        row = {"model": name, "params": m["params_published"], "status": "not run"}
+        row = {"model": name, "params": m["params_published"], "status": "not run",
+               "params_non_embedding": m.get("params_non_embedding_published")}
         load = _rows(fr["load"], name)
         if not load.empty:
             last = load.iloc[-1]
             row.update(params=last["params"], weights_mb=last["weights_mb"], load_s=last["load_s"],
                        convert_s=last.get("convert_s"), dtype=last["dtype"], device=last["device"],
-                       n_devices=last["n_devices"], status="ok")
+                       n_devices=last["n_devices"], status="ok", offload_cpu_gb=last.get("offload_cpu_gb"))
+            if not pd.isna(last.get("params_non_embedding")):  # measured on the loaded model
+                row["params_non_embedding"] = last["params_non_embedding"]
         peaks = [v for v in list(load.get("peak_rss_mb", [])) + list(_rows(fr["stage"], name).get("peak_rss_mb", []))]
         row["peak_rss_mb"] = max(peaks) if peaks else None
         cuda = [v for v in list(load.get("cuda_peak_mb", [])) + list(_rows(fr["stage"], name).get("cuda_peak_mb", []))
@@ -46,7 +49,12 @@ def summary(fr: Frames) -> pd.DataFrame:
             row[f"task:{t['task']}"] = (t["value"], t["stderr"], t["n"])
         failed = _rows(fr["failed"], name)
         if not failed.empty:
-            row["status"] = f"failed ({failed.iloc[-1]['stage']}): {failed.iloc[-1]['reason']}"
+            last_failure = failed.iloc[-1]
+            flag = last_failure.get("unavailable")
+            if flag is not None and not pd.isna(flag) and bool(flag):
+                row["status"] = f"unavailable: {last_failure['reason']}"
+            else:
+                row["status"] = f"failed ({last_failure['stage']}): {last_failure['reason']}"
         rows.append(row)
     df = pd.DataFrame(rows)
     df["_sort"] = df["params"].fillna(float("inf"))
@@ -72,14 +80,20 @@ def summary_table(df: pd.DataFrame) -> str:
     tasks = task_names(df)
     prefix = os.path.commonprefix(tasks) if len(tasks) > 1 else ""
     prefix = prefix[:prefix.rfind("_") + 1]  # "sizebench_geo_capitals" -> "capitals" in the header
-    header = ["model", "params", "device", "weights MB", "load s", "peak RSS MB", "CUDA peak MB", "median TTFT s",
+    header = ["model", "params (total)", "non-emb params", "device", "weights MB", "load s", "peak RSS MB", "CUDA peak MB", "median TTFT s",
               "decode tok/s", "prompts right"] + [f"{t.removeprefix(prefix)} acc" for t in tasks] + ["status"]
     rows = []
     for _, r in df.iterrows():
-        score = f"{r['right']}/{r['judged']}" if "judged" in r and not pd.isna(r.get("judged")) and r["judged"] else "-"
+        # int(): combined runs leave NaN for models without prompts, and the column turns float
+        score = f"{int(r['right'])}/{int(r['judged'])}" if "judged" in r and not pd.isna(r.get("judged")) \
+            and r["judged"] else "-"
         devices = "-" if pd.isna(r.get("device")) else f"{r['device']} {r['dtype']}" + (
             f" x{int(r['n_devices'])}" if r.get("n_devices", 1) > 1 else "")
-        rows.append([r["model"], fmt_params(r["params"]), devices, fmt_num(r.get("weights_mb"), "{:.0f}"), fmt_num(r.get("load_s")),
+        offload = r.get("offload_cpu_gb")
+        if offload is not None and not pd.isna(offload) and offload > 0:
+            devices += f", offloaded {offload:.1f} GB to CPU"
+        rows.append([r["model"], fmt_params(r["params"]), fmt_params(r.get("params_non_embedding"), "-"),
+                     devices, fmt_num(r.get("weights_mb"), "{:.0f}"), fmt_num(r.get("load_s")),
                      fmt_num(r.get("peak_rss_mb"), "{:.0f}"), fmt_num(r.get("cuda_peak_mb"), "{:.0f}"),
                      fmt_num(r.get("ttft_s"), "{:.3f}"), fmt_num(r.get("decode_tok_per_s"), "{:.1f}"), score]
                     + [_acc(r.get(f"task:{t}")) for t in tasks] + [r["status"]])
