@@ -122,10 +122,10 @@ def _run(plan, results: str, resume: Optional[str] = None, executor: Optional[st
         report.publish([store.dir], Path(results), out)
     else:  # a report of nothing would replace a good one
         err.print(f"no model ran in run {store.run_id} (each was unavailable or failed before loading, reasons "
-                  f"above); {Path(results) / 'report.md'} was left as it was", highlight=False)
+                  f"above); {Path(results) / 'report.md'} was left as it was", highlight=False, soft_wrap=True)
     if outcome.unavailable:
         err.print(f"unavailable here: {', '.join(outcome.unavailable)} (not an error; reason and remedy above)",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     if outcome.interrupted:
         err.print(f"interrupted: resume with `sizebench bench --resume {store.run_id}`", highlight=False)
     elif outcome.failed:

@@ -86,24 +86,26 @@ def resolve(expression: str) -> list[ModelSpec]:
     if not parts:
         raise SizebenchError("no model given: name a model, a group (all, offline) or a path")
     specs: list[ModelSpec] = []
+    typed: list[Path] = []  # the path as given, made absolute but not resolved (symlinks keep their names)
     for part in parts:
         for spec in _resolve_one(part):
             if (spec.name, spec.location) not in {(s.name, s.location) for s in specs}:
                 specs.append(spec)
-    return _distinct_names(specs)
+                typed.append(Path(os.path.abspath(Path(part).expanduser())))
+    return _distinct_names(specs, typed)
 
 
-def _distinct_names(specs: list[ModelSpec]) -> list[ModelSpec]:
+def _distinct_names(specs: list[ModelSpec], typed: list[Path]) -> list[ModelSpec]:
     """Two paths with the same base name (./a/model, ./b/model) stay two models: each clashing local
-    name grows by parent folders (a/model, b/model) until the names differ."""
+    name grows by parent folders of the path as typed (a/model, b/model) until the names differ."""
     names = [s.name for s in specs]
     for name in set(names):
         clash = [i for i, n in enumerate(names) if n == name]
         if len(clash) < 2 or any(specs[i].source not in (LOCAL_DIR, GGUF_FILE) for i in clash):
             continue
-        deepest = max(len(Path(specs[i].location).parts) for i in clash)
+        deepest = max(len(typed[i].parts) for i in clash)
         for depth in range(2, deepest + 1):
-            longer = ["/".join(Path(specs[i].location).parts[-depth:]).lstrip("/") for i in clash]
+            longer = ["/".join(typed[i].parts[-depth:]).lstrip("/") for i in clash]
             if len(set(longer)) == len(longer):
                 break
         for i, new in zip(clash, longer):

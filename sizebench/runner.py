@@ -197,7 +197,7 @@ class ProgressLog:
     def line(self, index: int, model: str, text: str) -> None:
         elapsed = time.monotonic() - self.started
         self.console.print(f"[{index}/{self.total}] {model}: {text}  ({elapsed:.0f}s)", highlight=False,
-                           markup=False)
+                           markup=False, soft_wrap=True)  # one line each, whatever the terminal's width
         if self.live and text.startswith(("done", "failed", "unavailable", "already complete")):
             self.live.advance(self.bar)
 
