@@ -38,7 +38,6 @@ class Outcome:
     failed: list[str]  # loaded or started, then crashed: a retry (--resume) may change that
     interrupted: bool = False
     unavailable: list[str] = field(default_factory=list)  # cannot be had here; not an error by itself
-    ran: list[str] = field(default_factory=list)  # models with at least one stage finished in this call
 
     @property
     def exit_code(self) -> int:
@@ -117,7 +116,6 @@ def execute(plan: RunPlan, store: RunStore, console: Console, executor=None) -> 
                 break
             if status == "ok":
                 progress.line(index, spec.name, "done" + _skipped_note(store, spec.name))
-                outcome.ran.append(spec.name)
             elif status == "unavailable":
                 outcome.unavailable.append(spec.name)
             else:
@@ -134,7 +132,8 @@ def execute(plan: RunPlan, store: RunStore, console: Console, executor=None) -> 
 
 
 def _skipped_note(store: RunStore, model: str) -> str:
-    """' (2 tasks skipped: a, b; see the report)' when lm-eval tasks of this model were skipped."""
+    """' (2 task(s) skipped: a, b; ...)' when lm-eval tasks of this model were skipped; the reasons follow the
+    terminal's summary table."""
     skipped = sorted({r["task"] for r in store.records() if r["kind"] == "task_skipped" and r["model"] == model})
     if not skipped:
         return ""

@@ -87,3 +87,12 @@ def test_auto_dtype_is_fp16_on_gpus_without_bf16():
     assert resolve_dtype("auto", "cuda", bf16_supported=True) == "bfloat16"
     assert resolve_dtype("auto", "cpu") == "float32"
     assert resolve_dtype("float32", "cuda", bf16_supported=False) == "float32"
+
+
+def test_ray_asks_for_gpus_by_total_parameters(monkeypatch):
+    """dolly-v2-7b on 15.5 GiB GPUs: its total (6.86B) needs two, its non-embedding count (6.44B) would say one."""
+    from sizebench import ray_executor
+
+    monkeypatch.setattr(ray_executor, "GPU_BYTES", 15.5 * GIB)
+    job = {"model": builtin("dolly-v2-7b").to_dict(), "device": "cuda", "dtype": "auto"}
+    assert ray_executor.resources(job, 4)["num_gpus"] == 2
