@@ -88,7 +88,7 @@ def validate(names: tuple[str, ...], task_path: str | None = None) -> list[str]:
 
 
 def run_tasks(model, tokenizer, model_name: str, settings: EvalSettings, attempt: str,
-              emit: Callable) -> list[TaskRecord]:
+              emit: Callable, texts_done: frozenset[str] = frozenset()) -> list[TaskRecord]:
     import lm_eval
     from lm_eval.models.huggingface import HFLM
 
@@ -109,13 +109,23 @@ def run_tasks(model, tokenizer, model_name: str, settings: EvalSettings, attempt
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_batch_size=64)
     results = lm_eval.simple_evaluate(
         model=lm, tasks=list(runnable.values()), task_manager=manager, limit=settings.limit,
-        num_fewshot=settings.num_fewshot, log_samples=False, bootstrap_iters=100000,
+        num_fewshot=settings.num_fewshot, log_samples=True, bootstrap_iters=100000,
     )
     wall = time.perf_counter() - started
     records = task_records(results, model_name, attempt, settings.limit, wall, batch_size)
     for record in records:
         emit(record)
+    emit_items(results, runnable, model_name, attempt, emit, texts_done)
     return records
+
+
+def emit_items(results: dict, runnable: dict, model_name: str, attempt: str, emit: Callable,
+               texts_done: frozenset[str]) -> None:
+    """Per-item outcomes from lm-eval's samples; item texts only for tasks no model of the run wrote yet."""
+    from sizebench import items
+
+    for record in items.records(results.get("samples", {}), runnable, model_name, attempt, texts_done):
+        emit(record)
 
 
 def _build(task: str, manager) -> tuple[list, str | None]:

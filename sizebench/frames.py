@@ -13,8 +13,10 @@ import pandas as pd
 
 from sizebench.store import RunStore
 
-KIND_STAGE = {"prompt": "prompts", "throughput": "prompts", "task": "tasks", "task_skipped": "tasks"}
-KINDS = ("load", "prompt", "throughput", "task", "task_skipped", "stage", "failed")
+KIND_STAGE = {"prompt": "prompts", "throughput": "prompts", "task": "tasks", "task_skipped": "tasks",
+              "items": "tasks"}
+# item_text is written once per run (by the first model) and kept whatever happens to that model's stage
+KINDS = ("load", "prompt", "throughput", "task", "task_skipped", "stage", "failed", "items", "item_text")
 
 
 @dataclass

@@ -88,6 +88,36 @@ class TaskRecord(Record):
 
 
 @dataclass(frozen=True)
+class ItemsRecord(Record):
+    """One model's per-item outcomes on one task, from lm-eval's own samples; lists are aligned by item.
+
+    No prompt text: the questions and choices are stored once per run in an ItemTextRecord.
+    """
+
+    task: str
+    doc_ids: list[int]
+    gold: list  # index of the right choice (a list where several are right; None for generation tasks)
+    lls: list[list[float]] = field(default_factory=list)  # each choice's log-likelihood, 4 decimals
+    chosen: list[int] = field(default_factory=list)  # argmax of lls: the choice `acc` scores
+    chosen_norm: list[int] = field(default_factory=list)  # argmax of lls / characters: the one `acc_norm` scores
+    scores: dict[str, list[float]] = field(default_factory=dict)  # lm-eval's per-item metrics (acc, acc_norm, ...)
+    answers: list[str] = field(default_factory=list)  # generation tasks: the filtered answer, trimmed
+    kind = "items"
+
+
+@dataclass(frozen=True)
+class ItemTextRecord(Record):
+    """A task's item texts, written once per run by the first model that ran the task."""
+
+    task: str
+    doc_ids: list[int]
+    questions: list[str]
+    choices: list[list[str]]
+    targets: list[str]  # the right answer as text
+    kind = "item_text"
+
+
+@dataclass(frozen=True)
 class SkipRecord(Record):
     task: str
     reason: str

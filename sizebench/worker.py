@@ -136,7 +136,9 @@ def tasks_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
     measure.reset_cuda_peak(loaded.device)
     started = time.perf_counter()
     event(model=loaded.spec.name, stage="tasks")
-    evaluation.run_tasks(loaded.model, loaded.tokenizer, loaded.spec.name, settings, attempt, store.append)
+    texts_done = frozenset(r["task"] for r in store.records() if r["kind"] == "item_text")  # once per run
+    evaluation.run_tasks(loaded.model, loaded.tokenizer, loaded.spec.name, settings, attempt, store.append,
+                         texts_done)
     _stage_done(loaded, store, attempt, "tasks", started)
 
 
