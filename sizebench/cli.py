@@ -184,13 +184,22 @@ def bench(models: str = MODELS, prompts: str = typer.Option(DEFAULT_PROMPTS, "--
 @app.command()
 def report(runs: Optional[list[str]] = typer.Argument(None, help="Run ids or folders (default: the latest run)."),
            results: str = RESULTS,
-           every_run: bool = typer.Option(False, "--every-run", help="Keep a model measured in several runs once per run.")) -> None:
-    """Render the terminal summary and results/report.md from stored runs."""
+           every_run: bool = typer.Option(False, "--every-run", help="Keep a model measured in several runs once per run."),
+           margin: float = typer.Option(0.05, "--margin", help="Accuracy a smaller model may lose to the best "
+                                        "and still be recommended (upper 95% bound of best - model below it)."),
+           price_per_hour: Optional[float] = typer.Option(None, "--price-per-hour", help="Price of one device-hour; "
+                                                          "adds money per million tokens to the cost table.")) -> None:
+    """Render the verdict, the terminal summary and results/report.md from stored runs."""
     from sizebench import report as report_module
     from sizebench.store import RunStore
 
+    if not 0 < margin < 1:
+        raise SizebenchError(f"--margin must be between 0 and 1 (an accuracy difference), not {margin:g}")
+    if price_per_hour is not None and not price_per_hour > 0:
+        raise SizebenchError(f"--price-per-hour must be a positive price, not {price_per_hour:g}")
     stores = [RunStore.open(Path(results), r) for r in runs] if runs else [RunStore.latest(Path(results))]
-    report_module.publish([s.dir for s in stores], Path(results), out, latest_only=not every_run)
+    report_module.publish([s.dir for s in stores], Path(results), out, latest_only=not every_run, margin=margin,
+                          price_per_hour=price_per_hour)
 
 
 def main() -> None:

@@ -60,3 +60,73 @@ def write(summary: pd.DataFrame, out_dir: Path) -> list[str]:
             rows = ok[ok[column].notna()]
             figure(name, label, lambda ax, rows=rows, column=column: ax.plot(rows["params"], rows[column], marker="o"))
     return written
+
+
+def frontier(points: dict[str, tuple[float | None, float | None, float, float, float]], recommended: str | None,
+             front: dict[str, list[str]], accuracy_label: str, out_dir: Path) -> str | None:
+    """Accuracy (95% interval bars) against peak memory and against decode time per token.
+
+    points: model -> (memory MB, decode ms/token, accuracy, low, high); front: axis -> Pareto models.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    axes_data = [(0, "peak memory (MiB)", "memory"), (1, "decode time per token (ms)", "decode")]
+    axes_data = [a for a in axes_data if any(v[a[0]] is not None for v in points.values())]
+    if not axes_data:
+        return None
+    fig, axes = plt.subplots(1, len(axes_data), figsize=(5.2 * len(axes_data), 4), dpi=100, squeeze=False)
+    for ax, (index, label, key) in zip(axes[0], axes_data):
+        shown = {m: v for m, v in points.items() if v[index] is not None}
+        for model, v in shown.items():
+            ax.errorbar([v[index]], [v[2]], yerr=[[v[2] - v[3]], [v[4] - v[2]]], marker="o", capsize=3,
+                        color="tab:blue", alpha=0.8)
+            ax.annotate(model, (v[index], v[2]), textcoords="offset points", xytext=(5, 5), fontsize=7)
+        line = [m for m in front.get(key, []) if m in shown]
+        if len(line) > 1:
+            ax.plot([shown[m][index] for m in line], [shown[m][2] for m in line], color="tab:orange",
+                    label="Pareto-optimal")
+        if recommended in shown:
+            v = shown[recommended]
+            ax.plot([v[index]], [v[2]], marker="*", markersize=16, color="tab:red", linestyle="none",
+                    label=f"recommended: {recommended}")
+        ax.set_xlabel(label)
+        ax.set_ylabel(accuracy_label)
+        ax.set_ylim(0, 1)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    name = "plot_cost_frontier.png"
+    fig.savefig(out_dir / name, metadata={"Software": None})
+    plt.close(fig)
+    return name
+
+
+def scaling_fit(fits: list, accuracy_label: str, out_dir: Path) -> str | None:
+    """Accuracy against parameters (log) per family with its fitted line; None without a fit."""
+    if not fits:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4), dpi=100)
+    for fit in fits:
+        ax.plot(fit.params, fit.accuracy, marker="o", linestyle="none", label=fit.family)
+        xs = [min(fit.params), max(fit.params)]
+        ax.plot(xs, [fit.intercept + fit.per_decade * math.log10(x) for x in xs], linestyle="--",
+                label=f"{fit.family}: {fit.per_decade:+.3f} per 10x params")
+    ax.set_xscale("log")
+    ax.set_xlabel("total parameters (log scale)")
+    ax.set_ylabel(accuracy_label)
+    ax.set_ylim(0, 1)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    name = "plot_scaling_fit.png"
+    fig.savefig(out_dir / name, metadata={"Software": None})
+    plt.close(fig)
+    return name

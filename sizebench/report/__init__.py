@@ -2,52 +2,102 @@
 
 The same Markdown sections go to the file and (the short ones) to the terminal through rich.
 Rendering is deterministic: the same runs give byte-identical Markdown. One module per concern:
-`markdown` (cells and tables), `summary` (the per-model table), `sections` (everything else).
+`markdown` (cells and tables), `summary` (the per-model table), `verdict` (the verdict, paired
+comparisons and flips), `cost` (cost frontier, scaling fit), `sections` (everything else).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
 from rich.markdown import Markdown
 
+from sizebench import cost as cost_figures
+from sizebench import scaling
+from sizebench import verdict as verdict_rule
 from sizebench import frames as frames_module
 from sizebench.frames import Frames
+from sizebench.report import cost as report_cost
+from sizebench.report import verdict as verdict_report
 from sizebench.report.markdown import cell, table
 from sizebench.report.notes import skipped_tasks
 from sizebench.report.sections import (answers_section, conclusion_section, metadata_section, protocol_section,
                                        published_section, tasks_section)
 from sizebench.report.summary import summary, summary_table
+from sizebench.verdict import DEFAULT_MARGIN
 
 __all__ = ["cell", "table", "summary", "summary_table", "render", "publish"]
 
 
-def render(fr: Frames, plot_files: list[str], df: pd.DataFrame | None = None) -> str:
+@dataclass(frozen=True)
+class Analysis:
+    """Everything the verdict, evidence, cost and scaling sections show; a pure function of the runs."""
+
+    verdicts: list
+    size_label: str
+    costs: list
+    frontier: object
+    fits: list
+    too_few: dict
+    margin: float
+    price_per_hour: float | None
+
+
+def analyse(fr: Frames, df: pd.DataFrame, margin: float = DEFAULT_MARGIN,
+            price_per_hour: float | None = None) -> Analysis:
+    order, size_label = verdict_rule.size_order(fr)
+    sets = verdict_rule.outcome_sets(fr, order)
+    vs = [v for v in (verdict_rule.decide(o, margin) for o in sets) if v is not None]
+    costs = cost_figures.costs(fr, df)
+    top = report_cost.headline(sets)
+    fits, too_few = scaling.fits(fr, top) if top is not None else ([], {})
+    return Analysis(vs, size_label, costs, report_cost.frontier(sets, vs, costs), fits, too_few, margin,
+                    price_per_hour)
+
+
+def render(fr: Frames, plot_files: list[str], df: pd.DataFrame | None = None, margin: float = DEFAULT_MARGIN,
+           price_per_hour: float | None = None, analysis: Analysis | None = None) -> str:
     df = summary(fr) if df is None else df
+    a = analyse(fr, df, margin, price_per_hour) if analysis is None else analysis
     order = list(df["model"])
-    sections = ["# sizebench report", metadata_section(fr),
+    judged = frozenset(v.outcomes.name for v in a.verdicts)
+    top = report_cost.headline([v.outcomes for v in a.verdicts])
+    sections = ["# sizebench report",
+                verdict_report.verdict_section(a.verdicts, a.margin, a.size_label, not fr["task"].empty),
+                metadata_section(fr),
                 "## Summary\n\nOne row per model, smallest first by total parameters (embeddings included; "
                 "non-emb: without the input and untied output embeddings, Pythia's count). "
                 "Accuracy is lm-eval `acc` ± stderr.\n\n"
                 + summary_table(df),
-                conclusion_section(df), tasks_section(fr, order), published_section(fr),
+                verdict_report.evidence_section(a.verdicts),
+                report_cost.cost_section(a.costs, a.frontier, a.price_per_hour),
+                report_cost.scaling_section(a.fits, a.too_few, top.name if top else ""),
+                conclusion_section(df, judged), tasks_section(fr, order), published_section(fr),
                 "## Scaling plots\n\n" + "\n\n".join(f"![{Path(p).stem}]({p})" for p in plot_files) if plot_files else "",
-                answers_section(fr, order), protocol_section(fr)]
+                verdict_report.flips_section(fr, a.verdicts), answers_section(fr, order), protocol_section(fr)]
     return "\n\n".join(s for s in sections if s) + "\n"
 
 
-def publish(run_dirs: list[Path], results_dir: Path, console: Console, latest_only: bool = True) -> Path:
-    """Write results/report.md (and plots) and print the summary, answers and conclusion."""
+def publish(run_dirs: list[Path], results_dir: Path, console: Console, latest_only: bool = True,
+            margin: float = DEFAULT_MARGIN, price_per_hour: float | None = None) -> Path:
+    """Write results/report.md (and plots) and print the verdict, summary, answers and conclusion."""
     from sizebench import plots
 
     fr = frames_module.load(run_dirs, latest_only)
     df = summary(fr)
+    a = analyse(fr, df, margin, price_per_hour)
     results_dir.mkdir(parents=True, exist_ok=True)
     plot_files = plots.write(df, results_dir)
+    if a.frontier and a.frontier.points:
+        plots.frontier(a.frontier.points, a.frontier.recommended, a.frontier.front,
+                       f"{a.frontier.outcomes.name} accuracy", results_dir)
+    plots.scaling_fit(a.fits, "accuracy", results_dir)
     path = results_dir / "report.md"
-    path.write_text(render(fr, plot_files, df), encoding="utf-8")
+    path.write_text(render(fr, plot_files, df, analysis=a), encoding="utf-8")
+    console.print(Markdown(verdict_report.verdict_section(a.verdicts, a.margin, a.size_label, not fr["task"].empty)))
     console.print(Markdown("## Summary\n\n" + summary_table(df)))
     answers = answers_section(fr, list(df["model"]))
     if answers:
@@ -55,7 +105,7 @@ def publish(run_dirs: list[Path], results_dir: Path, console: Console, latest_on
     skipped = skipped_tasks(fr)
     if skipped:
         console.print(Markdown(skipped))
-    conclusion = conclusion_section(df)
+    conclusion = conclusion_section(df, frozenset(v.outcomes.name for v in a.verdicts))
     if conclusion:
         console.print(Markdown(conclusion))
     console.print(f"report: {path}", highlight=False)

@@ -84,10 +84,11 @@ def published_section(fr: Frames) -> str:
             + table(["model", "task", "metric", "measured", "stderr", "published", "difference (stderr units)"], rows))
 
 
-def conclusion_section(df: pd.DataFrame) -> str:
+def conclusion_section(df: pd.DataFrame, judged_tasks: frozenset[str] = frozenset()) -> str:
+    """judged_tasks: tasks the paired verdict covers; the unpaired one-stderr sentence stays for the others."""
     lines = ["## Conclusion"]
     ran = df[df["status"] == "ok"]
-    for task in task_names(df):
+    for task in [t for t in task_names(df) if t not in judged_tasks]:
         scored = [(r["model"], r["params"], *r[f"task:{task}"][:2]) for _, r in ran.iterrows()
                   if isinstance(r.get(f"task:{task}"), tuple)]
         if not scored:

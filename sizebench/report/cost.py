@@ -1,0 +1,106 @@
+"""The cost frontier and the scaling fit: data for the plots and the report's text, from stored runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sizebench import cost as cost_module
+from sizebench.cost import Cost
+from sizebench.report.markdown import fmt_num, table
+from sizebench.scaling import MIN_RUNGS, Fit
+from sizebench.verdict import POOLED, Outcomes, Verdict
+
+
+@dataclass(frozen=True)
+class Frontier:
+    outcomes: Outcomes  # the accuracy the plot shows
+    points: dict  # model -> (memory MB, decode ms/token, accuracy, low, high)
+    front: dict  # "memory"/"decode" -> Pareto-optimal models, cheapest first
+    recommended: str | None
+
+
+def headline(sets: list[Outcomes]) -> Outcomes | None:
+    """All tasks pooled, else the only task, else the prompt suite."""
+    for wanted in (lambda o: o.name == POOLED, lambda o: True):
+        for o in sets:
+            if wanted(o):
+                return o
+    return None
+
+
+def frontier(sets: list[Outcomes], vs: list[Verdict], costs: list[Cost]) -> Frontier | None:
+    from scipy.stats import binomtest
+
+    outcomes = headline(sets)
+    if outcomes is None:
+        return None
+    verdict = next((v for v in vs if v.outcomes.name == outcomes.name), None)
+    points = {}
+    for c in costs:
+        if c.model not in outcomes.table:
+            continue
+        right, n = int(outcomes.table[c.model].sum()), len(outcomes.table)
+        ci = binomtest(right, n).proportion_ci(0.95)
+        decode_ms = c.decode_s_per_token * 1000 if c.decode_s_per_token else None
+        points[c.model] = (c.memory_mb, decode_ms, right / n, float(ci.low), float(ci.high))
+    front = {key: cost_module.pareto({m: (v[i], v[2]) for m, v in points.items() if v[i] is not None})
+             for i, key in ((0, "memory"), (1, "decode"))}
+    return Frontier(outcomes, points, front, verdict.recommended if verdict else None)
+
+
+def _money(hours: float | None, price: float | None) -> str:
+    return "-" if hours is None or price is None else f"{hours * price:.4g}"
+
+
+def cost_section(costs: list[Cost], fr_data: Frontier | None, price: float | None) -> str:
+    if not costs:
+        return ""
+    header = ["model", "peak memory MiB", "decode ms/token", "single-stream tok/s", "device-h per 1M tokens",
+              "batched tok/s", "device-h per 1M (batched)"]
+    if price is not None:
+        header += ["cost per 1M tokens", "cost per 1M (batched)"]
+    header += ["energy per token"]
+    rows = []
+    for c in costs:
+        single, batched = Cost.hours_per_million(c.single_tok_per_s), Cost.hours_per_million(c.batched_tok_per_s)
+        row = [c.model, fmt_num(c.memory_mb, "{:.0f}") + (f" ({c.memory_kind})" if c.memory_mb else ""),
+               fmt_num(c.decode_s_per_token * 1000 if c.decode_s_per_token else None, "{:.1f}"),
+               fmt_num(c.single_tok_per_s, "{:.1f}"), fmt_num(single, "{:.3g}"),
+               fmt_num(c.batched_tok_per_s, "{:.1f}") + (f" (batch {c.batch_size})" if c.batch_size else ""),
+               fmt_num(batched, "{:.3g}")]
+        if price is not None:
+            row += [_money(single, price), _money(batched, price)]
+        row.append(f"{c.joules_per_token:.3g} J ({c.energy_source})" if c.joules_per_token else "not measured")
+        rows.append(row)
+    text = ["## Cost frontier",
+            "Measured figures only. Device-hours per million generated tokens = 10^6 / measured tokens per "
+            "second / 3600 (single stream: all new tokens of the prompt suite over all latencies). "
+            + (f"Money at the given --price-per-hour {price:g} per device-hour." if price is not None else
+               "Money only with `--price-per-hour` (no built-in prices).")
+            + " Energy only where measured (NVML on GPUs, RAPL counters where the kernel exposes them), "
+              "never estimated.",
+            table(header, rows)]
+    if fr_data and fr_data.points:
+        text.append(f"The plot shows {fr_data.outcomes.name} accuracy (95% Clopper-Pearson bars, "
+                    f"{len(fr_data.outcomes.table)} items) against cost; orange joins the Pareto-optimal models "
+                    "(no other model is both cheaper and more accurate), the star is the recommended one.")
+        for key, label in (("memory", "peak memory"), ("decode", "decode time per token")):
+            if fr_data.front.get(key):
+                text.append(f"- Pareto-optimal by {label}: {', '.join(fr_data.front[key])}.")
+        text.append("![plot_cost_frontier](plot_cost_frontier.png)")
+    return "\n\n".join(text)
+
+
+def scaling_section(fits: list[Fit], too_few: dict[str, int], name: str) -> str:
+    if not fits and not too_few:
+        return ""
+    lines = ["## Scaling fit", f"{name} accuracy against log10(total parameters), per family, "
+             f"fitted (least squares, scipy.stats.linregress) only with {MIN_RUNGS} or more sizes."]
+    for fit in fits:
+        lines.append(f"- **{fit.family}** ({', '.join(fit.models)}): {fit.per_decade:+.3f} ± "
+                     f"{fit.per_decade_stderr:.3f} accuracy per 10x parameters (R² {fit.r_squared:.2f}).")
+    for family, rungs in too_few.items():
+        lines.append(f"- {family}: {rungs} size(s) measured; no fit is claimed below {MIN_RUNGS}.")
+    if fits:
+        lines.append("![plot_scaling_fit](plot_scaling_fit.png)")
+    return "\n\n".join(lines)

@@ -1,0 +1,124 @@
+"""The verdict that opens the report, its evidence (paired comparisons) and the flips drill-down."""
+
+from __future__ import annotations
+
+from sizebench import paired
+from sizebench.frames import Frames
+from sizebench.paired import Paired
+from sizebench.report.markdown import table
+from sizebench.verdict import POOLED, PROMPTS, Verdict, flips
+
+FLIP_EXAMPLES = 10
+TEXT_CHARS = 90
+
+
+def rule(margin: float, size_label: str) -> str:
+    return (f"**The rule.** The recommended model is the smallest (by {size_label}) whose accuracy is not "
+            f"worse than the best model's by {margin:g} or more: the upper end of the 95% interval of "
+            f"(best - model) is below the margin `--margin {margin:g}`. A smaller model whose interval contains "
+            "the margin is one the items cannot decide on. Intervals: the items resampled jointly for both "
+            f"models ({paired.RESAMPLES:,} paired bootstrap resamples, percentile, seed {paired.SEED}); with no "
+            "discordant item, the exact (Clopper-Pearson) bound on the share of discordant items. p: McNemar's "
+            "exact test on the discordant items, Holm-corrected over each benchmark's comparisons. Items needed: "
+            "for the interval to land on one side of the margin with 80% power, if the observed difference and "
+            "per-item spread hold (a paired t-test's power).")
+
+
+def _interval(p: Paired) -> str:
+    return f"[{p.low:+.3f}, {p.high:+.3f}]" + (" (exact bound)" if p.exact_bound else "")
+
+
+def _pv(p: float) -> str:
+    return f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
+
+
+def paragraph(v: Verdict) -> str:
+    rec, best = v.recommended, v.best
+    head = f"**{v.outcomes.name}** ({v.n} items, {v.outcomes.metric}): "
+    if rec == best:
+        text = head + f"**{rec}** ({v.accuracy(rec):.3f}) is the best and the one to take."
+    else:
+        r = v.vs_best[rec]
+        text = head + (f"**{rec}** is enough: {v.accuracy(rec):.3f} against {v.accuracy(best):.3f} for the best, "
+                       f"{best}; the gap is {r.diff:+.3f}, 95% interval {_interval(r)}, below the {v.margin:g} margin.")
+    models = list(v.outcomes.table.columns)
+    worse = [m for m in models[:models.index(rec)] if v.status(m) == "worse by the margin or more"]
+    if worse:
+        text += " Smaller and worse by the margin or more: " + "; ".join(
+            f"{m} ({v.vs_best[m].diff:+.3f} {_interval(v.vs_best[m])}, p {_pv(v.p_holm[m])} Holm)" for m in worse) + "."
+    for m in v.undecided:
+        r = v.vs_best[m]
+        need = v.needed.get(m)
+        detect = paired.detectable(v.n, r.sd)
+        text += (f" **The items cannot decide** whether {m} would do: it is {r.diff:+.3f} behind the best, 95% "
+                 f"interval {_interval(r)}, which contains the margin"
+                 + ((f"; at n = {v.n} only differences of about {detect:.3f} or more are detectable (80% power)"
+                     if detect < 1 else f"; at n = {v.n} no accuracy difference is reliably detectable")
+                    if detect else "")
+                 + (f"; about {need:,} items would decide." if need else "; no item count would settle it at this gap."))
+    return text
+
+
+def verdict_section(vs: list[Verdict], margin: float, size_label: str, has_old_tasks: bool) -> str:
+    lines = ["## Verdict"]
+    if not vs:
+        lines.append("No per-item outcomes with two or more models are stored in these runs, so there is no paired "
+                     "verdict" + ("; the conclusion below compares unpaired standard errors (runs made before "
+                              "per-item records)." if has_old_tasks else "."))
+        return "\n\n".join(lines)
+    ordered = [v for v in vs if v.outcomes.name == POOLED] + [v for v in vs if v.outcomes.name != POOLED]
+    lines += [paragraph(v) for v in ordered]
+    lines.append(rule(margin, size_label))
+    return "\n\n".join(lines)
+
+
+def evidence_section(vs: list[Verdict]) -> str:
+    if not vs:
+        return ""
+    parts = ["## Paired comparisons\n\nEvery model answered the same items. a - b: accuracy difference; "
+             "a only / b only: items one model gets right and the other wrong (McNemar's discordant pairs)."]
+    header = ["comparison", "a", "b", "acc a", "acc b", "a - b", "95% interval", "a only", "b only", "p",
+              "p (Holm)", "vs margin"]
+    for v in vs:
+        rows = []
+        for m, r in v.vs_best.items():
+            rows.append(["vs best", v.best, m, f"{v.accuracy(v.best):.3f}", f"{v.accuracy(m):.3f}", f"{r.diff:+.3f}",
+                         _interval(r), r.a_only, r.b_only, _pv(r.p), _pv(v.p_holm[m]), v.status(m)])
+        for s in v.steps:
+            r = s.paired
+            rows.append(["step up", s.big, s.small, f"{v.accuracy(s.big):.3f}", f"{v.accuracy(s.small):.3f}",
+                         f"{r.diff:+.3f}", _interval(r), r.a_only, r.b_only, _pv(r.p), _pv(s.p_holm), ""])
+        parts.append(f"### {v.outcomes.name} ({v.n} items, {v.outcomes.metric})\n\n" + table(header, rows))
+    return "\n\n".join(parts)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _trim(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= TEXT_CHARS else text[:TEXT_CHARS - 1] + "…"
+
+
+def flips_section(fr: Frames, vs: list[Verdict]) -> str:
+    parts = []
+    for v in vs:
+        if v.outcomes.name == POOLED:
+            continue
+        for s in v.steps:
+            up, down, up_examples, down_examples = flips(fr, v.outcomes, s.small, s.big, FLIP_EXAMPLES)
+            text = (f"### {v.outcomes.name}: {s.small} -> {s.big}\n\n{_count(up, 'item')} only {s.big} gets "
+                    f"right, {down} only {s.small}.")
+            rows = [[f"only {s.big}", _trim(f.item), _trim(f.expected), _trim(f.small_answer), _trim(f.big_answer)]
+                    for f in up_examples]
+            rows += [[f"only {s.small}", _trim(f.item), _trim(f.expected), _trim(f.small_answer), _trim(f.big_answer)]
+                     for f in down_examples]
+            if rows:
+                kind = "answered" if v.outcomes.name == PROMPTS else "chose"
+                text += "\n\n" + table(["right", "item", "expected", f"{s.small} {kind}", f"{s.big} {kind}"], rows)
+            parts.append(text)
+    if not parts:
+        return ""
+    return ("## Flips up the ladder\n\nPer step to the next bigger model: the items that change from wrong to "
+            f"right and back, with up to {FLIP_EXAMPLES} of each (first by item order).\n\n" + "\n\n".join(parts))

@@ -1,0 +1,203 @@
+"""The verdict: which model of the ladder is enough, from the stored per-item outcomes alone.
+
+The rule: per task (and for all tasks pooled, and for the prompt suite) the recommended model is the
+smallest whose accuracy is not worse than the best model's by the margin or more, i.e. the upper end
+of the 95% paired interval of (best - model) is below the margin. A smaller model whose interval
+contains the margin is one the items cannot decide on; the verdict names it and the items it needs.
+"Smallest" is fewest total parameters, or least weight memory when the ladder mixes precisions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from sizebench import paired
+from sizebench.frames import Frames
+from sizebench.paired import Paired
+
+DEFAULT_MARGIN = 0.05
+METRICS = ("acc", "exact_match")  # the per-item score a task's verdict uses: the first one lm-eval gave
+POOLED = "all tasks"
+PROMPTS = "prompt suite"
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    name: str  # a task, POOLED or PROMPTS
+    metric: str
+    table: pd.DataFrame  # one row per item every model answered, one 0/1 column per model, smallest first
+
+
+@dataclass(frozen=True)
+class Step:
+    small: str
+    big: str
+    paired: Paired  # big - small
+    p_holm: float
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcomes: Outcomes
+    margin: float
+    best: str
+    vs_best: dict[str, Paired]  # best - model, for every other model
+    p_holm: dict[str, float]  # of vs_best, Holm-corrected with the steps, per benchmark
+    steps: list[Step]
+    recommended: str
+    undecided: list[str]  # smaller than the recommended one, and the items cannot place them
+    needed: dict[str, int | None] = field(default_factory=dict)  # items that would decide, per undecided model
+
+    @property
+    def n(self) -> int:
+        return len(self.outcomes.table)
+
+    def accuracy(self, model: str) -> float:
+        return float(self.outcomes.table[model].mean())
+
+    def status(self, model: str) -> str:
+        return status(self.vs_best.get(model), self.margin)
+
+
+def status(versus_best: Paired | None, margin: float) -> str:
+    if versus_best is None or versus_best.high < margin:
+        return "within the margin"
+    if versus_best.low >= margin:
+        return "worse by the margin or more"
+    return "undecided"
+
+
+def size_order(fr: Frames) -> tuple[list[str], str]:
+    """Models with a load record, smallest first, and what 'smallest' measured."""
+    loads = fr["load"]
+    if loads.empty:
+        return [], "total parameters"
+    last = loads.drop_duplicates("model", keep="last").set_index("model")
+    precisions = {(str(r.get("dtype")), str(r.get("quantization"))) for _, r in last.iterrows()}
+    column, label = ("weights_mem_mb", "weight memory") if len(precisions) > 1 else ("params", "total parameters")
+    ordered = sorted(last.index, key=lambda m: (float(last.loc[m, column]), m))
+    return ordered, label
+
+
+def outcome_sets(fr: Frames, order: list[str]) -> list[Outcomes]:
+    """Per task, all tasks pooled (with two or more), and the prompt suite: items every model answered."""
+    sets = []
+    items = fr["items"]
+    if not items.empty:
+        latest = items.drop_duplicates(["model", "task"], keep="last")
+        for task in sorted(latest["task"].unique()):
+            rows = latest[latest["task"] == task].set_index("model")
+            models = [m for m in order if m in rows.index]
+            metric = next((m for m in METRICS if all(m in (rows.loc[x, "scores"] or {}) for x in models)), None)
+            if metric is None or not models:
+                continue
+            columns = {m: pd.Series(rows.loc[m, "scores"][metric], index=rows.loc[m, "doc_ids"]) for m in models}
+            table = pd.DataFrame(columns).dropna().sort_index()
+            if _binary(table):
+                sets.append(Outcomes(task, metric, table.astype(int)))
+        if len(sets) > 1:
+            common = [m for m in order if all(m in s.table for s in sets)]
+            pooled = pd.concat({s.name: s.table[common] for s in sets}, names=["task", "doc_id"])
+            metric = "/".join(sorted({s.metric for s in sets}))
+            sets.append(Outcomes(POOLED, metric, pooled))
+    prompts = fr["prompt"]
+    if not prompts.empty and prompts["correct"].notna().any():
+        judged = prompts[prompts["correct"].notna()].drop_duplicates(["model", "prompt_id"], keep="last")
+        table = judged.pivot(index="prompt_id", columns="model", values="correct")
+        models = [m for m in order if m in table.columns]
+        table = table[models].dropna()
+        if not table.empty and models:
+            sets.append(Outcomes(PROMPTS, "expected answer found", table.astype(bool).astype(int)))
+    return sets
+
+
+def _binary(table: pd.DataFrame) -> bool:
+    return not table.empty and bool(table.isin([0, 1]).all().all())
+
+
+def decide(outcomes: Outcomes, margin: float) -> Verdict | None:
+    """The verdict for one benchmark; None with fewer than two models (nothing to compare)."""
+    table = outcomes.table
+    models = list(table.columns)
+    if len(models) < 2 or table.empty:
+        return None
+    means = table.mean()
+    best = max(models, key=lambda m: (means[m], -models.index(m)))  # ties: the smaller model
+    vs_best = {m: paired.compare(table[best], table[m]) for m in models if m != best}
+    step_pairs = [(models[i], models[i + 1]) for i in range(len(models) - 1)]
+    step_results = {pair: paired.compare(table[pair[1]], table[pair[0]]) for pair in step_pairs}
+    # One family per benchmark: every distinct pair once (a step to or from the best is a vs-best pair too)
+    family = {frozenset((best, m)): r.p for m, r in vs_best.items()}
+    for (small, big), r in step_results.items():
+        family.setdefault(frozenset((small, big)), r.p)
+    keys = sorted(family, key=lambda k: sorted(k))
+    corrected = dict(zip(keys, paired.holm([family[k] for k in keys])))
+    steps = [Step(small, big, step_results[(small, big)], corrected[frozenset((small, big))])
+             for small, big in step_pairs]
+    p_holm = {m: corrected[frozenset((best, m))] for m in vs_best}
+    recommended = next(m for m in models if status(vs_best.get(m), margin) == "within the margin")
+    smaller = models[:models.index(recommended)]
+    undecided = [m for m in smaller if status(vs_best[m], margin) == "undecided"]
+    needed = {m: paired.items_needed(margin - vs_best[m].diff, vs_best[m].sd, len(table)) for m in undecided}
+    return Verdict(outcomes, margin, best, vs_best, p_holm, steps, recommended, undecided, needed)
+
+
+def verdicts(fr: Frames, margin: float = DEFAULT_MARGIN) -> list[Verdict]:
+    order, _ = size_order(fr)
+    return [v for v in (decide(o, margin) for o in outcome_sets(fr, order)) if v is not None]
+
+
+@dataclass(frozen=True)
+class Flip:
+    item: str  # the question (or prompt)
+    expected: str
+    small_answer: str
+    big_answer: str
+
+
+def flips(fr: Frames, outcomes: Outcomes, small: str, big: str, limit: int = 10) -> tuple[int, int, list, list]:
+    """Items only the bigger model gets right, and only the smaller: counts and the first `limit` of each."""
+    table = outcomes.table
+    big_only = table.index[(table[big] == 1) & (table[small] == 0)]
+    small_only = table.index[(table[big] == 0) & (table[small] == 1)]
+    describe = _describer(fr, outcomes, small, big)
+    return (len(big_only), len(small_only), [describe(k) for k in big_only[:limit]],
+            [describe(k) for k in small_only[:limit]])
+
+
+def _describer(fr: Frames, outcomes: Outcomes, small: str, big: str):
+    if outcomes.name == PROMPTS:
+        prompts = fr["prompt"].drop_duplicates(["model", "prompt_id"], keep="last").set_index(["model", "prompt_id"])
+
+        def prompt_flip(key) -> Flip:
+            row = prompts.loc[(small, key)]
+            expected = row["expected"]
+            return Flip(str(row["prompt"]), " / ".join(expected) if isinstance(expected, list) else "",
+                        str(row["answer"]), str(prompts.loc[(big, key), "answer"]))
+        return prompt_flip
+    texts = fr["item_text"]
+    text = texts[texts["task"] == outcomes.name].drop_duplicates("task", keep="last") if not texts.empty else texts
+    by_doc = {}
+    if not text.empty:
+        row = text.iloc[0]
+        by_doc = {d: (q, c, t) for d, q, c, t in zip(row["doc_ids"], row["questions"], row["choices"], row["targets"])}
+    items = fr["items"]
+    answers = {}
+    for model in (small, big):
+        row = items[(items["model"] == model) & (items["task"] == outcomes.name)].iloc[-1]
+        picked = row["chosen"] if len(row["chosen"]) else row["answers"]
+        answers[model] = dict(zip(row["doc_ids"], picked))
+
+    def answer(model, doc, choices):
+        value = answers[model].get(doc)
+        if isinstance(value, (int, np.integer)) and choices and 0 <= value < len(choices):
+            return choices[value]
+        return "" if value is None else str(value)
+
+    def task_flip(doc) -> Flip:
+        question, choices, target = by_doc.get(doc, (f"item {doc} (text not stored)", [], ""))
+        return Flip(question, target, answer(small, doc, choices), answer(big, doc, choices))
+    return task_flip

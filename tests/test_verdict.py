@@ -1,0 +1,216 @@
+"""Paired statistics and the verdict on synthetic per-item outcomes whose answer is known."""
+
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sizebench import cost, frames, paired, report, scaling, verdict
+from sizebench.records import ItemsRecord, ItemTextRecord, LoadRecord, PromptRecord, StageRecord
+from sizebench.store import RunStore
+from sizebench.verdict import Outcomes
+
+from conftest import records, sizebench
+
+
+def outcomes(columns: dict, name="t") -> Outcomes:
+    return Outcomes(name, "acc", pd.DataFrame(columns))
+
+
+def test_identical_models_differ_by_zero_with_p_one():
+    rng = np.random.default_rng(3)
+    a = (rng.random(200) < 0.6).astype(int)
+    result = paired.compare(a, a.copy())
+    assert result.diff == 0 and result.low <= 0 <= result.high and result.p == 1
+    assert result.a_only == result.b_only == 0 and result.exact_bound
+
+
+@pytest.mark.parametrize("k", [1, 7, 30])
+def test_better_on_exactly_k_items_gives_the_exact_binomial_p(k):
+    from scipy.stats import binom
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    rng = np.random.default_rng(k)
+    b = (rng.random(400) < 0.5).astype(int)
+    a = b.copy()
+    a[np.flatnonzero(b == 0)[:k]] = 1  # a right on k more items, never the other way
+    result = paired.compare(a, b)
+    assert (result.a_only, result.b_only) == (k, 0)
+    assert result.diff == pytest.approx(k / 400)
+    # two-sided exact McNemar computed independently: twice the binomial tail of the rarer discordance
+    assert result.p == pytest.approx(min(1.0, 2 * binom.cdf(0, k, 0.5)))
+    assert result.p == pytest.approx(mcnemar([[100, k], [0, 100]], exact=True).pvalue)
+    assert result.low <= result.diff <= result.high
+
+
+def test_mixed_discordance_matches_statsmodels_mcnemar_and_the_interval_is_seeded():
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    rng = np.random.default_rng(5)
+    a, b = (rng.random(300) < 0.6).astype(int), (rng.random(300) < 0.5).astype(int)
+    result = paired.compare(a, b)
+    both = int(((a == 1) & (b == 1)).sum())
+    neither = int(((a == 0) & (b == 0)).sum())
+    table = [[both, result.a_only], [result.b_only, neither]]
+    assert result.p == pytest.approx(mcnemar(table, exact=True).pvalue)
+    assert paired.compare(a, b) == result  # fixed seed: same interval every time
+    assert result.low < result.diff < result.high
+
+
+def test_holm_matches_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    ps = [0.01, 0.04, 0.03, 0.5]
+    assert paired.holm(ps) == pytest.approx(list(multipletests(ps, method="holm")[1]))
+
+
+def test_margin_rule_picks_the_smallest_model_within_the_margin():
+    n = 2000
+    big = np.ones(n, dtype=int)
+    big[:400] = 0  # 0.80
+    medium = big.copy()
+    medium[400:420] = 0  # 0.79: 20 items behind, none ahead
+    small = big.copy()
+    small[400:800] = 0  # 0.60
+    v = verdict.decide(outcomes({"small": small, "medium": medium, "big": big}), 0.05)
+    assert v.best == "big" and v.recommended == "medium" and v.undecided == []
+    assert v.status("small") == "worse by the margin or more"
+    assert v.vs_best["medium"].high < 0.05 and v.vs_best["small"].low >= 0.05
+    assert [(s.small, s.big) for s in v.steps] == [("small", "medium"), ("medium", "big")]
+
+
+def test_too_few_items_cannot_decide_and_say_how_many_would():
+    big = np.array([1] * 30 + [0] * 10)
+    small = big.copy()
+    small[:2] = 0  # 0.05 behind on 40 items
+    v = verdict.decide(outcomes({"small": small, "big": big}), 0.05)
+    assert v.recommended == "big" and v.undecided == ["small"]
+    assert v.needed["small"] is None  # the observed gap sits on the margin: no count settles it
+    small[0] = 1  # 0.025 behind
+    v = verdict.decide(outcomes({"small": small, "big": big}), 0.05)
+    assert v.undecided == ["small"] and v.needed["small"] > 40
+
+
+def test_no_discordant_items_on_a_tiny_set_is_not_a_certainty():
+    same = np.array([1, 0, 1, 1, 0, 1, 1, 1, 0, 1])
+    v = verdict.decide(outcomes({"small": same, "big": same.copy()}), 0.05)
+    assert v.best == "small" and v.recommended == "small"  # a tie goes to the smaller model
+    v = verdict.decide(outcomes({"small": same, "big": np.r_[same[:-1], 0]}), 0.05)
+    assert v.best == "small"
+
+
+def test_pareto_front():
+    points = {"a": (100, 0.5), "b": (200, 0.7), "c": (300, 0.6), "d": (400, 0.9)}
+    assert cost.pareto(points) == ["a", "b", "d"]
+
+
+# --- a stored run, no model needed --------------------------------------------------------------
+
+def load(model, params, family="fam", dtype="float32"):
+    return LoadRecord(model, "a", family, "hub", params, 100.0, params * 4 / 2**20, None, None, 0.5, "cached", dtype,
+                      "cpu", 1, 2, "dolly", params / 1e6, None)
+
+
+def prompt(model, pid, answer, correct, latency=1.0):
+    return PromptRecord(model, "a", pid, f"Question {pid}?", ["Paris"], answer, correct, 10, 8, 0.1, latency, 20.0)
+
+
+def make_run(tmp_path, accuracies, family_of=lambda m: "fam", with_items=True, n=300):
+    names = list(accuracies)
+    store = RunStore.create(tmp_path, {"command": "sizebench bench", "environment": {"started": "2026-11-23T10:00"},
+                                       "plan": {"models": [{"name": m, "params": (i + 1) * 10**8, "location": m,
+                                                            "source": "hub"} for i, m in enumerate(names)]}})
+    rng = np.random.default_rng(0)
+    base = rng.random(n)
+    for i, m in enumerate(names):
+        store.append(load(m, 10 ** (8 + i), family_of(m)))
+        right = (base < accuracies[m]).astype(int).tolist()
+        for pid in range(4):
+            store.append(prompt(m, f"p{pid}", "Paris" if pid <= i else "Lyon", pid <= i, latency=1.0 + i))
+        store.append(StageRecord(m, "a", "prompts", 1.0, 100.0, None))
+        if with_items:
+            if i == 0:
+                store.append(ItemTextRecord(m, "a", "geo", list(range(n)), [f"Capital of country {d}?" for d in range(n)],
+                                            [["Paris", "Lyon"]] * n, ["Paris"] * n))
+            store.append(ItemsRecord(m, "a", "geo", list(range(n)), [0] * n, [[-1.0, -2.0]] * n,
+                                     [0 if r else 1 for r in right], [0 if r else 1 for r in right],
+                                     {"acc": right, "acc_norm": right}))
+        store.append(StageRecord(m, "a", "tasks", 1.0, 100.0, None))
+    return store
+
+
+def test_report_opens_with_the_verdict_and_shows_evidence_flips_and_cost(tmp_path):
+    from rich.console import Console
+
+    store = make_run(tmp_path, {"s": 0.5, "m": 0.7, "l": 0.72})
+    path = report.publish([store.dir], tmp_path, Console(file=io.StringIO()), price_per_hour=2.0)
+    text = path.read_text()
+    assert text.startswith("# sizebench report\n\n## Verdict\n\n**geo** (300 items, acc): **m** is enough")
+    assert "**The rule.**" in text and "--margin 0.05" in text
+    for heading in ("## Paired comparisons", "## Flips up the ladder", "## Cost frontier", "### geo: s -> m"):
+        assert heading in text
+    assert "Capital of country" in text and "not measured" in text and "cost per 1M tokens" in text
+    fr = frames.load([store.dir])
+    measured = [fr["items"].set_index("model").loc[m, "scores"]["acc"] for m in ("s", "m", "l")]
+    slope = np.polyfit([8, 9, 10], [np.mean(a) for a in measured], 1)[0]  # independent least squares
+    assert "## Scaling fit" in text and f"{slope:+.3f} ± " in text
+    assert (tmp_path / "plot_cost_frontier.png").exists() and (tmp_path / "plot_scaling_fit.png").exists()
+    assert report.render(fr, []) == report.render(frames.load([store.dir]), [])  # byte-identical
+
+
+def test_two_rungs_claim_no_fit_and_old_runs_render(tmp_path):
+    store = make_run(tmp_path, {"s": 0.5, "l": 0.7}, with_items=False)
+    text = report.render(frames.load([store.dir]), [])
+    assert "no fit is claimed" in text and "plot_scaling_fit" not in text
+    assert "**prompt suite** (4 items" in text  # the prompt suite's stored correctness still gets a verdict
+
+
+def test_mixed_precisions_order_by_weight_memory(tmp_path):
+    store = RunStore.create(tmp_path, {"plan": {"models": []}})
+    store.append(LoadRecord("big-int8", "a", "f", "hub", 10**9, 1.0, 900.0, "int8", None, 0.5, "cached", "int8",
+                            "cpu", 1, 2, "dolly", 1.0, None))
+    store.append(load("small-fp32", 5 * 10**8))
+    order, label = verdict.size_order(frames.load([store.dir]))
+    assert order == ["big-int8", "small-fp32"] and label == "weight memory"
+
+
+def test_scaling_fit_recovers_a_known_slope(tmp_path):
+    store = make_run(tmp_path, {"a": 0.4, "b": 0.5, "c": 0.6}, n=1000)
+    fr = frames.load([store.dir])
+    sets = verdict.outcome_sets(fr, verdict.size_order(fr)[0])
+    fits, too_few = scaling.fits(fr, sets[0])
+    assert too_few == {} and fits[0].per_decade == pytest.approx(0.1, abs=0.02)
+
+
+def test_bad_margin_and_price_are_one_line_errors(tmp_path):
+    for args in (["--margin", "2"], ["--margin", "0"], ["--price-per-hour", "-1"]):
+        done = sizebench("report", "--results", str(tmp_path), *args)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1 and "error:" in done.stderr
+
+
+def test_cli_default_margin_is_the_verdict_default():
+    import inspect
+
+    from sizebench import cli
+
+    assert inspect.signature(cli.report).parameters["margin"].default.default == verdict.DEFAULT_MARGIN
+
+
+def test_eval_on_tiny_models_stores_items_once_and_renders_the_verdict(tiny_model, tiny_ender, tmp_path):
+    done = sizebench("eval", "--models", f"{tiny_model},{tiny_ender}", "--tasks", "sizebench_geo", "--limit", "8",
+                     "--results", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    rows = records(tmp_path)
+    items = [r for r in rows if r["kind"] == "items"]
+    texts = [r for r in rows if r["kind"] == "item_text"]
+    assert len(items) == 6 and len(texts) == 3  # per model and task; texts once per task
+    for r in items:
+        assert len(r["doc_ids"]) == len(r["lls"]) == len(r["chosen"]) == len(r["scores"]["acc"]) == 8
+        assert all(len(ll) == 4 for ll in r["lls"])
+        assert [int(c == g) for c, g in zip(r["chosen"], r["gold"])] == r["scores"]["acc"]
+    assert not any("prompt" in json.dumps(r) for r in items)
+    text = (tmp_path / "report.md").read_text()
+    assert text.startswith("# sizebench report\n\n## Verdict\n\n**all tasks** (24 items")
+    assert "## Paired comparisons" in text and "## Flips up the ladder" in text
