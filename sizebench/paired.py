@@ -63,11 +63,13 @@ def compare(a, b) -> Paired:
         # difference is at most the discordance rate, whose exact (Clopper-Pearson) bound is honest.
         bound = float(binomtest(0, n).proportion_ci(CONFIDENCE).high)
         return Paired(n, diff, -bound, bound, 0, 0, 1.0, sd, exact_bound=True)
+    p = float(binomtest(a_only, discordant, 0.5).pvalue)
+    if n < 2:  # one item: nothing to resample, every difference stays possible
+        return Paired(n, diff, -1.0, 1.0, a_only, b_only, p, sd)
     result = bootstrap((a, b), _mean_difference, paired=True, vectorized=True, n_resamples=RESAMPLES,
                        confidence_level=CONFIDENCE, method="percentile", batch=max(1, 2_000_000 // n),
                        rng=np.random.default_rng(SEED))
     low, high = (float(v) for v in result.confidence_interval)
-    p = float(binomtest(a_only, discordant, 0.5).pvalue)
     return Paired(n, diff, low, high, a_only, b_only, p, sd)
 
 

@@ -41,6 +41,8 @@ def test_records_carry_metric_stderr_n_and_honour_limit(tiny):
     out = []
     settings = evaluation.EvalSettings(tasks=("sizebench_geo",), limit=5, batch_size="4")
     evaluation.run_tasks(model, tok, "tiny", settings, "a1", out.append)
+    assert sorted(r.kind for r in out if r.kind != "task") == ["item_text"] * 3 + ["items"] * 3
+    out = [r for r in out if r.kind == "task"]
     accs = [r for r in out if r.metric == "acc"]
     assert {r.task for r in accs} == {"sizebench_geo_capitals", "sizebench_geo_highest_points",
                                       "sizebench_geo_currencies"}
@@ -60,7 +62,7 @@ def test_user_task_gives_the_same_acc_as_lm_eval_directly(tiny, tmp_path):
                                                                      batch_size="1"), "a1", out.append)
     direct = lm_eval.simple_evaluate(model=HFLM(pretrained=model, tokenizer=tok, batch_size=1), tasks=["my_even"],
                                      task_manager=TaskManager(include_path=str(folder)))
-    ours = next(r for r in out if r.metric == "acc")
+    ours = next(r for r in out if r.kind == "task" and r.metric == "acc")
     assert ours.value == direct["results"]["my_even"]["acc,none"]
     assert ours.n == 12
 
