@@ -14,9 +14,9 @@ import pandas as pd
 from sizebench.store import RunStore
 
 KIND_STAGE = {"prompt": "prompts", "throughput": "prompts", "task": "tasks", "task_skipped": "tasks",
-              "items": "tasks"}
+              "items": "tasks", "energy": "prompts"}
 # item_text is written once per run (by the first model) and kept whatever happens to that model's stage
-KINDS = ("load", "prompt", "throughput", "task", "task_skipped", "stage", "failed", "items", "item_text")
+KINDS = ("load", "prompt", "throughput", "task", "task_skipped", "stage", "failed", "items", "item_text", "energy")
 
 
 @dataclass

@@ -73,6 +73,17 @@ class ThroughputRecord(Record):
 
 
 @dataclass(frozen=True)
+class EnergyRecord(Record):
+    """Energy the counters read over the prompt suite (warm-up included); only where they are readable."""
+
+    stage: str
+    joules: float
+    new_tokens: int  # tokens generated in that time: every repetition of every prompt
+    source: str  # which counter: NVML (whole GPU) or RAPL (whole CPU package)
+    kind = "energy"
+
+
+@dataclass(frozen=True)
 class TaskRecord(Record):
     task: str
     metric: str

@@ -109,7 +109,8 @@ def _stage_done(loaded, store: RunStore, attempt: str, stage: str, started: floa
 
 
 def prompts_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
-    from sizebench import generation, measure
+    from sizebench import energy, generation, measure
+    from sizebench.records import EnergyRecord
     from sizebench.suites import load_suite
 
     suite = load_suite(job["prompts_path"])
@@ -118,10 +119,14 @@ def prompts_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
     measure.reset_cuda_peak(loaded.device)
     started = time.perf_counter()
     name = loaded.spec.name
-    singles = generation.run_prompts(
-        loaded, suite.prompts, settings, attempt, store.append,
-        lambda done, total: event(model=name, stage="prompts", done=done, total=total),
-    )
+    with energy.meter(loaded.device) as used:
+        singles = generation.run_prompts(
+            loaded, suite.prompts, settings, attempt, store.append,
+            lambda done, total: event(model=name, stage="prompts", done=done, total=total),
+        )
+    if used.joules is not None:  # only where NVML or RAPL could be read; the report says "not measured" else
+        tokens = sum(r.new_tokens * len(r.latency_s_runs) for r in singles)
+        store.append(EnergyRecord(name, attempt, "prompts", used.joules, tokens, used.source))
     if settings.batch_size > 1:
         event(model=name, stage="batched")
         store.append(generation.batched_throughput(loaded, suite.prompts, settings, attempt, singles))

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from sizebench import cost, frames, paired, report, scaling, verdict
-from sizebench.records import ItemsRecord, ItemTextRecord, LoadRecord, PromptRecord, StageRecord
+from sizebench.records import EnergyRecord, ItemsRecord, ItemTextRecord, LoadRecord, PromptRecord, StageRecord
 from sizebench.store import RunStore
 from sizebench.verdict import Outcomes
 
@@ -145,13 +145,15 @@ def test_report_opens_with_the_verdict_and_shows_evidence_flips_and_cost(tmp_pat
     from rich.console import Console
 
     store = make_run(tmp_path, {"s": 0.5, "m": 0.7, "l": 0.72})
+    store.append(EnergyRecord("s", "a", "prompts", 8.0, 16, "RAPL, 1 CPU package(s), whole package"))
     path = report.publish([store.dir], tmp_path, Console(file=io.StringIO()), price_per_hour=2.0)
     text = path.read_text()
     assert text.startswith("# sizebench report\n\n## Verdict\n\n**geo** (300 items, acc): **m** is enough")
     assert "**The rule.**" in text and "--margin 0.05" in text
     for heading in ("## Paired comparisons", "## Flips up the ladder", "## Cost frontier", "### geo: s -> m"):
         assert heading in text
-    assert "Capital of country" in text and "not measured" in text and "cost per 1M tokens" in text
+    assert "Capital of country" in text and "cost per 1M tokens" in text
+    assert "| 0.5 J (RAPL, 1 CPU package(s), whole package) |" in text and text.count("| not measured |") == 2
     fr = frames.load([store.dir])
     measured = [fr["items"].set_index("model").loc[m, "scores"]["acc"] for m in ("s", "m", "l")]
     slope = np.polyfit([8, 9, 10], [np.mean(a) for a in measured], 1)[0]  # independent least squares
