@@ -126,9 +126,16 @@ def decide(outcomes: Outcomes, margin: float) -> Verdict | None:
         return None
     means = table.mean()
     best = max(models, key=lambda m: (means[m], -models.index(m)))  # ties: the smaller model
-    vs_best = {m: paired.compare(table[best], table[m]) for m in models if m != best}
+    done: dict[tuple[str, str], Paired] = {}
+
+    def compare(a: str, b: str) -> Paired:  # a step up to the best is also a vs-best pair: bootstrap it once
+        if (a, b) not in done:
+            done[(a, b)] = paired.compare(table[a], table[b])
+        return done[(a, b)]
+
+    vs_best = {m: compare(best, m) for m in models if m != best}
     step_pairs = [(models[i], models[i + 1]) for i in range(len(models) - 1)]
-    step_results = {pair: paired.compare(table[pair[1]], table[pair[0]]) for pair in step_pairs}
+    step_results = {(small, big): compare(big, small) for small, big in step_pairs}
     # One family per benchmark: every distinct pair once (a step to or from the best is a vs-best pair too)
     family = {frozenset((best, m)): r.p for m, r in vs_best.items()}
     for (small, big), r in step_results.items():

@@ -36,14 +36,15 @@ __all__ = ["cell", "table", "summary", "summary_table", "render", "publish"]
 class Analysis:
     """Everything the verdict, evidence, cost and scaling sections show; a pure function of the runs."""
 
-    verdicts: list
+    verdicts: list[verdict_rule.Verdict]
     size_label: str
-    costs: list
-    frontier: object
-    fits: list
-    too_few: dict
+    costs: list[cost_figures.Cost]
+    frontier: report_cost.Frontier | None
+    fits: list[scaling.Fit]
+    too_few: dict[str, int]  # family -> sizes measured, where too few for a fit
     margin: float
     price_per_hour: float | None
+    headline: str  # the benchmark the frontier and the scaling fit show
 
 
 def analyse(fr: Frames, df: pd.DataFrame, margin: float = DEFAULT_MARGIN,
@@ -55,7 +56,7 @@ def analyse(fr: Frames, df: pd.DataFrame, margin: float = DEFAULT_MARGIN,
     top = report_cost.headline(sets)
     fits, too_few = scaling.fits(fr, top) if top is not None else ([], {})
     return Analysis(vs, size_label, costs, report_cost.frontier(sets, vs, costs), fits, too_few, margin,
-                    price_per_hour)
+                    price_per_hour, top.name if top is not None else "")
 
 
 def render(fr: Frames, plot_files: list[str], df: pd.DataFrame | None = None, margin: float = DEFAULT_MARGIN,
@@ -64,7 +65,6 @@ def render(fr: Frames, plot_files: list[str], df: pd.DataFrame | None = None, ma
     a = analyse(fr, df, margin, price_per_hour) if analysis is None else analysis
     order = list(df["model"])
     judged = frozenset(v.outcomes.name for v in a.verdicts)
-    top = report_cost.headline([v.outcomes for v in a.verdicts])
     sections = ["# sizebench report",
                 verdict_report.verdict_section(a.verdicts, a.margin, a.size_label, not fr["task"].empty),
                 metadata_section(fr),
@@ -74,7 +74,7 @@ def render(fr: Frames, plot_files: list[str], df: pd.DataFrame | None = None, ma
                 + summary_table(df),
                 verdict_report.evidence_section(a.verdicts),
                 report_cost.cost_section(a.costs, a.frontier, a.price_per_hour),
-                report_cost.scaling_section(a.fits, a.too_few, top.name if top else ""),
+                report_cost.scaling_section(a.fits, a.too_few, a.headline),
                 conclusion_section(df, judged), tasks_section(fr, order), published_section(fr),
                 "## Scaling plots\n\n" + "\n\n".join(f"![{Path(p).stem}]({p})" for p in plot_files) if plot_files else "",
                 verdict_report.flips_section(fr, a.verdicts), answers_section(fr, order), protocol_section(fr)]
@@ -94,7 +94,7 @@ def publish(run_dirs: list[Path], results_dir: Path, console: Console, latest_on
     if a.frontier and a.frontier.points:
         plots.frontier(a.frontier.points, a.frontier.recommended, a.frontier.front,
                        f"{a.frontier.outcomes.name} accuracy", results_dir)
-    plots.scaling_fit(a.fits, "accuracy", results_dir)
+    plots.scaling_fit(a.fits, f"{a.headline} accuracy", results_dir)
     path = results_dir / "report.md"
     path.write_text(render(fr, plot_files, df, analysis=a), encoding="utf-8")
     console.print(Markdown(verdict_report.verdict_section(a.verdicts, a.margin, a.size_label, not fr["task"].empty)))
