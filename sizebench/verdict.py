@@ -76,10 +76,16 @@ def size_order(fr: Frames) -> tuple[list[str], str]:
     if loads.empty:
         return [], "total parameters"
     last = loads.drop_duplicates("model", keep="last").set_index("model")
-    precisions = {(str(r.get("dtype")), str(r.get("quantization"))) for _, r in last.iterrows()}
+    precisions = {(str(r.get("dtype")), _run_quantization(r.get("quantization"))) for _, r in last.iterrows()}
     column, label = ("weights_mem_mb", "weight memory") if len(precisions) > 1 else ("params", "total parameters")
     ordered = sorted(last.index, key=lambda m: (float(last.loc[m, column]), m))
     return ordered, label
+
+
+def _run_quantization(value) -> str:
+    """The quantization the weights run in; a GGUF file's type is not one: it is dequantized at load."""
+    text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+    return "" if text.upper().startswith("GGUF") else text
 
 
 def outcome_sets(fr: Frames, order: list[str]) -> list[Outcomes]:

@@ -177,6 +177,12 @@ def test_mixed_precisions_order_by_weight_memory(tmp_path):
     store.append(load("small-fp32", 5 * 10**8))
     order, label = verdict.size_order(frames.load([store.dir]))
     assert order == ["big-int8", "small-fp32"] and label == "weight memory"
+    gguf = RunStore.create(tmp_path / "gguf", {"plan": {"models": []}})
+    for name, params, quantization in (("a", 2 * 10**8, "GGUF Q4_1"), ("b", 10**8, "GGUF Q4_K_M")):
+        gguf.append(LoadRecord(name, "a", "f", "gguf-package", params, 1.0, params * 4 / 2**20, quantization, None,
+                               0.5, "cached", "float32", "cpu", 1, 2, "chatml", 1.0, None))
+    # GGUF files are dequantized into float32 at load: one precision, so ordered by parameters
+    assert verdict.size_order(frames.load([gguf.dir])) == (["b", "a"], "total parameters")
 
 
 def test_scaling_fit_recovers_a_known_slope(tmp_path):

@@ -45,13 +45,15 @@ def paragraph(v: Verdict) -> str:
     worse = [m for m in models[:models.index(rec)] if v.status(m) == "worse by the margin or more"]
     if worse:
         text += " Smaller and worse by the margin or more: " + "; ".join(
-            f"{m} ({v.vs_best[m].diff:+.3f} {_interval(v.vs_best[m])}, p {_pv(v.p_holm[m])} Holm)" for m in worse) + "."
+            f"{m} ({v.vs_best[m].diff:+.3f} {_interval(v.vs_best[m])}, McNemar p {_pv(v.p_holm[m])} Holm, "
+            f"{v.vs_best[m].a_only} vs {v.vs_best[m].b_only} discordant items)" for m in worse) + "."
     for m in v.undecided:
         r = v.vs_best[m]
         need = v.needed.get(m)
         detect = paired.detectable(v.n, r.sd)
         text += (f" **The items cannot decide** whether {m} would do: it is {r.diff:+.3f} behind the best, 95% "
-                 f"interval {_interval(r)}, which contains the margin"
+                 f"interval {_interval(r)}, which contains the margin (McNemar p {_pv(v.p_holm[m])} Holm, "
+                 f"{r.a_only} vs {r.b_only} discordant items)"
                  + ((f"; at n = {v.n} only differences of about {detect:.3f} or more are detectable (80% power)"
                      if detect < 1 else f"; at n = {v.n} no accuracy difference is reliably detectable")
                     if detect else "")
