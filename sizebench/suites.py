@@ -2,6 +2,8 @@
 
 `.txt`: one prompt a line, `#` comments and blank lines ignored, expected answers after ` => `
 with `|` between accepted variants. `.jsonl`: {"prompt", "expected": [...], "id", "context"}.
+Strict in both: a line the benchmark cannot use (an empty prompt, an answer with no prompt, an id or
+prompt given twice) is an error naming the file and the line, never a silent drop.
 """
 
 from __future__ import annotations
@@ -45,14 +47,28 @@ def load_suite(path: str | Path) -> Suite:
         raise SizebenchError(f"prompts file '{path}' is binary, not text")
     lines = _decode_lines(raw, path)
     parse = _parse_jsonl if path.suffix == ".jsonl" else _parse_txt
-    prompts = parse(lines, path)
-    if not prompts:
+    numbered = parse(lines, path)
+    if not numbered:
         raise SizebenchError(f"prompts file '{path}' has no prompts (only blank lines or comments)")
-    ids = [p.id for p in prompts]
-    duplicate = next((i for i in ids if ids.count(i) > 1), None)
-    if duplicate:
-        raise SizebenchError(f"prompts file '{path}': id '{duplicate}' is used twice")
-    return Suite(path.stem, str(path), tuple(prompts))
+    _check_unique(numbered, path)
+    return Suite(path.stem, str(path), tuple(prompt for _, prompt in numbered))
+
+
+def _error(path: Path, number: int, problem: str) -> SizebenchError:
+    return SizebenchError(f"prompts file '{path}' line {number}: {problem}")
+
+
+def _check_unique(numbered: list[tuple[int, Prompt]], path: Path) -> None:
+    """An id used twice would mix two prompts' rows; a prompt asked twice would count twice."""
+    ids: dict[str, int] = {}
+    texts: dict[tuple[str, str | None], int] = {}
+    for number, prompt in numbered:
+        if prompt.id in ids:
+            raise _error(path, number, f"id '{prompt.id}' is already used on line {ids[prompt.id]}")
+        if (prompt.text, prompt.context) in texts:
+            raise _error(path, number, f"the same prompt as line {texts[prompt.text, prompt.context]}")
+        ids[prompt.id] = number
+        texts[prompt.text, prompt.context] = number
 
 
 def _decode_lines(raw: bytes, path: Path) -> list[str]:
@@ -68,19 +84,24 @@ def _decode_lines(raw: bytes, path: Path) -> list[str]:
     return lines
 
 
-def _parse_txt(lines: list[str], path: Path) -> list[Prompt]:
+def _parse_txt(lines: list[str], path: Path) -> list[tuple[int, Prompt]]:
     prompts = []
-    for line in lines:
+    for number, line in enumerate(lines, start=1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        text, _, expected = line.partition(" => ")
+        text, separator, expected = f" {line} ".partition(" => ")  # padded: ' => Paris' and 'Q =>' split too
+        text = text.strip()
         variants = tuple(v.strip() for v in expected.split("|") if v.strip())
-        prompts.append(Prompt(f"{path.stem}-{len(prompts) + 1:03d}", text.strip(), variants))
+        if not text:
+            raise _error(path, number, f"an expected answer ('{expected.strip()}') with no prompt before ' => '")
+        if separator and not variants:
+            raise _error(path, number, "nothing after ' => ' (leave ' => ' out for a prompt with no expected answer)")
+        prompts.append((number, Prompt(f"{path.stem}-{len(prompts) + 1:03d}", text, variants)))
     return prompts
 
 
-def _parse_jsonl(lines: list[str], path: Path) -> list[Prompt]:
+def _parse_jsonl(lines: list[str], path: Path) -> list[tuple[int, Prompt]]:
     prompts = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -88,16 +109,18 @@ def _parse_jsonl(lines: list[str], path: Path) -> list[Prompt]:
         try:
             item = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise SizebenchError(f"prompts file '{path}' line {number}: not valid JSON ({exc.msg})") from exc
+            raise _error(path, number, f"not valid JSON ({exc.msg})") from exc
         if not isinstance(item, dict) or not isinstance(item.get("prompt"), str) or not item["prompt"].strip():
-            raise SizebenchError(f"prompts file '{path}' line {number}: needs a non-empty \"prompt\" string")
+            given = isinstance(item, dict) and item.get("expected") and not item.get("prompt")
+            raise _error(path, number, "an expected answer with no \"prompt\"" if given
+                         else "needs a non-empty \"prompt\" string")
         expected = item.get("expected") or []
         if isinstance(expected, str):
             expected = [expected]
-        prompts.append(Prompt(
+        prompts.append((number, Prompt(
             str(item.get("id") or f"{path.stem}-{len(prompts) + 1:03d}"), item["prompt"].strip(),
             tuple(str(e) for e in expected), item.get("context") or None, item.get("category"),
-        ))
+        )))
     return prompts
 
 

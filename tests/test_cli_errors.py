@@ -11,6 +11,8 @@ def bad_prompt_files(tmp):
     (tmp / "latin1.txt").write_bytes("Qu'est-ce que c'est? => caf\xe9".encode("latin-1"))
     (tmp / "notes.yaml").mkdir()
     (tmp / "good.txt").write_text("What is the capital of France? => Paris\n")
+    (tmp / "no-prompt.txt").write_text("What is the capital of France? => Paris\n => Rome\n")
+    (tmp / "twice.jsonl").write_text('{"id": "q", "prompt": "A?"}\n{"id": "q", "prompt": "B?"}\n')
 
 
 CASES = [
@@ -32,6 +34,9 @@ CASES = [
     (["bench", "--resume", "20990101-000000"], "run '20990101-000000' does not exist"),
     (["report", "nope"], "run 'nope' does not exist"),
     (["compare", "--max-new-tokens", "many"], "Invalid value for '--max-new-tokens'"),
+    (["compare", "--prompts", "no-prompt.txt"], "'no-prompt.txt' line 2: an expected answer ('Rome') with no prompt"),
+    (["compare", "--prompts", "twice.jsonl"], "'twice.jsonl' line 2: id 'q' is already used on line 1"),
+    (["compare", "--prompts", "good.txt", "--timeout", "0"], "--timeout must be a positive number of seconds"),
 ]
 
 

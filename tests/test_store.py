@@ -1,3 +1,8 @@
+import json
+import multiprocessing
+import os
+import threading
+
 import pytest
 
 from sizebench.records import FailureRecord, StageRecord
@@ -32,3 +37,69 @@ def test_open_unknown_run(tmp_path):
 
     with pytest.raises(SizebenchError, match="run 'nope' does not exist"):
         RunStore.open(tmp_path, "nope")
+
+
+STAMP = "20261123-120000"
+
+
+def _create_in_the_same_second(results, barrier, out):
+    """One sweep's start, in a child process: every child claims a run folder at the same stamp, on a
+    slow filesystem (a shared NFS results folder): each mkdir takes 50 ms."""
+    import pathlib
+    import time
+
+    import sizebench.store
+
+    sizebench.store.time.strftime = lambda fmt: STAMP
+    mkdir = pathlib.Path.mkdir
+
+    def slow_mkdir(self, *args, **kwargs):
+        time.sleep(0.05)
+        return mkdir(self, *args, **kwargs)
+
+    pathlib.Path.mkdir = slow_mkdir
+    barrier.wait()
+    try:
+        out.put(RunStore.create(results, {"who": os.getpid()}).run_id)
+    except BaseException as exc:  # noqa: BLE001 - reported to the test, which fails on it
+        out.put(f"error: {exc!r}")
+
+
+def test_sweeps_started_in_the_same_second_keep_separate_runs_processes(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    n = 8
+    for round_ in range(3):
+        results = tmp_path / f"r{round_}"
+        barrier, out = ctx.Barrier(n), ctx.Queue()
+        procs = [ctx.Process(target=_create_in_the_same_second, args=(results, barrier, out)) for _ in range(n)]
+        for proc in procs:
+            proc.start()
+        ids = [out.get(timeout=60) for _ in procs]
+        for proc in procs:
+            proc.join(timeout=60)
+        assert not [i for i in ids if i.startswith("error")], ids
+        assert sorted(ids) == sorted([STAMP] + [f"{STAMP}-{k}" for k in range(2, n + 1)])
+        owners = {json.loads((results / "runs" / i / "run.json").read_text())["who"] for i in ids}
+        assert len(owners) == n  # each folder holds its own sweep's run.json
+
+
+def test_sweeps_started_in_the_same_second_keep_separate_runs_threads(tmp_path, monkeypatch):
+    monkeypatch.setattr("sizebench.store.time.strftime", lambda fmt: STAMP)
+    n = 8
+    barrier = threading.Barrier(n)
+    ids, errors = [], []
+
+    def start(who):
+        barrier.wait()
+        try:
+            ids.append(RunStore.create(tmp_path, {"who": who}).run_id)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=start, args=(k,)) for k in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and len(set(ids)) == n
+    assert {json.loads((tmp_path / "runs" / i / "run.json").read_text())["who"] for i in ids} == set(range(n))

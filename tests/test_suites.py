@@ -74,3 +74,38 @@ def test_shipped_suites_parse():
             "What is the capital of France?"} <= texts
     assert load_suite(repo / "prompts" / "general.txt").prompts
     assert load_suite(repo / "prompts" / "instructions.jsonl").prompts
+
+
+STRICT = [
+    ("s.txt", "Q1? => A\n => Paris\n", "line 2: an expected answer ('Paris') with no prompt before ' => '"),
+    ("s.txt", "# c\n=> Paris|Lutetia\n", "line 2: an expected answer ('Paris|Lutetia') with no prompt"),
+    ("s.txt", "Q1? =>\n", "line 1: nothing after ' => '"),
+    ("s.txt", "Q1? => A\n\n# again\nQ1? => B\n", "line 4: the same prompt as line 1"),
+    ("s.jsonl", '{"prompt": "Q1?"}\n{"prompt": "", "expected": ["Paris"]}\n',
+     'line 2: an expected answer with no "prompt"'),
+    ("s.jsonl", '{"expected": "Paris"}\n', 'line 1: an expected answer with no "prompt"'),
+    ("s.jsonl", '{"prompt": "   "}\n', 'line 1: needs a non-empty "prompt" string'),
+    ("s.jsonl", '{"id": "a", "prompt": "Q1?"}\n\n{"id": "a", "prompt": "Q2?"}\n', "line 3: id 'a' is already used on line 1"),
+    ("s.jsonl", '{"prompt": "Q1?"}\n{"id": "s-001", "prompt": "Q2?"}\n', "line 2: id 's-001' is already used on line 1"),
+    ("s.jsonl", '{"prompt": "Q1?", "context": "x"}\n{"prompt": "Q1?", "context": "x"}\n',
+     "line 2: the same prompt as line 1"),
+]
+
+
+@pytest.mark.parametrize("name, content, message", STRICT, ids=[f"{n}: {m}" for n, _, m in STRICT])
+def test_lines_a_suite_cannot_use_are_errors_naming_file_and_line(tmp_path, name, content, message):
+    import re
+
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(SizebenchError, match=re.escape(f"prompts file '{path}' {message}")):
+        load_suite(path)
+
+
+def test_same_prompt_with_another_context_and_arrows_inside_a_prompt_are_fine(tmp_path):
+    jsonl = tmp_path / "s.jsonl"
+    jsonl.write_text('{"prompt": "Summarise", "context": "one"}\n{"prompt": "Summarise", "context": "two"}\n')
+    assert len(load_suite(jsonl).prompts) == 2
+    txt = tmp_path / "s.txt"
+    txt.write_text("What does x=>y mean in JavaScript? => arrow function|arrow\n")
+    assert load_suite(txt).prompts[0].text == "What does x=>y mean in JavaScript?"
