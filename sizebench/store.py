@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from sizebench.errors import SizebenchError
@@ -33,19 +36,10 @@ class RunStore:
         runs = Path(results_dir) / "runs"
         try:
             runs.mkdir(parents=True, exist_ok=True)
-            probe = runs / f".write-test-{os.getpid()}"
-            probe.write_text("")
-            probe.unlink()
+            store = cls(_claim(runs, time.strftime("%Y%m%d-%H%M%S")))
         except OSError as exc:
             raise SizebenchError(f"results folder '{results_dir}' cannot be written: {exc.strerror}") from exc
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        run_dir, n = runs / stamp, 1
-        while run_dir.exists():
-            n += 1
-            run_dir = runs / f"{stamp}-{n}"
-        run_dir.mkdir()
-        store = cls(run_dir)
-        store.write_meta({"run_id": run_dir.name, **meta})
+        store.write_meta({"run_id": store.run_id, **meta})
         store.records_path.touch()
         return store
 
@@ -76,7 +70,7 @@ class RunStore:
         self.append_line(record.to_json())
 
     def append_line(self, line: str) -> None:
-        with self.records_path.open("ab+") as handle:
+        with _signals_held(), self.records_path.open("ab+") as handle:
             # A kill -9 mid-write leaves a line without its newline: start on a fresh line after it.
             if handle.seek(0, os.SEEK_END) > 0:
                 handle.seek(-1, os.SEEK_END)
@@ -99,6 +93,41 @@ class RunStore:
                 warnings.warn(f"{self.records_path}: ignored a truncated or damaged record on line {number}",
                               stacklevel=2)
         return rows
+
+
+def _claim(runs: Path, stamp: str) -> Path:
+    """A new run folder, claimed by mkdir itself: two sweeps started in the same second get stamp and stamp-2."""
+    for n in range(1, 10_000):
+        run_dir = runs / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            continue
+    raise SizebenchError(f"{runs} already holds 10,000 runs started at {stamp}")
+
+
+@contextmanager
+def _signals_held():
+    """A stop signal that arrives while a record is written is handled once the line is whole.
+
+    Python runs signal handlers in the main thread between bytecodes; here they only note the signal,
+    which is raised again, to the usual handler, after the write. Signals whose handler is not Python's
+    (SIG_DFL, SIG_IGN) are left alone, as is any thread but the main one (handlers never run there).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: held.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP) if callable(signal.getsignal(s))}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in held:
+            signal.raise_signal(signum)
 
 
 def completed(records: list[dict]) -> set[tuple[str, str]]:
