@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sizebench import atomic
 
 
 def _short(params: float) -> str:
@@ -40,7 +41,8 @@ def write(summary: pd.DataFrame, out_dir: Path) -> list[str]:
         ax.set_ylabel(ylabel)
         ax.grid(True, which="major", alpha=0.3)
         fig.tight_layout()
-        fig.savefig(out_dir / name, metadata={"Software": None})
+        with atomic.replacing(out_dir / name) as tmp:  # a reader never sees half a PNG
+            fig.savefig(tmp, format="png", metadata={"Software": None})
         plt.close(fig)
         written.append(name)
 
@@ -99,7 +101,8 @@ def frontier(points: dict[str, tuple[float | None, float | None, float, float, f
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     name = "plot_cost_frontier.png"
-    fig.savefig(out_dir / name, metadata={"Software": None})
+    with atomic.replacing(out_dir / name) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
     plt.close(fig)
     return name
 
@@ -127,6 +130,7 @@ def scaling_fit(fits: list, accuracy_label: str, out_dir: Path) -> str | None:
     ax.legend(fontsize=7)
     fig.tight_layout()
     name = "plot_scaling_fit.png"
-    fig.savefig(out_dir / name, metadata={"Software": None})
+    with atomic.replacing(out_dir / name) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
     plt.close(fig)
     return name

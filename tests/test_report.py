@@ -126,3 +126,38 @@ def test_a_resumed_stage_shows_only_the_attempt_that_finished(tmp_path):
     fr = frames.load([store.dir])
     assert fr["prompt"]["answer"].tolist() == ["new", "two"]
     assert fr["load"]["attempt"].tolist() == ["b"] and fr["failed"].empty
+
+
+def test_report_and_plots_are_replaced_whole_while_a_reader_watches(run, tmp_path, monkeypatch):
+    """Another sweep or a reader opening results/ mid-render sees the old file or the new one, never half."""
+    import threading
+    import time
+
+    from rich.console import Console
+
+    big = "# sizebench report\n" + ("x" * 99 + "\n") * 200_000  # 20 MB: a write long enough to be caught mid-way
+    monkeypatch.setattr(report, "render", lambda fr, plot_files, df=None: big)
+    out = tmp_path / "out"
+    seen, stop = set(), threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            for path in [out / "report.md", *out.glob("plot_*.png")]:
+                try:
+                    seen.add((path.name, path.stat().st_size))
+                except FileNotFoundError:
+                    pass
+            time.sleep(0.0002)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for _ in range(2):
+            report.publish([run.dir], out, Console(file=io.StringIO()))
+    finally:
+        stop.set()
+        watcher.join()
+    final = {p.name: p.stat().st_size for p in [out / "report.md", *out.glob("plot_*.png")]}
+    assert {"report.md", "plot_peak_memory.png"} <= final.keys() and final["report.md"] == len(big)
+    assert {(name, size) for name, size in seen if size != final[name]} == set()
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no temporary file left

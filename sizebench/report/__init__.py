@@ -18,7 +18,7 @@ from rich.markdown import Markdown
 from sizebench import cost as cost_figures
 from sizebench import scaling
 from sizebench import verdict as verdict_rule
-from sizebench import frames as frames_module
+from sizebench import atomic, frames as frames_module
 from sizebench.frames import Frames
 from sizebench.report import cost as report_cost
 from sizebench.report import verdict as verdict_report
@@ -96,7 +96,7 @@ def publish(run_dirs: list[Path], results_dir: Path, console: Console, latest_on
                        f"{a.frontier.outcomes.name} accuracy", results_dir)
     plots.scaling_fit(a.fits, f"{a.headline} accuracy", results_dir)
     path = results_dir / "report.md"
-    path.write_text(render(fr, plot_files, df, analysis=a), encoding="utf-8")
+    atomic.write_text(path, render(fr, plot_files, df, analysis=a))
     console.print(Markdown(verdict_report.verdict_section(a.verdicts, a.margin, a.size_label, not fr["task"].empty)))
     console.print(Markdown("## Summary\n\n" + summary_table(df)))
     answers = answers_section(fr, list(df["model"]))
