@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import signal
 from dataclasses import replace
 import sys
 from pathlib import Path
@@ -46,6 +47,9 @@ LIMIT = typer.Option(None, "--limit", help="Items per task (a fraction if < 1)."
 FEWSHOT = typer.Option(None, "--num-fewshot", help="Few-shot examples per item (default: the task's own).")
 EVAL_BATCH = typer.Option("auto", "--eval-batch-size", help="lm-eval batch size, or auto.")
 EXECUTOR = typer.Option("local", "--executor", help="local | ray")
+TIMEOUT = typer.Option(None, "--timeout", metavar="SECONDS",
+                       help="Time limit per model and stage (load, prompts, tasks); past it the model is recorded "
+                            "as failed, what it finished is kept, and the sweep goes on. Default: none.")
 RAY_ADDRESS = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS", help="Ray cluster address; auto for an existing one.")
 
 
@@ -76,7 +80,7 @@ def models(models: str = typer.Option("offline,all", "--models", "-m", help="Wha
 def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, limit=None, num_fewshot=None,
           eval_batch_size="auto", device="auto", dtype="auto", force=False, threads=None, max_new_tokens=128,
           repeat=3, batch_size=1, seed=0, sample=False, temperature=1.0, top_p=1.0, executor="local",
-          ray_address=None, top_k=50, decoding=None, no_offload=False):
+          ray_address=None, top_k=50, decoding=None, no_offload=False, timeout=None):
     from sizebench import evaluation
     from sizebench.generation import GenSettings
     from sizebench.plan import RunPlan
@@ -89,7 +93,7 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
         eval=evaluation.EvalSettings(tuple(t.strip() for t in tasks.split(",") if t.strip()), task_path, limit,
                                      num_fewshot, eval_batch_size),
         device=device, dtype=dtype, force=force, offload=not no_offload, threads=threads, executor=executor,
-        ray_address=ray_address,
+        ray_address=ray_address, timeout=timeout,
     ).validate()
     if device == "cuda" and executor == "local":
         from sizebench.loader import resolve_device
@@ -103,8 +107,8 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
 
 
 def _run(plan, results: str, resume: Optional[str] = None, executor: Optional[str] = None,
-         ray_address: Optional[str] = None) -> None:
-    from sizebench import report, runner
+         ray_address: Optional[str] = None, timeout: Optional[float] = None) -> None:
+    from sizebench import report, runner, supervise
     from sizebench.plan import RunPlan
     from sizebench.store import RunStore
 
@@ -113,21 +117,25 @@ def _run(plan, results: str, resume: Optional[str] = None, executor: Optional[st
         plan = RunPlan.from_dict(store.meta()["plan"])
         if executor:  # a run started on one executor can be finished on another
             plan = replace(plan, executor=executor, ray_address=ray_address).validate()
+        if timeout is not None:  # a run stopped by a short --timeout can be finished with a longer one
+            plan = replace(plan, timeout=timeout).validate()
         err.print(f"resuming run {store.run_id}", highlight=False)
     else:
         store = runner.new_run(plan, Path(results), "sizebench " + shlex.join(sys.argv[1:]))
         err.print(f"run {store.run_id}: {len(plan.models)} model(s), stages: {', '.join(plan.stages)}", highlight=False)
-    outcome = runner.execute(plan, store, err)
-    if any(r["kind"] == "load" for r in store.records()):
-        report.publish([store.dir], Path(results), out)
-    else:  # a report of nothing would replace a good one
-        err.print(f"no model ran in run {store.run_id} (each was unavailable or failed before loading, reasons "
-                  f"above); {Path(results) / 'report.md'} was left as it was", highlight=False, soft_wrap=True)
+    with supervise.stop_signals():  # SIGTERM and SIGHUP stop the sweep as Ctrl-C does, worker included
+        outcome = runner.execute(plan, store, err)
+        if any(r["kind"] == "load" for r in store.records()):
+            report.publish([store.dir], Path(results), out)
+        else:  # a report of nothing would replace a good one
+            err.print(f"no model ran in run {store.run_id} (each was unavailable or failed before loading, reasons "
+                      f"above); {Path(results) / 'report.md'} was left as it was", highlight=False, soft_wrap=True)
     if outcome.unavailable:
         err.print(f"unavailable here: {', '.join(outcome.unavailable)} (not an error; reason and remedy above)",
                   highlight=False, soft_wrap=True)
     if outcome.interrupted:
-        err.print(f"interrupted: resume with `sizebench bench --resume {store.run_id}`", highlight=False)
+        err.print(f"interrupted by {signal.Signals(outcome.signum).name}: resume with "
+                  f"`sizebench bench --resume {store.run_id}`", highlight=False)
     elif outcome.failed:
         err.print(f"failed: {', '.join(outcome.failed)} (reasons in the report); "
                   f"retry them with `sizebench bench --resume {store.run_id}`", highlight=False)
@@ -141,12 +149,13 @@ def compare(prompts: str = typer.Option(DEFAULT_PROMPTS, "--prompts", "-p", help
             top_k: int = TOP_K, decoding: Optional[str] = DECODING,
             device: str = DEVICE, dtype: str = DTYPE, force: bool = FORCE, no_offload: bool = NO_OFFLOAD,
             threads: Optional[int] = THREADS,
-            executor: str = EXECUTOR, ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS) -> None:
+            executor: str = EXECUTOR, ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS,
+            timeout: Optional[float] = TIMEOUT) -> None:
     """Send a prompt suite to each model; answers side by side with latency and memory."""
     _run(_plan(("prompts",), models, prompts, device=device, dtype=dtype, force=force, threads=threads,
                max_new_tokens=max_new_tokens, repeat=repeat, batch_size=batch_size, seed=seed, sample=sample,
                temperature=temperature, top_p=top_p, executor=executor, ray_address=ray_address, top_k=top_k,
-               decoding=decoding, no_offload=no_offload), results)
+               decoding=decoding, no_offload=no_offload, timeout=timeout), results)
 
 
 @app.command("eval")
@@ -154,11 +163,12 @@ def eval_(models: str = MODELS, tasks: str = TASKS, task_path: Optional[str] = T
           limit: Optional[float] = LIMIT, num_fewshot: Optional[int] = FEWSHOT, eval_batch_size: str = EVAL_BATCH,
           device: str = DEVICE, dtype: str = DTYPE, force: bool = FORCE, no_offload: bool = NO_OFFLOAD,
           threads: Optional[int] = THREADS,
-          executor: str = EXECUTOR, ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS) -> None:
+          executor: str = EXECUTOR, ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS,
+          timeout: Optional[float] = TIMEOUT) -> None:
     """Run lm-evaluation-harness tasks on each model (accuracy +- stderr)."""
     _run(_plan(("tasks",), models, tasks=tasks, task_path=task_path, limit=limit, num_fewshot=num_fewshot,
                eval_batch_size=eval_batch_size, device=device, dtype=dtype, force=force, threads=threads,
-               executor=executor, ray_address=ray_address, no_offload=no_offload), results)
+               executor=executor, ray_address=ray_address, no_offload=no_offload, timeout=timeout), results)
 
 
 @app.command()
@@ -172,13 +182,16 @@ def bench(models: str = MODELS, prompts: str = typer.Option(DEFAULT_PROMPTS, "--
           executor: Optional[str] = typer.Option(None, "--executor", help="local (default) | ray; with --resume, "
                                                  "finishes the run on this executor"),
           ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS,
+          timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS", help=TIMEOUT.help
+                                                  + " With --resume, replaces the run's limit."),
           resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run id; finished stages are kept.")) -> None:
     """The whole benchmark per model: load, prompt suite, lm-eval tasks; then the report."""
     plan = None if resume else _plan(
         ("prompts", "tasks"), models, prompts, tasks, task_path, limit, num_fewshot, eval_batch_size, device, dtype,
         force, threads, max_new_tokens, repeat, batch_size, seed, sample, temperature, top_p,
-        executor=executor or "local", ray_address=ray_address, top_k=top_k, decoding=decoding, no_offload=no_offload)
-    _run(plan, results, resume, executor, ray_address)
+        executor=executor or "local", ray_address=ray_address, top_k=top_k, decoding=decoding, no_offload=no_offload,
+        timeout=timeout)
+    _run(plan, results, resume, executor, ray_address, timeout)
 
 
 @app.command()
@@ -218,9 +231,10 @@ def main() -> None:
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         err.print(f"error: {message}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(2)
-    except (typer.Abort, KeyboardInterrupt):
-        err.print("interrupted", highlight=False)
-        sys.exit(130)
+    except (typer.Abort, KeyboardInterrupt) as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)  # supervise.Signalled carries SIGTERM or SIGHUP
+        err.print(f"interrupted by {signal.Signals(signum).name}", highlight=False)
+        sys.exit(128 + signum)
     except Exception as exc:  # a bug of ours: still one line, the traceback behind --debug
         if debug:
             raise

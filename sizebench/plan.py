@@ -35,6 +35,7 @@ class RunPlan:
     threads: int | None = None
     executor: str = "local"
     ray_address: str | None = None
+    timeout: float | None = None  # seconds per model and stage; None: no limit
 
     def validate(self) -> "RunPlan":
         _one_of("--device", self.device, DEVICES)
@@ -47,6 +48,8 @@ class RunPlan:
         _positive("--batch-size", self.gen.batch_size)
         if self.threads is not None:
             _positive("--threads", self.threads)
+        if self.timeout is not None and not self.timeout > 0:
+            raise SizebenchError(f"--timeout must be a positive number of seconds, got {self.timeout:g}")
         if self.gen.temperature <= 0 or not 0 < self.gen.top_p <= 1:
             raise SizebenchError("--temperature must be > 0 and --top-p in (0, 1]")
         if self.gen.top_k < 0:

@@ -4,6 +4,8 @@ The task runs the same worker process as the local executor (`python -m sizebenc
 whichever node Ray picks, writing to a scratch store there; when it ends, its record lines and
 progress events return to the driver, which appends them. Resume and failure handling are the
 runner's, unchanged: a lost node or a task that raises comes back as a non-zero exit and a reason.
+A stop signal to the driver cancels the task (ray.cancel), which stops its worker as the local
+executor does; --timeout is enforced on the node, by the same code.
 Install with `pip install 'sizebench[ray]'`.
 """
 
@@ -12,14 +14,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from sizebench import loader, memory
+from sizebench import loader, memory, supervise
 from sizebench.errors import SizebenchError
 from sizebench.store import RunStore
+from sizebench.supervise import Interrupted, TimedOut
 
 GPU_BYTES = float(os.environ.get("SIZEBENCH_RAY_GPU_GB", "80")) * 2**30  # memory of one GPU on the cluster
 
@@ -30,14 +32,21 @@ def run_job_on_node(job: dict) -> dict:
         job = {**job, "run_dir": scratch}
         job_path = Path(scratch) / "job.json"
         job_path.write_text(json.dumps(job))
-        done = subprocess.run([sys.executable, "-m", "sizebench.worker", str(job_path)], capture_output=True,
-                              text=True)
+        events: list[dict] = []
+        with (Path(scratch) / "worker.log").open("w+") as log:
+            proc = supervise.start_worker([sys.executable, "-m", "sizebench.worker", str(job_path)], stderr=log)
+            try:
+                ran_out = supervise.follow(proc, events.append, job.get("timeout"))
+                proc.wait()
+            except KeyboardInterrupt:  # ray.cancel: stop the worker before the task ends
+                supervise.stop(proc)
+                raise
+            log.seek(0)
+            tail = [line for line in log.read().splitlines() if line.strip()]
         records_path = Path(scratch) / "records.jsonl"
         lines = records_path.read_text().splitlines() if records_path.exists() else []
-    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    tail = [line for line in done.stderr.splitlines() if line.strip()]
-    return {"returncode": done.returncode, "lines": lines, "events": events, "log_tail": tail[-1][:300] if tail else "",
-            "node": os.uname().nodename}
+    return {"returncode": proc.returncode, "lines": lines, "events": events, "log_tail": tail[-1][:300] if tail else "",
+            "node": os.uname().nodename, "timed_out": ran_out}
 
 
 def resources(job: dict, cluster_gpus: float) -> dict:
@@ -69,20 +78,30 @@ class RayExecutor:
 
     def run(self, job: dict, store: RunStore, on_event) -> tuple[int, str]:
         options = resources(job, self.ray.cluster_resources().get("GPU", 0))
+        ref = self.task.options(**options).remote(job)
         try:
-            result = self.ray.get(self.task.options(**options).remote(job))
+            result = self.ray.get(ref)
         except self.ray.exceptions.RayError as exc:  # the task raised, its node died, or it was cancelled
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
             return 1, f"Ray task failed: {type(exc).__name__}: {first[:250]}"
-        except KeyboardInterrupt:
-            from sizebench.runner import Interrupted
-
-            raise Interrupted() from None
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP through supervise.stop_signals
+            self.cancel(ref)
+            raise Interrupted(supervise.signum_of(exc)) from None
         for line in result["lines"]:
             store.append_line(line)
         for event in result["events"]:
             on_event(event)
+        if result.get("timed_out"):  # what it finished is kept above
+            raise TimedOut(result["timed_out"], job["timeout"])
         return result["returncode"], result["log_tail"]
+
+    def cancel(self, ref) -> None:
+        """KeyboardInterrupt in the task (it stops its worker: SIGTERM, then SIGKILL); if the task is still
+        there after the grace period, its process is killed, and the worker follows it (die_with_parent)."""
+        self.ray.cancel(ref)
+        done, _ = self.ray.wait([ref], timeout=supervise.GRACE_S + 5)
+        if not done:
+            self.ray.cancel(ref, force=True)
 
 
 def _package_root() -> str:

@@ -8,9 +8,7 @@ killer, a segfault) gets a failure record written for it.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -19,17 +17,16 @@ from pathlib import Path
 
 from rich.console import Console
 
+from sizebench import supervise
 from sizebench.plan import RunPlan, environment
 from sizebench.records import FailureRecord
 from sizebench.registry import file_key
 from sizebench.store import RunStore, completed
+from sizebench.supervise import Interrupted, TimedOut
 
-INTERRUPTED = 130
 UNAVAILABLE = 4  # the worker's exit status for a model that cannot be had here (sizebench.worker)
 
-
-class Interrupted(Exception):
-    pass
+__all__ = ["Interrupted", "TimedOut", "Outcome", "LocalExecutor", "execute", "new_run"]
 
 
 @dataclass
@@ -38,10 +35,11 @@ class Outcome:
     failed: list[str]  # loaded or started, then crashed: a retry (--resume) may change that
     interrupted: bool = False
     unavailable: list[str] = field(default_factory=list)  # cannot be had here; not an error by itself
+    signum: int = signal.SIGINT  # what interrupted the run: the exit status is 128 + it (130, 143, 129)
 
     @property
     def exit_code(self) -> int:
-        return INTERRUPTED if self.interrupted else (1 if self.failed else 0)
+        return 128 + self.signum if self.interrupted else (1 if self.failed else 0)
 
 
 class LocalExecutor:
@@ -56,28 +54,25 @@ class LocalExecutor:
         job_path.write_text(json.dumps(job, indent=1))
         log_path = logs / f"{stem}.log"
         with log_path.open("w") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "sizebench.worker", str(job_path)],
-                                    stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
-            try:
-                for line in proc.stdout:
-                    if line.startswith("{"):
-                        on_event(json.loads(line))
-                returncode = proc.wait()
-            except KeyboardInterrupt:
-                _stop(proc)
-                raise Interrupted() from None
-        return returncode, _last_line(log_path)
+            proc = supervise.start_worker(self.command(job_path), stderr=log)
+            ran_out = _follow(proc, on_event, job.get("timeout"))
+        if ran_out:
+            raise TimedOut(ran_out, job["timeout"])
+        return proc.returncode, _last_line(log_path)
+
+    def command(self, job_path: Path) -> list[str]:
+        return [sys.executable, "-m", "sizebench.worker", str(job_path)]
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def _follow(proc, on_event, limit: float | None) -> str | None:
+    """Events until the worker ends; any stop signal to us stops it first (SIGTERM, SIGKILL after a grace)."""
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        ran_out = supervise.follow(proc, on_event, limit)
         proc.wait()
-    except ProcessLookupError:
-        pass
+        return ran_out
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP through supervise.stop_signals
+        supervise.stop(proc)
+        raise Interrupted(supervise.signum_of(exc)) from None
 
 
 def _last_line(path: Path) -> str:
@@ -110,9 +105,10 @@ def execute(plan: RunPlan, store: RunStore, console: Console, executor=None) -> 
                 continue
             try:
                 status = _run_model(plan, spec, stages, store, executor, lambda e, i=index: progress.event(i, e))
-            except Interrupted:
-                outcome.interrupted = True
-                progress.line(index, spec.name, "interrupted; finished records are kept")
+            except (Interrupted, KeyboardInterrupt) as exc:  # KeyboardInterrupt: a signal outside the worker
+                outcome.interrupted, outcome.signum = True, supervise.signum_of(exc)
+                progress.line(index, spec.name, f"interrupted by {signal.Signals(outcome.signum).name}; "
+                                                "finished records are kept")
                 break
             if status == "ok":
                 progress.line(index, spec.name, "done" + _skipped_note(store, spec.name))
@@ -150,6 +146,7 @@ def _run_model(plan: RunPlan, spec, stages: list[str], store: RunStore, executor
         "device": plan.device, "dtype": plan.dtype, "force": plan.force, "offload": plan.offload,
         "threads": plan.threads,
         "prompts_path": plan.prompts_path, "gen": settings["gen"], "eval": settings["eval"],
+        "timeout": plan.timeout,
     }
     seen = {"stage": "load"}
 
@@ -157,7 +154,10 @@ def _run_model(plan: RunPlan, spec, stages: list[str], store: RunStore, executor
         seen["stage"] = event.get("stage", seen["stage"])
         show(event)
 
-    returncode, tail = executor.run(job, store, on_event)
+    try:
+        returncode, tail = executor.run(job, store, on_event)
+    except TimedOut as exc:
+        return _timed_out(spec.name, attempt, exc, store, show)
     if returncode == 0:
         return "ok"
     if returncode == UNAVAILABLE:
@@ -166,6 +166,13 @@ def _run_model(plan: RunPlan, spec, stages: list[str], store: RunStore, executor
         reason = death_reason(returncode, tail)
         store.append(FailureRecord(spec.name, attempt, seen["stage"], reason))
         show({"model": spec.name, "stage": "failed", "reason": reason})
+    return "failed"
+
+
+def _timed_out(model: str, attempt: str, exc: TimedOut, store: RunStore, show) -> str:
+    """The worker was stopped at --timeout: what it finished stays, the model is failed with the reason."""
+    store.append(FailureRecord(model, attempt, exc.stage, str(exc)))
+    show({"model": model, "stage": "failed", "reason": str(exc)})
     return "failed"
 
 
@@ -204,6 +211,9 @@ class ProgressLog:
         stage = event.get("stage", "")
         if stage in ("failed", "unavailable"):
             self.line(index, event["model"], f"{stage}: {event.get('reason', '')}")
+            return
+        if stage == "prompt_skipped":
+            self.line(index, event["model"], f"prompt {event.get('prompt_id')} skipped: {event.get('reason', '')}")
             return
         text = f"prompts {event['done']}/{event['total']}" if stage == "prompts" else stage
         if self.live:

@@ -2,8 +2,9 @@
 
 Run as `python -m sizebench.worker JOB.json`. Progress events go to stdout as JSON lines for the
 parent's display; records go to the run store, each flushed, so a kill loses at most the stage in
-flight. Exit 0 when every stage finished, 4 when the model cannot be had here (unavailable), 3 for a
-failure the worker could name, 1 otherwise.
+flight. SIGTERM (the parent stopping us, or the parent's death) unwinds outside any record write.
+Exit 0 when every stage finished, 4 when the model cannot be had here (unavailable), 3 for a
+failure the worker could name, 130 when stopped, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import time
 import traceback
 
-from sizebench import sources
+from sizebench import sources, supervise
 from sizebench.errors import MemoryGuardError, ModelUnavailable, SizebenchError
 from sizebench.records import FailureRecord, LoadRecord, StageRecord
 from sizebench.registry import ModelSpec
@@ -37,12 +38,14 @@ def go_offline_if_unreachable() -> None:
 
 
 def stop_between_records(signum, frame) -> None:
-    """SIGTERM from the parent (Ctrl-C there): unwind at the next bytecode, so no record is half-written."""
+    """SIGTERM from the parent (any stop there) or at its death: unwind now; RunStore.append holds the
+    signal while a record is written, so a record is whole or absent."""
     raise KeyboardInterrupt
 
 
 def run(job: dict) -> int:
     signal.signal(signal.SIGTERM, stop_between_records)
+    supervise.die_with_parent()
     go_offline_if_unreachable()
     store = RunStore(job["run_dir"])
     spec = ModelSpec.from_dict(job["model"])
@@ -119,17 +122,26 @@ def prompts_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
     measure.reset_cuda_peak(loaded.device)
     started = time.perf_counter()
     name = loaded.spec.name
+    event(model=name, stage="prompts", done=0, total=len(suite.prompts))  # starts the stage's clock
+
+    def emit(record) -> None:
+        store.append(record)
+        if record.kind == "prompt_skipped":
+            event(model=name, stage="prompt_skipped", prompt_id=record.prompt_id, reason=record.reason)
+
     with energy.meter(loaded.device) as used:
         singles = generation.run_prompts(
-            loaded, suite.prompts, settings, attempt, store.append,
+            loaded, suite.prompts, settings, attempt, emit,
             lambda done, total: event(model=name, stage="prompts", done=done, total=total),
         )
     if used.joules is not None:  # only where NVML or RAPL could be read; the report says "not measured" else
         tokens = sum(r.new_tokens * len(r.latency_s_runs) for r in singles)
         store.append(EnergyRecord(name, attempt, "prompts", used.joules, tokens, used.source))
-    if settings.batch_size > 1:
+    ran = {r.prompt_id for r in singles}
+    if settings.batch_size > 1 and singles:
         event(model=name, stage="batched")
-        store.append(generation.batched_throughput(loaded, suite.prompts, settings, attempt, singles))
+        store.append(generation.batched_throughput(loaded, tuple(p for p in suite.prompts if p.id in ran), settings,
+                                                   attempt, singles))
     _stage_done(loaded, store, attempt, "prompts", started)
 
 

@@ -74,3 +74,40 @@ def test_resume_across_executors(cluster, two_models, tmp_path):
     assert runner.execute(two_models, store, QUIET, executor=RayExecutor()).exit_code == 0
     loads = [r["model"] for r in store.records() if r["kind"] == "load"]
     assert sorted(loads) == ["second", "tiny-neox"]  # each model loaded once: the first was not redone
+
+
+def test_a_stop_signal_cancels_the_task_and_its_worker(cluster, tiny_model, tmp_path):
+    """SIGTERM to the driver mid-task: ray.cancel, the task stops its worker, no worker is left running."""
+    import os
+    import signal
+    import threading
+    import time
+
+    import psutil
+
+    from sizebench import supervise
+
+    many = tmp_path / "many.txt"
+    many.write_text("\n".join(f"Question number {i}? => {i}" for i in range(40)) + "\n")
+    plan = RunPlan(models=tuple(resolve(str(tiny_model))), stages=("prompts",), prompts_path=str(many),
+                   gen=GenSettings(max_new_tokens=32, repeat=3)).validate()
+    store = runner.new_run(plan, tmp_path, "test")
+    workers = []
+
+    def signal_once_the_worker_runs():
+        deadline = time.time() + 180
+        while time.time() < deadline and not workers:
+            time.sleep(0.2)
+            workers.extend(p for p in psutil.Process().children(recursive=True)
+                           if "sizebench.worker" in " ".join(p.cmdline()))
+        time.sleep(3)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=signal_once_the_worker_runs, daemon=True).start()
+    with supervise.stop_signals():
+        outcome = runner.execute(plan, store, QUIET, executor=RayExecutor())
+    assert workers and outcome.interrupted and outcome.exit_code == 143
+    deadline = time.time() + supervise.GRACE_S + 10
+    while time.time() < deadline and any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers):
+        time.sleep(0.2)
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from conftest import records, sizebench
 
@@ -125,23 +126,50 @@ def test_report_rerenders_from_disk(tiny_model, suite_file, tmp_path):
     assert (tmp_path / "report.md").read_text() == first
 
 
-def test_ctrl_c_stops_cleanly_and_resume_finishes(tiny_model, tmp_path):
+def workers_of(parent: subprocess.Popen) -> list[psutil.Process]:
+    return [c for c in psutil.Process(parent.pid).children(recursive=True) if "sizebench.worker" in " ".join(c.cmdline())]
+
+
+def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    out = []
+    for proc in procs:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                out.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def start(*args: str) -> subprocess.Popen:
+    """The CLI as a foreground command: SIGINT not ignored, even when the tests run as a background job."""
+    return subprocess.Popen([sys.executable, "-m", "sizebench", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_each_stop_signal_ends_the_worker_exits_128_plus_it_and_resume_finishes(tiny_model, tmp_path, signum):
+    """Ctrl-C, `kill PID` or a CI job cancelled, a closed terminal: no worker is left, nothing half-written."""
     many = tmp_path / "many.txt"
     many.write_text("\n".join(f"Question number {i}? => {i}" for i in range(30)) + "\n")
     results = tmp_path / "r"
-    parent = subprocess.Popen([sys.executable, "-m", "sizebench", "compare", "--models", str(tiny_model),
-                               "--prompts", str(many), "--max-new-tokens", "48", "--repeat", "3",
-                               "--results", str(results)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
+    parent = start("compare", "--models", str(tiny_model), "--prompts", str(many), "--max-new-tokens", "8",
+                   "--repeat", "2", "--results", str(results))
+    deadline, workers = time.time() + 180, []
     while time.time() < deadline:
         time.sleep(0.1)
         runs = list(results.glob("runs/*/records.jsonl"))
+        workers = workers or workers_of(parent)
         if runs and runs[0].read_text().count('"kind": "prompt"') >= 2:
-            parent.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process
+            parent.send_signal(signum)
             break
+    assert workers, "no worker seen"
     _, stderr = parent.communicate(timeout=120)
-    assert parent.returncode == 130, stderr
-    assert "resume with `sizebench bench --resume" in stderr and "Traceback" not in stderr
+    assert parent.returncode == 128 + signum, stderr
+    assert not alive(workers), "a worker outlived the CLI"
+    name = signal.Signals(signum).name
+    assert f"interrupted by {name}: resume with `sizebench bench --resume" in stderr and "Traceback" not in stderr
     run_dir = next((results / "runs").iterdir())
     lines = (run_dir / "records.jsonl").read_text().splitlines()
     assert all(json.loads(line) for line in lines)  # nothing half-written
@@ -152,3 +180,57 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tiny_model, tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     from sizebench import frames
     assert len(frames.load([run_dir])["prompt"]) == 30
+
+
+def wait_for_line(parent: subprocess.Popen, text: str, timeout: float = 300) -> list[str]:
+    """stderr lines of the CLI up to the first one holding `text` (progress lines go to stderr)."""
+    seen, deadline = [], time.time() + timeout
+    while time.time() < deadline:
+        line = parent.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        if text in line:
+            return seen
+    raise AssertionError(f"never saw {text!r}: {''.join(seen)[-2000:]}")
+
+
+def test_sigterm_in_the_accuracy_stage_stops_the_silent_worker(tiny_model, tmp_path):
+    """The issue's case: `sizebench eval`, SIGTERM to the CLI while lm-eval prints nothing for minutes."""
+    parent = start("eval", "--models", str(tiny_model), "--limit", "4", "--results", str(tmp_path / "r"))
+    wait_for_line(parent, "tiny-neox: tasks")
+    workers = workers_of(parent)
+    assert workers
+    parent.send_signal(signal.SIGTERM)
+    _, rest = parent.communicate(timeout=120)
+    assert parent.returncode == 143, rest
+    assert not alive(workers), "the worker outlived the CLI"
+    assert "interrupted by SIGTERM: resume with" in rest and "Traceback" not in rest
+
+
+def test_a_cli_killed_by_sigkill_takes_its_silent_worker_with_it(tiny_model, tmp_path):
+    """SIGKILL cannot be caught or forwarded: the worker, silent in lm-eval, must notice its parent died."""
+    parent = start("eval", "--models", str(tiny_model), "--limit", "4", "--results", str(tmp_path / "r"))
+    wait_for_line(parent, "tiny-neox: tasks")
+    workers = workers_of(parent)
+    assert workers
+    parent.kill()
+    parent.communicate(timeout=30)
+    deadline = time.time() + 15
+    while alive(workers) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not alive(workers), "an orphaned worker is still running"
+
+
+def test_timeout_one_second_fails_each_model_and_the_sweep_goes_on(tiny_model, suite_file, tmp_path):
+    second = tmp_path / "second"
+    second.symlink_to(tiny_model, target_is_directory=True)
+    done = sizebench("compare", "--models", f"{tiny_model},{second}", "--prompts", str(suite_file), "--timeout", "1",
+                     "--results", str(tmp_path / "r"))
+    assert done.returncode == 1, done.stderr
+    failed = [r for r in records(tmp_path / "r") if r["kind"] == "failed"]
+    assert [(r["model"], r["reason"]) for r in failed] == [
+        ("tiny-neox", "timeout after 1 s in stage load"), ("second", "timeout after 1 s in stage load")]
+    assert "failed: timeout after 1 s in stage load" in done.stderr and "Traceback" not in done.stderr
+    assert "no model ran" in done.stderr  # nothing loaded within a second: the report is left as it was
+    assert not [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]

@@ -1,0 +1,147 @@
+"""Worker supervision with stand-in workers (short Python scripts): stage clocks, stopping, parent death."""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+from rich.console import Console
+
+from sizebench import runner, supervise
+from sizebench.generation import GenSettings
+from sizebench.plan import RunPlan
+from sizebench.registry import resolve
+
+QUIET = Console(file=io.StringIO())
+
+
+def script(tmp_path, body: str) -> list[str]:
+    path = tmp_path / "stand_in.py"
+    path.write_text("import json, signal, sys, time\n"
+                    "def event(**f): print(json.dumps(f), flush=True)\n" + textwrap.dedent(body))
+    return [sys.executable, str(path)]
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_the_clock_restarts_at_each_stage(tmp_path):
+    """Three stages of 0.7 s each under a 1.5 s limit: 2.1 s in all, no stage over, nothing stopped."""
+    proc = supervise.start_worker(script(tmp_path, """
+        for stage in ("loading", "prompts", "tasks"):
+            event(stage=stage, done=0, total=1)
+            time.sleep(0.7)
+    """))
+    seen = []
+    assert supervise.follow(proc, seen.append, limit=1.5) is None
+    assert proc.wait() == 0 and [e["stage"] for e in seen] == ["loading", "prompts", "tasks"]
+
+
+def test_a_stage_past_the_limit_stops_the_worker_even_one_that_ignores_sigterm(tmp_path):
+    proc = supervise.start_worker(script(tmp_path, """
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        event(stage="loading")
+        event(stage="prompts", done=0, total=9)
+        event(stage="prompts", done=1, total=9)
+        print("{not json, a library printing", flush=True)
+        time.sleep(60)
+    """))
+    started = time.monotonic()
+    assert supervise.follow(proc, lambda e: None, limit=1.0, grace=0.5) == "prompts"
+    assert proc.returncode == -signal.SIGKILL and time.monotonic() - started < 10
+    assert gone(proc.pid)
+
+
+def test_a_worker_notices_its_parent_died_by_sigkill(tmp_path):
+    """The parent (a stand-in CLI) is SIGKILLed: it forwards nothing, and the worker prints nothing;
+    the worker must still stop (prctl PDEATHSIG on Linux, a polling thread elsewhere)."""
+    worker = script(tmp_path, """
+        from sizebench import supervise
+        def stop(signum, frame):
+            open(sys.argv[1], "w").write("stopped by SIGTERM")
+            sys.exit(0)
+        signal.signal(signal.SIGTERM, stop)
+        supervise.die_with_parent()
+        event(stage="loading")
+        time.sleep(60)
+    """)
+    marker = tmp_path / "marker"
+    parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from sizebench import supervise
+        proc = supervise.start_worker({worker + [str(marker)]!r})
+        print(proc.pid, flush=True)
+        time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    worker_pid = int(parent.stdout.readline())
+    time.sleep(1.0)  # the worker is in its sleep, past die_with_parent
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while not gone(worker_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert gone(worker_pid) and marker.read_text() == "stopped by SIGTERM"
+
+
+class SlowStandIn(runner.LocalExecutor):
+    """A worker that writes a load record and two prompt records, then hangs in the prompt stage."""
+
+    def command(self, job_path):
+        return script(job_path.parent, f"""
+            from sizebench.records import LoadRecord, PromptRecord
+            from sizebench.store import RunStore
+            job = json.load(open({str(job_path)!r}))
+            store, model, attempt = RunStore(job["run_dir"]), job["model"]["name"], job["attempt"]
+            event(model=model, stage="loading")
+            store.append(LoadRecord(model, attempt, "f", "local", 1000, 1.0, 1.0, None, None, 0.1, "cached",
+                                    "float32", "cpu", 1, 1, "plain", 100.0, None))
+            event(model=model, stage="prompts", done=0, total=3)
+            for i in (1, 2):
+                store.append(PromptRecord(model, attempt, f"p{{i}}", "Q?", [], "A", None, 3, 1, 0.1, 0.1, None))
+                event(model=model, stage="prompts", done=i, total=3)
+            time.sleep(60)
+        """)
+
+
+def test_timeout_fails_the_model_keeps_its_records_and_the_sweep_goes_on(tmp_path, tiny_model, suite_file):
+    second = tmp_path / "second"
+    second.symlink_to(tiny_model, target_is_directory=True)
+    plan = RunPlan(models=tuple(resolve(f"{tiny_model},{second}")), stages=("prompts",), prompts_path=str(suite_file),
+                   gen=GenSettings(max_new_tokens=4, repeat=1), timeout=1.5).validate()
+    store = runner.new_run(plan, tmp_path / "r", "test")
+    started = time.monotonic()
+    outcome = runner.execute(plan, store, QUIET, executor=SlowStandIn())
+    assert outcome.failed == ["tiny-neox", "second"] and outcome.exit_code == 1
+    assert time.monotonic() - started < 60  # neither stand-in was waited for (each sleeps 60 s)
+    rows = store.records()
+    reasons = {r["model"]: (r["stage"], r["reason"]) for r in rows if r["kind"] == "failed"}
+    assert reasons == {m: ("prompts", "timeout after 1.5 s in stage prompts") for m in ("tiny-neox", "second")}
+    assert len([r for r in rows if r["kind"] == "prompt"]) == 4  # what each finished is kept
+    assert not [p for p in psutil.Process().children(recursive=True) if "stand_in.py" in " ".join(p.cmdline())]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_stop_signals_raise_in_the_main_thread_and_nohup_is_respected(signum):
+    with supervise.stop_signals():
+        with pytest.raises(supervise.Signalled) as caught:
+            os.kill(os.getpid(), signum)
+            time.sleep(1)
+    assert caught.value.signum == signum
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with supervise.stop_signals():
+            os.kill(os.getpid(), signal.SIGHUP)  # ignored, as nohup asked
+            time.sleep(0.2)
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
