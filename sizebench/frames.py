@@ -13,10 +13,11 @@ import pandas as pd
 
 from sizebench.store import RunStore
 
-KIND_STAGE = {"prompt": "prompts", "throughput": "prompts", "task": "tasks", "task_skipped": "tasks",
-              "items": "tasks", "energy": "prompts"}
+KIND_STAGE = {"prompt": "prompts", "prompt_skipped": "prompts", "throughput": "prompts", "task": "tasks",
+              "task_skipped": "tasks", "items": "tasks", "energy": "prompts"}
 # item_text is written once per run (by the first model) and kept whatever happens to that model's stage
-KINDS = ("load", "prompt", "throughput", "task", "task_skipped", "stage", "failed", "items", "item_text", "energy")
+KINDS = ("load", "prompt", "prompt_skipped", "throughput", "task", "task_skipped", "stage", "failed", "items",
+         "item_text", "energy")
 
 
 @dataclass

@@ -1,9 +1,11 @@
 """The prompt stage: each prompt generated with the model's format, timed, repeated.
 
-Protocol: one short warm-up generation per model (not recorded); then per prompt `repeat` timed
-runs, the answer taken from the first, the figures reported as medians with every run kept.
-Greedy decoding by default, so every run produces the same tokens and the timings are comparable;
+Protocol: one short warm-up generation per model on a fixed prompt (not recorded); then per prompt
+`repeat` timed runs, the answer taken from the first, the figures reported as medians with every run
+kept. Greedy decoding by default, so every run produces the same tokens and the timings are comparable;
 sampled runs set the seed before every generation, so they repeat exactly too.
+A prompt whose tokens plus max_new_tokens exceed the model's context window is not sent: it is
+recorded as skipped for that model, with both numbers.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from dataclasses import dataclass, replace
 
 from sizebench import formats, measure
 from sizebench.loader import Loaded
-from sizebench.records import PromptRecord, ThroughputRecord
+from sizebench.records import PromptRecord, PromptSkipRecord, ThroughputRecord
 from sizebench.suites import Prompt, is_correct
 
 WARMUP_TOKENS = 8
+WARMUP_PROMPT = Prompt("warm-up", "What is the capital of France?")  # short and fixed: never the suite's
+UNKNOWN_LENGTH = 10**9  # transformers' model_max_length when a tokenizer names none is int(1e30)
+CONTEXT_FIELDS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
 
 
 @dataclass(frozen=True)
@@ -140,12 +145,50 @@ def render(loaded: Loaded, prompt: Prompt) -> formats.Rendered:
     return formats.render(loaded.prompt_format, prompt.text, prompt.context, loaded.tokenizer)
 
 
+def context_window(loaded: Loaded) -> int | None:
+    """Tokens the model attends to: its config's position limit, else the tokenizer's when it names one."""
+    config = loaded.model.config
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for name in CONTEXT_FIELDS:
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    limit = getattr(loaded.tokenizer, "model_max_length", None)
+    return limit if isinstance(limit, int) and 0 < limit < UNKNOWN_LENGTH else None
+
+
+def prompt_tokens(loaded: Loaded, rendered: formats.Rendered) -> int:
+    return len(loaded.tokenizer(rendered.text, add_special_tokens=rendered.add_special_tokens)["input_ids"])
+
+
+def too_long(loaded: Loaded, prompt: Prompt, rendered: formats.Rendered, settings: GenSettings,
+             attempt: str, context: int | None) -> PromptSkipRecord | None:
+    """The skip record of a prompt that cannot fit with its answer in the context window, else None."""
+    if context is None:
+        return None
+    tokens = prompt_tokens(loaded, rendered)
+    if tokens + settings.max_new_tokens <= context:
+        return None
+    return PromptSkipRecord(
+        model=loaded.spec.name, attempt=attempt, prompt_id=prompt.id, prompt=prompt.text, expected=list(prompt.expected),
+        prompt_tokens=tokens, max_new_tokens=settings.max_new_tokens, context_tokens=context,
+        reason=f"{tokens} prompt tokens + {settings.max_new_tokens} new tokens > context window of {context}",
+    )
+
+
 def run_prompts(loaded: Loaded, prompts: tuple[Prompt, ...], settings: GenSettings, attempt: str,
                 emit: Callable, progress: Callable[[int, int], None] = lambda done, total: None) -> list[PromptRecord]:
-    generate_once(loaded, render(loaded, prompts[0]), settings, WARMUP_TOKENS)
+    """Prompt records of the prompts that ran; skip records for the others go to emit too."""
+    context = context_window(loaded)
+    generate_once(loaded, render(loaded, WARMUP_PROMPT), settings, WARMUP_TOKENS)
     records = []
     for index, prompt in enumerate(prompts):
         rendered = render(loaded, prompt)
+        skipped = too_long(loaded, prompt, rendered, settings, attempt, context)
+        if skipped:
+            emit(skipped)
+            progress(index + 1, len(prompts))
+            continue
         runs = [generate_once(loaded, rendered, settings) for _ in range(settings.repeat)]
         first = runs[0]
         decode_runs = [r.decode_tok_per_s for r in runs if r.decode_tok_per_s is not None]

@@ -62,6 +62,20 @@ class PromptRecord(Record):
 
 
 @dataclass(frozen=True)
+class PromptSkipRecord(Record):
+    """A prompt not sent to this model: its tokens plus max_new_tokens exceed the context window."""
+
+    prompt_id: str
+    prompt: str
+    expected: list[str]
+    prompt_tokens: int
+    max_new_tokens: int
+    context_tokens: int  # the model's window (config max_position_embeddings, else tokenizer's limit)
+    reason: str
+    kind = "prompt_skipped"
+
+
+@dataclass(frozen=True)
 class ThroughputRecord(Record):
     batch_size: int
     prompts: int

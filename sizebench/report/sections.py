@@ -13,6 +13,7 @@ from sizebench.report.notes import decoding
 from sizebench.report.summary import task_names
 
 ANSWER_CHARS = 90
+PROMPT_CHARS = 300  # a prompt too long for a context window would fill pages
 
 
 def metadata_section(fr: Frames) -> str:
@@ -33,28 +34,37 @@ def metadata_section(fr: Frames) -> str:
 
 
 def answers_section(fr: Frames, order: list[str]) -> str:
-    prompts = fr["prompt"]
-    if prompts.empty:
+    prompts, skipped = fr["prompt"], fr.tables.get("prompt_skipped", pd.DataFrame())
+    skipped = skipped if "model" in skipped else pd.DataFrame(columns=["model", "prompt_id", "reason"])
+    if prompts.empty and skipped.empty:
         return ""
-    models = [m for m in order if m in set(prompts["model"])]
-    first_seen = prompts.drop_duplicates("prompt_id")[["prompt_id", "prompt", "expected"]]
+    shown = pd.concat([prompts, skipped]).sort_values(["run_id", "seq"], kind="stable")
+    models = [m for m in order if m in set(shown["model"])]
+    first_seen = shown.drop_duplicates("prompt_id")[["prompt_id", "prompt", "expected"]]
     rows = []
     for _, p in first_seen.iterrows():
-        row = [p["prompt"], " / ".join(p["expected"]) if isinstance(p["expected"], list) and p["expected"] else "-"]
+        row = [_trim(p["prompt"], PROMPT_CHARS), " / ".join(p["expected"]) if isinstance(p["expected"], list) and p["expected"] else "-"]
         for model in models:
-            hit = prompts[(prompts["model"] == model) & (prompts["prompt_id"] == p["prompt_id"])]
+            hit = prompts[(prompts["model"] == model) & (prompts["prompt_id"] == p["prompt_id"])] \
+                if not prompts.empty else prompts
             if hit.empty:
-                row.append("-")
+                skip = skipped[(skipped["model"] == model) & (skipped["prompt_id"] == p["prompt_id"])]
+                row.append(f"⏭ skipped: {skip.iloc[0]['reason']}" if not skip.empty else "-")
                 continue
-            answer = " ".join(str(hit.iloc[0]["answer"]).split())
-            answer = answer if len(answer) <= ANSWER_CHARS else answer[:ANSWER_CHARS - 1] + "…"
+            answer = _trim(hit.iloc[0]["answer"], ANSWER_CHARS)
             mark = {True: "✅ ", False: "❌ "}.get(hit.iloc[0]["correct"], "")
             row.append(f"{mark}{answer}")
         rows.append(row)
     return (f"## Answers side by side\n\nAnswers from {decoding(fr)}, trimmed to "
             f"{ANSWER_CHARS} characters (full text in the run's records.jsonl). "
-            "✅/❌: an expected answer (case- and accent-insensitive) appears in the answer or not.\n\n"
+            "✅/❌: an expected answer (case- and accent-insensitive) appears in the answer or not. "
+            "⏭: not sent to that model, the prompt and its answer would not fit in its context window.\n\n"
             + table(["prompt", "expected"] + models, rows))
+
+
+def _trim(text, limit: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def tasks_section(fr: Frames, order: list[str]) -> str:
@@ -133,7 +143,8 @@ PROTOCOL = """## How this was measured
 - Load: `from_pretrained` of tokenizer and model from local files, after the model's Python class is
   imported (recorded apart as `import_s`); GGUF models are dequantized once into a safetensors cache
   (that one-time conversion is recorded apart as `convert_s`).
-- Prompts: one warm-up generation, then each prompt `repeat` times with greedy decoding; TTFT is the
-  time to the first new token (seen by a streamer), decode tok/s = (new tokens - 1) / (latency - TTFT);
-  figures are medians over repetitions, then over prompts.
+- Prompts: one warm-up generation on a short fixed prompt, then each prompt `repeat` times with greedy
+  decoding; TTFT is the time to the first new token (seen by a streamer), decode tok/s = (new tokens - 1)
+  / (latency - TTFT); figures are medians over repetitions, then over prompts. A prompt whose tokens plus
+  the new-token limit exceed a model's context window is not sent to it (⏭ in the answers).
 - Accuracy: lm-evaluation-harness on the already loaded model; stderr as lm-eval reports it."""
