@@ -51,8 +51,13 @@ class TimedOut(Exception):
         self.stage, self.limit = stage, limit
 
 
+_received: list[int] = []  # the signals stop_signals saw, for a library that re-raises a bare KeyboardInterrupt
+
+
 def signum_of(exc: BaseException) -> int:
-    return getattr(exc, "signum", signal.SIGINT)
+    """The signal behind a KeyboardInterrupt: its own, else the last one received (ray.get re-raises a
+    bare KeyboardInterrupt), else SIGINT."""
+    return getattr(exc, "signum", None) or (_received[-1] if _received else signal.SIGINT)
 
 
 def _main_thread() -> bool:
@@ -72,8 +77,10 @@ def stop_signals():
         return
 
     def raise_signalled(signum, frame):
+        _received.append(signum)
         raise Signalled(signum)
 
+    _received.clear()
     previous = {s: signal.signal(s, raise_signalled) for s in STOP_SIGNALS if _handled(s)}
     try:
         yield
