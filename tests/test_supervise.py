@@ -1,7 +1,6 @@
 """Worker supervision with stand-in workers (short Python scripts): stage clocks, stopping, parent death."""
 
 import io
-import json
 import os
 import signal
 import subprocess
