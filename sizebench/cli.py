@@ -22,8 +22,11 @@ err = Console(stderr=True, highlight=False)
 
 DEFAULT_PROMPTS = "prompts/geography.txt"
 RESULTS = typer.Option("results", "--results", help="Folder of runs (results/runs/<id>) and the report.")
+REPORT = typer.Option("report.md", "--report", help="File name of the report in --results (plots of another "
+                      "name than report.md take its stem as prefix, so two reports keep their own).")
 MODELS = typer.Option("offline", "--models", "-m",
-                      help="Group (offline, all), comma list of names, hub id, model folder or .gguf path.")
+                      help="Group (offline, all), comma list of names, hub id, model folder or .gguf path; "
+                           "NAME@PRECISION (fp32, bf16, fp16, int8, int4, nf4), a ladder: offline@fp32,bf16,int8.")
 DEVICE = typer.Option("auto", help="auto | cpu | cuda (auto: cuda when available).")
 DTYPE = typer.Option("auto", help="auto | float32 | bfloat16 | float16 (auto: fp32 on CPU; on GPU bf16, or fp16 "
                                    "where the GPU has no bf16).")
@@ -72,7 +75,7 @@ def models(models: str = typer.Option("offline,all", "--models", "-m", help="Wha
         ok, where = availability(spec)
         table.add_row(spec.name, spec.family, f"{spec.params:,}" if spec.params else "?",
                       f"{spec.params_non_embedding:,}" if spec.params_non_embedding else "-",
-                      f"{spec.source}: {spec.location}", spec.revision or "", spec.prompt_format, spec.dtype,
+                      f"{spec.source}: {spec.location}", spec.revision or "", spec.prompt_format, spec.precision or spec.dtype,
                       f"[green]yes[/] ({where})" if ok else f"[red]no[/] ({where})")
     out.print(table)
 
@@ -99,6 +102,7 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
         from sizebench.loader import resolve_device
 
         resolve_device("cuda")  # no GPU here: a one-line error now, not a failed model later
+    _check_precisions(plan)
     if "prompts" in stages:
         load_suite(prompts)  # bad prompt files fail here, before any model loads
     if "tasks" in stages:
@@ -106,8 +110,22 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
     return plan
 
 
+def _check_precisions(plan) -> None:
+    """A variant whose backend is missing or whose device cannot run it: one line now, before any load."""
+    variants = [spec for spec in plan.models if spec.precision]
+    if not variants:
+        return
+    from sizebench import precision
+    from sizebench.loader import resolve_device
+
+    where = resolve_device(plan.device) if plan.executor == "local" else plan.device  # Ray: nodes decide
+    for spec in variants:
+        precision.check(spec.name, spec.precision, where)
+
+
 def _run(plan, results: str, resume: Optional[str] = None, executor: Optional[str] = None,
-         ray_address: Optional[str] = None, timeout: Optional[float] = None) -> None:
+         ray_address: Optional[str] = None, timeout: Optional[float] = None,
+         report_name: str = "report.md") -> None:
     from sizebench import report, runner, supervise
     from sizebench.plan import RunPlan
     from sizebench.store import RunStore
@@ -126,7 +144,7 @@ def _run(plan, results: str, resume: Optional[str] = None, executor: Optional[st
     with supervise.stop_signals():  # SIGTERM and SIGHUP stop the sweep as Ctrl-C does, worker included
         outcome = runner.execute(plan, store, err)
         if any(r["kind"] == "load" for r in store.records()):
-            report.publish([store.dir], Path(results), out)
+            report.publish([store.dir], Path(results), out, name=report_name)
         else:  # a report of nothing would replace a good one
             err.print(f"no model ran in run {store.run_id} (each was unavailable or failed before loading, reasons "
                       f"above); {Path(results) / 'report.md'} was left as it was", highlight=False, soft_wrap=True)
@@ -150,12 +168,12 @@ def compare(prompts: str = typer.Option(DEFAULT_PROMPTS, "--prompts", "-p", help
             device: str = DEVICE, dtype: str = DTYPE, force: bool = FORCE, no_offload: bool = NO_OFFLOAD,
             threads: Optional[int] = THREADS,
             executor: str = EXECUTOR, ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS,
-            timeout: Optional[float] = TIMEOUT) -> None:
+            timeout: Optional[float] = TIMEOUT, report_name: str = REPORT) -> None:
     """Send a prompt suite to each model; answers side by side with latency and memory."""
     _run(_plan(("prompts",), models, prompts, device=device, dtype=dtype, force=force, threads=threads,
                max_new_tokens=max_new_tokens, repeat=repeat, batch_size=batch_size, seed=seed, sample=sample,
                temperature=temperature, top_p=top_p, executor=executor, ray_address=ray_address, top_k=top_k,
-               decoding=decoding, no_offload=no_offload, timeout=timeout), results)
+               decoding=decoding, no_offload=no_offload, timeout=timeout), results, report_name=_report_name(report_name))
 
 
 @app.command("eval")
@@ -181,7 +199,7 @@ def bench(models: str = MODELS, prompts: str = typer.Option(DEFAULT_PROMPTS, "--
           threads: Optional[int] = THREADS,
           executor: Optional[str] = typer.Option(None, "--executor", help="local (default) | ray; with --resume, "
                                                  "finishes the run on this executor"),
-          ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS,
+          ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS, report_name: str = REPORT,
           timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS", help=TIMEOUT.help
                                                   + " With --resume, replaces the run's limit."),
           resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run id; finished stages are kept.")) -> None:
@@ -191,12 +209,12 @@ def bench(models: str = MODELS, prompts: str = typer.Option(DEFAULT_PROMPTS, "--
         force, threads, max_new_tokens, repeat, batch_size, seed, sample, temperature, top_p,
         executor=executor or "local", ray_address=ray_address, top_k=top_k, decoding=decoding, no_offload=no_offload,
         timeout=timeout)
-    _run(plan, results, resume, executor, ray_address, timeout)
+    _run(plan, results, resume, executor, ray_address, timeout, _report_name(report_name))
 
 
 @app.command()
 def report(runs: Optional[list[str]] = typer.Argument(None, help="Run ids or folders (default: the latest run)."),
-           results: str = RESULTS,
+           results: str = RESULTS, report_name: str = REPORT,
            every_run: bool = typer.Option(False, "--every-run", help="Keep a model measured in several runs once per run."),
            margin: float = typer.Option(0.05, "--margin", help="Accuracy a smaller model may lose to the best "
                                         "and still be recommended (upper 95% bound of best - model below it)."),
@@ -212,7 +230,13 @@ def report(runs: Optional[list[str]] = typer.Argument(None, help="Run ids or fol
         raise SizebenchError(f"--price-per-hour must be a positive price, not {price_per_hour:g}")
     stores = [RunStore.open(Path(results), r) for r in runs] if runs else [RunStore.latest(Path(results))]
     report_module.publish([s.dir for s in stores], Path(results), out, latest_only=not every_run, margin=margin,
-                          price_per_hour=price_per_hour)
+                          price_per_hour=price_per_hour, name=_report_name(report_name))
+
+
+def _report_name(name: str) -> str:
+    if Path(name).name != name or not name.endswith(".md"):
+        raise SizebenchError(f"--report takes a file name ending in .md (it goes in --results), got '{name}'")
+    return name
 
 
 def main() -> None:

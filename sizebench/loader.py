@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sizebench import memory, sources
+from sizebench import footprint, memory, precision, sources
 from sizebench.errors import MemoryGuardError, SizebenchError
 from sizebench.registry import ModelSpec
 
@@ -65,7 +65,7 @@ def count_params(model) -> tuple[int, int]:
     non-embedding = total minus the input embedding minus the output embedding when it is not tied,
     Pythia's definition (its published 2.8b/6.9b/12b sizes are non-embedding counts).
     """
-    total = sum(p.numel() for p in model.parameters())
+    total = footprint.parameter_count(model)  # bitsandbytes' 4-bit numel() is half the count
     inp = model.get_input_embeddings()
     out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     embedding = inp.weight.numel() if inp is not None else 0
@@ -82,6 +82,17 @@ def estimate_params(spec: ModelSpec, located: sources.Located) -> int:
         return located.weights_bytes * 2
     stored = _config(located.path).get("torch_dtype") or _config(located.path).get("dtype") or "float32"
     return located.weights_bytes // memory.DTYPE_BYTES.get(stored, 4)
+
+
+def embedding_share(folder: Path, params: int) -> float:
+    """Share of the parameters in the input (and untied output) embeddings, which quantizers leave alone."""
+    config = _config(folder)
+    config = config.get("text_config", config)
+    vocab, hidden = config.get("vocab_size"), config.get("hidden_size")
+    if not (vocab and hidden and params):
+        return 0.0
+    tables = 1 if config.get("tie_word_embeddings", True) else 2
+    return min(1.0, vocab * hidden * tables / params)
 
 
 def _config(folder: Path) -> dict:
@@ -107,13 +118,16 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "auto", force: bool
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = resolve_device(device)
-    dtype = resolve_dtype(spec.dtype if dtype == "auto" else dtype, device)
+    dtype = precision.run_dtype(spec.precision, resolve_dtype(spec.dtype if dtype == "auto" else dtype, device))
+    precision.check(spec.name, spec.precision, device)
 
-    def guard(params: int) -> memory.Placement | None:
+    def guard(params: int, embedding_share: float = 0.0) -> memory.Placement | None:
+        # A variant (name@int8) plans with its own bytes per parameter; a plain run with its dtype's.
+        per_param = precision.bytes_per_param(spec.precision, dtype, embedding_share) if spec.precision else dtype
         if device != "cuda":
-            memory.check_fits(spec.name, params, dtype, device, memory.available_bytes(device), force)
+            memory.check_fits(spec.name, params, per_param, device, memory.available_bytes(device), force)
             return None
-        needed = memory.required_bytes(params, dtype)
+        needed = memory.required_bytes(params, per_param)
         placement = memory.place(needed, memory.gpu_free_bytes(), memory.ram_free_bytes(), offload, spec.name)
         if placement.kind == "refuse":
             if not force:
@@ -121,15 +135,19 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "auto", force: bool
             placement = memory.Placement("shard", "auto")  # --force: accelerate places what it can
         return placement
 
-    # With a published count, refuse before a download or conversion that could not be used anyway;
-    # otherwise the count is estimated from the weights once they are located.
+    # With a published count, refuse before a download or conversion that could not be used anyway
+    # (for a variant, quantized embeddings assumed: a lower bound); otherwise, and again for a variant
+    # once the config tells the embeddings' share, when the weights are located.
     placement = guard(spec.params) if spec.params else None
     located = sources.locate(spec)
     refuse_remote_code(spec, located.path)
-    if not spec.params:
-        placement = guard(estimate_params(spec, located))
+    if not spec.params or spec.precision:
+        params = estimate_params(spec, located)
+        placement = guard(params, embedding_share(located.path, params))
 
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype), "trust_remote_code": False}
+    if (quantization := precision.quantization_config(spec.precision)) is not None:
+        kwargs["quantization_config"] = quantization
     if placement is not None:
         kwargs.update(placement.from_pretrained_kwargs())
     import_s = import_model_class(located.path)

@@ -14,14 +14,20 @@ def _short(params: float) -> str:
     return f"{params / 1e9:.1f}B" if params >= 1e9 else f"{params / 1e6:.0f}M"
 
 
-def write(summary: pd.DataFrame, out_dir: Path) -> list[str]:
-    """PNG files written (names relative to out_dir); none when there is nothing to plot."""
+def write(summary: pd.DataFrame, out_dir: Path, prefix: str = "plot_") -> list[str]:
+    """PNG files written (names relative to out_dir); none when there is nothing to plot.
+
+    The x axis is parameters, or weight memory when the models ran at mixed precisions."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ok = summary[(summary["status"] == "ok") & summary["params"].notna()]
+    from sizebench.report.summary import size_axis
+
+    xcol, xlabel = size_axis(summary)
+    ok = summary[(summary["status"] == "ok") & summary[xcol].notna()]
+    short = _short if xcol == "params" else (lambda mib: f"{mib:.0f} MiB")
     if ok.empty:
         return []
     written = []
@@ -33,39 +39,49 @@ def write(summary: pd.DataFrame, out_dir: Path) -> list[str]:
         fig, ax = plt.subplots(figsize=(6.4, 4), dpi=100)
         draw(ax)
         ax.set_xscale("log")
-        ax.set_xticks(list(ok["params"]), [f"{m}\n{_short(p)}" for m, p in zip(ok["model"], ok["params"])], fontsize=8)
+        ax.set_xticks(list(ok[xcol]), [f"{m}\n{short(p)}" for m, p in zip(ok["model"], ok[xcol])], fontsize=8)
         ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlim(ok["params"].min() / 1.5, ok["params"].max() * 1.5)
+        ax.set_xlim(ok[xcol].min() / 1.5, ok[xcol].max() * 1.5)
         ax.set_ylim(bottom=0)  # differences drawn from zero, not magnified
-        ax.set_xlabel("parameters, total incl. embeddings (log scale)")
+        ax.set_xlabel("parameters, total incl. embeddings (log scale)" if xcol == "params" else f"{xlabel} (log scale)")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="major", alpha=0.3)
         fig.tight_layout()
-        with atomic.replacing(out_dir / name) as tmp:  # a reader never sees half a PNG
+        with atomic.replacing(out_dir / (prefix + name)) as tmp:  # a reader never sees half a PNG
             fig.savefig(tmp, format="png", metadata={"Software": None})
         plt.close(fig)
-        written.append(name)
+        written.append(prefix + name)
 
+    # With mixed precisions, one line per model through its precisions (smollm2-135m@fp32, @bf16, ...).
+    lines = ok["model"].map(lambda m: m.rpartition("@")[0] or m) if xcol != "params" else pd.Series("", ok.index)
     if tasks:
         def accuracy(ax):
             for task in tasks:
-                points = [(r["params"], *r[f"task:{task}"][:2]) for _, r in ok.iterrows()
-                          if isinstance(r.get(f"task:{task}"), tuple)]
-                x, y, e = zip(*points)
-                ax.errorbar(x, y, yerr=[0 if v is None or math.isnan(v) else v for v in e],
-                            marker="o", capsize=3, label=task)
+                for line in lines.unique():
+                    points = [(r[xcol], *r[f"task:{task}"][:2]) for _, r in ok[lines == line].iterrows()
+                              if isinstance(r.get(f"task:{task}"), tuple)]
+                    if not points:
+                        continue
+                    x, y, e = zip(*points)
+                    ax.errorbar(x, y, yerr=[0 if v is None or math.isnan(v) else v for v in e],
+                                marker="o", capsize=3, label=f"{task} {line}".strip())
             ax.legend(fontsize=7)
-        figure("plot_accuracy.png", "accuracy (acc, ± stderr)", accuracy)
-    for column, name, label in (("decode_tok_per_s", "plot_decode_speed.png", "decode tokens / s (median)"),
-                                ("peak_rss_mb", "plot_peak_memory.png", "peak RSS of the worker (MiB)")):
+        figure("accuracy.png", "accuracy (acc, ± stderr)", accuracy)
+    for column, name, label in (("decode_tok_per_s", "decode_speed.png", "decode tokens / s (median)"),
+                                ("peak_rss_mb", "peak_memory.png", "peak RSS of the worker (MiB)")):
         if column in ok and ok[column].notna().any():
-            rows = ok[ok[column].notna()]
-            figure(name, label, lambda ax, rows=rows, column=column: ax.plot(rows["params"], rows[column], marker="o"))
+            def draw(ax, column=column):
+                for line in lines.unique():
+                    rows = ok[(lines == line) & ok[column].notna()]
+                    ax.plot(rows[xcol], rows[column], marker="o", label=line or None)
+                if lines.nunique() > 1:
+                    ax.legend(fontsize=7)
+            figure(name, label, draw)
     return written
 
 
 def frontier(points: dict[str, tuple[float | None, float | None, float, float, float]], recommended: str | None,
-             front: dict[str, list[str]], accuracy_label: str, out_dir: Path) -> str | None:
+             front: dict[str, list[str]], accuracy_label: str, out_dir: Path, prefix: str = "plot_") -> str | None:
     """Accuracy (95% interval bars) against peak memory and against decode time per token.
 
     points: model -> (memory MB, decode ms/token, accuracy, low, high); front: axis -> Pareto models.
@@ -100,14 +116,14 @@ def frontier(points: dict[str, tuple[float | None, float | None, float, float, f
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    name = "plot_cost_frontier.png"
+    name = prefix + "cost_frontier.png"
     with atomic.replacing(out_dir / name) as tmp:
         fig.savefig(tmp, format="png", metadata={"Software": None})
     plt.close(fig)
     return name
 
 
-def scaling_fit(fits: list, accuracy_label: str, out_dir: Path) -> str | None:
+def scaling_fit(fits: list, accuracy_label: str, out_dir: Path, prefix: str = "plot_") -> str | None:
     """Accuracy against parameters (log) per family with its fitted line; None without a fit."""
     if not fits:
         return None
@@ -129,7 +145,7 @@ def scaling_fit(fits: list, accuracy_label: str, out_dir: Path) -> str | None:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    name = "plot_scaling_fit.png"
+    name = prefix + "scaling_fit.png"
     with atomic.replacing(out_dir / name) as tmp:
         fig.savefig(tmp, format="png", metadata={"Software": None})
     plt.close(fig)

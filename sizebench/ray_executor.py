@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sizebench import loader, memory, supervise
+from sizebench import loader, memory, precision, supervise
 from sizebench.errors import SizebenchError
 from sizebench.store import RunStore
 from sizebench.supervise import Interrupted, TimedOut
@@ -55,7 +55,10 @@ def resources(job: dict, cluster_gpus: float) -> dict:
     wants_gpu = job["device"] == "cuda" or (job["device"] == "auto" and cluster_gpus > 0)
     # bf16 and fp16 weigh the same: no need to ask this (maybe GPU-less) driver which one the node picks
     dtype = loader.resolve_dtype(job["dtype"], "cuda" if wants_gpu else "cpu", bf16_supported=True)
-    needed = memory.required_bytes(params, dtype) if params else 0
+    variant = job["model"].get("precision")  # name@int8: the variant's own bytes per parameter
+    dtype = precision.run_dtype(variant, dtype)
+    per_param = precision.bytes_per_param(variant, dtype) if variant else dtype
+    needed = memory.required_bytes(params, per_param) if params else 0
     if wants_gpu:
         return {"num_cpus": 1, "num_gpus": max(1, math.ceil(needed / GPU_BYTES))}
     return {"num_cpus": 1, **({"memory": needed} if needed else {})}

@@ -23,7 +23,7 @@ class LoadRecord(Record):
     source: str
     params: int  # total, measured on the loaded model (embeddings included)
     weights_mb: float  # the weights as distributed (the GGUF file for GGUF sources)
-    weights_mem_mb: float  # params x bytes of the run dtype
+    weights_mem_mb: float  # measured from the storage of the loaded weights (packed bytes when quantized)
     quantization: str | None
     convert_s: float | None  # one-time GGUF -> safetensors conversion; None when the cache was used
     load_s: float  # from_pretrained from local files
@@ -39,6 +39,9 @@ class LoadRecord(Record):
     params_non_embedding: int | None = None  # total minus input and untied output embeddings
     offloaded: bool = False  # some layers were placed in CPU RAM (GPU too small)
     offload_cpu_gb: float | None = None  # GB of weights on the CPU when offloaded
+    precision: str | None = None  # the variant's `@precision` (None: the run dtype, as before)
+    precision_label: str | None = None  # e.g. "int8 weight-only (torchao)"
+    bytes_per_param: float | None = None  # weights_mem_mb in bytes / params
     kind = "load"
 
 

@@ -31,6 +31,7 @@ class ModelSpec:
     gguf_file: str | None = None  # file name inside the package / folder, for GGUF sources
     quantization: str | None = None  # how the distributed weights are stored, e.g. GGUF Q4_1
     params_non_embedding: int | None = None  # total minus input and untied output embeddings (Pythia's count)
+    precision: str | None = None  # how the weights are held in memory (`name@int8`); see sizebench.precision
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,17 +82,22 @@ def builtin(name: str) -> ModelSpec:
 
 
 def resolve(expression: str) -> list[ModelSpec]:
-    """Turn `offline`, `all`, `a,b`, a hub id, a folder or a .gguf path into model specs, in order."""
+    """Turn `offline`, `all`, `a,b`, a hub id, a folder or a .gguf path into model specs, in order.
+
+    `MODEL@PRECISION` picks a precision (`smollm2-135m@int8`); precisions listed after it with commas
+    make a ladder over precisions: `offline@fp32,bf16,int8` is every offline model at each of the three.
+    """
     parts = [part.strip() for part in expression.split(",") if part.strip()]
     if not parts:
         raise SizebenchError("no model given: name a model, a group (all, offline) or a path")
     specs: list[ModelSpec] = []
     typed: list[Path] = []  # the path as given, made absolute but not resolved (symlinks keep their names)
-    for part in parts:
-        for spec in _resolve_one(part):
-            if (spec.name, spec.location) not in {(s.name, s.location) for s in specs}:
-                specs.append(spec)
-                typed.append(Path(os.path.abspath(Path(part).expanduser())))
+    for model, precisions in _precision_groups(parts):
+        for spec in _resolve_one(model):
+            for variant in [with_precision(spec, p) for p in precisions] if precisions else [spec]:
+                if (variant.name, variant.location) not in {(s.name, s.location) for s in specs}:
+                    specs.append(variant)
+                    typed.append(Path(os.path.abspath(Path(model).expanduser())))
     return _distinct_names(specs, typed)
 
 
@@ -128,6 +134,28 @@ def file_key(name: str) -> str:
     if safe == name:
         return name
     return f"{safe[:80]}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
+
+
+def _precision_groups(parts: list[str]) -> list[tuple[str, list[str]]]:
+    """[("offline", ["fp32", "bf16"])] from ["offline@fp32", "bf16"]: a bare precision joins the model before it."""
+    from sizebench.precision import canonical, is_precision
+
+    groups: list[tuple[str, list[str]]] = []
+    for part in parts:
+        model, at, suffix = part.rpartition("@")
+        if at and not Path(part).expanduser().exists():
+            groups.append((model, [canonical(suffix, part)]))
+        elif is_precision(part) and part not in _BY_NAME:
+            if not (groups and groups[-1][1]):
+                raise SizebenchError(f"precision '{part}' follows no MODEL@PRECISION; write e.g. offline@fp32,{part}")
+            groups[-1][1].append(canonical(part, part))
+        else:
+            groups.append((part, []))
+    return groups
+
+
+def with_precision(spec: ModelSpec, precision: str) -> ModelSpec:
+    return replace(spec, name=f"{spec.name}@{precision}", precision=precision)
 
 
 def _resolve_one(part: str) -> list[ModelSpec]:

@@ -83,16 +83,19 @@ def run(job: dict) -> int:
 def load(spec: ModelSpec, job: dict, store: RunStore, attempt: str):
     import torch
 
-    from sizebench import loader, measure
+    from sizebench import footprint, loader, measure, precision
 
     if job.get("threads"):
         torch.set_num_threads(job["threads"])
     loaded = loader.load(spec, job["device"], job["dtype"], job["force"], job.get("offload", True))
     located = loaded.located
+    held = footprint.weight_bytes(loaded.model)
+    variant = precision.get(spec.precision)
     store.append(LoadRecord(
         model=spec.name, attempt=attempt, family=spec.family, source=spec.source, params=loaded.params,
-        weights_mb=located.weights_bytes / 2**20,
-        weights_mem_mb=sum(p.numel() * p.element_size() for p in loaded.model.parameters()) / 2**20,
+        weights_mb=located.weights_bytes / 2**20, weights_mem_mb=held / 2**20,
+        precision=spec.precision, precision_label=variant.label if variant else None,
+        bytes_per_param=held / loaded.params if loaded.params else None,
         quantization=spec.quantization, convert_s=located.convert_s, load_s=loaded.load_s,
         load_kind="cold" if located.convert_s is not None else "cached", dtype=loaded.dtype,
         device=loaded.device, n_devices=loaded.n_devices, threads=torch.get_num_threads(),

@@ -96,3 +96,23 @@ def test_ray_asks_for_gpus_by_total_parameters(monkeypatch):
     monkeypatch.setattr(ray_executor, "GPU_BYTES", 15.5 * GIB)
     job = {"model": builtin("dolly-v2-7b").to_dict(), "device": "cuda", "dtype": "auto"}
     assert ray_executor.resources(job, 4)["num_gpus"] == 2
+    assert check_fits("dolly-v2-12b", 11_327_027_200, "float32", "cpu", 23 * GIB, force=True) > 23 * GIB
+    assert check_fits("dolly-v2-3b", 2_517_652_480, "float32", "cpu", 23 * GIB) < 23 * GIB
+
+
+def test_the_guard_and_ray_plan_with_the_variants_bytes_per_parameter(monkeypatch):
+    """dolly-v2-12b in int8 (torchao keeps the 4.5% of embedding parameters at the run dtype) fits where
+    float32 does not; on a Ray cluster of 24 GB GPUs, nf4 asks for one GPU where bfloat16 asks for two."""
+    from sizebench import precision, ray_executor
+    from sizebench.registry import resolve
+
+    share = 2 * 50_280 * 5_120 / 11_327_027_200  # dolly-v2-12b: untied input and output embeddings
+    per_param = precision.bytes_per_param("int8", "float32", share)
+    assert per_param == pytest.approx(share * 4 + (1 - share) * 1)
+    assert check_fits("dolly-v2-12b@int8", 11_327_027_200, per_param, "cpu", 23 * GIB) \
+        < 17 * GIB
+    monkeypatch.setattr(ray_executor, "GPU_BYTES", 24 * GIB)
+    job = {"device": "cuda", "dtype": "auto"}
+    bf16, nf4 = (resolve(f"dolly-v2-12b@{p}")[0].to_dict() for p in ("bf16", "nf4"))
+    assert ray_executor.resources({**job, "model": bf16}, 4)["num_gpus"] == 2
+    assert ray_executor.resources({**job, "model": nf4}, 4)["num_gpus"] == 1

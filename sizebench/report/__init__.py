@@ -24,6 +24,7 @@ from sizebench.report import cost as report_cost
 from sizebench.report import verdict as verdict_report
 from sizebench.report.markdown import cell, table
 from sizebench.report.notes import skipped_tasks
+from sizebench.report.precision import precision_section
 from sizebench.report.sections import (answers_section, conclusion_section, metadata_section, protocol_section,
                                        published_section, tasks_section)
 from sizebench.report.summary import summary, summary_table
@@ -60,7 +61,7 @@ def analyse(fr: Frames, df: pd.DataFrame, margin: float = DEFAULT_MARGIN,
 
 
 def render(fr: Frames, plot_files: list[str], df: pd.DataFrame | None = None, margin: float = DEFAULT_MARGIN,
-           price_per_hour: float | None = None, analysis: Analysis | None = None) -> str:
+           price_per_hour: float | None = None, analysis: Analysis | None = None, prefix: str = "plot_") -> str:
     df = summary(fr) if df is None else df
     a = analyse(fr, df, margin, price_per_hour) if analysis is None else analysis
     order = list(df["model"])
@@ -73,30 +74,34 @@ def render(fr: Frames, plot_files: list[str], df: pd.DataFrame | None = None, ma
                 "Accuracy is lm-eval `acc` ± stderr.\n\n"
                 + summary_table(df),
                 verdict_report.evidence_section(a.verdicts),
-                report_cost.cost_section(a.costs, a.frontier, a.price_per_hour),
-                report_cost.scaling_section(a.fits, a.too_few, a.headline),
-                conclusion_section(df, judged), tasks_section(fr, order), published_section(fr),
+                report_cost.cost_section(a.costs, a.frontier, a.price_per_hour, prefix),
+                report_cost.scaling_section(a.fits, a.too_few, a.headline, prefix),
+                conclusion_section(df, judged), precision_section(fr, df), tasks_section(fr, order), published_section(fr),
                 "## Scaling plots\n\n" + "\n\n".join(f"![{Path(p).stem}]({p})" for p in plot_files) if plot_files else "",
                 verdict_report.flips_section(fr, a.verdicts), answers_section(fr, order), protocol_section(fr)]
     return "\n\n".join(s for s in sections if s) + "\n"
 
 
 def publish(run_dirs: list[Path], results_dir: Path, console: Console, latest_only: bool = True,
-            margin: float = DEFAULT_MARGIN, price_per_hour: float | None = None) -> Path:
-    """Write results/report.md (and plots) and print the verdict, summary, answers and conclusion."""
+            margin: float = DEFAULT_MARGIN, price_per_hour: float | None = None, name: str = "report.md") -> Path:
+    """Write results/<name> (and plots) and print the verdict, summary, answers and conclusion.
+
+    Plots of report.md are plot_*.png; another name's take its stem (precision-report_accuracy.png),
+    so two reports side by side keep their own."""
     from sizebench import plots
 
     fr = frames_module.load(run_dirs, latest_only)
     df = summary(fr)
     a = analyse(fr, df, margin, price_per_hour)
     results_dir.mkdir(parents=True, exist_ok=True)
-    plot_files = plots.write(df, results_dir)
+    path = results_dir / name
+    prefix = "plot_" if name == "report.md" else f"{path.stem}_"
+    plot_files = plots.write(df, results_dir, prefix)
     if a.frontier and a.frontier.points:
         plots.frontier(a.frontier.points, a.frontier.recommended, a.frontier.front,
-                       f"{a.frontier.outcomes.name} accuracy", results_dir)
-    plots.scaling_fit(a.fits, f"{a.headline} accuracy", results_dir)
-    path = results_dir / "report.md"
-    atomic.write_text(path, render(fr, plot_files, df, analysis=a))
+                       f"{a.frontier.outcomes.name} accuracy", results_dir, prefix)
+    plots.scaling_fit(a.fits, f"{a.headline} accuracy", results_dir, prefix)
+    atomic.write_text(path, render(fr, plot_files, df, analysis=a, prefix=prefix))
     console.print(Markdown(verdict_report.verdict_section(a.verdicts, a.margin, a.size_label, not fr["task"].empty)))
     console.print(Markdown("## Summary\n\n" + summary_table(df)))
     answers = answers_section(fr, list(df["model"]))

@@ -52,7 +52,7 @@ def _money(hours: float | None, price: float | None) -> str:
     return "-" if hours is None or price is None else f"{hours * price:.4g}"
 
 
-def cost_section(costs: list[Cost], fr_data: Frontier | None, price: float | None) -> str:
+def cost_section(costs: list[Cost], fr_data: Frontier | None, price: float | None, prefix: str = "plot_") -> str:
     if not costs:
         return ""
     header = ["model", "peak memory MiB", "decode ms/token", "single-stream tok/s", "device-h per 1M tokens",
@@ -87,11 +87,11 @@ def cost_section(costs: list[Cost], fr_data: Frontier | None, price: float | Non
         for key, label in (("memory", "peak memory"), ("decode", "decode time per token")):
             if fr_data.front.get(key):
                 text.append(f"- Pareto-optimal by {label}: {', '.join(fr_data.front[key])}.")
-        text.append("![plot_cost_frontier](plot_cost_frontier.png)")
+        text.append(f"![{prefix}cost_frontier]({prefix}cost_frontier.png)")
     return "\n\n".join(text)
 
 
-def scaling_section(fits: list[Fit], too_few: dict[str, int], name: str) -> str:
+def scaling_section(fits: list[Fit], too_few: dict[str, int], name: str, prefix: str = "plot_") -> str:
     if not fits and not too_few:
         return ""
     lines = ["## Scaling fit", f"{name} accuracy against log10(total parameters), per family, "
@@ -102,5 +102,5 @@ def scaling_section(fits: list[Fit], too_few: dict[str, int], name: str) -> str:
     for family, rungs in too_few.items():
         lines.append(f"- {family}: {rungs} size(s) measured; no fit is claimed below {MIN_RUNGS}.")
     if fits:
-        lines.append("![plot_scaling_fit](plot_scaling_fit.png)")
+        lines.append(f"![{prefix}scaling_fit]({prefix}scaling_fit.png)")
     return "\n\n".join(lines)

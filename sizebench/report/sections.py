@@ -10,7 +10,7 @@ from sizebench import reference
 from sizebench.frames import Frames
 from sizebench.report.markdown import fmt_num, fmt_params, cell, table
 from sizebench.report.notes import decoding
-from sizebench.report.summary import task_names
+from sizebench.report.summary import size_axis, task_names
 
 ANSWER_CHARS = 90
 PROMPT_CHARS = 300  # a prompt too long for a context window would fill pages
@@ -98,8 +98,10 @@ def conclusion_section(df: pd.DataFrame, judged_tasks: frozenset[str] = frozense
     """judged_tasks: tasks the paired verdict covers; the unpaired one-stderr sentence stays for the others."""
     lines = ["## Conclusion"]
     ran = df[df["status"] == "ok"]
+    axis = size_axis(df)[0]
+    size = (lambda v: f"{v:.0f} MiB of weights") if axis == "weights_mem_mb" else fmt_params
     for task in [t for t in task_names(df) if t not in judged_tasks]:
-        scored = [(r["model"], r["params"], *r[f"task:{task}"][:2]) for _, r in ran.iterrows()
+        scored = [(r["model"], r[axis], *r[f"task:{task}"][:2]) for _, r in ran.iterrows()
                   if isinstance(r.get(f"task:{task}"), tuple)]
         if not scored:
             continue
@@ -107,7 +109,7 @@ def conclusion_section(df: pd.DataFrame, judged_tasks: frozenset[str] = frozense
         enough = next(s for s in scored
                       if s[2] >= best[2] - math.sqrt((s[3] or 0) ** 2 + (best[3] or 0) ** 2))
         lines.append(f"- **{task}**: best {best[0]} ({best[2]:.3f}); the smallest model within one standard error "
-                     f"of it is **{enough[0]}** ({fmt_params(enough[1])}, {enough[2]:.3f}).")
+                     f"of it is **{enough[0]}** ({size(enough[1])}, {enough[2]:.3f}).")
     if "right" in ran and ran["judged"].fillna(0).sum():
         top = ran["right"].max()
         leaders = ran[ran["right"] == top]
@@ -124,8 +126,9 @@ def conclusion_section(df: pd.DataFrame, judged_tasks: frozenset[str] = frozense
             if a and b and not (pd.isna(a) or pd.isna(b)):
                 ratios.append(f"{label} x{b / a:.2f}")
         if ratios:
+            grows = "params" if axis == "params" else "weight memory"
             lines.append(f"- Going up from {small['model']} to {big['model']} "
-                         f"(x{big['params'] / small['params']:.1f} params): {', '.join(ratios)}.")
+                         f"(x{big[axis] / small[axis]:.1f} {grows}): {', '.join(ratios)}.")
     failed = df[df["status"].str.startswith(("failed", "unavailable"))]
     for _, r in failed.iterrows():
         lines.append(f"- {r['model']} has no result: {cell(r['status'])}.")

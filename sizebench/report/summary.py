@@ -25,7 +25,9 @@ def summary(fr: Frames) -> pd.DataFrame:
             last = load.iloc[-1]
             row.update(params=last["params"], weights_mb=last["weights_mb"], load_s=last["load_s"],
                        convert_s=last.get("convert_s"), dtype=last["dtype"], device=last["device"],
-                       n_devices=last["n_devices"], status="ok", offload_cpu_gb=last.get("offload_cpu_gb"))
+                       n_devices=last["n_devices"], status="ok", offload_cpu_gb=last.get("offload_cpu_gb"),
+                       weights_mem_mb=last.get("weights_mem_mb"),
+                       precision=_text(last.get("precision_label")) or last["dtype"])
             if not pd.isna(last.get("params_non_embedding")):  # measured on the loaded model
                 row["params_non_embedding"] = last["params_non_embedding"]
         peaks = [v for v in list(load.get("peak_rss_mb", [])) + list(_rows(fr["stage"], name).get("peak_rss_mb", []))]
@@ -57,8 +59,25 @@ def summary(fr: Frames) -> pd.DataFrame:
                 row["status"] = f"failed ({last_failure['stage']}): {last_failure['reason']}"
         rows.append(row)
     df = pd.DataFrame(rows)
-    df["_sort"] = df["params"].fillna(float("inf"))
+    axis = size_axis(df)[0]  # weight memory when precisions are mixed, else parameters
+    df["_sort"] = df[axis].fillna(float("inf"))
     return df.sort_values(["_sort", "model"], kind="stable").drop(columns="_sort").reset_index(drop=True)
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) else None  # NaN where an older record has no such field
+
+
+def mixed_precisions(df: pd.DataFrame) -> bool:
+    """Several precisions among the measured rows: then bytes, not parameters, are the size axis."""
+    return "precision" in df and df["precision"].dropna().nunique() > 1
+
+
+def size_axis(df: pd.DataFrame) -> tuple[str, str]:
+    """(column, axis label) by which models are ordered, plotted and called smaller or larger."""
+    if mixed_precisions(df) and "weights_mem_mb" in df and df["weights_mem_mb"].notna().any():
+        return "weights_mem_mb", "weights in memory (MiB)"
+    return "params", "parameters"
 
 
 def _rows(df: pd.DataFrame, model: str) -> pd.DataFrame:
@@ -80,20 +99,20 @@ def summary_table(df: pd.DataFrame) -> str:
     tasks = task_names(df)
     prefix = os.path.commonprefix(tasks) if len(tasks) > 1 else ""
     prefix = prefix[:prefix.rfind("_") + 1]  # "sizebench_geo_capitals" -> "capitals" in the header
-    header = ["model", "params (total)", "non-emb params", "device", "weights MB", "load s", "peak RSS MB", "CUDA peak MB", "median TTFT s",
+    header = ["model", "params (total)", "non-emb params", "device", "weights MB", "weights in memory MB", "load s", "peak RSS MB", "CUDA peak MB", "median TTFT s",
               "decode tok/s", "prompts right"] + [f"{t.removeprefix(prefix)} acc" for t in tasks] + ["status"]
     rows = []
     for _, r in df.iterrows():
         # int(): combined runs leave NaN for models without prompts, and the column turns float
         score = f"{int(r['right'])}/{int(r['judged'])}" if "judged" in r and not pd.isna(r.get("judged")) \
             and r["judged"] else "-"
-        devices = "-" if pd.isna(r.get("device")) else f"{r['device']} {r['dtype']}" + (
+        devices = "-" if pd.isna(r.get("device")) else f"{r['device']} {r['precision']}" + (
             f" x{int(r['n_devices'])}" if r.get("n_devices", 1) > 1 else "")
         offload = r.get("offload_cpu_gb")
         if offload is not None and not pd.isna(offload) and offload > 0:
             devices += f", offloaded {offload:.1f} GB to CPU"
         rows.append([r["model"], fmt_params(r["params"]), fmt_params(r.get("params_non_embedding"), "-"),
-                     devices, fmt_num(r.get("weights_mb"), "{:.0f}"), fmt_num(r.get("load_s")),
+                     devices, fmt_num(r.get("weights_mb"), "{:.0f}"), fmt_num(r.get("weights_mem_mb"), "{:.0f}"), fmt_num(r.get("load_s")),
                      fmt_num(r.get("peak_rss_mb"), "{:.0f}"), fmt_num(r.get("cuda_peak_mb"), "{:.0f}"),
                      fmt_num(r.get("ttft_s"), "{:.3f}"), fmt_num(r.get("decode_tok_per_s"), "{:.1f}"), score]
                     + [_acc(r.get(f"task:{t}")) for t in tasks] + [r["status"]])
