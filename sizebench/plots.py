@@ -114,7 +114,8 @@ def frontier(points: dict[str, tuple[float | None, float | None, float, float, f
         ax.set_ylabel(accuracy_label)
         ax.set_ylim(0, 1)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     name = prefix + "cost_frontier.png"
     with atomic.replacing(out_dir / name) as tmp:
