@@ -143,11 +143,12 @@ def _run(plan, results: str, resume: Optional[str] = None, executor: Optional[st
         err.print(f"run {store.run_id}: {len(plan.models)} model(s), stages: {', '.join(plan.stages)}", highlight=False)
     with supervise.stop_signals():  # SIGTERM and SIGHUP stop the sweep as Ctrl-C does, worker included
         outcome = runner.execute(plan, store, err)
-        if any(r["kind"] == "load" for r in store.records()):
+        published = any(r["kind"] == "load" for r in store.records())
+        if published:
             report.publish([store.dir], Path(results), out, name=report_name)
         else:  # a report of nothing would replace a good one
             err.print(f"no model ran in run {store.run_id} (each was unavailable or failed before loading, reasons "
-                      f"above); {Path(results) / 'report.md'} was left as it was", highlight=False, soft_wrap=True)
+                      f"above); {Path(results) / report_name} was left as it was", highlight=False, soft_wrap=True)
     if outcome.unavailable:
         err.print(f"unavailable here: {', '.join(outcome.unavailable)} (not an error; reason and remedy above)",
                   highlight=False, soft_wrap=True)
@@ -155,7 +156,8 @@ def _run(plan, results: str, resume: Optional[str] = None, executor: Optional[st
         err.print(f"interrupted by {signal.Signals(outcome.signum).name}: resume with "
                   f"`sizebench bench --resume {store.run_id}`", highlight=False)
     elif outcome.failed:
-        err.print(f"failed: {', '.join(outcome.failed)} (reasons in the report); "
+        where = "the report" if published else "the lines above"
+        err.print(f"failed: {', '.join(outcome.failed)} (reasons in {where}); "
                   f"retry them with `sizebench bench --resume {store.run_id}`", highlight=False)
     raise typer.Exit(outcome.exit_code)
 

@@ -233,4 +233,5 @@ def test_timeout_one_second_fails_each_model_and_the_sweep_goes_on(tiny_model, s
         ("tiny-neox", "timeout after 1 s in stage load"), ("second", "timeout after 1 s in stage load")]
     assert "failed: timeout after 1 s in stage load" in done.stderr and "Traceback" not in done.stderr
     assert "no model ran" in done.stderr  # nothing loaded within a second: the report is left as it was
+    assert "reasons in the lines above" in done.stderr and "reasons in the report" not in done.stderr
     assert not [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]
