@@ -35,7 +35,7 @@ NO_OFFLOAD = typer.Option(False, "--no-offload", help="On GPU, refuse a model th
 FORCE = typer.Option(False, "--force", help="Load even when the memory guard says it will not fit.")
 THREADS = typer.Option(None, help="torch threads in each worker (default: torch's choice).")
 MAX_NEW = typer.Option(128, "--max-new-tokens", help="Generation length limit per answer.")
-REPEAT = typer.Option(3, help="Timed runs per prompt; figures are medians, the answer is the first run's.")
+REPEAT = typer.Option(1, help="Timed runs per prompt; figures are medians, the answer is the first run's.")
 BATCH = typer.Option(1, "--batch-size", help="Also measure aggregate tokens/s with batches of this size.")
 SEED = typer.Option(0, help="Seed set before every generation.")
 SAMPLE = typer.Option(False, "--sample", help="Sample instead of greedy decoding.")
@@ -82,7 +82,7 @@ def models(models: str = typer.Option("offline,all", "--models", "-m", help="Wha
 
 def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, limit=None, num_fewshot=None,
           eval_batch_size="auto", device="auto", dtype="auto", force=False, threads=None, max_new_tokens=128,
-          repeat=3, batch_size=1, seed=0, sample=False, temperature=1.0, top_p=1.0, executor="local",
+          repeat=1, batch_size=1, seed=0, sample=False, temperature=1.0, top_p=1.0, executor="local",
           ray_address=None, top_k=50, decoding=None, no_offload=False, timeout=None):
     from sizebench import evaluation
     from sizebench.generation import GenSettings

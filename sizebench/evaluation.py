@@ -90,7 +90,8 @@ def validate(names: tuple[str, ...], task_path: str | None = None) -> list[str]:
 def run_tasks(model, tokenizer, model_name: str, settings: EvalSettings, attempt: str,
               emit: Callable, texts_done: frozenset[str] = frozenset()) -> list[TaskRecord]:
     import lm_eval
-    from lm_eval.models.huggingface import HFLM
+
+    from sizebench.fast_lm import SizebenchLM  # HFLM with a faster log-likelihood path, same numbers
 
     manager = task_manager(settings.task_path)
     runnable = {}  # name -> built Task, handed to lm-eval as it is, so each data set is prepared once
@@ -106,7 +107,7 @@ def run_tasks(model, tokenizer, model_name: str, settings: EvalSettings, attempt
     batch_size = settings.batch_size
     if batch_size == "auto" and model.device.type == "cpu":
         batch_size = str(CPU_AUTO_BATCH)
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_batch_size=64)
+    lm = SizebenchLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_batch_size=64)
     results = lm_eval.simple_evaluate(
         model=lm, tasks=list(runnable.values()), task_manager=manager, limit=settings.limit,
         num_fewshot=settings.num_fewshot, log_samples=True, bootstrap_iters=100000,

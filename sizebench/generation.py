@@ -1,7 +1,8 @@
 """The prompt stage: each prompt generated with the model's format, timed, repeated.
 
 Protocol: one short warm-up generation per model on a fixed prompt (not recorded); then per prompt
-`repeat` timed runs, the answer taken from the first, the figures reported as medians with every run
+`repeat` timed runs (default one: the model's figure is a median over prompts, and the report shows
+their spread), the answer taken from the first, the figures reported as medians with every run
 kept. Greedy decoding by default, so every run produces the same tokens and the timings are comparable;
 sampled runs set the seed before every generation, so they repeat exactly too.
 A prompt whose tokens plus max_new_tokens exceed the model's context window is not sent: it is
@@ -28,7 +29,7 @@ CONTEXT_FIELDS = ("max_position_embeddings", "n_positions", "max_sequence_length
 @dataclass(frozen=True)
 class GenSettings:
     max_new_tokens: int = 128
-    repeat: int = 3
+    repeat: int = 1  # one timed run per prompt; why: benchmarks/RESULTS.md
     seed: int = 0
     do_sample: bool = False
     temperature: float = 1.0

@@ -1,7 +1,7 @@
 """Weight sources: where a model's files are on this machine, or why they are not.
 
-GGUF sources are dequantized once into a safetensors folder under the sizebench cache, keyed by
-the GGUF's sha256, so every later load reads plain safetensors. Hub sources are looked up in the
+GGUF sources are dequantized once (sizebench.gguf_convert) into a safetensors folder under the
+sizebench cache, keyed by the GGUF's sha256, so every later load reads plain safetensors. Hub sources are looked up in the
 local Hugging Face cache first, so an unreachable hub costs a socket probe, not minutes of retries.
 """
 
@@ -12,7 +12,6 @@ import importlib
 import importlib.util
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -169,34 +168,10 @@ def _gguf_cached(gguf_path: Path) -> Located:
     if not (target / "COMPLETE").exists():
         started = time.perf_counter()
         # A child process, so the dequantization's memory peak is not charged to the benchmark.
-        done = subprocess.run([sys.executable, "-m", "sizebench.sources", str(gguf_path), str(target)],
+        done = subprocess.run([sys.executable, "-m", "sizebench.gguf_convert", str(gguf_path), str(target)],
                               capture_output=True, text=True)
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise ModelUnavailable(f"converting {gguf_path.name} to safetensors failed: {last}")
         convert_s = time.perf_counter() - started
     return Located(target, gguf_path.stat().st_size, gguf_path, convert_s)
-
-
-def convert_gguf(gguf_path: Path, target: Path) -> None:
-    """Dequantize a GGUF with transformers and save it as safetensors (atomically: tmp + rename)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-    # The dequantized weights are plain tensors; transformers refuses to save while the model still
-    # claims to be GGUF-quantized, so drop that claim.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    staging = target.with_name(target.name + f".tmp{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    (staging / "COMPLETE").write_text(json.dumps({"gguf": str(gguf_path)}))
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-
-
-if __name__ == "__main__":
-    convert_gguf(Path(sys.argv[1]), Path(sys.argv[2]))

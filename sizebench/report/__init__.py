@@ -27,6 +27,7 @@ from sizebench.report.notes import skipped_tasks
 from sizebench.report.precision import precision_section
 from sizebench.report.sections import (answers_section, conclusion_section, metadata_section, protocol_section,
                                        published_section, tasks_section)
+from sizebench.report.speed import speed_section
 from sizebench.report.summary import summary, summary_table
 from sizebench.verdict import DEFAULT_MARGIN
 
@@ -78,7 +79,8 @@ def render(fr: Frames, plot_files: list[str], df: pd.DataFrame | None = None, ma
                 report_cost.scaling_section(a.fits, a.too_few, a.headline, prefix),
                 conclusion_section(df, judged), precision_section(fr, df), tasks_section(fr, order), published_section(fr),
                 "## Scaling plots\n\n" + "\n\n".join(f"![{Path(p).stem}]({p})" for p in plot_files) if plot_files else "",
-                verdict_report.flips_section(fr, a.verdicts), answers_section(fr, order), protocol_section(fr)]
+                verdict_report.flips_section(fr, a.verdicts), answers_section(fr, order), speed_section(fr, order),
+                protocol_section(fr)]
     return "\n\n".join(s for s in sections if s) + "\n"
 
 

@@ -1,0 +1,159 @@
+"""Issue 13's before/after figures, old code and new side by side in one run; writes benchmarks/speed.json.
+
+    git worktree add /tmp/old b65e74b          # the code before (any checkout of it)
+    .venv/bin/python benchmarks/speed.py --old /tmp/old [--sections sweep convert accuracy] [--limit 60]
+    .venv/bin/python benchmarks/speed.py --render   # RESULTS.md's tables from speed.json
+
+Sections (each adds to speed.json, so they can run apart):
+- sweep: the warm default `make bench` command (`sizebench bench --models offline --prompts
+  prompts/geography.txt --tasks sizebench_geo`, set-up done, GGUF cache warm), run as new, old, new:
+  wall time, stage split, and the per-model median decode tok/s of each sweep (for the spread between
+  whole sweeps). Both sides use the same venv; the old one gets its checkout first on PYTHONPATH.
+- convert: the one-time GGUF -> safetensors conversion of each offline model into an empty cache,
+  old converter and new, alternating, each in a fresh process; the converted files compared byte for byte.
+- accuracy: plain HFLM + simple_evaluate vs sizebench-hf (benchmarks/accuracy.py), per model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+OUT = REPO / "benchmarks" / "speed.json"
+BENCH = ["-m", "sizebench", "bench", "--models", "offline", "--prompts", "prompts/geography.txt",
+         "--tasks", "sizebench_geo"]
+MODELS = ("smollm2-135m", "gemma3-270m")
+
+
+def _env(checkout: Path, **extra) -> dict:
+    return {**os.environ, "PYTHONPATH": str(checkout), **extra}
+
+
+def sweep_once(checkout: Path, label: str) -> dict:
+    results = Path(tempfile.mkdtemp(prefix=f"sweep-{label}-"))
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, *BENCH, "--results", str(results)], cwd=checkout, env=_env(checkout),
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        return {"label": label, "error": (done.stderr.strip().splitlines() or ["?"])[-1], "wall_s": wall}
+    run = max((results / "runs").iterdir())
+    rows = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines() if line]
+    split = {"load": sum(r["load_s"] + (r.get("convert_s") or 0) + (r.get("import_s") or 0)
+                         for r in rows if r["kind"] == "load")}
+    for stage in ("prompts", "tasks"):
+        split[stage] = sum(r["wall_s"] for r in rows if r["kind"] == "stage" and r["stage"] == stage)
+    split["other"] = wall - sum(split.values())
+    decode, first_run, acc = {}, {}, {}
+    for model in MODELS:
+        prompts = [r for r in rows if r["kind"] == "prompt" and r["model"] == model]
+        decode[model] = statistics.median(r["decode_tok_per_s"] for r in prompts if r["decode_tok_per_s"])
+        # what one timed run per prompt would have reported from the same sweep (the first run of each)
+        first_run[model] = statistics.median(r["decode_tok_per_s_runs"][0] for r in prompts
+                                             if r["decode_tok_per_s_runs"])
+        acc[model] = {r["task"]: r["value"] for r in rows if r["kind"] == "task" and r["model"] == model
+                      and r["metric"] == "acc"}
+    shutil.rmtree(results, ignore_errors=True)
+    return {"label": label, "wall_s": wall, "split_s": split, "decode_median": decode,
+            "decode_first_run_median": first_run, "acc": acc,
+            "runs_per_prompt": max(len(r["decode_tok_per_s_runs"]) for r in rows if r["kind"] == "prompt")}
+
+
+def sweep(old: Path) -> dict:
+    runs = []
+    for checkout, label in ((REPO, "new"), (old, "old"), (REPO, "new")):
+        runs.append(sweep_once(checkout, label))
+        print("sweep", json.dumps(runs[-1]), flush=True)
+    new = [r for r in runs if r["label"] == "new" and "error" not in r]
+    oldr = [r for r in runs if r["label"] == "old" and "error" not in r]
+    out = {"runs": runs}
+    if new and oldr:
+        out["ratio_old_over_new"] = oldr[0]["wall_s"] / statistics.median(r["wall_s"] for r in new)
+        out["between_sweeps_decode_spread"] = {
+            m: abs(new[0]["decode_median"][m] - new[-1]["decode_median"][m]) / statistics.mean(
+                [new[0]["decode_median"][m], new[-1]["decode_median"][m]]) for m in MODELS} if len(new) > 1 else None
+    return out
+
+
+def convert(old: Path) -> dict:
+    from sizebench import sources
+    from sizebench.registry import builtin
+
+    figures = []
+    for model in MODELS:
+        gguf = sources.package_gguf(builtin(model))
+        times, folders = {"old": [], "new": []}, {}
+        for label in ("old", "new", "new", "old"):
+            checkout, module = (old, "sizebench.sources") if label == "old" else (REPO, "sizebench.gguf_convert")
+            target = Path(tempfile.mkdtemp(prefix=f"i13-cache-{label}-")) / "out"
+            started = time.perf_counter()
+            done = subprocess.run([sys.executable, "-m", module, str(gguf), str(target)], cwd=checkout,
+                                  env=_env(checkout), capture_output=True, text=True)
+            times[label].append(time.perf_counter() - started)
+            if done.returncode != 0:
+                raise SystemExit(f"{label} conversion of {model} failed: {done.stderr.strip().splitlines()[-1:]}")
+            print(f"convert {model} {label} {times[label][-1]:.1f} s", flush=True)
+            if label in folders:
+                shutil.rmtree(target.parent)
+            else:
+                folders[label] = target
+        names = sorted(p.name for p in folders["new"].iterdir() if p.name != "COMPLETE")
+        _, mismatch, errors = filecmp.cmpfiles(folders["old"], folders["new"], names, shallow=False)
+        figures.append({"model": model, "old_s": times["old"], "new_s": times["new"],
+                        "speedup": statistics.median(times["old"]) / statistics.median(times["new"]),
+                        "files": names, "identical_files": not mismatch and not errors})
+        for folder in folders.values():
+            shutil.rmtree(folder.parent, ignore_errors=True)
+    return {"models": figures}
+
+
+def accuracy(limit, reps: int) -> dict:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import accuracy as acc_bench
+
+    return {"models": [acc_bench.compare(m, limit, reps, 8) for m in MODELS]}
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} CPUs, no GPU, {platform.platform()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--old", type=Path, default=Path("/tmp/old"))
+    parser.add_argument("--sections", nargs="+", default=["sweep", "convert", "accuracy"])
+    parser.add_argument("--limit", type=int, default=None, help="accuracy: items per task (default all)")
+    parser.add_argument("--reps", type=int, default=2, help="accuracy: timed runs of each side")
+    args = parser.parse_args()
+    figures = json.loads(OUT.read_text()) if OUT.exists() else {}
+    figures["machine"] = machine()
+    for section in args.sections:
+        started = time.strftime("%H:%M", time.gmtime())
+        result = {"sweep": lambda: sweep(args.old), "convert": lambda: convert(args.old),
+                  "accuracy": lambda: accuracy(args.limit, args.reps)}[section]()
+        result.update(started_utc=started, load_average_after=os.getloadavg())
+        figures[section] = result
+        OUT.write_text(json.dumps(figures, indent=1))
+        print(section, json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
