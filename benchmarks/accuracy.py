@@ -27,9 +27,10 @@ TASKS = ["sizebench_geo"]
 
 
 def one_run(cls, loaded, manager, limit, batch_size: int) -> tuple[float, dict]:
+    """Wall seconds of HFLM construction + simple_evaluate, and what it scored (CPU seconds in out)."""
     import lm_eval
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     lm = cls(pretrained=loaded.model, tokenizer=loaded.tokenizer, batch_size=batch_size, max_batch_size=64)
     results = lm_eval.simple_evaluate(model=lm, tasks=TASKS, task_manager=manager, limit=limit, log_samples=True,
                                       bootstrap_iters=100000)
@@ -37,7 +38,8 @@ def one_run(cls, loaded, manager, limit, batch_size: int) -> tuple[float, dict]:
     scores = {(task, s["doc_id"]): [r[0][0] for r in s["resps"]] for task, rows in results["samples"].items()
               for s in rows}
     accs = {t: m.get("acc,none") for t, m in results["results"].items() if "acc,none" in m}
-    return wall, {"scores": scores, "acc": accs, "pack_check": getattr(lm, "pack_check", None)}
+    return wall, {"scores": scores, "acc": accs, "pack_check": getattr(lm, "pack_check", None),
+                  "cpu_s": time.process_time() - cpu}
 
 
 def compare(name: str, limit, reps: int, batch_size: int) -> dict:
@@ -49,7 +51,7 @@ def compare(name: str, limit, reps: int, batch_size: int) -> dict:
     manager = evaluation.task_manager()
     one_run(HFLM, loaded, manager, 3, batch_size)  # warm-up: imports, data sets, allocator
     one_run(SizebenchLM, loaded, manager, 3, batch_size)
-    plain_s, fast_s, plain, fast = [], [], None, None
+    plain_s, fast_s, plain, fast, cpu = [], [], None, None, {"plain": [], "fast": []}
     for rep in range(reps):
         order = [(HFLM, plain_s), (SizebenchLM, fast_s)]
         for cls, walls in (order if rep % 2 == 0 else order[::-1]):
@@ -59,6 +61,7 @@ def compare(name: str, limit, reps: int, batch_size: int) -> dict:
                 plain = out
             else:
                 fast = out
+            cpu["plain" if cls is HFLM else "fast"].append(out["cpu_s"])
             print(f"{name} {cls.__name__} {wall:.1f} s", flush=True)
     keys = sorted(plain["scores"])
     diffs = [abs(a - b) for k in keys for a, b in zip(plain["scores"][k], fast["scores"][k], strict=True)]
@@ -66,6 +69,8 @@ def compare(name: str, limit, reps: int, batch_size: int) -> dict:
     return {"model": name, "items": len(keys), "batch_size": batch_size, "limit": limit,
             "plain_s": plain_s, "fast_s": fast_s,
             "speedup": statistics.median(plain_s) / statistics.median(fast_s),
+            "plain_cpu_s": cpu["plain"], "fast_cpu_s": cpu["fast"],
+            "cpu_speedup": statistics.median(cpu["plain"]) / statistics.median(cpu["fast"]),
             "same_choice": same, "max_abs_dlogL": max(diffs), "acc_plain": plain["acc"], "acc_fast": fast["acc"],
             "pack_check": fast["pack_check"], "dtype": str(loaded.model.dtype),
             "attention": loaded.model.config._attn_implementation}

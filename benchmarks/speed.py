@@ -21,6 +21,7 @@ import filecmp
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -35,6 +36,13 @@ OUT = REPO / "benchmarks" / "speed.json"
 BENCH = ["-m", "sizebench", "bench", "--models", "offline", "--prompts", "prompts/geography.txt",
          "--tasks", "sizebench_geo"]
 MODELS = ("smollm2-135m", "gemma3-270m")
+ORDER = ("old", "new", "new", "old")  # conversions, alternating; --pairs 1 keeps the first two
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of every finished child process and its own children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _env(checkout: Path, **extra) -> dict:
@@ -43,10 +51,10 @@ def _env(checkout: Path, **extra) -> dict:
 
 def sweep_once(checkout: Path, label: str) -> dict:
     results = Path(tempfile.mkdtemp(prefix=f"sweep-{label}-"))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _children_cpu()
     done = subprocess.run([sys.executable, *BENCH, "--results", str(results)], cwd=checkout, env=_env(checkout),
                           capture_output=True, text=True)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, _children_cpu() - cpu
     if done.returncode != 0:
         return {"label": label, "error": (done.stderr.strip().splitlines() or ["?"])[-1], "wall_s": wall}
     run = max((results / "runs").iterdir())
@@ -66,42 +74,45 @@ def sweep_once(checkout: Path, label: str) -> dict:
         acc[model] = {r["task"]: r["value"] for r in rows if r["kind"] == "task" and r["model"] == model
                       and r["metric"] == "acc"}
     shutil.rmtree(results, ignore_errors=True)
-    return {"label": label, "wall_s": wall, "split_s": split, "decode_median": decode,
+    return {"label": label, "wall_s": wall, "cpu_s": cpu, "split_s": split, "decode_median": decode,
             "decode_first_run_median": first_run, "acc": acc,
             "runs_per_prompt": max(len(r["decode_tok_per_s_runs"]) for r in rows if r["kind"] == "prompt")}
 
 
-def sweep(old: Path) -> dict:
+def sweep(old: Path, save) -> dict:
     runs = []
     for checkout, label in ((REPO, "new"), (old, "old"), (REPO, "new")):
         runs.append(sweep_once(checkout, label))
         print("sweep", json.dumps(runs[-1]), flush=True)
+        save({"runs": runs, "partial": True})  # a long section: what finished is kept
     new = [r for r in runs if r["label"] == "new" and "error" not in r]
     oldr = [r for r in runs if r["label"] == "old" and "error" not in r]
     out = {"runs": runs}
     if new and oldr:
         out["ratio_old_over_new"] = oldr[0]["wall_s"] / statistics.median(r["wall_s"] for r in new)
+        out["cpu_ratio_old_over_new"] = oldr[0]["cpu_s"] / statistics.median(r["cpu_s"] for r in new)
         out["between_sweeps_decode_spread"] = {
             m: abs(new[0]["decode_median"][m] - new[-1]["decode_median"][m]) / statistics.mean(
                 [new[0]["decode_median"][m], new[-1]["decode_median"][m]]) for m in MODELS} if len(new) > 1 else None
     return out
 
 
-def convert(old: Path) -> dict:
+def convert(old: Path, pairs: int) -> dict:
     from sizebench import sources
     from sizebench.registry import builtin
 
     figures = []
     for model in MODELS:
         gguf = sources.package_gguf(builtin(model))
-        times, folders = {"old": [], "new": []}, {}
-        for label in ("old", "new", "new", "old"):
+        times, cpus, folders = {"old": [], "new": []}, {"old": [], "new": []}, {}
+        for label in ORDER[:2 * pairs]:
             checkout, module = (old, "sizebench.sources") if label == "old" else (REPO, "sizebench.gguf_convert")
             target = Path(tempfile.mkdtemp(prefix=f"i13-cache-{label}-")) / "out"
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), _children_cpu()
             done = subprocess.run([sys.executable, "-m", module, str(gguf), str(target)], cwd=checkout,
                                   env=_env(checkout), capture_output=True, text=True)
             times[label].append(time.perf_counter() - started)
+            cpus[label].append(_children_cpu() - cpu)
             if done.returncode != 0:
                 raise SystemExit(f"{label} conversion of {model} failed: {done.stderr.strip().splitlines()[-1:]}")
             print(f"convert {model} {label} {times[label][-1]:.1f} s", flush=True)
@@ -109,10 +120,12 @@ def convert(old: Path) -> dict:
                 shutil.rmtree(target.parent)
             else:
                 folders[label] = target
-        names = sorted(p.name for p in folders["new"].iterdir() if p.name != "COMPLETE")
+        names = sorted(p.name for p in folders["new"].iterdir() if p.name != "COMPLETE")  # COMPLETE names the GGUF
         _, mismatch, errors = filecmp.cmpfiles(folders["old"], folders["new"], names, shallow=False)
         figures.append({"model": model, "old_s": times["old"], "new_s": times["new"],
                         "speedup": statistics.median(times["old"]) / statistics.median(times["new"]),
+                        "old_cpu_s": cpus["old"], "new_cpu_s": cpus["new"],
+                        "cpu_speedup": statistics.median(cpus["old"]) / statistics.median(cpus["new"]),
                         "files": names, "identical_files": not mismatch and not errors})
         for folder in folders.values():
             shutil.rmtree(folder.parent, ignore_errors=True)
@@ -142,16 +155,20 @@ def main() -> None:
     parser.add_argument("--sections", nargs="+", default=["sweep", "convert", "accuracy"])
     parser.add_argument("--limit", type=int, default=None, help="accuracy: items per task (default all)")
     parser.add_argument("--reps", type=int, default=2, help="accuracy: timed runs of each side")
+    parser.add_argument("--pairs", type=int, default=2, choices=(1, 2), help="convert: old/new pairs per model")
     args = parser.parse_args()
-    figures = json.loads(OUT.read_text()) if OUT.exists() else {}
-    figures["machine"] = machine()
+    figures = {"machine": machine()}
+    def save(section: str, result: dict) -> None:  # re-read: another section may be running beside this one
+        current = json.loads(OUT.read_text()) if OUT.exists() else {}
+        current.update(machine=figures["machine"], **{section: result})
+        OUT.write_text(json.dumps(current, indent=1))
+
     for section in args.sections:
         started = time.strftime("%H:%M", time.gmtime())
-        result = {"sweep": lambda: sweep(args.old), "convert": lambda: convert(args.old),
+        result = {"sweep": lambda: sweep(args.old, lambda partial: save("sweep", partial)), "convert": lambda: convert(args.old, args.pairs),
                   "accuracy": lambda: accuracy(args.limit, args.reps)}[section]()
         result.update(started_utc=started, load_average_after=os.getloadavg())
-        figures[section] = result
-        OUT.write_text(json.dumps(figures, indent=1))
+        save(section, result)
         print(section, json.dumps(result), flush=True)
 
 

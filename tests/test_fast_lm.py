@@ -98,7 +98,7 @@ def test_registered_for_simple_evaluate_by_name(tiny_model):
     import sizebench.fast_lm  # noqa: F401  (registers "sizebench-hf")
     from sizebench import evaluation
 
-    out = lm_eval.simple_evaluate(model="sizebench-hf", model_args={"pretrained": str(tiny_model), "batch_size": 4},
+    out = lm_eval.simple_evaluate(model="sizebench-hf", model_args={"pretrained": str(tiny_model), "batch_size": 4, "device": "cpu"},
                                   tasks=["sizebench_geo_capitals"], task_manager=evaluation.task_manager(), limit=4,
                                   bootstrap_iters=0)
     assert out["results"]["sizebench_geo_capitals"]["sample_len"] == 4
@@ -109,7 +109,7 @@ def test_lm_eval_cli_runs_the_registered_class(tiny_model, tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "sizebench.fast_lm", "run", "--model", "sizebench-hf",
          "--model_args", f"pretrained={tiny_model}", "--tasks", "sizebench_geo_capitals",
-         "--include_path", str(REPO / "sizebench" / "tasks"), "--limit", "3", "--batch_size", "2"],
+         "--include_path", str(REPO / "sizebench" / "tasks"), "--limit", "3", "--batch_size", "2", "--device", "cpu"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**__import__("os").environ,
                                                                          "PYTHONPATH": str(REPO)})
     assert done.returncode == 0, done.stderr[-2000:]
