@@ -1,6 +1,6 @@
 """sizebench's own costs, measured: harness overhead, load caching, batching, the whole sweep, stability.
 
-    .venv/bin/python benchmarks/harness.py            # all five, ~12 min on a 2-core CPU; writes RESULTS.md
+    .venv/bin/python benchmarks/harness.py            # all five, ~12 min on a 2-core CPU; writes harness.md
     .venv/bin/python benchmarks/harness.py --quick    # fewer prompts and repetitions, for a smoke run
 
 Each comparison runs both sides in one process, interleaved A B A B, so machine drift hits both;
@@ -148,7 +148,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--skip-sweep", action="store_true")
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "RESULTS.md"))
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "harness.md"))
     args = parser.parse_args()
     n_prompts, reps = (4, 1) if args.quick else (10, 3)
     prompts = load_suite(REPO / "prompts" / "geography.txt").prompts

@@ -172,5 +172,76 @@ def main() -> None:
         print(section, json.dumps(result), flush=True)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and "--render" not in sys.argv:
     main()
+
+
+# ---- RESULTS.md: the tables between two markers, the prose around them written by hand -------------
+
+BEGIN, END = "<!-- speed.py:begin -->", "<!-- speed.py:end -->"
+
+
+def _pair(a: list, b: list, fmt: str = "{:.1f}") -> str:
+    return f"{' / '.join(fmt.format(x) for x in a)} -> {' / '.join(fmt.format(x) for x in b)}"
+
+
+def render(f: dict) -> str:
+    lines = [f"Machine: {f.get('machine', '?')}.", ""]
+    acc = f.get("accuracy")
+    if acc:
+        lines += [f"### Accuracy stage (lm-eval, started {acc.get('started_utc', '?')} UTC)", "",
+                  "| model | items | plain HFLM s (wall / CPU) | sizebench-hf s (wall / CPU) | speed-up wall | "
+                  "speed-up CPU | same choice | max abs dlogL | goal | met |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for m in acc["models"]:
+            goal = 2.0 if m["model"].startswith("gemma") else 1.3
+            lines.append(
+                f"| {m['model']} | {m['items']} | {_pair(m['plain_s'], m['plain_cpu_s'])} | "
+                f"{_pair(m['fast_s'], m['fast_cpu_s'])} | x{m['speedup']:.2f} | x{m['cpu_speedup']:.2f} | "
+                f"{m['same_choice']}/{m['items']} | {m['max_abs_dlogL']:.1e} | >= x{goal} and <= 1e-4 | "
+                f"{'yes' if min(m['speedup'], m['cpu_speedup']) >= goal and m['max_abs_dlogL'] <= 1e-4 and m['same_choice'] == m['items'] else '**no**'} |")
+        lines.append("")
+    conv = f.get("convert")
+    if conv:
+        lines += [f"### Cold start: one-time GGUF -> safetensors conversion (started {conv.get('started_utc', '?')} UTC)",
+                  "", "| model | old s (wall -> CPU) | new s (wall -> CPU) | speed-up wall | speed-up CPU | "
+                  "files byte-identical | goal | met |", "|---|---|---|---|---|---|---|---|"]
+        for m in conv["models"]:
+            lines.append(f"| {m['model']} | {_pair(m['old_s'], m['old_cpu_s'])} | {_pair(m['new_s'], m['new_cpu_s'])} | "
+                         f"x{m['speedup']:.2f} | x{m['cpu_speedup']:.2f} | {m['identical_files']} | >= x3 | "
+                         f"{'yes' if min(m['speedup'], m['cpu_speedup']) >= 3 and m['identical_files'] else '**no**'} |")
+        lines.append("")
+    sw = f.get("sweep")
+    if sw:
+        lines += [f"### Warm default sweep (`sizebench bench --models offline --prompts prompts/geography.txt "
+                  f"--tasks sizebench_geo`, started {sw.get('started_utc', '?')} UTC)", "",
+                  "| run | code | wall s | CPU s | load s | prompts s | tasks s | other s | timed runs per prompt | "
+                  "decode tok/s smollm2 / gemma3 |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for i, r in enumerate(sw["runs"], 1):
+            if "error" in r:
+                lines.append(f"| {i} | {r['label']} | failed: {r['error']} |||||||")
+                continue
+            s = r["split_s"]
+            d = r["decode_median"]
+            lines.append(f"| {i} | {r['label']} | {r['wall_s']:.0f} | {r.get('cpu_s', float('nan')):.0f} | "
+                         f"{s['load']:.0f} | {s['prompts']:.0f} | {s['tasks']:.0f} | {s['other']:.0f} | "
+                         f"{r['runs_per_prompt']} | {d['smollm2-135m']:.1f} / {d['gemma3-270m']:.1f} |")
+        if "ratio_old_over_new" in sw:
+            lines += ["", f"Old / new: x{sw['ratio_old_over_new']:.2f} wall, x{sw['cpu_ratio_old_over_new']:.2f} CPU "
+                          "(goal: new <= half of old, i.e. >= x2)."]
+        spread = sw.get("between_sweeps_decode_spread")
+        if spread:
+            lines.append("Decode tok/s, difference between the two new sweeps: " + ", ".join(
+                f"{m} {v * 100:.1f}%" for m, v in spread.items()) + " (goal < 5%).")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_results(path: Path = REPO / "benchmarks" / "RESULTS.md") -> None:
+    text = path.read_text()
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    path.write_text(f"{head}{BEGIN}\n{render(json.loads(OUT.read_text()))}\n{END}{tail}")
+
+
+if __name__ == "__main__" and "--render" in sys.argv:
+    write_results()

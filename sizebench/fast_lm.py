@@ -23,6 +23,7 @@ Use from sizebench (evaluation.run_tasks), from Python (`import sizebench.fast_l
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass, field
 
@@ -90,6 +91,7 @@ class SizebenchLM(HFLM):
         super().__init__(*args, **kwargs)
         self.pack_contexts = pack_contexts
         self.pack_check: dict | None = None  # the one-time packed-vs-unpacked comparison, once run
+        self.keeps_logits: bool | None = None  # whether the model's forward takes logits_to_keep
 
     # ---- the one overridden method --------------------------------------------------------------
 
@@ -241,9 +243,13 @@ class SizebenchLM(HFLM):
 
     def _kept_logits(self, ids: torch.Tensor, keep: torch.Tensor, **kwargs) -> torch.Tensor:
         """The model's logits at the kept slots only, flattened row by row: [kept, vocab]."""
+        if self.keeps_logits is None:  # a model class without `logits_to_keep` still works, at full cost
+            self.keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
         with torch.no_grad(), torch.autocast(device_type=self.device.type, dtype=self.mixed_precision_dtype,
                                              enabled=self.mixed_precision_dtype is not None):
-            return self.model(input_ids=ids, logits_to_keep=keep, use_cache=False, **kwargs).logits
+            if self.keeps_logits:
+                return self.model(input_ids=ids, logits_to_keep=keep, use_cache=False, **kwargs).logits
+            return self.model(input_ids=ids, use_cache=False, **kwargs).logits[keep]
 
 
 if __name__ == "__main__":  # lm-eval's own CLI, with this model class registered

@@ -44,12 +44,13 @@ def plain_scores(tiny):
     return scores(HFLM(pretrained=model, tokenizer=tok, batch_size=4))
 
 
-@pytest.mark.parametrize("pack", [True, False])
-def test_same_loglikelihoods_and_choices_as_hflm(tiny, plain_scores, pack):
+@pytest.mark.parametrize("pack, keeps_logits", [(True, None), (False, None), (True, False)])
+def test_same_loglikelihoods_and_choices_as_hflm(tiny, plain_scores, pack, keeps_logits):
     from sizebench.fast_lm import SizebenchLM
 
     model, tok = tiny
     lm = SizebenchLM(pretrained=model, tokenizer=tok, batch_size=4, pack_contexts=pack)
+    lm.keeps_logits = keeps_logits  # False: as for a model class without logits_to_keep
     fast = scores(lm)
     assert_same(plain_scores, fast)
     if pack:  # the geography items have multi-token choices here, so packing was checked and kept

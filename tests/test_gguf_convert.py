@@ -1,0 +1,40 @@
+"""The conversion's parse-once memos: same values as the stock gguf reader, one parse per file, restored after."""
+
+import numpy as np
+
+
+def tiny_gguf(path):
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(2)
+    writer.add_token_list(["<s>", "a", "b", "ab"])
+    writer.add_tensor("token_embd.weight", np.arange(12, dtype=np.float32).reshape(4, 3))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_parse_once_reads_the_same_values_once_and_restores_everything(tmp_path):
+    import gguf
+    import transformers.modeling_gguf_pytorch_utils as legacy
+
+    from sizebench.gguf_convert import parse_once
+
+    path = tiny_gguf(tmp_path / "t.gguf")
+    stock = gguf.GGUFReader(path)
+    originals = (gguf.GGUFReader, gguf.get_tensor_name_map, legacy.load_gguf_checkpoint)
+    with parse_once():
+        reader = gguf.GGUFReader(path)
+        assert gguf.GGUFReader(path) is reader  # one parse per file
+        assert type(reader.data) is np.ndarray  # plain views, not np.memmap ones
+        assert list(reader.fields) == list(stock.fields)
+        for name, field in stock.fields.items():
+            assert [bytes(p) for p in reader.fields[name].parts] == [bytes(p) for p in field.parts]
+        assert np.array_equal(reader.tensors[0].data, stock.tensors[0].data)
+        first = legacy.load_gguf_checkpoint(str(path))
+        first["config"].clear()  # callers edit what they get: the memo hands out copies
+        assert legacy.load_gguf_checkpoint(str(path))["config"]
+    assert (gguf.GGUFReader, gguf.get_tensor_name_map, legacy.load_gguf_checkpoint) == originals
