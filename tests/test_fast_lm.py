@@ -59,6 +59,17 @@ def test_same_loglikelihoods_and_choices_as_hflm(tiny, plain_scores, pack, keeps
         assert lm.pack_check is None
 
 
+def test_eager_attention_gets_an_additive_mask_and_the_same_choices(tiny_model, plain_scores):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from sizebench.fast_lm import SizebenchLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, attn_implementation="eager")
+    lm = SizebenchLM(pretrained=model, tokenizer=AutoTokenizer.from_pretrained(tiny_model), batch_size=4)
+    assert_same(plain_scores, scores(lm))
+    assert lm.pack_check["packing"] is True
+
+
 def test_a_model_that_ignores_the_packing_mask_falls_back_to_one_row_per_choice(tiny, plain_scores, monkeypatch):
     import torch
 
