@@ -189,9 +189,10 @@ def _pair(a: list, b: list | None, fmt: str = "{:.0f}") -> str:
 
 def render(f: dict) -> str:
     lines = [f"Machine: {f.get('machine', '?')}.", ""]
-    acc = f.get("accuracy")
-    if acc:
-        lines += [f"### Accuracy stage (lm-eval, started {acc.get('started_utc', '?')} UTC)", "",
+    for acc in (f.get("accuracy"), f.get("accuracy_earlier")):
+        if not acc:
+            continue
+        lines += [f"### Accuracy stage (lm-eval, started {acc.get('started_utc', '?')} UTC; {acc.get('note', '')})", "",
                   "| model | items | plain HFLM s | sizebench-hf s | speed-up wall | "
                   "speed-up CPU | same choice | max abs dlogL | goal | met |", "|---|---|---|---|---|---|---|---|---|---|"]
         for m in acc["models"]:
