@@ -7,7 +7,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 from rich.console import Console
 
 from conftest import records, sizebench
@@ -82,6 +81,7 @@ def test_sampling_is_seeded_and_the_databricks_preset_is_recorded(tiny_model, su
     assert [r["answer"] for r in a] == [r["answer"] for r in b] and all(r["same_answer_every_run"] for r in a)
     greedy = sizebench("compare", "--models", str(tiny_model), "--prompts", str(suite_file), "--repeat", "1",
                        "--max-new-tokens", "12", "--results", str(tmp_path / "g"))
+    assert greedy.returncode == 0, greedy.stderr
     assert [r["answer"] for r in records(tmp_path / "g") if r["kind"] == "prompt"] != [r["answer"] for r in a]
     text = (tmp_path / "a" / "report.md").read_text()
     assert "sampling (temperature 1.5, top-p 1, top-k off, seed 0" in text

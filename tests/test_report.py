@@ -1,7 +1,6 @@
 """The report from a stored run fixture: records written here, no model needed."""
 
 import io
-import json
 import re
 
 import pytest

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import psutil
 import pytest
@@ -24,6 +23,7 @@ def test_compare_writes_every_field_and_greedy_repeats_exactly(tiny_model, suite
     first = sizebench(*args, "--results", str(tmp_path / "a"))
     assert first.returncode == 0, first.stderr
     second = sizebench(*args, "--results", str(tmp_path / "b"))
+    assert second.returncode == 0, second.stderr
     a, b = records(tmp_path / "a"), records(tmp_path / "b")
     load = next(r for r in a if r["kind"] == "load")
     assert LOAD_FIELDS <= load.keys() and load["prompt_format"] == "dolly" and load["params"] > 0
