@@ -14,6 +14,15 @@ def _short(params: float) -> str:
     return f"{params / 1e9:.1f}B" if params >= 1e9 else f"{params / 1e6:.0f}M"
 
 
+def _save(fig, path: Path) -> None:
+    """Atomically (a reader never sees half a PNG), without the version stamp that breaks byte-identity."""
+    import matplotlib.pyplot as plt
+
+    with atomic.replacing(path) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
+    plt.close(fig)
+
+
 def write(summary: pd.DataFrame, out_dir: Path, prefix: str = "plot_") -> list[str]:
     """PNG files written (names relative to out_dir); none when there is nothing to plot.
 
@@ -47,9 +56,7 @@ def write(summary: pd.DataFrame, out_dir: Path, prefix: str = "plot_") -> list[s
         ax.set_ylabel(ylabel)
         ax.grid(True, which="major", alpha=0.3)
         fig.tight_layout()
-        with atomic.replacing(out_dir / (prefix + name)) as tmp:  # a reader never sees half a PNG
-            fig.savefig(tmp, format="png", metadata={"Software": None})
-        plt.close(fig)
+        _save(fig, out_dir / (prefix + name))
         written.append(prefix + name)
 
     # With mixed precisions, one line per model through its precisions (smollm2-135m@fp32, @bf16, ...).
@@ -118,9 +125,7 @@ def frontier(points: dict[str, tuple[float | None, float | None, float, float, f
             ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     name = prefix + "cost_frontier.png"
-    with atomic.replacing(out_dir / name) as tmp:
-        fig.savefig(tmp, format="png", metadata={"Software": None})
-    plt.close(fig)
+    _save(fig, out_dir / name)
     return name
 
 
@@ -147,7 +152,5 @@ def scaling_fit(fits: list, accuracy_label: str, out_dir: Path, prefix: str = "p
     ax.legend(fontsize=7)
     fig.tight_layout()
     name = prefix + "scaling_fit.png"
-    with atomic.replacing(out_dir / name) as tmp:
-        fig.savefig(tmp, format="png", metadata={"Software": None})
-    plt.close(fig)
+    _save(fig, out_dir / name)
     return name
