@@ -103,3 +103,14 @@ def test_sweeps_started_in_the_same_second_keep_separate_runs_threads(tmp_path, 
         thread.join()
     assert not errors and len(set(ids)) == n
     assert {json.loads((tmp_path / "runs" / i / "run.json").read_text())["who"] for i in ids} == set(range(n))
+
+
+def test_latest_is_the_last_claimed_even_past_ten_in_one_second(tmp_path):
+    runs = tmp_path / "runs"
+    for name in ["20261123-184633", *(f"20261123-184633-{n}" for n in range(2, 12)), "20261123-090000-3"]:
+        (runs / name).mkdir(parents=True)
+        (runs / name / "run.json").write_text("{}")
+    assert RunStore.latest(tmp_path).dir.name == "20261123-184633-11"
+    (runs / "20261124-000000").mkdir()
+    (runs / "20261124-000000" / "run.json").write_text("{}")
+    assert RunStore.latest(tmp_path).dir.name == "20261124-000000"
