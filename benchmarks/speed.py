@@ -9,8 +9,11 @@ Sections (each adds to speed.json, so they can run apart):
   prompts/geography.txt --tasks sizebench_geo`, set-up done, GGUF cache warm), run as new, old, new:
   wall time, stage split, and the per-model median decode tok/s of each sweep (for the spread between
   whole sweeps). Both sides use the same venv; the old one gets its checkout first on PYTHONPATH.
-- convert: the one-time GGUF -> safetensors conversion of each offline model into an empty cache,
-  old converter and new, alternating, each in a fresh process; the converted files compared byte for byte.
+- cold: what the first `make bench` pays per offline model: a worker-like process (torch and transformers
+  imported before the clock) locating the model on an empty cache, which converts it, then loading it;
+  old code and new, alternating; the converted files compared byte for byte.
+- convert: the conversion alone as a process of its own (`python -m` the converter, imports included),
+  old converter and new, alternating; the converted files compared byte for byte.
 - accuracy: plain HFLM + simple_evaluate vs sizebench-hf (benchmarks/accuracy.py), per model.
 """
 
@@ -51,6 +54,7 @@ def _env(checkout: Path, **extra) -> dict:
 
 def sweep_once(checkout: Path, label: str) -> dict:
     results = Path(tempfile.mkdtemp(prefix=f"sweep-{label}-"))
+    clock = time.strftime("%H:%M", time.gmtime())
     started, cpu = time.perf_counter(), _children_cpu()
     done = subprocess.run([sys.executable, *BENCH, "--results", str(results)], cwd=checkout, env=_env(checkout),
                           capture_output=True, text=True)
@@ -74,26 +78,34 @@ def sweep_once(checkout: Path, label: str) -> dict:
         acc[model] = {r["task"]: r["value"] for r in rows if r["kind"] == "task" and r["model"] == model
                       and r["metric"] == "acc"}
     shutil.rmtree(results, ignore_errors=True)
-    return {"label": label, "wall_s": wall, "cpu_s": cpu, "split_s": split, "decode_median": decode,
+    return {"label": label, "started_utc": clock, "wall_s": wall, "cpu_s": cpu, "split_s": split, "decode_median": decode,
             "decode_first_run_median": first_run, "acc": acc,
             "runs_per_prompt": max(len(r["decode_tok_per_s_runs"]) for r in rows if r["kind"] == "prompt")}
 
 
-def sweep(old: Path, save) -> dict:
-    runs = []
-    for checkout, label in ((REPO, "new"), (old, "old"), (REPO, "new")):
-        runs.append(sweep_once(checkout, label))
+def sweep(old: Path, labels: list[str], earlier: list[dict], save) -> dict:
+    """Sweeps in the order given (default new, old, new), after any earlier ones kept by --append."""
+    runs = list(earlier)
+    for label in labels:
+        runs.append(sweep_once(REPO if label == "new" else old, label))
         print("sweep", json.dumps(runs[-1]), flush=True)
         save({"runs": runs, "partial": True})  # a long section: what finished is kept
+    return summarise_sweeps(runs)
+
+
+def summarise_sweeps(runs: list[dict]) -> dict:
     new = [r for r in runs if r["label"] == "new" and "error" not in r]
     oldr = [r for r in runs if r["label"] == "old" and "error" not in r]
     out = {"runs": runs}
     if new and oldr:
-        out["ratio_old_over_new"] = oldr[0]["wall_s"] / statistics.median(r["wall_s"] for r in new)
-        out["cpu_ratio_old_over_new"] = oldr[0]["cpu_s"] / statistics.median(r["cpu_s"] for r in new)
+        out["ratio_old_over_new"] = statistics.median(r["wall_s"] for r in oldr) / statistics.median(
+            r["wall_s"] for r in new)
+        out["cpu_ratio_old_over_new"] = statistics.median(r["cpu_s"] for r in oldr) / statistics.median(
+            r["cpu_s"] for r in new)
+    if len(new) > 1:  # (fastest - slowest) / mean of the new sweeps' per-model medians
         out["between_sweeps_decode_spread"] = {
-            m: abs(new[0]["decode_median"][m] - new[-1]["decode_median"][m]) / statistics.mean(
-                [new[0]["decode_median"][m], new[-1]["decode_median"][m]]) for m in MODELS} if len(new) > 1 else None
+            m: (max(v) - min(v)) / statistics.mean(v) for m in MODELS
+            for v in [[r["decode_median"][m] for r in new]]}
     return out
 
 
@@ -132,6 +144,65 @@ def convert(old: Path, pairs: int) -> dict:
     return {"models": figures}
 
 
+COLD_LOAD = """
+import json, resource, sys, time
+import torch  # noqa: F401  imported before the clock, as in a worker
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from sizebench import sources
+from sizebench.registry import builtin
+
+def cpu():
+    return sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+               for f in ("ru_utime", "ru_stime"))
+
+started, used = time.perf_counter(), cpu()
+located = sources.locate(builtin(sys.argv[1]))
+AutoTokenizer.from_pretrained(located.path)
+AutoModelForCausalLM.from_pretrained(located.path)
+print(json.dumps({"wall_s": time.perf_counter() - started, "cpu_s": cpu() - used, "path": str(located.path)}))
+"""
+
+
+def cold(old: Path, pairs: int) -> dict:
+    """A worker's first load of each offline model on an empty cache (conversion included), old code and new.
+
+    Each run is a fresh process that imports torch and transformers before its clock starts, as a worker
+    has by the time it locates its model; the GGUF files themselves are shared (a symlink to the warm
+    cache's gguf-files), so only the conversion and the load are timed.
+    """
+    from sizebench import sources
+
+    figures = []
+    for model in MODELS:
+        times, cpus, folders = {"old": [], "new": []}, {"old": [], "new": []}, {}
+        for label in ORDER[:2 * pairs]:
+            checkout = old if label == "old" else REPO
+            cache = Path(tempfile.mkdtemp(prefix=f"i13-cold-{label}-"))
+            (cache / "gguf-files").symlink_to(sources.cache_root() / "gguf-files")
+            done = subprocess.run([sys.executable, "-c", COLD_LOAD, model], cwd=checkout,
+                                  env=_env(checkout, SIZEBENCH_CACHE=str(cache)), capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(f"{label} cold load of {model} failed: {done.stderr.strip().splitlines()[-1:]}")
+            run = json.loads(done.stdout.strip().splitlines()[-1])
+            times[label].append(run["wall_s"])
+            cpus[label].append(run["cpu_s"])
+            print(f"cold {model} {label} {run['wall_s']:.1f} s (CPU {run['cpu_s']:.1f})", flush=True)
+            if label in folders:
+                shutil.rmtree(cache)
+            else:
+                folders[label] = Path(run["path"])
+        names = sorted(p.name for p in folders["new"].iterdir() if p.name != "COMPLETE")  # COMPLETE names the GGUF
+        _, mismatch, errors = filecmp.cmpfiles(folders["old"], folders["new"], names, shallow=False)
+        figures.append({"model": model, "old_s": times["old"], "new_s": times["new"],
+                        "speedup": statistics.median(times["old"]) / statistics.median(times["new"]),
+                        "old_cpu_s": cpus["old"], "new_cpu_s": cpus["new"],
+                        "cpu_speedup": statistics.median(cpus["old"]) / statistics.median(cpus["new"]),
+                        "files": names, "identical_files": not mismatch and not errors})
+        for folder in folders.values():
+            shutil.rmtree(folder.parents[1], ignore_errors=True)
+    return {"models": figures}
+
+
 def accuracy(limit, reps: int) -> dict:
     sys.path.insert(0, str(REPO / "benchmarks"))
     import accuracy as acc_bench
@@ -155,7 +226,10 @@ def main() -> None:
     parser.add_argument("--sections", nargs="+", default=["sweep", "convert", "accuracy"])
     parser.add_argument("--limit", type=int, default=None, help="accuracy: items per task (default all)")
     parser.add_argument("--reps", type=int, default=2, help="accuracy: timed runs of each side")
-    parser.add_argument("--pairs", type=int, default=2, choices=(1, 2), help="convert: old/new pairs per model")
+    parser.add_argument("--pairs", type=int, default=2, choices=(1, 2), help="convert, cold: old/new pairs per model")
+    parser.add_argument("--sweeps", nargs="+", default=["new", "old", "new"], choices=("new", "old"),
+                        help="sweep: which code runs each whole sweep, in order")
+    parser.add_argument("--append", action="store_true", help="sweep: add to the sweeps already in speed.json")
     args = parser.parse_args()
     figures = {"machine": machine()}
     def save(section: str, result: dict) -> None:  # re-read: another section may be running beside this one
@@ -165,9 +239,13 @@ def main() -> None:
 
     for section in args.sections:
         started = time.strftime("%H:%M", time.gmtime())
-        result = {"sweep": lambda: sweep(args.old, lambda partial: save("sweep", partial)), "convert": lambda: convert(args.old, args.pairs),
+        earlier = json.loads(OUT.read_text()).get("sweep", {}).get("runs", []) if args.append and OUT.exists() else []
+        result = {"sweep": lambda: sweep(args.old, args.sweeps, earlier, lambda partial: save("sweep", partial)),
+                  "convert": lambda: convert(args.old, args.pairs), "cold": lambda: cold(args.old, args.pairs),
                   "accuracy": lambda: accuracy(args.limit, args.reps)}[section]()
         result.update(started_utc=started, load_average_after=os.getloadavg())
+        if section == "sweep" and earlier:
+            result.update(started_utc=json.loads(OUT.read_text())["sweep"].get("started_utc", "?"), appended_utc=started)
         save(section, result)
         print(section, json.dumps(result), flush=True)
 
@@ -206,9 +284,14 @@ def render(f: dict) -> str:
                 f"{m['same_choice']}/{m['items']} | {m['max_abs_dlogL']:.1e} | >= x{goal}, <= 1e-4 | "
                 f"{'yes' if met else '**no**'} |")
         lines.append("")
-    conv = f.get("convert")
-    if conv:
-        lines += [f"### Cold start: one-time GGUF -> safetensors conversion (started {conv.get('started_utc', '?')} UTC)",
+    titles = {"cold": "Cold start: a worker's first load on an empty cache, conversion included (torch and "
+                      "transformers imported before the clock, as in a worker)",
+              "convert": "The one-time GGUF -> safetensors conversion as a process of its own (imports included)"}
+    for section, title in titles.items():
+        conv = f.get(section)
+        if not conv:
+            continue
+        lines += [f"### {title} (started {conv.get('started_utc', '?')} UTC)",
                   "", "| model | old s | new s | speed-up wall | speed-up CPU | "
                   "files byte-identical | goal | met |", "|---|---|---|---|---|---|---|---|"]
         for m in conv["models"]:
@@ -218,17 +301,18 @@ def render(f: dict) -> str:
         lines.append("")
     sw = f.get("sweep")
     if sw:
+        sw = {**sw, **summarise_sweeps(sw["runs"])}  # figures from the runs, whichever order they were added in
         lines += [f"### Warm default sweep (`sizebench bench --models offline --prompts prompts/geography.txt "
                   f"--tasks sizebench_geo`, started {sw.get('started_utc', '?')} UTC)", "",
-                  "| run | code | wall s | CPU s | load s | prompts s | tasks s | other s | timed runs per prompt | "
-                  "decode tok/s smollm2 / gemma3 |", "|---|---|---|---|---|---|---|---|---|---|"]
+                  "| run | code | started UTC | wall s | CPU s | load s | prompts s | tasks s | other s | timed runs per prompt | "
+                  "decode tok/s smollm2 / gemma3 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
         for i, r in enumerate(sw["runs"], 1):
             if "error" in r:
-                lines.append(f"| {i} | {r['label']} | failed: {r['error']} |||||||")
+                lines.append(f"| {i} | {r['label']} | {r.get('started_utc', '-')} | failed: {r['error']} |||||||")
                 continue
             s = r["split_s"]
             d = r["decode_median"]
-            lines.append(f"| {i} | {r['label']} | {r['wall_s']:.0f} | {r.get('cpu_s', float('nan')):.0f} | "
+            lines.append(f"| {i} | {r['label']} | {r.get('started_utc', '-')} | {r['wall_s']:.0f} | {r.get('cpu_s', float('nan')):.0f} | "
                          f"{s['load']:.0f} | {s['prompts']:.0f} | {s['tasks']:.0f} | {s['other']:.0f} | "
                          f"{r['runs_per_prompt']} | {d['smollm2-135m']:.1f} / {d['gemma3-270m']:.1f} |")
         if "ratio_old_over_new" in sw:
@@ -236,7 +320,7 @@ def render(f: dict) -> str:
                           "(goal: new <= half of old, i.e. >= x2)."]
         spread = sw.get("between_sweeps_decode_spread")
         if spread:
-            lines.append("Decode tok/s, difference between the two new sweeps: " + ", ".join(
+            lines.append("Decode tok/s, (fastest - slowest) / mean over the new sweeps: " + ", ".join(
                 f"{m} {v * 100:.1f}%" for m, v in spread.items()) + " (goal < 5%).")
         lines.append("")
     return "\n".join(lines)
