@@ -109,29 +109,19 @@ def summarise_sweeps(runs: list[dict]) -> dict:
     return out
 
 
-def convert(old: Path, pairs: int) -> dict:
-    from sizebench import sources
-    from sizebench.registry import builtin
-
+def side_by_side(section: str, pairs: int, run_one) -> dict:
+    """Per model: run_one(label, model) -> (wall s, CPU s, folder of converted files, scratch to delete),
+    old and new alternating; the figures, and the converted files of each side compared byte for byte."""
     figures = []
     for model in MODELS:
-        gguf = sources.package_gguf(builtin(model))
-        times, cpus, folders = {"old": [], "new": []}, {"old": [], "new": []}, {}
+        times, cpus, folders, scratch = {"old": [], "new": []}, {"old": [], "new": []}, {}, []
         for label in ORDER[:2 * pairs]:
-            checkout, module = (old, "sizebench.sources") if label == "old" else (REPO, "sizebench.gguf_convert")
-            target = Path(tempfile.mkdtemp(prefix=f"i13-cache-{label}-")) / "out"
-            started, cpu = time.perf_counter(), _children_cpu()
-            done = subprocess.run([sys.executable, "-m", module, str(gguf), str(target)], cwd=checkout,
-                                  env=_env(checkout), capture_output=True, text=True)
-            times[label].append(time.perf_counter() - started)
-            cpus[label].append(_children_cpu() - cpu)
-            if done.returncode != 0:
-                raise SystemExit(f"{label} conversion of {model} failed: {done.stderr.strip().splitlines()[-1:]}")
-            print(f"convert {model} {label} {times[label][-1]:.1f} s", flush=True)
-            if label in folders:
-                shutil.rmtree(target.parent)
-            else:
-                folders[label] = target
+            wall, cpu, folder, mess = run_one(label, model)
+            times[label].append(wall)
+            cpus[label].append(cpu)
+            scratch.append(mess)
+            folders.setdefault(label, folder)
+            print(f"{section} {model} {label} {wall:.1f} s (CPU {cpu:.1f})", flush=True)
         names = sorted(p.name for p in folders["new"].iterdir() if p.name != "COMPLETE")  # COMPLETE names the GGUF
         _, mismatch, errors = filecmp.cmpfiles(folders["old"], folders["new"], names, shallow=False)
         figures.append({"model": model, "old_s": times["old"], "new_s": times["new"],
@@ -139,9 +129,32 @@ def convert(old: Path, pairs: int) -> dict:
                         "old_cpu_s": cpus["old"], "new_cpu_s": cpus["new"],
                         "cpu_speedup": statistics.median(cpus["old"]) / statistics.median(cpus["new"]),
                         "files": names, "identical_files": not mismatch and not errors})
-        for folder in folders.values():
-            shutil.rmtree(folder.parent, ignore_errors=True)
+        for mess in scratch:
+            shutil.rmtree(mess, ignore_errors=True)
     return {"models": figures}
+
+
+def _checked(done: subprocess.CompletedProcess, what: str) -> subprocess.CompletedProcess:
+    if done.returncode != 0:
+        raise SystemExit(f"{what} failed: {done.stderr.strip().splitlines()[-1:]}")
+    return done
+
+
+def convert(old: Path, pairs: int) -> dict:
+    """The converter as a process of its own (`python -m`), imports included."""
+    from sizebench import sources
+    from sizebench.registry import builtin
+
+    def run_one(label: str, model: str):
+        checkout, module = (old, "sizebench.sources") if label == "old" else (REPO, "sizebench.gguf_convert")
+        target = Path(tempfile.mkdtemp(prefix=f"i13-cache-{label}-")) / "out"
+        started, cpu = time.perf_counter(), _children_cpu()
+        _checked(subprocess.run([sys.executable, "-m", module, str(sources.package_gguf(builtin(model))), str(target)],
+                                cwd=checkout, env=_env(checkout), capture_output=True, text=True),
+                 f"{label} conversion of {model}")
+        return time.perf_counter() - started, _children_cpu() - cpu, target, target.parent
+
+    return side_by_side("convert", pairs, run_one)
 
 
 COLD_LOAD = """
@@ -172,35 +185,17 @@ def cold(old: Path, pairs: int) -> dict:
     """
     from sizebench import sources
 
-    figures = []
-    for model in MODELS:
-        times, cpus, folders = {"old": [], "new": []}, {"old": [], "new": []}, {}
-        for label in ORDER[:2 * pairs]:
-            checkout = old if label == "old" else REPO
-            cache = Path(tempfile.mkdtemp(prefix=f"i13-cold-{label}-"))
-            (cache / "gguf-files").symlink_to(sources.cache_root() / "gguf-files")
-            done = subprocess.run([sys.executable, "-c", COLD_LOAD, model], cwd=checkout,
-                                  env=_env(checkout, SIZEBENCH_CACHE=str(cache)), capture_output=True, text=True)
-            if done.returncode != 0:
-                raise SystemExit(f"{label} cold load of {model} failed: {done.stderr.strip().splitlines()[-1:]}")
-            run = json.loads(done.stdout.strip().splitlines()[-1])
-            times[label].append(run["wall_s"])
-            cpus[label].append(run["cpu_s"])
-            print(f"cold {model} {label} {run['wall_s']:.1f} s (CPU {run['cpu_s']:.1f})", flush=True)
-            if label in folders:
-                shutil.rmtree(cache)
-            else:
-                folders[label] = Path(run["path"])
-        names = sorted(p.name for p in folders["new"].iterdir() if p.name != "COMPLETE")  # COMPLETE names the GGUF
-        _, mismatch, errors = filecmp.cmpfiles(folders["old"], folders["new"], names, shallow=False)
-        figures.append({"model": model, "old_s": times["old"], "new_s": times["new"],
-                        "speedup": statistics.median(times["old"]) / statistics.median(times["new"]),
-                        "old_cpu_s": cpus["old"], "new_cpu_s": cpus["new"],
-                        "cpu_speedup": statistics.median(cpus["old"]) / statistics.median(cpus["new"]),
-                        "files": names, "identical_files": not mismatch and not errors})
-        for folder in folders.values():
-            shutil.rmtree(folder.parents[1], ignore_errors=True)
-    return {"models": figures}
+    def run_one(label: str, model: str):
+        checkout = old if label == "old" else REPO
+        cache = Path(tempfile.mkdtemp(prefix=f"i13-cold-{label}-"))
+        (cache / "gguf-files").symlink_to(sources.cache_root() / "gguf-files")
+        done = _checked(subprocess.run([sys.executable, "-c", COLD_LOAD, model], cwd=checkout, capture_output=True,
+                                       env=_env(checkout, SIZEBENCH_CACHE=str(cache)), text=True),
+                        f"{label} cold load of {model}")
+        run = json.loads(done.stdout.strip().splitlines()[-1])
+        return run["wall_s"], run["cpu_s"], Path(run["path"]), cache
+
+    return side_by_side("cold", pairs, run_one)
 
 
 def accuracy(limit, reps: int) -> dict:
