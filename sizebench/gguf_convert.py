@@ -23,8 +23,9 @@ import functools
 import json
 import os
 import shutil
+import signal
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
 
@@ -118,8 +119,10 @@ def parse_once():
                 seen[key] = read(path, string_arrays)
             return copy.deepcopy(seen[key])
 
-        patch(fast_module, "read_gguf_metadata", read_metadata)
+        # The package first: it is a lazy module whose first lookup reads the attribute from the module,
+        # so after patching the module it would record (and later restore) the memo as its original.
         patch(fast_package, "read_gguf_metadata", read_metadata)
+        patch(fast_module, "read_gguf_metadata", read_metadata)
     try:
         yield
     finally:
@@ -146,6 +149,45 @@ def convert_gguf(gguf_path: Path, target: Path) -> None:
     (staging / "COMPLETE").write_text(json.dumps({"gguf": str(gguf_path)}))
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
+
+
+def convert_in_fork(gguf_path: Path, target: Path) -> None:
+    """convert_gguf in a fork of this process, which raises RuntimeError with the child's reason on failure.
+
+    A fork comes with torch and transformers imported (a fresh interpreter imports them again: most of a
+    small model's conversion), and what the conversion allocates leaves with it: converted in the worker
+    itself, gemma3-270m's left the heap about 300 MB larger for every stage measured after it.
+    """
+    if not hasattr(os, "fork"):  # no fork here: convert in this process
+        with redirect_stdout(sys.stderr):
+            convert_gguf(gguf_path, target)
+        return
+    read, write = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns, never runs the parent's exit handlers
+        status = 1
+        try:
+            os.close(read)
+            from sizebench import supervise
+
+            supervise.set_pdeathsig(signal.SIGKILL)  # the worker killed outright takes this with it
+            with redirect_stdout(sys.stderr):  # a worker's stdout carries its progress events
+                convert_gguf(gguf_path, target)
+            status = 0
+        except BaseException as exc:  # noqa: BLE001 - every failure becomes the parent's one-line reason
+            os.write(write, f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}".encode())
+        finally:
+            sys.stderr.flush()
+            os._exit(status)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        reason = pipe.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        code = os.waitstatus_to_exitcode(status)
+        raise RuntimeError(reason or (f"killed by signal {-code}" if code < 0 else f"exit status {code}"))
 
 
 if __name__ == "__main__":

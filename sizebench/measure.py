@@ -5,8 +5,6 @@ One place decides CPU vs CUDA: `sync(device)` waits for queued GPU work before a
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import resource
 import statistics
 import time
@@ -58,16 +56,6 @@ def reset_peak_rss() -> None:
     try:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
-        pass
-
-
-def release_freed_memory() -> None:
-    """Hand freed heap pages back to the OS (glibc's malloc_trim), so that a one-off step's garbage
-    does not stay in the RSS of what is measured after it."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: the pages stay until reused
         pass
 
 

@@ -1,20 +1,18 @@
 """Weight sources: where a model's files are on this machine, or why they are not.
 
-GGUF sources are dequantized once (sizebench.gguf_convert, in the worker) into a safetensors folder
+GGUF sources are dequantized once (sizebench.gguf_convert, in a fork of the worker) into a safetensors folder
 under the sizebench cache, keyed by the GGUF's sha256, so every later load reads plain safetensors. Hub sources are looked up in the
 local Hugging Face cache first, so an unreachable hub costs a socket probe, not minutes of retries.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib
 import importlib.util
 import json
 import os
 import socket
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,20 +164,12 @@ def _gguf_cached(gguf_path: Path) -> Located:
     target = gguf_cache_dir(gguf_path)
     convert_s = None
     if not (target / "COMPLETE").exists():
-        from sizebench import gguf_convert, measure
+        from sizebench import gguf_convert
 
-        # In this process: the worker has torch and transformers imported already, and a child would
-        # import them again (most of a small model's conversion). The conversion's garbage is handed
-        # back and its memory peak dropped before the load that is measured.
         started = time.perf_counter()
         try:
-            with contextlib.redirect_stdout(sys.stderr):  # a worker's stdout carries its progress events
-                gguf_convert.convert_gguf(gguf_path, target)
+            gguf_convert.convert_in_fork(gguf_path, target)
         except Exception as exc:
-            reason = (str(exc).strip().splitlines() or [""])[0][:200]
-            raise ModelUnavailable(f"converting {gguf_path.name} to safetensors failed: "
-                                   f"{type(exc).__name__}: {reason}") from exc
+            raise ModelUnavailable(f"converting {gguf_path.name} to safetensors failed: {exc}") from exc
         convert_s = time.perf_counter() - started
-        measure.release_freed_memory()
-        measure.reset_peak_rss()
     return Located(target, gguf_path.stat().st_size, gguf_path, convert_s)

@@ -176,13 +176,13 @@ def die_with_parent() -> None:
     """In the worker: get SIGTERM (an unwind, as from the CLI) when the process that started it dies,
     even by SIGKILL. Linux: prctl(PR_SET_PDEATHSIG); elsewhere a thread polling the parent's pid."""
     expected = int(os.environ.get(PARENT_ENV) or os.getppid())
-    if not (sys.platform.startswith("linux") and _set_pdeathsig(signal.SIGTERM)):
+    if not (sys.platform.startswith("linux") and set_pdeathsig(signal.SIGTERM)):
         threading.Thread(target=_watch_parent, args=(expected,), daemon=True).start()
     if os.getppid() != expected:  # it died before we asked to be told
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _set_pdeathsig(signum: int) -> bool:
+def set_pdeathsig(signum: int) -> bool:
     import ctypes
 
     try:
