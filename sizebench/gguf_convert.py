@@ -162,6 +162,11 @@ def convert_in_fork(gguf_path: Path, target: Path) -> None:
         with redirect_stdout(sys.stderr):
             convert_gguf(gguf_path, target)
         return
+    # What the worker's own load imports anyway (torchao included, through the quantizer registry): once,
+    # here, rather than in the fork and again after it.
+    import transformers.modeling_utils  # noqa: F401
+    import transformers.quantizers.auto  # noqa: F401
+
     read, write = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
