@@ -108,7 +108,8 @@ def frontier(points: dict[str, tuple[float | None, float | None, float, float, f
         for model, v in shown.items():
             ax.errorbar([v[index]], [v[2]], yerr=[[v[2] - v[3]], [v[4] - v[2]]], marker="o", capsize=3,
                         color="tab:blue", alpha=0.8)
-            ax.annotate(model, (v[index], v[2]), textcoords="offset points", xytext=(5, 5), fontsize=7)
+        ax.set_ylim(0, 1)
+        _label(ax, {model: (v[index], v[2]) for model, v in shown.items()})
         line = [m for m in front.get(key, []) if m in shown]
         if len(line) > 1:
             ax.plot([shown[m][index] for m in line], [shown[m][2] for m in line], color="tab:orange",
@@ -119,7 +120,6 @@ def frontier(points: dict[str, tuple[float | None, float | None, float, float, f
                     label=f"recommended: {recommended}")
         ax.set_xlabel(label)
         ax.set_ylabel(accuracy_label)
-        ax.set_ylim(0, 1)
         ax.grid(True, alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, loc="lower right")
@@ -127,6 +127,23 @@ def frontier(points: dict[str, tuple[float | None, float | None, float, float, f
     name = prefix + "cost_frontier.png"
     _save(fig, out_dir / name)
     return name
+
+
+def _label(ax, at: dict[str, tuple[float, float]], size: int = 7) -> None:
+    """Each name beside its point, moved a line down (then up) while it would overlap a name already placed."""
+    ax.autoscale_view()
+    to_pixels, per_point = ax.transData.transform, ax.figure.dpi / 72
+    line, char = 1.3 * size * per_point, 0.6 * size * per_point  # a text line's height, a character's width
+    placed: list[tuple[float, float, float]] = []  # left, right, baseline of each name, in pixels
+    for name, (x, y) in sorted(at.items(), key=lambda item: (-item[1][1], item[1][0])):
+        px, py = to_pixels((x, y))
+        left, right = px + 5 * per_point, px + 5 * per_point + char * len(name)
+        for step in (0, -1, 1, -2, 2, -3, 3, -4, 4):
+            base = py + 5 * per_point + step * line
+            if not any(left < r and l < right and abs(base - b) < line for l, r, b in placed):
+                break
+        placed.append((left, right, base))
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, (base - py) / per_point), fontsize=size)
 
 
 def scaling_fit(fits: list, accuracy_label: str, out_dir: Path, prefix: str = "plot_") -> str | None:
