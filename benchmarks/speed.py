@@ -234,13 +234,14 @@ def main() -> None:
 
     for section in args.sections:
         started = time.strftime("%H:%M", time.gmtime())
-        earlier = json.loads(OUT.read_text()).get("sweep", {}).get("runs", []) if args.append and OUT.exists() else []
+        kept = json.loads(OUT.read_text()).get("sweep", {}) if args.append and OUT.exists() else {}
+        earlier = kept.get("runs", [])
         result = {"sweep": lambda: sweep(args.old, args.sweeps, earlier, lambda partial: save("sweep", partial)),
                   "convert": lambda: convert(args.old, args.pairs), "cold": lambda: cold(args.old, args.pairs),
                   "accuracy": lambda: accuracy(args.limit, args.reps)}[section]()
         result.update(started_utc=started, load_average_after=os.getloadavg())
         if section == "sweep" and earlier:
-            result.update(started_utc=json.loads(OUT.read_text())["sweep"].get("started_utc", "?"), appended_utc=started)
+            result.update(started_utc=kept.get("started_utc", "?"), appended_utc=started)  # partial saves drop it
         save(section, result)
         print(section, json.dumps(result), flush=True)
 
