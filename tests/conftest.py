@@ -91,3 +91,13 @@ def records(results: Path) -> list[dict]:
 
     run = next((results / "runs").iterdir())
     return [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines() if line.strip()]
+
+
+def command_line(process) -> str:
+    """A process's command line; "" once it has exited (a zombie not yet reaped, or gone): no longer running."""
+    import psutil
+
+    try:
+        return " ".join(process.cmdline())
+    except (psutil.ZombieProcess, psutil.NoSuchProcess):
+        return ""

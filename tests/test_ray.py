@@ -7,6 +7,7 @@ ray = pytest.importorskip("ray")
 
 from rich.console import Console  # noqa: E402
 
+from conftest import command_line  # noqa: E402
 from sizebench import runner  # noqa: E402
 from sizebench.generation import GenSettings  # noqa: E402
 from sizebench.plan import RunPlan  # noqa: E402
@@ -99,7 +100,7 @@ def test_a_stop_signal_cancels_the_task_and_its_worker(cluster, tiny_model, tmp_
         while time.time() < deadline and not workers:
             time.sleep(0.2)
             workers.extend(p for p in psutil.Process().children(recursive=True)
-                           if "sizebench.worker" in " ".join(p.cmdline()))
+                           if "sizebench.worker" in command_line(p))
         time.sleep(3)
         os.kill(os.getpid(), signal.SIGTERM)
 

@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from conftest import records, sizebench
+from conftest import command_line, records, sizebench
 
 PROMPT_FIELDS = {"prompt_id", "prompt", "expected", "answer", "correct", "prompt_tokens", "new_tokens", "ttft_s",
                  "latency_s", "decode_tok_per_s", "ttft_s_runs", "latency_s_runs", "decode_tok_per_s_runs"}
@@ -90,7 +90,7 @@ def test_sigkill_of_a_worker_keeps_the_others_and_resume_redoes_only_the_missing
         lines = runs[0].read_text().splitlines() if runs else []
         if sum('"kind": "prompt"' in line and '"model": "second"' in line for line in lines) >= 2:
             for child in psutil.Process(parent.pid).children(recursive=True):
-                if "sizebench.worker" in " ".join(child.cmdline()):
+                if "sizebench.worker" in command_line(child):
                     os.kill(child.pid, signal.SIGKILL)
                     killed = True
     assert killed, "the worker finished before it could be killed"
@@ -127,7 +127,7 @@ def test_report_rerenders_from_disk(tiny_model, suite_file, tmp_path):
 
 
 def workers_of(parent: subprocess.Popen) -> list[psutil.Process]:
-    return [c for c in psutil.Process(parent.pid).children(recursive=True) if "sizebench.worker" in " ".join(c.cmdline())]
+    return [c for c in psutil.Process(parent.pid).children(recursive=True) if "sizebench.worker" in command_line(c)]
 
 
 def alive(procs: list[psutil.Process]) -> list[psutil.Process]:

@@ -12,6 +12,7 @@ import psutil
 import pytest
 from rich.console import Console
 
+from conftest import command_line
 from sizebench import runner, supervise
 from sizebench.generation import GenSettings
 from sizebench.plan import RunPlan
@@ -126,7 +127,7 @@ def test_timeout_fails_the_model_keeps_its_records_and_the_sweep_goes_on(tmp_pat
     reasons = {r["model"]: (r["stage"], r["reason"]) for r in rows if r["kind"] == "failed"}
     assert reasons == {m: ("prompts", "timeout after 1.5 s in stage prompts") for m in ("tiny-neox", "second")}
     assert len([r for r in rows if r["kind"] == "prompt"]) == 4  # what each finished is kept
-    assert not [p for p in psutil.Process().children(recursive=True) if "stand_in.py" in " ".join(p.cmdline())]
+    assert not [p for p in psutil.Process().children(recursive=True) if "stand_in.py" in command_line(p)]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
