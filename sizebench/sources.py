@@ -1,8 +1,9 @@
 """Weight sources: where a model's files are on this machine, or why they are not.
 
-GGUF sources are dequantized once (sizebench.gguf_convert, in a fork of the worker) into a safetensors folder
-under the sizebench cache, keyed by the GGUF's sha256, so every later load reads plain safetensors. Hub sources are looked up in the
-local Hugging Face cache first, so an unreachable hub costs a socket probe, not minutes of retries.
+GGUF sources are dequantized once (sizebench.gguf_convert, in a fork of the worker) into a
+safetensors folder under the sizebench cache, keyed by the GGUF's sha256, so every later load reads
+plain safetensors. Hub sources are looked up in the local Hugging Face cache first, so an unreachable
+hub costs a socket probe, not minutes of retries.
 """
 
 from __future__ import annotations
