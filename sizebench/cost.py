@@ -1,5 +1,10 @@
 """What each model costs to run, from measured figures only; and which models are Pareto-optimal.
 
+Memory is what a user must provision to run the model once it is loaded: the running peak over the
+prompt and task stages (peak RSS on CPU; on GPU the CUDA peak summed over the GPUs, plus the weights
+offloaded to CPU RAM). The load's own peak is apart in the summary: a quantized variant is loaded at
+full precision and then quantized, a transient a pre-quantized checkpoint would not have.
+
 Device-hours per million generated tokens = 1e6 / (measured tokens per second) / 3600: single stream
 from the prompt suite (all new tokens over all latencies, as the batched record's ratio does), batched
 where a batched throughput was measured. Money only from a price the user gives; energy only from a
@@ -19,8 +24,8 @@ from sizebench.frames import Frames
 @dataclass(frozen=True)
 class Cost:
     model: str
-    memory_mb: float | None
-    memory_kind: str  # "CUDA peak" on GPU runs, else the worker's peak RSS
+    memory_mb: float | None  # MiB
+    memory_kind: str  # what memory_mb is: see the module's docstring
     decode_s_per_token: float | None  # 1 / median decode tokens per second
     single_tok_per_s: float | None
     batched_tok_per_s: float | None = None
@@ -44,7 +49,7 @@ def costs(fr: Frames, summary: pd.DataFrame) -> list[Cost]:
     prompts = fr["prompt"]
     energy = fr.tables.get("energy", pd.DataFrame())
     for _, r in summary[summary["status"] == "ok"].iterrows():
-        cuda, rss = _number(r.get("cuda_peak_mb")), _number(r.get("peak_rss_mb"))
+        memory, memory_kind = provisioned_mib(r)
         decode = _number(r.get("decode_tok_per_s"))
         mine = prompts[prompts["model"] == r["model"]] if not prompts.empty else prompts
         single = (float(mine["new_tokens"].sum() / mine["latency_s"].sum())
@@ -55,10 +60,21 @@ def costs(fr: Frames, summary: pd.DataFrame) -> list[Cost]:
             joules = float(own.iloc[-1]["joules"] / own.iloc[-1]["new_tokens"])
             source = str(own.iloc[-1]["source"])
         batch = _number(r.get("batch_size"))
-        out.append(Cost(r["model"], cuda if cuda is not None else rss, "CUDA peak" if cuda is not None else "peak RSS",
+        out.append(Cost(r["model"], memory, memory_kind,
                         1 / decode if decode else None, single, _number(r.get("batched_tok_per_s")),
                         int(batch) if batch else None, joules, source))
     return out
+
+
+def provisioned_mib(row: pd.Series) -> tuple[float | None, str]:
+    """(MiB, what it is) a user must provision to run the model of a summary row."""
+    cuda, rss = _number(row.get("cuda_peak_mb")), _number(row.get("peak_rss_mb"))
+    if cuda is None:
+        return rss, "running peak RSS"
+    offloaded = _number(row.get("offload_cpu_gib"))
+    if offloaded:
+        return cuda + offloaded * 1024, "running CUDA peak, all GPUs, + offloaded to CPU"
+    return cuda, "running CUDA peak, all GPUs"
 
 
 def pareto(points: dict[str, tuple[float, float]]) -> list[str]:

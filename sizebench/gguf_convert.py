@@ -156,7 +156,7 @@ def convert_in_fork(gguf_path: Path, target: Path) -> None:
 
     A fork comes with torch and transformers imported (a fresh interpreter imports them again: most of a
     small model's conversion), and what the conversion allocates leaves with it: converted in the worker
-    itself, gemma3-270m's left the heap about 350 MB larger for every stage measured after it.
+    itself, gemma3-270m's left the heap about 350 MiB larger for every stage measured after it.
     """
     if not hasattr(os, "fork"):  # no fork here: convert in this process
         with redirect_stdout(sys.stderr):

@@ -32,7 +32,7 @@ class Loaded:
     reusable: dict = field(default_factory=dict)  # per-model helpers built once (stop criteria)
     params_non_embedding: int | None = None
     offloaded: bool = False  # some layers in CPU RAM (accelerate offload)
-    offload_cpu_gb: float | None = None  # GB (1e9 bytes) of weights placed on the CPU when offloaded
+    offload_cpu_gib: float | None = None  # GiB of weights placed on the CPU when offloaded
 
 
 def resolve_device(requested: str) -> str:
@@ -175,7 +175,7 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "auto", force: bool
         model=model, tokenizer=tokenizer, spec=spec, device=device, dtype=dtype,
         params=total, n_devices=max(len(devices), 1),
         load_s=load_s, import_s=import_s, located=located, prompt_format=pick_format(spec, tokenizer),
-        params_non_embedding=non_embedding, offloaded=on_cpu > 0, offload_cpu_gb=on_cpu / 1e9 if on_cpu else None,
+        params_non_embedding=non_embedding, offloaded=on_cpu > 0, offload_cpu_gib=on_cpu / 2**30 if on_cpu else None,
     )
 
 

@@ -60,11 +60,12 @@ def reset_peak_rss() -> None:
 
 
 def cuda_peak_mb(device: str) -> float | None:
+    """Peak CUDA memory allocated, MiB, summed over every GPU this process sees (a sharded model's whole)."""
     if device != "cuda":
         return None
     import torch
 
-    return max(torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count())) / 2**20
+    return sum(torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count())) / 2**20
 
 
 def reset_cuda_peak(device: str) -> None:

@@ -23,18 +23,16 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def write(summary: pd.DataFrame, out_dir: Path, prefix: str = "plot_") -> list[str]:
+def write(summary: pd.DataFrame, size_axis, out_dir: Path, prefix: str = "plot_") -> list[str]:
     """PNG files written (names relative to out_dir); none when there is nothing to plot.
 
-    The x axis is parameters, or weight memory when the models ran at mixed precisions."""
+    The x axis is the report's size axis (`sizebench.sizes`): parameters, or weight memory."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sizebench.report.summary import size_axis
-
-    xcol, xlabel = size_axis(summary)
+    xcol = size_axis.column
     ok = summary[(summary["status"] == "ok") & summary[xcol].notna()]
     short = _short if xcol == "params" else (lambda mib: f"{mib:.0f} MiB")
     if ok.empty:
@@ -52,7 +50,8 @@ def write(summary: pd.DataFrame, out_dir: Path, prefix: str = "plot_") -> list[s
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlim(ok[xcol].min() / 1.5, ok[xcol].max() * 1.5)
         ax.set_ylim(bottom=0)  # differences drawn from zero, not magnified
-        ax.set_xlabel("parameters, total incl. embeddings (log scale)" if xcol == "params" else f"{xlabel} (log scale)")
+        ax.set_xlabel("parameters, total incl. embeddings (log scale)" if xcol == "params"
+                      else f"{size_axis.title} (log scale)")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="major", alpha=0.3)
         fig.tight_layout()
@@ -75,7 +74,7 @@ def write(summary: pd.DataFrame, out_dir: Path, prefix: str = "plot_") -> list[s
             ax.legend(fontsize=7)
         figure("accuracy.png", "accuracy (acc, ± stderr)", accuracy)
     for column, name, label in (("decode_tok_per_s", "decode_speed.png", "decode tokens / s (median)"),
-                                ("peak_rss_mb", "peak_memory.png", "peak RSS of the worker (MiB)")):
+                                ("peak_rss_mb", "peak_memory.png", "running peak RSS of the worker (MiB)")):
         if column in ok and ok[column].notna().any():
             def draw(ax, column=column):
                 for line in lines.unique():
@@ -87,18 +86,19 @@ def write(summary: pd.DataFrame, out_dir: Path, prefix: str = "plot_") -> list[s
     return written
 
 
-def frontier(points: dict[str, tuple[float | None, float | None, float, float, float]], recommended: str | None,
+def frontier(points: dict[str, tuple[float | None, float | None, float, float, float]], recommended: list[str],
              front: dict[str, list[str]], accuracy_label: str, out_dir: Path, prefix: str = "plot_") -> str | None:
     """Accuracy (95% interval bars) against peak memory and against decode time per token.
 
-    points: model -> (memory MB, decode ms/token, accuracy, low, high); front: axis -> Pareto models.
+    points: model -> (memory MiB, decode ms/token, accuracy, low, high); front: axis -> Pareto models;
+    recommended: the recommended row and those equal to it in size (one star each).
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    axes_data = [(0, "peak memory (MiB)", "memory"), (1, "decode time per token (ms)", "decode")]
+    axes_data = [(0, "memory to run: running peak (MiB)", "memory"), (1, "decode time per token (ms)", "decode")]
     axes_data = [a for a in axes_data if any(v[a[0]] is not None for v in points.values())]
     if not axes_data:
         return None
@@ -114,10 +114,10 @@ def frontier(points: dict[str, tuple[float | None, float | None, float, float, f
         if len(line) > 1:
             ax.plot([shown[m][index] for m in line], [shown[m][2] for m in line], color="tab:orange",
                     label="Pareto-optimal")
-        if recommended in shown:
-            v = shown[recommended]
-            ax.plot([v[index]], [v[2]], marker="*", markersize=16, color="tab:red", linestyle="none",
-                    label=f"recommended: {recommended}")
+        starred = [m for m in recommended if m in shown]
+        if starred:
+            ax.plot([shown[m][index] for m in starred], [shown[m][2] for m in starred], marker="*", markersize=16,
+                    color="tab:red", linestyle="none", label=f"recommended: {' = '.join(starred)}")
         ax.set_xlabel(label)
         ax.set_ylabel(accuracy_label)
         ax.grid(True, alpha=0.3)

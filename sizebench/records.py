@@ -1,4 +1,8 @@
-"""What a run writes: small frozen dataclasses, one JSON line each. Every figure carries its unit."""
+"""What a run writes: small frozen dataclasses, one JSON line each. Every figure carries its unit.
+
+Memory fields named `_mb` hold MiB (2**20 bytes): the names predate the unit's spelling, and runs on
+disk keep them.
+"""
 
 from __future__ import annotations
 
@@ -22,8 +26,8 @@ class LoadRecord(Record):
     family: str
     source: str
     params: int  # total, measured on the loaded model (embeddings included)
-    weights_mb: float  # the weights as distributed (the GGUF file for GGUF sources)
-    weights_mem_mb: float  # measured from the storage of the loaded weights (packed bytes when quantized)
+    weights_mb: float  # MiB, the weights as distributed (the GGUF file for GGUF sources)
+    weights_mem_mb: float  # MiB, measured from the storage of the loaded weights (packed bytes when quantized)
     quantization: str | None
     convert_s: float | None  # one-time GGUF -> safetensors conversion; None when the cache was used
     load_s: float  # from_pretrained from local files
@@ -33,15 +37,16 @@ class LoadRecord(Record):
     n_devices: int
     threads: int  # torch intra-op threads
     prompt_format: str
-    peak_rss_mb: float
-    cuda_peak_mb: float | None
+    peak_rss_mb: float  # MiB, the load's peak (a quantized variant's full-precision transient included)
+    cuda_peak_mb: float | None  # MiB, summed over the GPUs
     import_s: float | None = None  # importing the model class before the load clock starts
     params_non_embedding: int | None = None  # total minus input and untied output embeddings
     offloaded: bool = False  # some layers were placed in CPU RAM (GPU too small)
-    offload_cpu_gb: float | None = None  # GB of weights on the CPU when offloaded
+    offload_cpu_gib: float | None = None  # GiB of weights on the CPU when offloaded (older runs: offload_cpu_gb, 1e9 B)
     precision: str | None = None  # the variant's `@precision` (None: the run dtype, as before)
     precision_label: str | None = None  # e.g. "int8 weight-only (torchao)"
     bytes_per_param: float | None = None  # weights_mem_mb in bytes / params
+    engine: str = "transformers"  # older runs have no such field: they all ran on transformers
     kind = "load"
 
 
@@ -158,8 +163,8 @@ class StageRecord(Record):
 
     stage: str
     wall_s: float
-    peak_rss_mb: float  # of the worker process, up to the end of this stage
-    cuda_peak_mb: float | None
+    peak_rss_mb: float  # MiB, of the worker process, over this stage alone (the peak is reset at its start)
+    cuda_peak_mb: float | None  # MiB, summed over the GPUs, over this stage alone
     kind = "stage"
 
 

@@ -32,6 +32,7 @@ class ModelSpec:
     quantization: str | None = None  # how the distributed weights are stored, e.g. GGUF Q4_1
     params_non_embedding: int | None = None  # total minus input and untied output embeddings (Pythia's count)
     precision: str | None = None  # how the weights are held in memory (`name@int8`); see sizebench.precision
+    engine: str = "transformers"  # what runs the model; with precision, the row's identity (sizebench.sizes)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -4,7 +4,8 @@ The rule: per task (and for all tasks pooled, and for the prompt suite) the reco
 smallest whose accuracy is not worse than the best model's by the margin or more, i.e. the upper end
 of the 95% paired interval of (best - model) is below the margin. A smaller model whose interval
 contains the margin is one the items cannot decide on; the verdict names it and the items it needs.
-"Smallest" is fewest total parameters, or least weight memory when the ladder mixes precisions.
+"Smallest" is on the one size axis of `sizebench.sizes`: total parameters, or weight memory when the
+rows hold their weights in more than one way (precisions, engines). Rows equal on it are named together.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from sizebench import paired
+from sizebench import paired, sizes
 from sizebench.frames import Frames
 from sizebench.paired import Paired
+from sizebench.sizes import SizeAxis
 
 DEFAULT_MARGIN = 0.05
 METRICS = ("acc", "exact_match")  # the per-item score a task's verdict uses: the first one lm-eval gave
@@ -37,6 +39,7 @@ class Step:
     big: str
     paired: Paired  # big - small
     p_holm: float
+    equal_size: bool = False  # the two are equal on the size axis: a step across, not up
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class Verdict:
     recommended: str
     undecided: list[str]  # smaller than the recommended one, and the items cannot place them
     needed: dict[str, int | None] = field(default_factory=dict)  # items that would decide, per undecided model
+    equal: list[str] = field(default_factory=list)  # as small as the recommended one and within the margin too
+    same_size: list[str] = field(default_factory=list)  # as small as the recommended one, not within the margin
 
     @property
     def n(self) -> int:
@@ -70,22 +75,10 @@ def status(versus_best: Paired | None, margin: float) -> str:
     return "undecided"
 
 
-def size_order(fr: Frames) -> tuple[list[str], str]:
-    """Models with a load record, smallest first, and what 'smallest' measured."""
-    loads = fr["load"]
-    if loads.empty:
-        return [], "total parameters"
-    last = loads.drop_duplicates("model", keep="last").set_index("model")
-    precisions = {(str(r.get("dtype")), _run_quantization(r.get("quantization"))) for _, r in last.iterrows()}
-    column, label = ("weights_mem_mb", "weight memory") if len(precisions) > 1 else ("params", "total parameters")
-    ordered = sorted(last.index, key=lambda m: (float(last.loc[m, column]), m))
-    return ordered, label
-
-
-def _run_quantization(value) -> str:
-    """The quantization the weights run in; a GGUF file's type is not one: it is dequantized at load."""
-    text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
-    return "" if text.upper().startswith("GGUF") else text
+def size_order(fr: Frames) -> tuple[list[str], SizeAxis]:
+    """Models with a load record, smallest first, and the axis that measured 'smallest'."""
+    size_axis = sizes.axis(fr)
+    return size_axis.order, size_axis
 
 
 def outcome_sets(fr: Frames, order: list[str]) -> list[Outcomes]:
@@ -124,8 +117,10 @@ def _binary(table: pd.DataFrame) -> bool:
     return not table.empty and bool(table.isin([0, 1]).all().all())
 
 
-def decide(outcomes: Outcomes, margin: float) -> Verdict | None:
-    """The verdict for one benchmark; None with fewer than two models (nothing to compare)."""
+def decide(outcomes: Outcomes, margin: float, size_axis: SizeAxis | None = None) -> Verdict | None:
+    """The verdict for one benchmark; None with fewer than two models (nothing to compare).
+
+    The table's columns are smallest first; without `size_axis` every column is its own size."""
     table = outcomes.table
     models = list(table.columns)
     if len(models) < 2 or table.empty:
@@ -148,19 +143,22 @@ def decide(outcomes: Outcomes, margin: float) -> Verdict | None:
         family.setdefault(frozenset((small, big)), r.p)
     keys = sorted(family, key=lambda k: sorted(k))
     corrected = dict(zip(keys, paired.holm([family[k] for k in keys])))
-    steps = [Step(small, big, step_results[(small, big)], corrected[frozenset((small, big))])
-             for small, big in step_pairs]
+    steps = [Step(small, big, step_results[(small, big)], corrected[frozenset((small, big))],
+                  bool(size_axis) and big in size_axis.tier(small)) for small, big in step_pairs]
     p_holm = {m: corrected[frozenset((best, m))] for m in vs_best}
     recommended = next(m for m in models if status(vs_best.get(m), margin) == "within the margin")
-    smaller = models[:models.index(recommended)]
+    tier = [m for m in size_axis.tier(recommended) if m in models] if size_axis else [recommended]
+    smaller = [m for m in models[:models.index(recommended)] if m not in tier]
     undecided = [m for m in smaller if status(vs_best[m], margin) == "undecided"]
     needed = {m: paired.items_needed(margin - vs_best[m].diff, vs_best[m].sd, len(table)) for m in undecided}
-    return Verdict(outcomes, margin, best, vs_best, p_holm, steps, recommended, undecided, needed)
+    within = [m for m in tier if m != recommended and status(vs_best.get(m), margin) == "within the margin"]
+    others = [m for m in tier if m != recommended and m not in within]
+    return Verdict(outcomes, margin, best, vs_best, p_holm, steps, recommended, undecided, needed, within, others)
 
 
 def verdicts(fr: Frames, margin: float = DEFAULT_MARGIN) -> list[Verdict]:
-    order, _ = size_order(fr)
-    return [v for v in (decide(o, margin) for o in outcome_sets(fr, order)) if v is not None]
+    order, size_axis = size_order(fr)
+    return [v for v in (decide(o, margin, size_axis) for o in outcome_sets(fr, order)) if v is not None]
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ def load(spec: ModelSpec, job: dict, store: RunStore, attempt: str):
         prompt_format=loaded.prompt_format, peak_rss_mb=measure.peak_rss_mb(),
         cuda_peak_mb=measure.cuda_peak_mb(loaded.device), import_s=loaded.import_s,
         params_non_embedding=loaded.params_non_embedding, offloaded=loaded.offloaded,
-        offload_cpu_gb=loaded.offload_cpu_gb,
+        offload_cpu_gib=loaded.offload_cpu_gib, engine=spec.engine,
     ))
     return loaded
 

@@ -29,7 +29,7 @@ def test_a_model_larger_than_the_gpu_budget_is_offloaded_to_cpu_and_still_answer
     weights = sum(f.stat().st_size for f in tiny_model.glob("*.safetensors"))
     monkeypatch.setattr(memory, "gpu_free_bytes", lambda: [weights // 2])  # half the weights fit
     loaded = loader.load(spec, "cuda", "float32")
-    assert loaded.offloaded and loaded.offload_cpu_gb > 0
+    assert loaded.offloaded and loaded.offload_cpu_gib > 0
     assert "cpu" in set(loaded.model.hf_device_map.values())
     answer = generation.generate_once(loaded, generation.render(loaded, Prompt("p", "What is the capital of France?")),
                                       generation.GenSettings(max_new_tokens=4))

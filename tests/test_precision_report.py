@@ -73,18 +73,19 @@ def test_precision_rows_and_comparisons(ladder, tmp_path):
     assert "fp32" not in section.split("About equal memory")[1]  # 513 MiB is not about equal to 250
     conclusion = text.split("## Conclusion")[1].split("\n## ")[0]
     assert "gemma3-270m@nf4** (250 MiB of weights, 0.800)" in conclusion
+    assert "smallest first by weight memory in MiB" in summary
 
 
 def test_single_precision_run_has_no_precision_section(ladder, tmp_path):
     from sizebench import frames
     from sizebench.report.precision import precision_section
-    from sizebench.report.summary import size_axis, summary
+    from sizebench.report.summary import summary
+    from sizebench.sizes import axis
 
     fr = frames.load([ladder.dir])
     df = summary(fr)
-    assert size_axis(df)[0] == "weights_mem_mb"
+    assert axis(fr).column == "weights_mem_mb"
     one = df[df["model"] == "gemma3-270m@nf4"]
-    assert size_axis(one)[0] == "params"
     assert precision_section(fr, one) == ""
 
 

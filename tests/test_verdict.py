@@ -1,6 +1,7 @@
 """Paired statistics and the verdict on synthetic per-item outcomes whose answer is known."""
 
 import io
+from pathlib import Path
 import json
 
 import numpy as np
@@ -170,19 +171,20 @@ def test_two_rungs_claim_no_fit_and_old_runs_render(tmp_path):
     assert "**prompt suite** (4 items" in text  # the prompt suite's stored correctness still gets a verdict
 
 
-def test_mixed_precisions_order_by_weight_memory(tmp_path):
-    store = RunStore.create(tmp_path, {"plan": {"models": []}})
-    store.append(LoadRecord("big-int8", "a", "f", "hub", 10**9, 1.0, 900.0, "int8", None, 0.5, "cached", "int8",
-                            "cpu", 1, 2, "dolly", 1.0, None))
-    store.append(load("small-fp32", 5 * 10**8))
-    order, label = verdict.size_order(frames.load([store.dir]))
-    assert order == ["big-int8", "small-fp32"] and label == "weight memory"
-    gguf = RunStore.create(tmp_path / "gguf", {"plan": {"models": []}})
-    for name, params, quantization in (("a", 2 * 10**8, "GGUF Q4_1"), ("b", 10**8, "GGUF Q4_K_M")):
-        gguf.append(LoadRecord(name, "a", "f", "gguf-package", params, 1.0, params * 4 / 2**20, quantization, None,
-                               0.5, "cached", "float32", "cpu", 1, 2, "chatml", 1.0, None))
-    # GGUF files are dequantized into float32 at load: one precision, so ordered by parameters
-    assert verdict.size_order(frames.load([gguf.dir])) == (["b", "a"], "total parameters")
+def test_mixed_precisions_order_the_verdict_as_the_summary(tmp_path):
+    """A real run's records (tiny GPT-NeoX @fp32 and @int8, and a same-shape model at fp32): the worker writes
+    the run dtype (float32) for every row, so only the variant's precision tells int8 apart."""
+    import shutil
+
+    from sizebench.report.summary import summary
+
+    run = shutil.copytree(Path(__file__).parent / "data" / "run-before-issue-19", tmp_path / "run")
+    fr = frames.load([run])
+    in_summary = list(summary(fr)["model"])
+    assert in_summary[0] == "tiny-neox@int8"
+    for v in verdict.verdicts(fr):
+        assert list(v.outcomes.table.columns) == in_summary
+        assert v.recommended == "tiny-neox@int8"  # equal accuracy everywhere: the smallest is the one to take
 
 
 def test_scaling_fit_recovers_a_known_slope(tmp_path):

@@ -20,6 +20,7 @@ from sizebench import scaling
 from sizebench import verdict as verdict_rule
 from sizebench import atomic, frames as frames_module
 from sizebench.frames import Frames
+from sizebench.sizes import SizeAxis
 from sizebench.report import cost as report_cost
 from sizebench.report import verdict as verdict_report
 from sizebench.report.markdown import cell, table
@@ -28,7 +29,7 @@ from sizebench.report.precision import precision_section
 from sizebench.report.sections import (answers_section, conclusion_section, metadata_section, protocol_section,
                                        published_section, tasks_section)
 from sizebench.report.speed import speed_section
-from sizebench.report.summary import summary, summary_table
+from sizebench.report.summary import summary, summary_prose, summary_table
 from sizebench.verdict import DEFAULT_MARGIN
 
 __all__ = ["cell", "table", "summary", "summary_table", "render", "publish"]
@@ -39,7 +40,7 @@ class Analysis:
     """Everything the verdict, evidence, cost and scaling sections show; a pure function of the runs."""
 
     verdicts: list[verdict_rule.Verdict]
-    size_label: str
+    size_axis: SizeAxis
     costs: list[cost_figures.Cost]
     frontier: report_cost.Frontier | None
     fits: list[scaling.Fit]
@@ -51,13 +52,13 @@ class Analysis:
 
 def analyse(fr: Frames, df: pd.DataFrame, margin: float = DEFAULT_MARGIN,
             price_per_hour: float | None = None) -> Analysis:
-    order, size_label = verdict_rule.size_order(fr)
+    order, size_axis = verdict_rule.size_order(fr)
     sets = verdict_rule.outcome_sets(fr, order)
-    vs = [v for v in (verdict_rule.decide(o, margin) for o in sets) if v is not None]
+    vs = [v for v in (verdict_rule.decide(o, margin, size_axis) for o in sets) if v is not None]
     costs = cost_figures.costs(fr, df)
     top = report_cost.headline(sets)
     fits, too_few = scaling.fits(fr, top) if top is not None else ([], {})
-    return Analysis(vs, size_label, costs, report_cost.frontier(sets, vs, costs), fits, too_few, margin,
+    return Analysis(vs, size_axis, costs, report_cost.frontier(sets, vs, costs), fits, too_few, margin,
                     price_per_hour, top.name if top is not None else "")
 
 
@@ -68,16 +69,13 @@ def render(fr: Frames, plot_files: list[str], df: pd.DataFrame | None = None, ma
     order = list(df["model"])
     judged = frozenset(v.outcomes.name for v in a.verdicts)
     sections = ["# sizebench report",
-                verdict_report.verdict_section(a.verdicts, a.margin, a.size_label, not fr["task"].empty),
+                verdict_report.verdict_section(a.verdicts, a.margin, a.size_axis, not fr["task"].empty),
                 metadata_section(fr),
-                "## Summary\n\nOne row per model, smallest first by total parameters (embeddings included; "
-                "non-emb: without the input and untied output embeddings, Pythia's count). "
-                "Accuracy is lm-eval `acc` ± stderr.\n\n"
-                + summary_table(df),
+                "## Summary\n\n" + summary_prose(a.size_axis) + "\n\n" + summary_table(df),
                 verdict_report.evidence_section(a.verdicts),
                 report_cost.cost_section(a.costs, a.frontier, a.price_per_hour, prefix),
                 report_cost.scaling_section(a.fits, a.too_few, a.headline, prefix),
-                conclusion_section(df, judged), precision_section(fr, df), tasks_section(fr, order), published_section(fr),
+                conclusion_section(df, a.size_axis, judged), precision_section(fr, df), tasks_section(fr, order), published_section(fr),
                 "## Scaling plots\n\n" + "\n\n".join(f"![{Path(p).stem}]({p})" for p in plot_files) if plot_files else "",
                 verdict_report.flips_section(fr, a.verdicts), answers_section(fr, order), speed_section(fr, order),
                 protocol_section(fr)]
@@ -98,13 +96,13 @@ def publish(run_dirs: list[Path], results_dir: Path, console: Console, latest_on
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / name
     prefix = "plot_" if name == "report.md" else f"{path.stem}_"
-    plot_files = plots.write(df, results_dir, prefix)
+    plot_files = plots.write(df, a.size_axis, results_dir, prefix)
     if a.frontier and a.frontier.points:
         plots.frontier(a.frontier.points, a.frontier.recommended, a.frontier.front,
                        f"{a.frontier.outcomes.name} accuracy", results_dir, prefix)
     plots.scaling_fit(a.fits, f"{a.headline} accuracy", results_dir, prefix)
     atomic.write_text(path, render(fr, plot_files, df, analysis=a, prefix=prefix))
-    console.print(Markdown(verdict_report.verdict_section(a.verdicts, a.margin, a.size_label, not fr["task"].empty)))
+    console.print(Markdown(verdict_report.verdict_section(a.verdicts, a.margin, a.size_axis, not fr["task"].empty)))
     console.print(Markdown("## Summary\n\n" + summary_table(df)))
     answers = answers_section(fr, list(df["model"]))
     if answers:
@@ -112,7 +110,7 @@ def publish(run_dirs: list[Path], results_dir: Path, console: Console, latest_on
     skipped = skipped_tasks(fr)
     if skipped:
         console.print(Markdown(skipped))
-    conclusion = conclusion_section(df, frozenset(v.outcomes.name for v in a.verdicts))
+    conclusion = conclusion_section(df, a.size_axis, frozenset(v.outcomes.name for v in a.verdicts))
     if conclusion:
         console.print(Markdown(conclusion))
     console.print(f"report: {path}", highlight=False)

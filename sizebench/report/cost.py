@@ -14,9 +14,9 @@ from sizebench.verdict import POOLED, Outcomes, Verdict
 @dataclass(frozen=True)
 class Frontier:
     outcomes: Outcomes  # the accuracy the plot shows
-    points: dict  # model -> (memory MB, decode ms/token, accuracy, low, high)
+    points: dict  # model -> (memory to run MiB, decode ms/token, accuracy, low, high)
     front: dict  # "memory"/"decode" -> Pareto-optimal models, cheapest first
-    recommended: str | None
+    recommended: list[str]  # the recommended row and the rows equal to it in size and within the margin
 
 
 def headline(sets: list[Outcomes]) -> Outcomes | None:
@@ -45,7 +45,7 @@ def frontier(sets: list[Outcomes], vs: list[Verdict], costs: list[Cost]) -> Fron
         points[c.model] = (c.memory_mb, decode_ms, right / n, float(ci.low), float(ci.high))
     front = {key: cost_module.pareto({m: (v[i], v[2]) for m, v in points.items() if v[i] is not None})
              for i, key in ((0, "memory"), (1, "decode"))}
-    return Frontier(outcomes, points, front, verdict.recommended if verdict else None)
+    return Frontier(outcomes, points, front, [verdict.recommended, *verdict.equal] if verdict else [])
 
 
 def _money(hours: float | None, price: float | None) -> str:
@@ -55,7 +55,7 @@ def _money(hours: float | None, price: float | None) -> str:
 def cost_section(costs: list[Cost], fr_data: Frontier | None, price: float | None, prefix: str = "plot_") -> str:
     if not costs:
         return ""
-    header = ["model", "peak memory MiB", "decode ms/token", "single-stream tok/s", "device-h per 1M tokens",
+    header = ["model", "memory to run MiB", "decode ms/token", "single-stream tok/s", "device-h per 1M tokens",
               "batched tok/s", "device-h per 1M (batched)"]
     if price is not None:
         header += ["cost per 1M tokens", "cost per 1M (batched)"]
@@ -75,6 +75,9 @@ def cost_section(costs: list[Cost], fr_data: Frontier | None, price: float | Non
     text = ["## Cost frontier",
             "Measured figures only. Device-hours per million generated tokens = 10^6 / measured tokens per "
             "second / 3600 (single stream: all new tokens of the prompt suite over all latencies). "
+            "Memory to run: the running peak over the prompt and task stages (RSS on CPU; on GPU the CUDA peak "
+            "summed over the GPUs plus weights offloaded to CPU RAM), what a user must provision once the model "
+            "is loaded; the load's own peak is in the summary. "
             + (f"Money at the given --price-per-hour {price:g} per device-hour." if price is not None else
                "Money only with `--price-per-hour` (no built-in prices).")
             + " Energy only where measured (NVML on GPUs, RAPL counters where the kernel exposes them), "
@@ -83,8 +86,10 @@ def cost_section(costs: list[Cost], fr_data: Frontier | None, price: float | Non
     if fr_data and fr_data.points:
         text.append(f"The plot shows {fr_data.outcomes.name} accuracy (95% Clopper-Pearson bars, "
                     f"{len(fr_data.outcomes.table)} items) against cost; orange joins the Pareto-optimal models "
-                    "(no other model is both cheaper and more accurate), the star is the recommended one.")
-        for key, label in (("memory", "peak memory"), ("decode", "decode time per token")):
+                    "(no other model is both cheaper and more accurate), the star is the recommended one"
+                    + (" (and rows equal to it in size)" if fr_data.recommended and len(fr_data.recommended) > 1
+                       else "") + ".")
+        for key, label in (("memory", "memory to run"), ("decode", "decode time per token")):
             if fr_data.front.get(key):
                 text.append(f"- Pareto-optimal by {label}: {', '.join(fr_data.front[key])}.")
         text.append(f"![{prefix}cost_frontier]({prefix}cost_frontier.png)")
@@ -94,13 +99,15 @@ def cost_section(costs: list[Cost], fr_data: Frontier | None, price: float | Non
 def scaling_section(fits: list[Fit], too_few: dict[str, int], name: str, prefix: str = "plot_") -> str:
     if not fits and not too_few:
         return ""
-    lines = ["## Scaling fit", f"{name} accuracy against log10(total parameters), per family, "
-             f"fitted (least squares, scipy.stats.linregress) only with {MIN_RUNGS} or more sizes."]
+    lines = ["## Scaling fit", f"{name} accuracy against log10(total parameters), per family (and per engine and "
+             f"precision: variants of one model are not sizes), fitted (least squares, scipy.stats.linregress) "
+             f"only with {MIN_RUNGS} or more distinct parameter counts."]
     for fit in fits:
         lines.append(f"- **{fit.family}** ({', '.join(fit.models)}): {fit.per_decade:+.3f} ± "
                      f"{fit.per_decade_stderr:.3f} accuracy per 10x parameters (R² {fit.r_squared:.2f}).")
-    for family, rungs in too_few.items():
-        lines.append(f"- {family}: {rungs} size(s) measured; no fit is claimed below {MIN_RUNGS}.")
+    for family, count in too_few.items():
+        lines.append(f"- {family}: {count} size{'' if count == 1 else 's'} measured; no fit is claimed below "
+                     f"{MIN_RUNGS} sizes.")
     if fits:
         lines.append(f"![{prefix}scaling_fit]({prefix}scaling_fit.png)")
     return "\n\n".join(lines)

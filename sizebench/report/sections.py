@@ -8,9 +8,10 @@ import pandas as pd
 
 from sizebench import reference
 from sizebench.frames import Frames
-from sizebench.report.markdown import fmt_num, fmt_params, cell, table
+from sizebench.report.markdown import fmt_num, cell, table
 from sizebench.report.notes import decoding
-from sizebench.report.summary import size_axis, task_names
+from sizebench.report.summary import task_names
+from sizebench.sizes import SizeAxis
 
 ANSWER_CHARS = 90
 PROMPT_CHARS = 300  # a prompt too long for a context window would fill pages
@@ -94,12 +95,12 @@ def published_section(fr: Frames) -> str:
             + table(["model", "task", "metric", "measured", "stderr", "published", "difference (stderr units)"], rows))
 
 
-def conclusion_section(df: pd.DataFrame, judged_tasks: frozenset[str] = frozenset()) -> str:
+def conclusion_section(df: pd.DataFrame, size_axis: SizeAxis, judged_tasks: frozenset[str] = frozenset()) -> str:
     """judged_tasks: tasks the paired verdict covers; the unpaired one-stderr sentence stays for the others."""
     lines = ["## Conclusion"]
     ran = df[df["status"] == "ok"]
-    axis = size_axis(df)[0]
-    size = (lambda v: f"{v:.0f} MiB of weights") if axis == "weights_mem_mb" else fmt_params
+    axis = size_axis.column
+    size = size_axis.format
     for task in [t for t in task_names(df) if t not in judged_tasks]:
         scored = [(r["model"], r[axis], *r[f"task:{task}"][:2]) for _, r in ran.iterrows()
                   if isinstance(r.get(f"task:{task}"), tuple)]
@@ -120,15 +121,16 @@ def conclusion_section(df: pd.DataFrame, judged_tasks: frozenset[str] = frozense
         small, big = steps.iloc[i - 1], steps.iloc[i]
         ratios = []
         # Latency is left out: answers differ in length between models; TTFT and tok/s do not depend on it.
-        for column, label in (("peak_rss_mb", "peak memory"), ("ttft_s", "time to first token"),
+        for column, label in (("peak_rss_mb", "running peak memory"), ("ttft_s", "time to first token"),
                               ("decode_tok_per_s", "decode speed")):
             a, b = small.get(column), big.get(column)
             if a and b and not (pd.isna(a) or pd.isna(b)):
                 ratios.append(f"{label} x{b / a:.2f}")
         if ratios:
             grows = "params" if axis == "params" else "weight memory"
-            lines.append(f"- Going up from {small['model']} to {big['model']} "
-                         f"(x{big[axis] / small[axis]:.1f} {grows}): {', '.join(ratios)}.")
+            step = (f"x{big[axis] / small[axis]:.1f} {grows}" if size_axis.smaller(small["model"], big["model"])
+                    else f"equal in {size_axis.label}")
+            lines.append(f"- Going up from {small['model']} to {big['model']} ({step}): {', '.join(ratios)}.")
     failed = df[df["status"].str.startswith(("failed", "unavailable"))]
     for _, r in failed.iterrows():
         lines.append(f"- {r['model']} has no result: {cell(r['status'])}.")

@@ -7,14 +7,18 @@ import os
 
 import pandas as pd
 
+from sizebench import sizes
 from sizebench.frames import Frames
 from sizebench.report.markdown import fmt_num, fmt_params, table
+from sizebench.sizes import SizeAxis
 
 PRIMARY_METRIC = "acc"
 
 
 def summary(fr: Frames) -> pd.DataFrame:
-    """One row per model ordered by parameter count, with every figure the summary table shows."""
+    """One row per model, smallest first on the report's size axis, with every figure the summary shows.
+
+    Memory figures are MiB (2**20 bytes) whatever the record fields' old `_mb` names say; GiB for offload."""
     rows = []
     for _, m in fr.models.iterrows():
         name = m["model"]
@@ -25,16 +29,18 @@ def summary(fr: Frames) -> pd.DataFrame:
             last = load.iloc[-1]
             row.update(params=last["params"], weights_mb=last["weights_mb"], load_s=last["load_s"],
                        convert_s=last.get("convert_s"), dtype=last["dtype"], device=last["device"],
-                       n_devices=last["n_devices"], status="ok", offload_cpu_gb=last.get("offload_cpu_gb"),
+                       n_devices=last["n_devices"], status="ok", offload_cpu_gib=offload_gib(last),
                        weights_mem_mb=last.get("weights_mem_mb"),
                        precision=_text(last.get("precision_label")) or last["dtype"])
             if not pd.isna(last.get("params_non_embedding")):  # measured on the loaded model
                 row["params_non_embedding"] = last["params_non_embedding"]
-        peaks = [v for v in list(load.get("peak_rss_mb", [])) + list(_rows(fr["stage"], name).get("peak_rss_mb", []))]
-        row["peak_rss_mb"] = max(peaks) if peaks else None
-        cuda = [v for v in list(load.get("cuda_peak_mb", [])) + list(_rows(fr["stage"], name).get("cuda_peak_mb", []))
-                if v is not None and not (isinstance(v, float) and math.isnan(v))]
-        row["cuda_peak_mb"] = max(cuda) if cuda else None
+        stages = _rows(fr["stage"], name)
+        # The load's peak (a quantized variant loads at full precision first) is kept apart from the
+        # running peak of the prompt and task stages, which is what the model needs once loaded.
+        row["load_peak_rss_mb"] = _peak(load, "peak_rss_mb")
+        row["peak_rss_mb"] = _peak(stages, "peak_rss_mb")
+        row["load_cuda_peak_mb"] = _peak(load, "cuda_peak_mb")
+        row["cuda_peak_mb"] = _peak(stages, "cuda_peak_mb")
         prompts = _rows(fr["prompt"], name)
         if not prompts.empty:
             row["ttft_s"] = prompts["ttft_s"].median()
@@ -59,25 +65,36 @@ def summary(fr: Frames) -> pd.DataFrame:
                 row["status"] = f"failed ({last_failure['stage']}): {last_failure['reason']}"
         rows.append(row)
     df = pd.DataFrame(rows)
-    axis = size_axis(df)[0]  # weight memory when precisions are mixed, else parameters
-    df["_sort"] = df[axis].fillna(float("inf"))
-    return df.sort_values(["_sort", "model"], kind="stable").drop(columns="_sort").reset_index(drop=True)
+    order = sizes.axis(fr).order  # rows without a load record (not run, unavailable) keep the plan's order last
+    df["_sort"] = df["model"].map({m: i for i, m in enumerate(order)}).fillna(len(order))
+    return df.sort_values("_sort", kind="stable").drop(columns="_sort").reset_index(drop=True)
+
+
+def _peak(rows: pd.DataFrame, column: str) -> float | None:
+    values = [v for v in rows.get(column, []) if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return max(values) if values else None
+
+
+def offload_gib(load: pd.Series) -> float | None:
+    """GiB of weights offloaded to CPU RAM; records before the unit fix wrote 10**9-byte GB."""
+    for column, scale in (("offload_cpu_gib", 1.0), ("offload_cpu_gb", 1e9 / 2**30)):
+        value = load.get(column)
+        if value is not None and not pd.isna(value):
+            return float(value) * scale
+    return None
 
 
 def _text(value) -> str | None:
     return value if isinstance(value, str) else None  # NaN where an older record has no such field
 
 
-def mixed_precisions(df: pd.DataFrame) -> bool:
-    """Several precisions among the measured rows: then bytes, not parameters, are the size axis."""
-    return "precision" in df and df["precision"].dropna().nunique() > 1
-
-
-def size_axis(df: pd.DataFrame) -> tuple[str, str]:
-    """(column, axis label) by which models are ordered, plotted and called smaller or larger."""
-    if mixed_precisions(df) and "weights_mem_mb" in df and df["weights_mem_mb"].notna().any():
-        return "weights_mem_mb", "weights in memory (MiB)"
-    return "params", "parameters"
+def summary_prose(size_axis: SizeAxis) -> str:
+    by = ("total parameters (embeddings included; non-emb: without the input and untied output embeddings, "
+          "Pythia's count)" if size_axis.column == "params" else
+          "weight memory in MiB (the rows hold their weights in different precisions or engines)")
+    return (f"One row per model, smallest first by {by}; rows equal in size keep the order they were given in. "
+            "Memory in MiB (2^20 bytes): the load's peak RSS apart from the running peak over the prompt and "
+            "task stages. Accuracy is lm-eval `acc` ± stderr.")
 
 
 def _rows(df: pd.DataFrame, model: str) -> pd.DataFrame:
@@ -86,6 +103,11 @@ def _rows(df: pd.DataFrame, model: str) -> pd.DataFrame:
 
 def task_names(df: pd.DataFrame) -> list[str]:
     return sorted(c.removeprefix("task:") for c in df.columns if c.startswith("task:"))
+
+
+def _larger(a, b):
+    values = [v for v in (a, b) if v is not None and not pd.isna(v)]
+    return max(values) if values else None
 
 
 def _acc(value) -> str:
@@ -99,7 +121,8 @@ def summary_table(df: pd.DataFrame) -> str:
     tasks = task_names(df)
     prefix = os.path.commonprefix(tasks) if len(tasks) > 1 else ""
     prefix = prefix[:prefix.rfind("_") + 1]  # "sizebench_geo_capitals" -> "capitals" in the header
-    header = ["model", "params (total)", "non-emb params", "device", "weights MB", "weights in memory MB", "load s", "peak RSS MB", "CUDA peak MB", "median TTFT s",
+    header = ["model", "params (total)", "non-emb params", "device", "weights file MiB", "weights in memory MiB",
+              "load s", "load peak RSS MiB", "running peak RSS MiB", "CUDA peak MiB (all GPUs)", "median TTFT s",
               "decode tok/s", "prompts right"] + [f"{t.removeprefix(prefix)} acc" for t in tasks] + ["status"]
     rows = []
     for _, r in df.iterrows():
@@ -108,12 +131,13 @@ def summary_table(df: pd.DataFrame) -> str:
             and r["judged"] else "-"
         devices = "-" if pd.isna(r.get("device")) else f"{r['device']} {r['precision']}" + (
             f" x{int(r['n_devices'])}" if r.get("n_devices", 1) > 1 else "")
-        offload = r.get("offload_cpu_gb")
+        offload = r.get("offload_cpu_gib")
         if offload is not None and not pd.isna(offload) and offload > 0:
-            devices += f", offloaded {offload:.1f} GB to CPU"
+            devices += f", offloaded {offload:.1f} GiB to CPU"
         rows.append([r["model"], fmt_params(r["params"]), fmt_params(r.get("params_non_embedding"), "-"),
                      devices, fmt_num(r.get("weights_mb"), "{:.0f}"), fmt_num(r.get("weights_mem_mb"), "{:.0f}"), fmt_num(r.get("load_s")),
-                     fmt_num(r.get("peak_rss_mb"), "{:.0f}"), fmt_num(r.get("cuda_peak_mb"), "{:.0f}"),
+                     fmt_num(r.get("load_peak_rss_mb"), "{:.0f}"), fmt_num(r.get("peak_rss_mb"), "{:.0f}"),
+                     fmt_num(_larger(r.get("cuda_peak_mb"), r.get("load_cuda_peak_mb")), "{:.0f}"),
                      fmt_num(r.get("ttft_s"), "{:.3f}"), fmt_num(r.get("decode_tok_per_s"), "{:.1f}"), score]
                     + [_acc(r.get(f"task:{t}")) for t in tasks] + [r["status"]])
     filled = [i for i in range(len(header)) if i == 0 or any(row[i] not in ("-", "") for row in rows)]

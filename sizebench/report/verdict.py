@@ -6,6 +6,7 @@ from sizebench import paired
 from sizebench.frames import Frames
 from sizebench.paired import Paired
 from sizebench.report.markdown import table
+from sizebench.sizes import SizeAxis
 from sizebench.verdict import POOLED, PROMPTS, Verdict, flips
 
 FLIP_EXAMPLES = 10
@@ -41,8 +42,15 @@ def paragraph(v: Verdict) -> str:
         r = v.vs_best[rec]
         text = head + (f"**{rec}** is enough: {v.accuracy(rec):.3f} against {v.accuracy(best):.3f} for the best, "
                        f"{best}; the gap is {r.diff:+.3f}, 95% interval {_interval(r)}, below the {v.margin:g} margin.")
+    if v.equal:
+        text += (" Equal to it in size and within the margin too, so as good a choice: " + "; ".join(
+            f"**{m}** ({v.accuracy(m):.3f})" for m in v.equal) + ".")
+    if v.same_size:
+        text += (" Equal to it in size but not within the margin: " + "; ".join(
+            f"{m} ({v.accuracy(m):.3f}, {v.status(m)})" for m in v.same_size) + ".")
     models = list(v.outcomes.table.columns)
-    worse = [m for m in models[:models.index(rec)] if v.status(m) == "worse by the margin or more"]
+    tier = {rec, *v.equal, *v.same_size}
+    worse = [m for m in models[:models.index(rec)] if m not in tier and v.status(m) == "worse by the margin or more"]
     if worse:
         text += " Smaller and worse by the margin or more: " + "; ".join(
             f"{m} ({v.vs_best[m].diff:+.3f} {_interval(v.vs_best[m])}, McNemar p {_pv(v.p_holm[m])} Holm, "
@@ -61,7 +69,7 @@ def paragraph(v: Verdict) -> str:
     return text
 
 
-def verdict_section(vs: list[Verdict], margin: float, size_label: str, has_old_tasks: bool) -> str:
+def verdict_section(vs: list[Verdict], margin: float, size_axis: SizeAxis, has_old_tasks: bool) -> str:
     lines = ["## Verdict"]
     if not vs:
         lines.append("No per-item outcomes with two or more models are stored in these runs, so there is no paired "
@@ -70,7 +78,7 @@ def verdict_section(vs: list[Verdict], margin: float, size_label: str, has_old_t
         return "\n\n".join(lines)
     ordered = [v for v in vs if v.outcomes.name == POOLED] + [v for v in vs if v.outcomes.name != POOLED]
     lines += [paragraph(v) for v in ordered]
-    lines.append(rule(margin, size_label))
+    lines.append(rule(margin, size_axis.title))
     return "\n\n".join(lines)
 
 
@@ -88,7 +96,7 @@ def evidence_section(vs: list[Verdict]) -> str:
                          _interval(r), r.a_only, r.b_only, _pv(r.p), _pv(v.p_holm[m]), v.status(m)])
         for s in v.steps:
             r = s.paired
-            rows.append(["step up", s.big, s.small, f"{v.accuracy(s.big):.3f}", f"{v.accuracy(s.small):.3f}",
+            rows.append(["equal size" if s.equal_size else "step up", s.big, s.small, f"{v.accuracy(s.big):.3f}", f"{v.accuracy(s.small):.3f}",
                          f"{r.diff:+.3f}", _interval(r), r.a_only, r.b_only, _pv(r.p), _pv(s.p_holm), ""])
         parts.append(f"### {v.outcomes.name} ({v.n} items, {v.outcomes.metric})\n\n" + table(header, rows))
     return "\n\n".join(parts)
