@@ -136,6 +136,11 @@ def _signals_held():
             signal.raise_signal(signum)
 
 
+def item_texts(records: list[dict]) -> set[str]:
+    """Tasks whose item texts the run holds: written once per run, by the first model that ran the task."""
+    return {r["task"] for r in records if r["kind"] == "item_text"}
+
+
 def completed(records: list[dict]) -> set[tuple[str, str]]:
     """(model, stage) pairs whose stage record was written."""
     return {(r["model"], r["stage"]) for r in records if r["kind"] == "stage"}

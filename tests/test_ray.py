@@ -9,6 +9,7 @@ from rich.console import Console  # noqa: E402
 
 from conftest import command_line  # noqa: E402
 from sizebench import runner  # noqa: E402
+from sizebench.evaluation import EvalSettings  # noqa: E402
 from sizebench.generation import GenSettings  # noqa: E402
 from sizebench.plan import RunPlan  # noqa: E402
 from sizebench.ray_executor import RayExecutor  # noqa: E402
@@ -112,3 +113,21 @@ def test_a_stop_signal_cancels_the_task_and_its_worker(cluster, tiny_model, tmp_
     while time.time() < deadline and any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers):
         time.sleep(0.2)
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+
+
+def eval_plan(models: str, suite_file, stages=("prompts", "tasks")) -> RunPlan:
+    return RunPlan(models=tuple(resolve(models)), stages=stages, prompts_path=str(suite_file),
+                   gen=GenSettings(max_new_tokens=6, repeat=1),
+                   eval=EvalSettings(tasks=("sizebench_geo_capitals",), limit=4, batch_size="4")).validate()
+
+
+def test_item_texts_are_written_once_per_run_on_ray(cluster, tiny_model, suite_file, tmp_path):
+    second = tmp_path / "second"
+    second.symlink_to(tiny_model, target_is_directory=True)
+    plan = eval_plan(f"{tiny_model},{second}", suite_file, stages=("tasks",))
+    store = runner.new_run(plan, tmp_path, "test")
+    assert runner.execute(plan, store, QUIET, executor=RayExecutor()).exit_code == 0
+    rows = store.records()
+    assert sorted(r["model"] for r in rows if r["kind"] == "items") == ["second", "tiny-neox"]
+    texts = [(r["task"], r["model"]) for r in rows if r["kind"] == "item_text"]
+    assert texts == [("sizebench_geo_capitals", "tiny-neox")]
