@@ -1,12 +1,16 @@
-"""Each model's worker as a Ray task on a cluster; records come back to the driver's run store.
+"""Each model's worker as a Ray task on a cluster; each record reaches the driver's run store as it is written.
 
 The task runs the same worker process as the local executor (`python -m sizebench.worker`) on
-whichever node Ray picks, writing to a scratch store there; when it ends, its record lines and
-progress events return to the driver, which appends them. Resume and failure handling are the
-runner's, unchanged: a lost node or a task that raises comes back as a non-zero exit and a reason.
+whichever node Ray picks, writing to a scratch store there. It sends each whole record line and
+each progress event, as they come (every POLL_S at most), to a queue actor on the driver's node,
+which the driver drains into its own store while it waits. What the worker finished therefore
+survives a lost node, a killed task and a Ctrl-C; a record is sent once (at most the lines of
+one interrupted send are lost, never doubled) and the driver keeps only whole lines.
+Resume and failure handling are the runner's, unchanged: a lost node or a task that raises comes
+back as a non-zero exit and a reason; Ray does not retry the task (max_retries=0).
 A stop signal to the driver cancels the task (ray.cancel), which stops its worker as the local
-executor does; --timeout is enforced on the node, by the same code.
-Install with `pip install 'sizebench[ray]'`.
+executor does, sends what the worker wrote since, and says it has ended; --timeout is enforced
+on the node, by the same code. Install with `pip install 'sizebench[ray]'`.
 """
 
 from __future__ import annotations
@@ -14,39 +18,104 @@ from __future__ import annotations
 import json
 import math
 import os
+import queue
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 from sizebench import loader, memory, precision, supervise
 from sizebench.errors import SizebenchError
-from sizebench.store import RunStore
+from sizebench.store import RunStore, hold_signals, item_texts
 from sizebench.supervise import Interrupted, TimedOut
 
 GPU_BYTES = float(os.environ.get("SIZEBENCH_RAY_GPU_GB", "80")) * 2**30  # memory of one GPU on the cluster
+POLL_S = 0.1  # how often the task looks for new records, and the driver for what the task sent
+END = ("end", None)  # the task's last message, whatever way it ends short of a kill
 
 
-def run_job_on_node(job: dict) -> dict:
-    """Body of the Ray task: one worker process in a scratch folder; returns its records and events."""
-    with tempfile.TemporaryDirectory(prefix="sizebench-") as scratch:
-        job = {**job, "run_dir": scratch}
-        job_path = Path(scratch) / "job.json"
-        job_path.write_text(json.dumps(job))
-        events: list[dict] = []
-        with (Path(scratch) / "worker.log").open("w+") as log:
-            proc = supervise.start_worker([sys.executable, "-m", "sizebench.worker", str(job_path)], stderr=log)
-            try:
-                ran_out = supervise.follow(proc, events.append, job.get("timeout"))
-                proc.wait()
-            except KeyboardInterrupt:  # ray.cancel: stop the worker before the task ends
+def run_job_on_node(job: dict, inbox) -> dict:
+    """Body of the Ray task: one worker process in a scratch folder, its records and events sent to inbox
+    as they come; returns its exit status."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="sizebench-") as scratch:
+            return _run_worker({**job, "run_dir": scratch}, Path(scratch), inbox)
+    finally:
+        inbox.put(END)
+
+
+def _run_worker(job: dict, scratch: Path, inbox) -> dict:
+    job_path = scratch / "job.json"
+    job_path.write_text(json.dumps(job))
+    records = RecordTail(scratch / "records.jsonl")
+    with (scratch / "worker.log").open("w+") as log:
+        proc = supervise.start_worker([sys.executable, "-m", "sizebench.worker", str(job_path)], stderr=log)
+        try:
+            events = _followed(proc, job.get("timeout"))
+            while True:
+                try:
+                    kind, value = events.get(timeout=POLL_S)
+                except queue.Empty:
+                    kind = None
+                _send(inbox, [("record", line) for line in records.new_lines()])
+                if kind == "done":
+                    ran_out = value
+                    break
+                if kind == "event":
+                    _send(inbox, [(kind, value)])
+            proc.wait()
+        finally:  # ray.cancel (KeyboardInterrupt): stop the worker, then send what it wrote since the last look
+            if proc.poll() is None:
                 supervise.stop(proc)
-                raise
-            log.seek(0)
-            tail = [line for line in log.read().splitlines() if line.strip()]
-        records_path = Path(scratch) / "records.jsonl"
-        lines = records_path.read_text().splitlines() if records_path.exists() else []
-    return {"returncode": proc.returncode, "lines": lines, "events": events, "log_tail": tail[-1][:300] if tail else "",
-            "node": os.uname().nodename, "timed_out": ran_out}
+            _send(inbox, [("record", line) for line in records.new_lines()])
+        log.seek(0)
+        tail = [line for line in log.read().splitlines() if line.strip()]
+    return {"returncode": proc.returncode, "log_tail": tail[-1][:300] if tail else "", "node": os.uname().nodename,
+            "timed_out": ran_out}
+
+
+def _followed(proc, limit: float | None) -> queue.Queue:
+    """The worker's events in a queue, then ("done", the stage that ran past limit, or None): a thread follows
+    the worker, so the task's own thread stays free to look for records."""
+    out: queue.Queue = queue.Queue()
+
+    def follow() -> None:
+        out.put(("done", supervise.follow(proc, lambda event: out.put(("event", event)), limit)))
+
+    threading.Thread(target=follow, daemon=True).start()
+    return out
+
+
+def _send(inbox, messages: list) -> None:
+    if messages:
+        inbox.put_nowait_batch(messages)
+
+
+class RecordTail:
+    """The whole record lines a worker appended to its store since the last look; a line cut short by a kill
+    (no newline yet, or damaged) is never sent."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset = path, 0
+
+    def new_lines(self) -> list[str]:
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(self.offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return []
+        whole = chunk[:chunk.rfind(b"\n") + 1]
+        self.offset += len(whole)
+        return [line for line in whole.decode("utf-8").splitlines() if _is_record(line)]
+
+
+def _is_record(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except json.JSONDecodeError:
+        return False
 
 
 def resources(job: dict, cluster_gpus: float) -> dict:
@@ -81,30 +150,83 @@ class RayExecutor:
 
     def run(self, job: dict, store: RunStore, on_event) -> tuple[int, str]:
         options = resources(job, self.ray.cluster_resources().get("GPU", 0))
-        ref = self.task.options(**options).remote(job)
+        inbox = self._inbox()
+        delivery = Delivery(store, on_event)
         try:
-            result = self.ray.get(ref)
-        except self.ray.exceptions.RayError as exc:  # the task raised, its node died, or it was cancelled
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
-            return 1, f"Ray task failed: {type(exc).__name__}: {first[:250]}"
-        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP through supervise.stop_signals
-            self.cancel(ref)
-            raise Interrupted(supervise.signum_of(exc)) from None
-        for line in result["lines"]:
-            store.append_line(line)
-        for event in result["events"]:
-            on_event(event)
-        if result.get("timed_out"):  # what it finished is kept above
+            ref = self.task.options(max_retries=0, **options).remote(job, inbox)
+            try:
+                result = self._wait(ref, inbox, delivery)
+            except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP through supervise.stop_signals
+                self.cancel(ref, inbox, delivery)
+                raise Interrupted(supervise.signum_of(exc)) from None
+        finally:
+            inbox.shutdown(force=True)
+        if isinstance(result, str):
+            return 1, result
+        if result.get("timed_out"):  # what it finished is in the store already
             raise TimedOut(result["timed_out"], job["timeout"])
         return result["returncode"], result["log_tail"]
 
-    def cancel(self, ref) -> None:
-        """KeyboardInterrupt in the task (it stops its worker: SIGTERM, then SIGKILL); if the task is still
-        there after the grace period, its process is killed, and the worker follows it (die_with_parent)."""
+    def _inbox(self):
+        """A queue actor on the driver's node (if the driver is on one), so that a lost node keeps what it sent."""
+        from ray.util.queue import Queue
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = self.ray.get_runtime_context().get_node_id()
+        return Queue(actor_options={"num_cpus": 0, "max_restarts": 0,
+                                    "scheduling_strategy": NodeAffinitySchedulingStrategy(here, soft=True)})
+
+    def _wait(self, ref, inbox, delivery: Delivery):
+        """Deliver what the task sends until it ends; its result, or why it failed."""
+        done: list = []
+        while not done:
+            done, _ = self.ray.wait([ref], timeout=POLL_S)
+            delivery.take(inbox)
+        try:
+            return self.ray.get(ref)
+        except self.ray.exceptions.RayError as exc:  # the task raised, its node died, or it was cancelled
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+            return f"Ray task failed: {type(exc).__name__}: {first[:250]}"
+
+    def cancel(self, ref, inbox, delivery: Delivery) -> None:
+        """KeyboardInterrupt in the task: it stops its worker (SIGTERM, then SIGKILL), sends the records written
+        meanwhile and ends; if it has not ended after the grace period, its process is killed, and the worker
+        follows it (die_with_parent)."""
         self.ray.cancel(ref)
-        done, _ = self.ray.wait([ref], timeout=supervise.GRACE_S + 5)
-        if not done:
-            self.ray.cancel(ref, force=True)
+        deadline = time.monotonic() + supervise.GRACE_S + 5
+        while time.monotonic() < deadline:
+            if delivery.take(inbox):
+                return
+            time.sleep(POLL_S)
+        self.ray.cancel(ref, force=True)
+        delivery.take(inbox)
+
+
+class Delivery:
+    """The task's messages into the driver's store and display: each record line appended as it comes,
+    an item_text the run already holds (another model's task got there first) dropped."""
+
+    def __init__(self, store: RunStore, on_event):
+        self.store, self.on_event = store, on_event
+
+    def take(self, inbox) -> bool:
+        """Everything queued so far; True once the task's last message came. A stop signal meanwhile waits
+        until what was taken is stored."""
+        ended = False
+        with hold_signals():
+            for kind, value in inbox.get_nowait_batch(inbox.qsize()):
+                if kind == "record":
+                    self.record(value)
+                elif kind == "event":
+                    self.on_event(value)
+                ended = ended or kind == END[0]
+        return ended
+
+    def record(self, line: str) -> None:
+        row = json.loads(line)
+        if row["kind"] == "item_text" and row["task"] in item_texts(self.store.records()):
+            return
+        self.store.append_line(line)
 
 
 def _package_root() -> str:

@@ -21,7 +21,7 @@ from sizebench import supervise
 from sizebench.plan import RunPlan, environment
 from sizebench.records import FailureRecord
 from sizebench.registry import file_key
-from sizebench.store import RunStore, completed
+from sizebench.store import RunStore, completed, item_texts
 from sizebench.supervise import Interrupted, TimedOut
 
 UNAVAILABLE = 4  # the worker's exit status for a model that cannot be had here (sizebench.worker)
@@ -147,6 +147,7 @@ def _run_model(plan: RunPlan, spec, stages: list[str], store: RunStore, executor
         "threads": plan.threads,
         "prompts_path": plan.prompts_path, "gen": settings["gen"], "eval": settings["eval"],
         "timeout": plan.timeout,
+        "texts_done": sorted(item_texts(store.records())),  # a worker on Ray sees only its own scratch store
     }
     seen = {"stage": "load"}
 

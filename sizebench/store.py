@@ -70,7 +70,7 @@ class RunStore:
         self.append_line(record.to_json())
 
     def append_line(self, line: str) -> None:
-        with _signals_held(), self.records_path.open("ab+") as handle:
+        with hold_signals(), self.records_path.open("ab+") as handle:
             # A kill -9 mid-write leaves a line without its newline: start on a fresh line after it.
             if handle.seek(0, os.SEEK_END) > 0:
                 handle.seek(-1, os.SEEK_END)
@@ -114,7 +114,7 @@ def _claim(runs: Path, stamp: str) -> Path:
 
 
 @contextmanager
-def _signals_held():
+def hold_signals():
     """A stop signal that arrives while a record is written is handled once the line is whole.
 
     Python runs signal handlers in the main thread between bytecodes; here they only note the signal,
@@ -134,6 +134,11 @@ def _signals_held():
             signal.signal(signum, handler)
         for signum in held:
             signal.raise_signal(signum)
+
+
+def item_texts(records: list[dict]) -> set[str]:
+    """Tasks whose item texts the run holds: written once per run, by the first model that ran the task."""
+    return {r["task"] for r in records if r["kind"] == "item_text"}
 
 
 def completed(records: list[dict]) -> set[tuple[str, str]]:

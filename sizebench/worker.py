@@ -20,7 +20,7 @@ from sizebench import sources, supervise
 from sizebench.errors import MemoryGuardError, ModelUnavailable, SizebenchError
 from sizebench.records import FailureRecord, LoadRecord, StageRecord
 from sizebench.registry import ModelSpec
-from sizebench.store import RunStore
+from sizebench.store import RunStore, item_texts
 
 
 UNAVAILABLE = 4
@@ -156,7 +156,7 @@ def tasks_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
     measure.reset_cuda_peak(loaded.device)
     started = time.perf_counter()
     event(model=loaded.spec.name, stage="tasks")
-    texts_done = frozenset(r["task"] for r in store.records() if r["kind"] == "item_text")  # once per run
+    texts_done = frozenset(job.get("texts_done", ())) | item_texts(store.records())  # once per run
     evaluation.run_tasks(loaded.model, loaded.tokenizer, loaded.spec.name, settings, attempt, store.append,
                          texts_done)
     _stage_done(loaded, store, attempt, "tasks", started)

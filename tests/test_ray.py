@@ -1,17 +1,27 @@
-"""The Ray executor on a local 2-CPU cluster started here: same store as local, failures, resume."""
+"""The Ray executor on a local 2-CPU cluster started here: same store as local, failures, resume, and the
+records of finished stages kept through a killed task or a Ctrl-C."""
 
 import io
+import json
+import os
+import signal
+import threading
+import time
+
+import psutil
 import pytest
 
 ray = pytest.importorskip("ray")
+from ray.util.queue import Queue  # noqa: E402
 
 from rich.console import Console  # noqa: E402
 
 from conftest import command_line  # noqa: E402
-from sizebench import runner  # noqa: E402
+from sizebench import runner, supervise  # noqa: E402
+from sizebench.evaluation import EvalSettings  # noqa: E402
 from sizebench.generation import GenSettings  # noqa: E402
 from sizebench.plan import RunPlan  # noqa: E402
-from sizebench.ray_executor import RayExecutor  # noqa: E402
+from sizebench.ray_executor import Delivery, RayExecutor  # noqa: E402
 from sizebench.registry import resolve  # noqa: E402
 
 pytestmark = pytest.mark.ray
@@ -22,7 +32,9 @@ QUIET = Console(file=io.StringIO())
 def cluster():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
+    ray_processes = psutil.Process().children(recursive=True)
     ray.shutdown()
+    assert_gone(ray_processes)
 
 
 @pytest.fixture
@@ -52,7 +64,7 @@ def test_two_tasks_give_the_same_store_as_the_local_executor(cluster, two_models
 
 def test_a_task_that_raises_is_recorded_as_failed(cluster, two_models, tmp_path):
     executor = RayExecutor()
-    executor.task = ray.remote(lambda job: 1 / 0)
+    executor.task = ray.remote(lambda job, inbox: 1 / 0)
     store = runner.new_run(two_models, tmp_path, "test")
     outcome = runner.execute(two_models, store, QUIET, executor=executor)
     assert outcome.exit_code == 1 and len(outcome.failed) == 2
@@ -79,15 +91,6 @@ def test_resume_across_executors(cluster, two_models, tmp_path):
 
 def test_a_stop_signal_cancels_the_task_and_its_worker(cluster, tiny_model, tmp_path):
     """SIGTERM to the driver mid-task: ray.cancel, the task stops its worker, no worker is left running."""
-    import os
-    import signal
-    import threading
-    import time
-
-    import psutil
-
-    from sizebench import supervise
-
     many = tmp_path / "many.txt"
     many.write_text("\n".join(f"Question number {i}? => {i}" for i in range(40)) + "\n")
     plan = RunPlan(models=tuple(resolve(str(tiny_model))), stages=("prompts",), prompts_path=str(many),
@@ -112,3 +115,117 @@ def test_a_stop_signal_cancels_the_task_and_its_worker(cluster, tiny_model, tmp_
     while time.time() < deadline and any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers):
         time.sleep(0.2)
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+
+
+def eval_plan(models: str, suite_file, stages=("prompts", "tasks")) -> RunPlan:
+    return RunPlan(models=tuple(resolve(models)), stages=stages, prompts_path=str(suite_file),
+                   gen=GenSettings(max_new_tokens=6, repeat=1),
+                   eval=EvalSettings(tasks=("sizebench_geo_capitals",), limit=4, batch_size="4")).validate()
+
+
+def stored(store) -> list[dict]:
+    """The driver's records as they are now, read while the run writes them (a line being written is left out)."""
+    rows = []
+    for line in store.records_path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass
+    return rows
+
+
+def started_by_the_run() -> list:
+    """The model's worker and the queue actor that carries its records to the driver."""
+    return [p for p in psutil.Process().children(recursive=True)
+            if "sizebench.worker" in command_line(p) or "_QueueActor" in command_line(p)]
+
+
+def once_prompts_are_stored(store, act, stop: threading.Event) -> list:
+    """In a thread: once the driver's store holds the prompts stage record (the worker has gone on to its tasks
+    stage), act on the worker process; returns the processes of the run seen, filled in then."""
+    seen = []
+
+    def watch():
+        while not stop.wait(0.1):
+            if any(r["kind"] == "stage" and r["stage"] == "prompts" for r in stored(store)):
+                seen.extend(started_by_the_run())
+                workers = [p for p in seen if "sizebench.worker" in command_line(p)]
+                if workers:
+                    act(workers[0])
+                return
+
+    threading.Thread(target=watch, daemon=True).start()
+    return seen
+
+
+def assert_gone(processes) -> None:
+    deadline = time.time() + supervise.GRACE_S + 10
+    while time.time() < deadline and any(command_line(p) for p in processes):
+        time.sleep(0.2)
+    assert not any(command_line(p) for p in processes), "a process sizebench started is still running"
+
+
+def assert_prompts_kept_then_resumed(store, first_attempt_failed: bool):
+    rows = store.records()
+    stages = [r["stage"] for r in rows if r["kind"] == "stage"]
+    assert stages == ["prompts"]
+    assert len([r for r in rows if r["kind"] == "prompt"]) == 2
+    assert any(r["kind"] == "failed" and "Ray task failed" in r["reason"] for r in rows) == first_attempt_failed
+    resumed = runner.execute(RunPlan.from_dict(store.meta()["plan"]), store, QUIET, executor=RayExecutor())
+    assert resumed.exit_code == 0
+    rows = store.records()
+    first, second = [r["attempt"] for r in rows if r["kind"] == "load"]
+    assert [(r["stage"], r["attempt"]) for r in rows if r["kind"] == "stage"] == [("prompts", first), ("tasks", second)]
+    assert {r["attempt"] for r in rows if r["kind"] == "prompt"} == {first}  # the resume ran only the tasks stage
+
+
+def test_a_killed_ray_worker_keeps_the_stages_it_finished(cluster, tiny_model, suite_file, tmp_path):
+    """SIGKILL to the Ray worker process in the tasks stage: a lost node, as far as the driver can tell."""
+    plan = eval_plan(str(tiny_model), suite_file)
+    store = runner.new_run(plan, tmp_path, "test")
+    killed, stop = [], threading.Event()
+
+    def kill_its_ray_worker(worker):
+        ray_worker = worker.parent()
+        killed.append((ray_worker, command_line(ray_worker)))
+        ray_worker.kill()
+
+    processes = once_prompts_are_stored(store, kill_its_ray_worker, stop)
+    outcome = runner.execute(plan, store, QUIET, executor=RayExecutor())
+    stop.set()
+    assert killed and killed[0][1].startswith("ray::run_job_on_node")
+    assert outcome.failed == ["tiny-neox"] and outcome.exit_code == 1
+    assert_gone(processes + [killed[0][0]])
+    assert_prompts_kept_then_resumed(store, first_attempt_failed=True)
+
+
+def test_ctrl_c_keeps_the_stages_the_ray_task_finished(cluster, tiny_model, suite_file, tmp_path):
+    plan = eval_plan(str(tiny_model), suite_file)
+    store = runner.new_run(plan, tmp_path, "test")
+    stop = threading.Event()
+    processes = once_prompts_are_stored(store, lambda worker: os.kill(os.getpid(), signal.SIGINT), stop)
+    with supervise.stop_signals():
+        outcome = runner.execute(plan, store, QUIET, executor=RayExecutor())
+    stop.set()
+    assert processes and outcome.interrupted and outcome.exit_code == 130
+    assert_gone(processes)
+    assert_prompts_kept_then_resumed(store, first_attempt_failed=False)
+
+
+def test_item_texts_are_written_once_per_run_on_ray(cluster, tiny_model, suite_file, tmp_path):
+    second = tmp_path / "second"
+    second.symlink_to(tiny_model, target_is_directory=True)
+    plan = eval_plan(f"{tiny_model},{second}", suite_file, stages=("tasks",))
+    store = runner.new_run(plan, tmp_path, "test")
+    assert runner.execute(plan, store, QUIET, executor=RayExecutor()).exit_code == 0
+    rows = store.records()
+    assert sorted(r["model"] for r in rows if r["kind"] == "items") == ["second", "tiny-neox"]
+    texts = [(r["task"], r["model"]) for r in rows if r["kind"] == "item_text"]
+    assert texts == [("sizebench_geo_capitals", "tiny-neox")]
+
+    racing = Queue()  # a task that started before the first one's texts were stored sends them too
+    racing.put_nowait_batch([("record", line) for line in store.records_path.read_text().splitlines()
+                             if json.loads(line)["kind"] == "item_text"])
+    Delivery(store, print).take(racing)
+    racing.shutdown(force=True)
+    assert store.records() == rows
