@@ -134,7 +134,7 @@ def decide(outcomes: Outcomes, margin: float) -> Verdict | None:
     best = max(models, key=lambda m: (means[m], -models.index(m)))  # ties: the smaller model
     done: dict[tuple[str, str], Paired] = {}
 
-    def compare(a: str, b: str) -> Paired:  # a step up to the best is also a vs-best pair: bootstrap it once
+    def compare(a: str, b: str) -> Paired:  # a step up to the best is also a vs-best pair: compare it once
         if (a, b) not in done:
             done[(a, b)] = paired.compare(table[a], table[b])
         return done[(a, b)]
@@ -154,7 +154,8 @@ def decide(outcomes: Outcomes, margin: float) -> Verdict | None:
     recommended = next(m for m in models if status(vs_best.get(m), margin) == "within the margin")
     smaller = models[:models.index(recommended)]
     undecided = [m for m in smaller if status(vs_best[m], margin) == "undecided"]
-    needed = {m: paired.items_needed(margin - vs_best[m].diff, vs_best[m].sd, len(table)) for m in undecided}
+    needed = {m: paired.items_needed(margin - vs_best[m].diff, vs_best[m].sd, len(table),
+                                    accuracy=float(means[m])) for m in undecided}
     return Verdict(outcomes, margin, best, vs_best, p_holm, steps, recommended, undecided, needed)
 
 
