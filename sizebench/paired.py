@@ -3,8 +3,9 @@
 The 95% interval of the accuracy difference is Newcombe's hybrid score interval for paired data (method 10
 of R. G. Newcombe, "Improved confidence intervals for the difference between binomial proportions based on
 paired data", Statistics in Medicine 17:2635-2650, 1998): statsmodels' Wilson intervals for both accuracies,
-combined with the correlation of the two models' outcomes (phi, with Newcombe's correction). It keeps its
-coverage at every count of discordant items, zero included (benchmarks/coverage.py shows it). McNemar's
+combined with the correlation of the two models' outcomes (phi, with Newcombe's correction). Unlike the
+percentile bootstrap it replaced, it has width at every count of discordant items, zero included; its
+coverage, cell by cell, is in benchmarks/coverage.md (made by benchmarks/coverage.py). McNemar's
 exact test is `scipy.stats.binomtest` on the discordant items, Holm's correction comes from statsmodels, and
 sample sizes from statsmodels' power of a t-test on the per-item differences (a paired design is a
 one-sample test on them).

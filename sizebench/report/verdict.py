@@ -18,10 +18,9 @@ def rule(margin: float, size_label: str) -> str:
             f"(best - model) is below the margin `--margin {margin:g}`. A smaller model whose interval contains "
             "the margin is one the items cannot decide on. Intervals: Newcombe's hybrid score interval for "
             "paired data (Newcombe 1998, method 10: Wilson intervals for both accuracies, combined through the "
-            "corrected correlation of the two models' outcomes), which keeps its coverage with few or no "
-            "discordant items (benchmarks/coverage.md). p: McNemar's "
-            "exact test on the discordant items, Holm-corrected over each benchmark's comparisons. Items needed: "
-            "for the interval to land on one side of the margin with 80% power, if the observed difference and "
+            "corrected correlation of the two models' outcomes); it has width even with no discordant item. p: "
+            "McNemar's exact test on the discordant items, Holm-corrected over each benchmark's comparisons. Items "
+            "needed: for the interval to land on one side of the margin with 80% power, if the observed difference and "
             "per-item spread hold (a paired t-test's power).")
 
 
