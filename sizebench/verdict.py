@@ -154,8 +154,7 @@ def decide(outcomes: Outcomes, margin: float) -> Verdict | None:
     recommended = next(m for m in models if status(vs_best.get(m), margin) == "within the margin")
     smaller = models[:models.index(recommended)]
     undecided = [m for m in smaller if status(vs_best[m], margin) == "undecided"]
-    needed = {m: paired.items_needed(margin - vs_best[m].diff, vs_best[m].sd, len(table),
-                                    accuracy=float(means[m])) for m in undecided}
+    needed = {m: paired.items_needed(margin - vs_best[m].diff, vs_best[m].sd, len(table)) for m in undecided}
     return Verdict(outcomes, margin, best, vs_best, p_holm, steps, recommended, undecided, needed)
 
 

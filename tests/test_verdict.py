@@ -144,7 +144,7 @@ def make_run(tmp_path, accuracies, family_of=lambda m: "fam", with_items=True, n
 def test_report_opens_with_the_verdict_and_shows_evidence_flips_and_cost(tmp_path):
     from rich.console import Console
 
-    store = make_run(tmp_path, {"s": 0.5, "m": 0.7, "l": 0.72})
+    store = make_run(tmp_path, {"s": 0.5, "m": 0.7, "l": 0.71})
     store.append(EnergyRecord("s", "a", "prompts", 8.0, 16, "RAPL, 1 CPU package(s), whole package"))
     path = report.publish([store.dir], tmp_path, Console(file=io.StringIO()), price_per_hour=2.0)
     text = path.read_text()
