@@ -1,10 +1,14 @@
 """Paired statistics on per-item outcomes (1 right, 0 wrong) of two models that answered the same items.
 
-Every figure comes from scipy or statsmodels: the 95% interval of the accuracy difference from
-`scipy.stats.bootstrap(paired=True)` (items resampled jointly; fixed seed, 10,000 resamples, so
-reports are byte-identical), McNemar's exact test as `scipy.stats.binomtest` on the discordant items,
-Holm's correction from statsmodels, and sample sizes from statsmodels' power of a t-test on the
-per-item differences (a paired design is a one-sample test on them).
+The 95% interval of the accuracy difference is Tango's score interval for paired data (T. Tango,
+"Equivalence test and confidence interval for the difference in proportions for the paired-sample
+design", Statistics in Medicine 17:891-908, 1998): the differences whose score statistic, with the
+restricted maximum likelihood variance, lies within +-z. It depends only on the discordant counts and n
+and has width at every count, zero discordant items included. In benchmarks/coverage.md it covers at
+least 93% in 89 of 90 cells (92.8% in the last), the fewest failing cells of the intervals compared.
+McNemar's exact test is `scipy.stats.binomtest` on the discordant items, Holm's correction comes from
+statsmodels, and sample sizes from statsmodels' power of a t-test on the per-item differences (a paired
+design is a one-sample test on them).
 """
 
 from __future__ import annotations
@@ -14,8 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SEED = 12
-RESAMPLES = 10_000
 CONFIDENCE = 0.95
 POWER = 0.8  # items needed: the interval settles the question 4 times out of 5 if the observed gap is real
 MAX_ITEMS = 10_000_000
@@ -33,20 +35,42 @@ class Paired:
     b_only: int
     p: float  # McNemar's exact test, two-sided, not corrected
     sd: float  # standard deviation of the per-item differences
-    exact_bound: bool = False  # no discordant item: the interval is the exact bound on the discordance rate
 
     @property
     def discordant(self) -> int:
         return self.a_only + self.b_only
 
 
-def _mean_difference(a, b, axis=-1):
-    return np.mean(a, axis=axis) - np.mean(b, axis=axis)
+def tango_interval(a_only, b_only, n, confidence: float = CONFIDENCE):
+    """Tango's (1998) score interval of accuracy(a) - accuracy(b) from the discordant counts of n paired
+    items; numpy arrays of counts give arrays of limits. Returns (low, high)."""
+    from scipy.stats import norm
+
+    a_only, b_only, n = np.broadcast_arrays(*(np.asarray(c, dtype=float) for c in (a_only, b_only, n)))
+    z = norm.ppf(1 - (1 - confidence) / 2)
+
+    def score(delta):
+        linear = -a_only - b_only + (2 * n - a_only + b_only) * delta
+        b_only_share = (np.sqrt(np.maximum(linear ** 2 + 8 * n * b_only * delta * (1 - delta), 0)) - linear) / (4 * n)
+        spread = n * (2 * b_only_share + delta * (1 - delta))  # at the restricted maximum likelihood (Tango)
+        gap = a_only - b_only - n * delta
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(spread > 0, gap / np.sqrt(spread), np.sign(gap) * np.inf)
+
+    def solve(target, low, high):  # bisection: the score falls as delta grows
+        for _ in range(60):
+            middle = (low + high) / 2
+            above = score(middle) > target
+            low, high = np.where(above, middle, low), np.where(above, high, middle)
+        return (low + high) / 2
+
+    estimate = (a_only - b_only) / n
+    return solve(z, np.full_like(estimate, -1.0), estimate), solve(-z, estimate, np.full_like(estimate, 1.0))
 
 
 def compare(a, b) -> Paired:
-    """a - b with a paired bootstrap interval and McNemar's exact p-value."""
-    from scipy.stats import binomtest, bootstrap
+    """a - b with Tango's paired score interval and McNemar's exact p-value."""
+    from scipy.stats import binomtest
 
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 1 or not len(a):
@@ -56,21 +80,10 @@ def compare(a, b) -> Paired:
     n = len(a)
     a_only, b_only = int(((a == 1) & (b == 0)).sum()), int(((a == 0) & (b == 1)).sum())
     discordant = a_only + b_only
-    diff = float(a.mean() - b.mean())
+    low, high = tango_interval(a_only, b_only, n)
+    p = float(binomtest(a_only, discordant, 0.5).pvalue) if discordant else 1.0
     sd = float(np.std(a - b, ddof=1)) if n > 1 else 0.0
-    if discordant == 0:
-        # Every resample gives 0, a zero-width interval that would claim certainty from any n. The
-        # difference is at most the discordance rate, whose exact (Clopper-Pearson) bound is honest.
-        bound = float(binomtest(0, n).proportion_ci(CONFIDENCE).high)
-        return Paired(n, diff, -bound, bound, 0, 0, 1.0, sd, exact_bound=True)
-    p = float(binomtest(a_only, discordant, 0.5).pvalue)
-    if n < 2:  # one item: nothing to resample, every difference stays possible
-        return Paired(n, diff, -1.0, 1.0, a_only, b_only, p, sd)
-    result = bootstrap((a, b), _mean_difference, paired=True, vectorized=True, n_resamples=RESAMPLES,
-                       confidence_level=CONFIDENCE, method="percentile", batch=max(1, 2_000_000 // n),
-                       rng=np.random.default_rng(SEED))
-    low, high = (float(v) for v in result.confidence_interval)
-    return Paired(n, diff, low, high, a_only, b_only, p, sd)
+    return Paired(n, float(a.mean() - b.mean()), float(low), float(high), a_only, b_only, p, sd)
 
 
 def holm(pvalues: list[float]) -> list[float]:
@@ -90,24 +103,28 @@ def detectable(n: int, sd: float) -> float | None:
     return float(TTestPower().solve_power(nobs=n, alpha=1 - CONFIDENCE, power=POWER, alternative="two-sided")) * sd
 
 
+def _tie_bound(items: int) -> float:
+    """The upper end of the interval for two models that agree on every one of `items` items."""
+    return float(tango_interval(0, 0, items)[1])
+
+
 def items_needed(gap: float, sd: float, n: int) -> int | None:
     """Items for the interval to end on one side of the margin (80% power), if `gap` (distance of the
     observed difference to the margin) and the per-item spread hold; None when no count would do."""
-    from scipy.stats import binomtest
     from statsmodels.stats.power import TTestPower
 
     gap = abs(gap)
     if gap < 1e-9:  # the observed difference sits on the margin (up to float rounding)
         return None
-    if sd <= 0:  # no discordant item yet: enough items for the exact bound to fall below the gap
+    if sd <= 0:  # no discordant item yet: enough items for the interval's upper end to fall below the gap
         low, high = 1, max(n, 1)
-        while binomtest(0, high).proportion_ci(CONFIDENCE).high >= gap:
+        while _tie_bound(high) >= gap:
             low, high = high, high * 2
             if high > MAX_ITEMS:
                 return None
         while low < high:
             middle = (low + high) // 2
-            if binomtest(0, middle).proportion_ci(CONFIDENCE).high < gap:
+            if _tie_bound(middle) < gap:
                 high = middle
             else:
                 low = middle + 1

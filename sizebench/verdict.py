@@ -129,7 +129,7 @@ def decide(outcomes: Outcomes, margin: float, size_axis: SizeAxis | None = None)
     best = max(models, key=lambda m: (means[m], -models.index(m)))  # ties: the smaller model
     done: dict[tuple[str, str], Paired] = {}
 
-    def compare(a: str, b: str) -> Paired:  # a step up to the best is also a vs-best pair: bootstrap it once
+    def compare(a: str, b: str) -> Paired:  # a step up to the best is also a vs-best pair: compare it once
         if (a, b) not in done:
             done[(a, b)] = paired.compare(table[a], table[b])
         return done[(a, b)]

@@ -17,16 +17,16 @@ def rule(margin: float, size_label: str) -> str:
     return (f"**The rule.** The recommended model is the smallest (by {size_label}) whose accuracy is not "
             f"worse than the best model's by {margin:g} or more: the upper end of the 95% interval of "
             f"(best - model) is below the margin `--margin {margin:g}`. A smaller model whose interval contains "
-            "the margin is one the items cannot decide on. Intervals: the items resampled jointly for both "
-            f"models ({paired.RESAMPLES:,} paired bootstrap resamples, percentile, seed {paired.SEED}); with no "
-            "discordant item, the exact (Clopper-Pearson) bound on the share of discordant items. p: McNemar's "
-            "exact test on the discordant items, Holm-corrected over each benchmark's comparisons. Items needed: "
-            "for the interval to land on one side of the margin with 80% power, if the observed difference and "
-            "per-item spread hold (a paired t-test's power).")
+            "the margin is one the items cannot decide on. Intervals: Tango's score interval for paired data "
+            "(Tango 1998, Statistics in Medicine 17:891-908), from the counts of discordant items (right for one "
+            "model only) and of all items; it has width even with no discordant item. p: McNemar's exact test on "
+            "the discordant items, Holm-corrected over each benchmark's comparisons. Items needed: for the "
+            "interval to land on one side of the margin with 80% power, if the observed difference and per-item "
+            "spread hold (a paired t-test's power).")
 
 
 def _interval(p: Paired) -> str:
-    return f"[{p.low:+.3f}, {p.high:+.3f}]" + (" (exact bound)" if p.exact_bound else "")
+    return f"[{p.low:+.3f}, {p.high:+.3f}]"
 
 
 def _pv(p: float) -> str:
