@@ -53,7 +53,7 @@ class RunStore:
 
     @classmethod
     def latest(cls, results_dir: Path) -> "RunStore":
-        runs = sorted((p for p in (Path(results_dir) / "runs").glob("*") if (p / META).is_file()), key=_started_order)
+        runs = sorted((p for p in (Path(results_dir) / "runs").glob("*") if (p / META).is_file()), key=started_order)
         if not runs:
             raise SizebenchError(f"no runs under {Path(results_dir) / 'runs'}; run `sizebench bench` first")
         return cls(runs[-1])
@@ -95,7 +95,7 @@ class RunStore:
         return rows
 
 
-def _started_order(run_dir: Path) -> tuple[str, int]:
+def started_order(run_dir: Path) -> tuple[str, int]:
     """stamp, stamp-2, ..., stamp-10: by stamp, then by the number _claim added (not as text)."""
     stamp, _, n = run_dir.name.rpartition("-")
     return (stamp, int(n)) if stamp and n.isdigit() and len(n) < 6 else (run_dir.name, 1)
