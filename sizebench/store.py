@@ -15,6 +15,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+from sizebench import atomic
 from sizebench.errors import SizebenchError
 from sizebench.records import Record
 
@@ -59,12 +60,10 @@ class RunStore:
         return cls(runs[-1])
 
     def meta(self) -> dict:
-        return json.loads((self.dir / META).read_text())
+        return json.loads((self.dir / META).read_text(encoding="utf-8"))
 
     def write_meta(self, meta: dict) -> None:
-        tmp = self.dir / (META + ".tmp")
-        tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-        tmp.replace(self.dir / META)
+        atomic.write_text(self.dir / META, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
 
     def append(self, record: Record) -> None:
         self.append_line(record.to_json())
