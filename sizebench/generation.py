@@ -218,32 +218,44 @@ def batched_throughput(loaded: Loaded, prompts: tuple[Prompt, ...], settings: Ge
     tok, model, size = loaded.tokenizer, loaded.model, settings.batch_size
     rendered = [render(loaded, p) for p in prompts]
     kwargs = generate_kwargs(loaded, rendered[0], settings, settings.max_new_tokens)
-    finish_ids = set(kwargs["eos_token_id"] or []) | {tok.pad_token_id}
     side, tok.padding_side = tok.padding_side, "left"
     try:
-        def run(batch: list[formats.Rendered], **override) -> int:
+        def run(batch: list[formats.Rendered], **override):
             enc = tok([r.text for r in batch], return_tensors="pt", padding=True,
                       add_special_tokens=batch[0].add_special_tokens).to(model.device)
             torch.manual_seed(settings.seed)
             with torch.inference_mode():
-                out = model.generate(**enc, **{**kwargs, **override})
-            return sum(_tokens_until_finish(row, finish_ids) for row in out[:, enc["input_ids"].shape[1]:].tolist())
+                return model.generate(**enc, **{**kwargs, **override}), enc["input_ids"].shape[1]
 
         run(rendered[:size], max_new_tokens=WARMUP_TOKENS)
         measure.sync(loaded.device)
         started = time.perf_counter()
-        new_tokens = sum(run(rendered[i:i + size]) for i in range(0, len(rendered), size))
+        outputs = [run(rendered[i:i + size]) for i in range(0, len(rendered), size)]
         measure.sync(loaded.device)
         wall = time.perf_counter() - started
     finally:
         tok.padding_side = side
+    new_tokens = sum(sum(new_token_counts(out, prompt_length, kwargs)) for out, prompt_length in outputs)
     single_tps = sum(r.new_tokens for r in single) / sum(r.latency_s for r in single)
     return ThroughputRecord(loaded.spec.name, attempt, size, len(prompts), new_tokens, wall,
                             new_tokens / wall, single_tps)
 
 
-def _tokens_until_finish(row: list[int], finish_ids: set[int]) -> int:
-    for index, token in enumerate(row):
-        if token in finish_ids:
-            return index + 1
-    return len(row)
+def new_token_counts(out, prompt_length: int, kwargs: dict) -> list[int]:
+    """Per sequence, the new tokens up to where generate() stopped it; after that it only appends padding.
+
+    The same checks generate() makes after each token, with the same settings: the last token is one of
+    `eos_token_id`'s ids, or `stopping_criteria` (multi-token stop strings) fires on the sequence so far.
+    """
+    import torch
+
+    stop_ids = torch.tensor(kwargs["eos_token_id"] or [], dtype=out.dtype, device=out.device)
+    criteria = kwargs.get("stopping_criteria")
+    counts = [out.shape[1] - prompt_length] * out.shape[0]
+    for end in range(prompt_length + 1, out.shape[1] + 1):
+        stopped = torch.isin(out[:, end - 1], stop_ids)
+        if criteria:
+            stopped |= criteria(out[:, :end], None)
+        for row in stopped.nonzero().flatten().tolist():
+            counts[row] = min(counts[row], end - prompt_length)
+    return counts
