@@ -3,8 +3,10 @@
 Protocol: one short warm-up generation per model on a fixed prompt (not recorded); then per prompt
 `repeat` timed runs (default one: the model's figure is a median over prompts, and the report shows
 their spread), the answer taken from the first, the figures reported as medians with every run
-kept. Greedy decoding by default, so every run produces the same tokens and the timings are comparable;
-sampled runs set the seed before every generation, so they repeat exactly too.
+kept. A timed run is a one-token generate of the prompt (TTFT: prefill and the first token), then the
+full generate without a streamer (latency, new tokens). Greedy decoding by default, so every
+run produces the same tokens and the timings are comparable; sampled runs set the seed before every
+generation, so they repeat exactly too.
 A prompt whose tokens plus max_new_tokens exceed the model's context window is not sent: it is
 recorded as skipped for that model, with both numbers.
 """
@@ -122,24 +124,34 @@ def stop_criteria(loaded: Loaded, stops: tuple[str, ...]):
 
 def generate_once(loaded: Loaded, rendered: formats.Rendered, settings: GenSettings,
                   max_new_tokens: int | None = None) -> Generation:
-    import torch
+    """One timed generation.
 
-    tok, model, device = loaded.tokenizer, loaded.model, loaded.device
+    TTFT is timed apart, as a one-token generate of the same prompt (prefill and the first token), as
+    optimum-benchmark does: the full generate then runs without a streamer, for which transformers
+    copies every new token to the CPU (on a GPU, a wait for the device after each token).
+    """
+    tok, model = loaded.tokenizer, loaded.model
     enc = tok(rendered.text, return_tensors="pt", add_special_tokens=rendered.add_special_tokens).to(model.device)
     kwargs = generate_kwargs(loaded, rendered, settings, max_new_tokens or settings.max_new_tokens)
-    clock = measure.FirstTokenClock(device)
-    torch.manual_seed(settings.seed)
-    measure.sync(device)
-    started = time.perf_counter()
-    with torch.inference_mode():
-        out = model.generate(**enc, streamer=clock, **kwargs)
-    measure.sync(device)
-    latency = time.perf_counter() - started
+    _, ttft = _timed_generate(loaded, enc, {**kwargs, "max_new_tokens": 1}, settings.seed)
+    out, latency = _timed_generate(loaded, enc, kwargs, settings.seed)
     new_ids = out[0, enc["input_ids"].shape[1]:].tolist()
     text = tok.decode(new_ids, skip_special_tokens=True)
-    ttft = (clock.first_token_at - started) if clock.first_token_at else latency
+    # a one-token answer is the same work twice: the first token cannot come after the whole answer
     return Generation(formats.cut_at_stop(text, rendered.stop_strings), tuple(new_ids),
-                      enc["input_ids"].shape[1], ttft, latency)
+                      enc["input_ids"].shape[1], min(ttft, latency), latency)
+
+
+def _timed_generate(loaded: Loaded, enc, kwargs: dict, seed: int):
+    import torch
+
+    torch.manual_seed(seed)
+    measure.sync(loaded.device)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        out = loaded.model.generate(**enc, **kwargs)
+    measure.sync(loaded.device)
+    return out, time.perf_counter() - started
 
 
 def render(loaded: Loaded, prompt: Prompt) -> formats.Rendered:
