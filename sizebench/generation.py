@@ -4,7 +4,7 @@ Protocol: one short warm-up generation per model on a fixed prompt (not recorded
 `repeat` timed runs (default one: the model's figure is a median over prompts, and the report shows
 their spread), the answer taken from the first, the figures reported as medians with every run
 kept. A timed run is a one-token generate of the prompt (TTFT: prefill and the first token), then the
-full generate without a streamer (latency, new tokens). Greedy decoding by default, so every
+full generate without a streamer (latency, new tokens, energy). Greedy decoding by default, so every
 run produces the same tokens and the timings are comparable; sampled runs set the seed before every
 generation, so they repeat exactly too.
 A prompt whose tokens plus max_new_tokens exceed the model's context window is not sent: it is
@@ -13,11 +13,12 @@ recorded as skipped for that model, with both numbers.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from sizebench import formats, measure
+from sizebench import energy, formats, measure
 from sizebench.loader import Loaded
 from sizebench.records import PromptRecord, PromptSkipRecord, ThroughputRecord
 from sizebench.suites import Prompt, is_correct
@@ -123,8 +124,8 @@ def stop_criteria(loaded: Loaded, stops: tuple[str, ...]):
 
 
 def generate_once(loaded: Loaded, rendered: formats.Rendered, settings: GenSettings,
-                  max_new_tokens: int | None = None) -> Generation:
-    """One timed generation.
+                  max_new_tokens: int | None = None, meter: energy.Meter | None = None) -> Generation:
+    """One timed generation; `meter` counts the energy of the full generate only.
 
     TTFT is timed apart, as a one-token generate of the same prompt (prefill and the first token), as
     optimum-benchmark does: the full generate then runs without a streamer, for which transformers
@@ -134,7 +135,8 @@ def generate_once(loaded: Loaded, rendered: formats.Rendered, settings: GenSetti
     enc = tok(rendered.text, return_tensors="pt", add_special_tokens=rendered.add_special_tokens).to(model.device)
     kwargs = generate_kwargs(loaded, rendered, settings, max_new_tokens or settings.max_new_tokens)
     _, ttft = _timed_generate(loaded, enc, {**kwargs, "max_new_tokens": 1}, settings.seed)
-    out, latency = _timed_generate(loaded, enc, kwargs, settings.seed)
+    with meter.counting() if meter else contextlib.nullcontext():
+        out, latency = _timed_generate(loaded, enc, kwargs, settings.seed)
     new_ids = out[0, enc["input_ids"].shape[1]:].tolist()
     text = tok.decode(new_ids, skip_special_tokens=True)
     # a one-token answer is the same work twice: the first token cannot come after the whole answer
@@ -190,8 +192,11 @@ def too_long(loaded: Loaded, prompt: Prompt, rendered: formats.Rendered, setting
 
 
 def run_prompts(loaded: Loaded, prompts: tuple[Prompt, ...], settings: GenSettings, attempt: str,
-                emit: Callable, progress: Callable[[int, int], None] = lambda done, total: None) -> list[PromptRecord]:
-    """Prompt records of the prompts that ran; skip records for the others go to emit too."""
+                emit: Callable, progress: Callable[[int, int], None] = lambda done, total: None,
+                meter: energy.Meter | None = None) -> list[PromptRecord]:
+    """Prompt records of the prompts that ran; skip records for the others go to emit too.
+
+    `meter` counts the timed generations only: not the warm-up, the records or the progress."""
     context = context_window(loaded)
     generate_once(loaded, render(loaded, WARMUP_PROMPT), settings, WARMUP_TOKENS)
     records = []
@@ -202,7 +207,7 @@ def run_prompts(loaded: Loaded, prompts: tuple[Prompt, ...], settings: GenSettin
             emit(skipped)
             progress(index + 1, len(prompts))
             continue
-        runs = [generate_once(loaded, rendered, settings) for _ in range(settings.repeat)]
+        runs = [generate_once(loaded, rendered, settings, meter=meter) for _ in range(settings.repeat)]
         first = runs[0]
         decode_runs = [r.decode_tok_per_s for r in runs if r.decode_tok_per_s is not None]
         record = PromptRecord(
