@@ -6,7 +6,7 @@
 Each comparison runs both sides in one process, interleaved A B A B, so machine drift hits both;
 figures are medians and ratios. The last stdout line is one JSON object with every figure.
 
-1. overhead: sizebench's prompt stage (generation.generate_once: chat format, streamer for TTFT, stop
+1. overhead: sizebench's prompt stage (generation.generate_once: chat format, TTFT timed apart, stop
    criteria) vs a plain `model.generate` loop written here, same model, prompts and greedy settings.
 2. load: a cold GGUF load (conversion into an empty cache + load) vs a cached load, each in a fresh process.
 3. throughput: sizebench's batched suite (batch 8) vs a plain left-padded batched `generate` loop,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sizebench.store import RunStore
+from sizebench.store import RunStore, started_order
 
 KIND_STAGE = {"prompt": "prompts", "prompt_skipped": "prompts", "throughput": "prompts", "task": "tasks",
               "task_skipped": "tasks", "items": "tasks", "energy": "prompts"}
@@ -33,8 +33,9 @@ class Frames:
 def load(run_dirs: list[Path], latest_only: bool = True) -> Frames:
     rows, metas, models = [], [], []
     kind_columns: dict[str, set] = {}
-    for run_dir in sorted(run_dirs, key=lambda p: Path(p).name):
-        store = RunStore(Path(run_dir))
+    ordered = sorted((Path(p) for p in run_dirs), key=started_order)
+    for run_dir in ordered:
+        store = RunStore(run_dir)
         meta = store.meta()
         metas.append(meta)
         for order, spec in enumerate(meta["plan"]["models"]):
@@ -52,8 +53,8 @@ def load(run_dirs: list[Path], latest_only: bool = True) -> Frames:
                       {kind: pd.DataFrame() for kind in KINDS})
     records = _current_attempts(records)
     if latest_only:
-        latest_run = records.groupby("model")["run_id"].max()
-        records = records[records["run_id"] == records["model"].map(latest_run)]
+        started = records["run_id"].map({run_dir.name: n for n, run_dir in enumerate(ordered)})
+        records = records[started == started.groupby(records["model"]).transform("max")]
         model_table = model_table.drop_duplicates("model", keep="last")
     tables = {}
     for kind in KINDS:

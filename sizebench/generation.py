@@ -3,19 +3,22 @@
 Protocol: one short warm-up generation per model on a fixed prompt (not recorded); then per prompt
 `repeat` timed runs (default one: the model's figure is a median over prompts, and the report shows
 their spread), the answer taken from the first, the figures reported as medians with every run
-kept. Greedy decoding by default, so every run produces the same tokens and the timings are comparable;
-sampled runs set the seed before every generation, so they repeat exactly too.
+kept. A timed run is a one-token generate of the prompt (TTFT: prefill and the first token), then the
+full generate without a streamer (latency, new tokens, energy). Greedy decoding by default, so every
+run produces the same tokens and the timings are comparable; sampled runs set the seed before every
+generation, so they repeat exactly too.
 A prompt whose tokens plus max_new_tokens exceed the model's context window is not sent: it is
 recorded as skipped for that model, with both numbers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from sizebench import formats, measure
+from sizebench import energy, formats, measure
 from sizebench.loader import Loaded
 from sizebench.records import PromptRecord, PromptSkipRecord, ThroughputRecord
 from sizebench.suites import Prompt, is_correct
@@ -121,25 +124,36 @@ def stop_criteria(loaded: Loaded, stops: tuple[str, ...]):
 
 
 def generate_once(loaded: Loaded, rendered: formats.Rendered, settings: GenSettings,
-                  max_new_tokens: int | None = None) -> Generation:
-    import torch
+                  max_new_tokens: int | None = None, meter: energy.Meter | None = None) -> Generation:
+    """One timed generation; `meter` counts the energy of the full generate only.
 
-    tok, model, device = loaded.tokenizer, loaded.model, loaded.device
+    TTFT is timed apart, as a one-token generate of the same prompt (prefill and the first token), as
+    optimum-benchmark does: the full generate then runs without a streamer, for which transformers
+    copies every new token to the CPU (on a GPU, a wait for the device after each token).
+    """
+    tok, model = loaded.tokenizer, loaded.model
     enc = tok(rendered.text, return_tensors="pt", add_special_tokens=rendered.add_special_tokens).to(model.device)
     kwargs = generate_kwargs(loaded, rendered, settings, max_new_tokens or settings.max_new_tokens)
-    clock = measure.FirstTokenClock(device)
-    torch.manual_seed(settings.seed)
-    measure.sync(device)
-    started = time.perf_counter()
-    with torch.inference_mode():
-        out = model.generate(**enc, streamer=clock, **kwargs)
-    measure.sync(device)
-    latency = time.perf_counter() - started
+    _, ttft = _timed_generate(loaded, enc, {**kwargs, "max_new_tokens": 1}, settings.seed)
+    with meter.counting() if meter else contextlib.nullcontext():
+        out, latency = _timed_generate(loaded, enc, kwargs, settings.seed)
     new_ids = out[0, enc["input_ids"].shape[1]:].tolist()
     text = tok.decode(new_ids, skip_special_tokens=True)
-    ttft = (clock.first_token_at - started) if clock.first_token_at else latency
+    # a one-token answer is the same work twice: the first token cannot come after the whole answer
     return Generation(formats.cut_at_stop(text, rendered.stop_strings), tuple(new_ids),
-                      enc["input_ids"].shape[1], ttft, latency)
+                      enc["input_ids"].shape[1], min(ttft, latency), latency)
+
+
+def _timed_generate(loaded: Loaded, enc, kwargs: dict, seed: int):
+    import torch
+
+    torch.manual_seed(seed)
+    measure.sync(loaded.device)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        out = loaded.model.generate(**enc, **kwargs)
+    measure.sync(loaded.device)
+    return out, time.perf_counter() - started
 
 
 def render(loaded: Loaded, prompt: Prompt) -> formats.Rendered:
@@ -178,8 +192,11 @@ def too_long(loaded: Loaded, prompt: Prompt, rendered: formats.Rendered, setting
 
 
 def run_prompts(loaded: Loaded, prompts: tuple[Prompt, ...], settings: GenSettings, attempt: str,
-                emit: Callable, progress: Callable[[int, int], None] = lambda done, total: None) -> list[PromptRecord]:
-    """Prompt records of the prompts that ran; skip records for the others go to emit too."""
+                emit: Callable, progress: Callable[[int, int], None] = lambda done, total: None,
+                meter: energy.Meter | None = None) -> list[PromptRecord]:
+    """Prompt records of the prompts that ran; skip records for the others go to emit too.
+
+    `meter` counts the timed generations only: not the warm-up, the records or the progress."""
     context = context_window(loaded)
     generate_once(loaded, render(loaded, WARMUP_PROMPT), settings, WARMUP_TOKENS)
     records = []
@@ -190,7 +207,7 @@ def run_prompts(loaded: Loaded, prompts: tuple[Prompt, ...], settings: GenSettin
             emit(skipped)
             progress(index + 1, len(prompts))
             continue
-        runs = [generate_once(loaded, rendered, settings) for _ in range(settings.repeat)]
+        runs = [generate_once(loaded, rendered, settings, meter=meter) for _ in range(settings.repeat)]
         first = runs[0]
         decode_runs = [r.decode_tok_per_s for r in runs if r.decode_tok_per_s is not None]
         record = PromptRecord(
@@ -218,32 +235,44 @@ def batched_throughput(loaded: Loaded, prompts: tuple[Prompt, ...], settings: Ge
     tok, model, size = loaded.tokenizer, loaded.model, settings.batch_size
     rendered = [render(loaded, p) for p in prompts]
     kwargs = generate_kwargs(loaded, rendered[0], settings, settings.max_new_tokens)
-    finish_ids = set(kwargs["eos_token_id"] or []) | {tok.pad_token_id}
     side, tok.padding_side = tok.padding_side, "left"
     try:
-        def run(batch: list[formats.Rendered], **override) -> int:
+        def run(batch: list[formats.Rendered], **override):
             enc = tok([r.text for r in batch], return_tensors="pt", padding=True,
                       add_special_tokens=batch[0].add_special_tokens).to(model.device)
             torch.manual_seed(settings.seed)
             with torch.inference_mode():
-                out = model.generate(**enc, **{**kwargs, **override})
-            return sum(_tokens_until_finish(row, finish_ids) for row in out[:, enc["input_ids"].shape[1]:].tolist())
+                return model.generate(**enc, **{**kwargs, **override}), enc["input_ids"].shape[1]
 
         run(rendered[:size], max_new_tokens=WARMUP_TOKENS)
         measure.sync(loaded.device)
         started = time.perf_counter()
-        new_tokens = sum(run(rendered[i:i + size]) for i in range(0, len(rendered), size))
+        outputs = [run(rendered[i:i + size]) for i in range(0, len(rendered), size)]
         measure.sync(loaded.device)
         wall = time.perf_counter() - started
     finally:
         tok.padding_side = side
+    new_tokens = sum(sum(new_token_counts(out, prompt_length, kwargs)) for out, prompt_length in outputs)
     single_tps = sum(r.new_tokens for r in single) / sum(r.latency_s for r in single)
     return ThroughputRecord(loaded.spec.name, attempt, size, len(prompts), new_tokens, wall,
                             new_tokens / wall, single_tps)
 
 
-def _tokens_until_finish(row: list[int], finish_ids: set[int]) -> int:
-    for index, token in enumerate(row):
-        if token in finish_ids:
-            return index + 1
-    return len(row)
+def new_token_counts(out, prompt_length: int, kwargs: dict) -> list[int]:
+    """Per sequence, the new tokens up to where generate() stopped it; after that it only appends padding.
+
+    The same checks generate() makes after each token, with the same settings: the last token is one of
+    `eos_token_id`'s ids, or `stopping_criteria` (multi-token stop strings) fires on the sequence so far.
+    """
+    import torch
+
+    stop_ids = torch.tensor(kwargs["eos_token_id"] or [], dtype=out.dtype, device=out.device)
+    criteria = kwargs.get("stopping_criteria")
+    counts = [out.shape[1] - prompt_length] * out.shape[0]
+    for end in range(prompt_length + 1, out.shape[1] + 1):
+        stopped = torch.isin(out[:, end - 1], stop_ids)
+        if criteria:
+            stopped |= criteria(out[:, :end], None)
+        for row in stopped.nonzero().flatten().tolist():
+            counts[row] = min(counts[row], end - prompt_length)
+    return counts

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import resource
 import statistics
-import time
 from pathlib import Path
 
 
@@ -16,28 +15,6 @@ def sync(device: str) -> None:
         import torch
 
         torch.cuda.synchronize()
-
-
-class FirstTokenClock:
-    """A generate() streamer that notes when the first new token arrives.
-
-    generate() calls put() once with the prompt ids, then once per new token, so the second put()
-    is the first generated token: a measurement, not an estimate.
-    """
-
-    def __init__(self, device: str):
-        self.device = device
-        self.calls = 0
-        self.first_token_at: float | None = None
-
-    def put(self, value) -> None:
-        self.calls += 1
-        if self.calls == 2:
-            sync(self.device)
-            self.first_token_at = time.perf_counter()
-
-    def end(self) -> None:
-        pass
 
 
 def peak_rss_mb() -> float:

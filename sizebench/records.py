@@ -96,12 +96,13 @@ class ThroughputRecord(Record):
 
 @dataclass(frozen=True)
 class EnergyRecord(Record):
-    """Energy the counters read over the prompt suite (warm-up included); only where they are readable."""
+    """Energy the counters read over the prompt suite's timed generations (each full generate, not the
+    warm-up, the one-token TTFT runs or the record writes); only where they are readable."""
 
     stage: str
     joules: float
     new_tokens: int  # tokens generated in that time: every repetition of every prompt
-    source: str  # which counter: NVML (whole GPU) or RAPL (whole CPU package)
+    source: str  # which counter: NVML (the visible GPUs, each whole) or RAPL (whole CPU package)
     kind = "energy"
 
 

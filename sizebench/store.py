@@ -15,6 +15,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+from sizebench import atomic
 from sizebench.errors import SizebenchError
 from sizebench.records import Record
 
@@ -53,18 +54,16 @@ class RunStore:
 
     @classmethod
     def latest(cls, results_dir: Path) -> "RunStore":
-        runs = sorted((p for p in (Path(results_dir) / "runs").glob("*") if (p / META).is_file()), key=_started_order)
+        runs = sorted((p for p in (Path(results_dir) / "runs").glob("*") if (p / META).is_file()), key=started_order)
         if not runs:
             raise SizebenchError(f"no runs under {Path(results_dir) / 'runs'}; run `sizebench bench` first")
         return cls(runs[-1])
 
     def meta(self) -> dict:
-        return json.loads((self.dir / META).read_text())
+        return json.loads((self.dir / META).read_text(encoding="utf-8"))
 
     def write_meta(self, meta: dict) -> None:
-        tmp = self.dir / (META + ".tmp")
-        tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-        tmp.replace(self.dir / META)
+        atomic.write_text(self.dir / META, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
 
     def append(self, record: Record) -> None:
         self.append_line(record.to_json())
@@ -95,7 +94,7 @@ class RunStore:
         return rows
 
 
-def _started_order(run_dir: Path) -> tuple[str, int]:
+def started_order(run_dir: Path) -> tuple[str, int]:
     """stamp, stamp-2, ..., stamp-10: by stamp, then by the number _claim added (not as text)."""
     stamp, _, n = run_dir.name.rpartition("-")
     return (stamp, int(n)) if stamp and n.isdigit() and len(n) < 6 else (run_dir.name, 1)

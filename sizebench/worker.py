@@ -132,14 +132,14 @@ def prompts_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
         if record.kind == "prompt_skipped":
             event(model=name, stage="prompt_skipped", prompt_id=record.prompt_id, reason=record.reason)
 
-    with energy.meter(loaded.device) as used:
-        singles = generation.run_prompts(
-            loaded, suite.prompts, settings, attempt, emit,
-            lambda done, total: event(model=name, stage="prompts", done=done, total=total),
-        )
-    if used.joules is not None:  # only where NVML or RAPL could be read; the report says "not measured" else
+    meter = energy.Meter(loaded.device)
+    singles = generation.run_prompts(
+        loaded, suite.prompts, settings, attempt, emit,
+        lambda done, total: event(model=name, stage="prompts", done=done, total=total), meter,
+    )
+    if meter.joules is not None and singles:  # only where NVML or RAPL could be read; else "not measured"
         tokens = sum(r.new_tokens * len(r.latency_s_runs) for r in singles)
-        store.append(EnergyRecord(name, attempt, "prompts", used.joules, tokens, used.source))
+        store.append(EnergyRecord(name, attempt, "prompts", meter.joules, tokens, meter.source))
     ran = {r.prompt_id for r in singles}
     if settings.batch_size > 1 and singles:
         event(model=name, stage="batched")

@@ -28,10 +28,12 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
-def build_tiny_neox(folder: Path, always_end: bool = False) -> Path:
+def build_tiny_neox(folder: Path, always_end: bool = False, always_eos: bool = False) -> Path:
     """A 2-layer GPT-NeoX with random weights and a BPE tokenizer trained on CORPUS.
 
     always_end: weights set so that every next token is `### End`, to exercise the Dolly stop.
+    always_eos: every next token is EOS, and no pad token (as Pythia's and Dolly's tokenizers: the loader
+    pads with EOS), to exercise decoding that does not stop at EOS.
     """
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
@@ -44,19 +46,20 @@ def build_tiny_neox(folder: Path, always_end: bool = False) -> Path:
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tokenizer.train_from_iterator(CORPUS, trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>", unk_token="<|unk|>",
-                                   pad_token="<|pad|>")
+                                   pad_token=None if always_eos else "<|pad|>")
     fast.add_special_tokens({"additional_special_tokens": ["### End", "### Instruction:", "### Response:"]})
     torch.manual_seed(0)
     config = GPTNeoXConfig(vocab_size=len(fast), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                            intermediate_size=64, max_position_embeddings=256, eos_token_id=fast.eos_token_id,
                            pad_token_id=fast.pad_token_id, bos_token_id=fast.eos_token_id)
     model = GPTNeoXForCausalLM(config)
-    if always_end:
+    always = "### End" if always_end else "<|endoftext|>" if always_eos else None
+    if always:
         with torch.no_grad():
             model.gpt_neox.final_layer_norm.weight.zero_()
             model.gpt_neox.final_layer_norm.bias.fill_(1.0)
             model.get_output_embeddings().weight.zero_()
-            model.get_output_embeddings().weight[fast.convert_tokens_to_ids("### End")] = 1.0
+            model.get_output_embeddings().weight[fast.convert_tokens_to_ids(always)] = 1.0
     model.save_pretrained(folder)
     fast.save_pretrained(folder)
     return folder
@@ -70,6 +73,11 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_ender(tmp_path_factory) -> Path:
     return build_tiny_neox(tmp_path_factory.mktemp("models") / "tiny-ender", always_end=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_eos(tmp_path_factory) -> Path:
+    return build_tiny_neox(tmp_path_factory.mktemp("models") / "tiny-eos", always_eos=True)
 
 
 @pytest.fixture

@@ -54,7 +54,7 @@ def test_the_warm_up_uses_a_short_fixed_prompt_and_a_long_prompt_is_never_genera
     assert generation.context_window(loaded) == 256
     sent = []
 
-    def fake_generate(loaded, rendered, settings, max_new_tokens=None):
+    def fake_generate(loaded, rendered, settings, max_new_tokens=None, meter=None):
         sent.append(rendered.text)
         return generation.Generation("x", (1, 2), 5, 0.01, 0.02)
 

@@ -108,6 +108,18 @@ def test_latest_run_wins_when_combined(run, tmp_path):
     assert sorted(both["task"][both["task"]["model"] == "dolly-v2-3b"]["value"]) == [0.6, 0.64, 0.65]
 
 
+def test_latest_run_is_the_last_claimed_past_nine_in_one_second(tmp_path, monkeypatch):
+    monkeypatch.setattr("sizebench.store.time.strftime", lambda fmt: "20261123-120000")
+    plan = {"plan": {"models": [builtin("dolly-v2-3b").to_dict()]}}
+    stores = [RunStore.create(tmp_path, plan) for _ in range(10)]
+    for n, store in enumerate(stores):
+        store.append(task("dolly-v2-3b", "arc_easy", n / 100))
+    assert stores[-1].run_id == "20261123-120000-10"
+    fr = frames.load([s.dir for s in stores])
+    assert fr["task"]["value"].tolist() == [0.09] and fr["task"]["run_id"].tolist() == ["20261123-120000-10"]
+    assert [m["run_id"] for m in fr.metas] == [s.run_id for s in stores]
+
+
 def test_a_resumed_stage_shows_only_the_attempt_that_finished(tmp_path):
     store = RunStore.create(tmp_path, {"command": "x", "environment": {},
                                        "plan": {"models": [builtin("dolly-v2-3b").to_dict()]}})

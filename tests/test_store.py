@@ -114,3 +114,34 @@ def test_latest_is_the_last_claimed_even_past_ten_in_one_second(tmp_path):
     (runs / "20261124-000000").mkdir()
     (runs / "20261124-000000" / "run.json").write_text("{}")
     assert RunStore.latest(tmp_path).dir.name == "20261124-000000"
+
+
+def _rewrite_meta(run_dir, who, rounds, out):
+    """One sweep rewriting the run's run.json (as a resumed sweep does), in a child process."""
+    try:
+        for n in range(rounds):
+            RunStore(run_dir).write_meta({"who": who, "n": n, "plan": {"models": []}, "padding": "x" * 20_000})
+        out.put("ok")
+    except BaseException as exc:  # noqa: BLE001 - reported to the test, which fails on it
+        out.put(f"error: {exc!r}")
+
+
+def test_concurrent_meta_writes_never_leave_a_partial_or_missing_run_json(tmp_path):
+    store = RunStore.create(tmp_path, {"plan": {"models": []}})
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    writers = [ctx.Process(target=_rewrite_meta, args=(store.dir, who, 300, out)) for who in range(2)]
+    for proc in writers:
+        proc.start()
+    seen = []
+    while any(proc.is_alive() for proc in writers):
+        try:
+            seen.append(store.meta().get("n", -1))
+        except (OSError, ValueError) as exc:
+            seen.append(f"unreadable: {exc!r}")
+    results = [out.get(timeout=60) for _ in writers]
+    for proc in writers:
+        proc.join(timeout=60)
+    assert results == ["ok", "ok"]
+    assert not [s for s in seen if isinstance(s, str)][:3]
+    assert store.meta()["n"] == 299 and sorted(p.name for p in store.dir.iterdir()) == ["records.jsonl", "run.json"]

@@ -149,8 +149,9 @@ PROTOCOL = """## How this was measured
   imported (recorded apart as `import_s`); GGUF models are dequantized once into a safetensors cache
   (that one-time conversion is recorded apart as `convert_s`).
 - Prompts: one warm-up generation on a short fixed prompt, then each prompt `repeat` times (default once) with greedy
-  decoding; TTFT is the time to the first new token (seen by a streamer), decode tok/s = (new tokens - 1)
-  / (latency - TTFT); figures are medians over repetitions, then over prompts. A prompt whose tokens plus
+  decoding; TTFT is a one-token generate of the prompt (prefill and the first token), timed apart from the
+  full generate, decode tok/s = (new tokens - 1) / (latency - TTFT); figures are medians over repetitions,
+  then over prompts. A prompt whose tokens plus
   the new-token limit exceed a model's context window is not sent to it (⏭ in the answers).
 - Accuracy: lm-evaluation-harness on the already loaded model, through its `sizebench-hf` model class
   (HFLM computing logits only where they are read; same log-likelihoods); stderr as lm-eval reports it."""
