@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import sizebench
+from conftest import sizebench, tiny_llama_gguf
 
 
 def bad_prompt_files(tmp):
@@ -64,3 +64,24 @@ def test_cuda_asked_for_without_a_gpu(tmp_path):
     (tmp_path / "ok.txt").write_text("What is the capital of France? => Paris\n")
     done = sizebench("compare", "--device", "cuda", "--prompts", "ok.txt", "--models", "smollm2-135m")
     assert done.returncode == 2 and done.stderr.strip() == "error: --device cuda asked for, but torch sees no CUDA GPU here"
+
+
+def truncated(path):
+    data = tiny_llama_gguf(path).read_bytes()
+    path.write_bytes(data[:len(data) - 100])  # the last tensor loses its end
+
+
+def bad_magic(path):
+    data = tiny_llama_gguf(path).read_bytes()
+    path.write_bytes(b"GGML" + data[4:])
+
+
+@pytest.mark.parametrize("damage, message", [(truncated, "is truncated: its tensors need"),
+                                             (bad_magic, "is not a GGUF file (it starts with b'GGML'")])
+def test_a_corrupt_gguf_is_refused_before_any_run(tmp_path, damage, message):
+    damage(tmp_path / "bad.gguf")
+    done = sizebench("eval", "--models", "bad.gguf", "--results", "r")
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert len(lines) == 1 and message in lines[0] and "'bad.gguf'" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr + done.stdout and not (tmp_path / "r").exists()

@@ -2,19 +2,7 @@
 
 import numpy as np
 
-
-def tiny_gguf(path):
-    import gguf
-
-    writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_block_count(2)
-    writer.add_token_list(["<s>", "a", "b", "ab"])
-    writer.add_tensor("token_embd.weight", np.arange(12, dtype=np.float32).reshape(4, 3))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+from conftest import tiny_gguf
 
 
 def test_parse_once_reads_the_same_values_once_and_restores_everything(tmp_path):
