@@ -13,6 +13,8 @@ def bad_prompt_files(tmp):
     (tmp / "good.txt").write_text("What is the capital of France? => Paris\n")
     (tmp / "no-prompt.txt").write_text("What is the capital of France? => Paris\n => Rome\n")
     (tmp / "twice.jsonl").write_text('{"id": "q", "prompt": "A?"}\n{"id": "q", "prompt": "B?"}\n')
+    (tmp / "bad-yaml").mkdir()
+    (tmp / "bad-yaml" / "mine.yaml").write_text("task: mine\ndataset_path: json\n  metric_list: [\n")
 
 
 CASES = [
@@ -24,6 +26,8 @@ CASES = [
     (["compare", "--prompts", "latin1.txt"], "line 1 is not UTF-8"),
     (["eval", "--task-path", "missing-dir"], "does not exist or is not a folder"),
     (["eval", "--task-path", "notes.yaml"], "has no .yaml task files"),
+    (["eval", "--task-path", "bad-yaml", "--tasks", "mine"],
+     "unknown task 'mine'; task file 'bad-yaml/mine.yaml' is not valid YAML (mapping values are not allowed here line 3)"),
     (["compare", "--dtype", "float8"], "invalid --dtype 'float8'"),
     (["compare", "--device", "tpu"], "invalid --device 'tpu'"),
     (["eval", "--limit", "0"], "--limit must be a positive number"),
