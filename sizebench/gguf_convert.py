@@ -19,14 +19,19 @@ the converted model's logits against the GGUF-loaded model's.
 from __future__ import annotations
 
 import copy
+import errno
 import functools
 import json
 import os
 import shutil
 import signal
 import sys
+import tempfile
+import uuid
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
+
+from sizebench import atomic
 
 
 def _plain_reader_class():
@@ -131,7 +136,11 @@ def parse_once():
 
 
 def convert_gguf(gguf_path: Path, target: Path) -> None:
-    """Dequantize a GGUF with transformers and save it as safetensors (atomically: tmp + rename)."""
+    """Dequantize a GGUF with transformers and save it as safetensors into `target`, whole or not at all.
+
+    The folder is written under a name of its own and renamed into place; another sweep converting the
+    same file at the same time may finish first, and then its entry is kept and this one dropped.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     with parse_once():
@@ -142,13 +151,38 @@ def convert_gguf(gguf_path: Path, target: Path) -> None:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    staging = target.with_name(target.name + f".tmp{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    (staging / "COMPLETE").write_text(json.dumps({"gguf": str(gguf_path)}))
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{target.name}.tmp", dir=target.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        atomic.write_text(staging / "COMPLETE", json.dumps({"gguf": str(gguf_path)}))
+        install(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already when it was installed
+
+
+def install(staging: Path, target: Path) -> None:
+    """Rename a complete folder to `target` unless another process's complete entry is there already.
+
+    A rename onto a folder that is not empty fails, so an entry in use is never replaced; a leftover
+    without COMPLETE (written by no sizebench that renames whole folders) is moved aside and removed.
+    """
+    while True:
+        try:
+            staging.rename(target)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+        if (target / "COMPLETE").exists():
+            return  # another conversion won; ours is removed by the caller
+        aside = target.with_name(f"{target.name}.stale{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        try:
+            target.rename(aside)
+        except FileNotFoundError:  # another process moved it first
+            continue
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def convert_in_fork(gguf_path: Path, target: Path) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from sizebench import gguf_check
+from sizebench import atomic, gguf_check
 from sizebench.errors import ConversionFailed, ModelUnavailable
 from sizebench.registry import GGUF_FILE, GGUF_PACKAGE, HUB, LOCAL_DIR, ModelSpec, hf_offline
 
@@ -150,9 +150,7 @@ def gguf_sha256(path: Path) -> str:
                 digest.update(block)
         memo[key] = digest.hexdigest()
         memo_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(memo, indent=1))
-        tmp.replace(memo_file)
+        atomic.write_text(memo_file, json.dumps(memo, indent=1))  # a concurrent sweep's entry may be lost: re-hashed
     return memo[key]
 
 

@@ -1,8 +1,12 @@
-"""The conversion's parse-once memos: same values as the stock gguf reader, one parse per file, restored after."""
+"""The conversion's parse-once memos (same values as the stock gguf reader, one parse per file, restored after),
+and its cache entries under sweeps that convert the same file at once."""
+
+import subprocess
+import sys
 
 import numpy as np
 
-from conftest import tiny_gguf
+from conftest import tiny_gguf, tiny_llama_gguf
 
 
 def test_parse_once_reads_the_same_values_once_and_restores_everything(tmp_path):
@@ -42,3 +46,39 @@ def test_parse_once_reads_the_same_values_once_and_restores_everything(tmp_path)
             legacy._gguf_parse_value) == originals
     # no memo outlives the block (one kept a converted vocabulary alive in the worker: 200 MB for gemma3)
     assert fast_module.read_gguf_metadata is stock_read and fast_package.read_gguf_metadata is stock_read
+
+
+LOCATE = """
+import sys
+from sizebench import sources
+from sizebench.registry import resolve
+print(sources.locate(resolve(sys.argv[1])[0]).path)
+"""
+
+
+def test_two_sweeps_converting_one_gguf_at_once_both_end_with_one_valid_entry(tmp_path, monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    monkeypatch.setenv("SIZEBENCH_CACHE", str(tmp_path / "cache"))
+    gguf = tiny_llama_gguf(tmp_path / "m.gguf")
+    sweeps = [subprocess.Popen([sys.executable, "-c", LOCATE, str(gguf)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [sweep.communicate(timeout=300) for sweep in sweeps]
+    assert [sweep.returncode for sweep in sweeps] == [0, 0], [err[-2000:] for _, err in outputs]
+    entries = sorted((tmp_path / "cache" / "safetensors").iterdir())
+    assert [str(e) for e in entries] == sorted({out.strip() for out, _ in outputs})  # one, and nothing left over
+    assert (entries[0] / "COMPLETE").exists() and AutoModelForCausalLM.from_pretrained(entries[0]).num_parameters()
+    cache_files = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert cache_files == ["gguf-hashes.json", "safetensors"]
+
+
+def test_a_conversion_that_finishes_second_leaves_the_first_entry_in_place(tmp_path):
+    """A sweep that found no entry when it started converts too; the entry another sweep is loading stays."""
+    from sizebench.gguf_convert import convert_gguf
+
+    gguf, target = tiny_llama_gguf(tmp_path / "m.gguf"), tmp_path / "cache" / "entry"
+    convert_gguf(gguf, target)
+    first = (target / "model.safetensors").stat().st_ino
+    convert_gguf(gguf, target)
+    assert (target / "model.safetensors").stat().st_ino == first and (target / "COMPLETE").exists()
+    assert [p.name for p in target.parent.iterdir()] == ["entry"]
