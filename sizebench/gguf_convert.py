@@ -19,14 +19,12 @@ the converted model's logits against the GGUF-loaded model's.
 from __future__ import annotations
 
 import copy
-import errno
 import functools
 import json
 import os
 import shutil
 import signal
 import sys
-import tempfile
 import uuid
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
@@ -151,8 +149,8 @@ def convert_gguf(gguf_path: Path, target: Path) -> None:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"{target.name}.tmp", dir=target.parent))
+    staging = target.with_name(f"{target.name}.tmp{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    staging.mkdir(parents=True)
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
@@ -165,24 +163,17 @@ def convert_gguf(gguf_path: Path, target: Path) -> None:
 def install(staging: Path, target: Path) -> None:
     """Rename a complete folder to `target` unless another process's complete entry is there already.
 
-    A rename onto a folder that is not empty fails, so an entry in use is never replaced; a leftover
-    without COMPLETE (written by no sizebench that renames whole folders) is moved aside and removed.
+    Under a lock beside the entry, so that a complete entry, which some sweep may be loading, is never
+    replaced; a folder without COMPLETE (no sweep is handed one) is removed first.
     """
-    while True:
-        try:
-            staging.rename(target)
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                raise
+    import fcntl
+
+    with open(target.with_name(target.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when this process dies
         if (target / "COMPLETE").exists():
             return  # another conversion won; ours is removed by the caller
-        aside = target.with_name(f"{target.name}.stale{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        try:
-            target.rename(aside)
-        except FileNotFoundError:  # another process moved it first
-            continue
-        shutil.rmtree(aside, ignore_errors=True)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
 
 
 def convert_in_fork(gguf_path: Path, target: Path) -> None:

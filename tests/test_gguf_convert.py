@@ -52,11 +52,13 @@ LOCATE = """
 import sys
 from sizebench import sources
 from sizebench.registry import resolve
-print(sources.locate(resolve(sys.argv[1])[0]).path)
+located = sources.locate(resolve(sys.argv[1])[0])
+print(located.path, (located.path / "model.safetensors").stat().st_ino, located.convert_s is not None)
 """
 
 
 def test_two_sweeps_converting_one_gguf_at_once_both_end_with_one_valid_entry(tmp_path, monkeypatch):
+    """Each sweep's entry is still the one it was handed when both are done, and nothing else is left."""
     from transformers import AutoModelForCausalLM
 
     monkeypatch.setenv("SIZEBENCH_CACHE", str(tmp_path / "cache"))
@@ -65,11 +67,13 @@ def test_two_sweeps_converting_one_gguf_at_once_both_end_with_one_valid_entry(tm
                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [sweep.communicate(timeout=300) for sweep in sweeps]
     assert [sweep.returncode for sweep in sweeps] == [0, 0], [err[-2000:] for _, err in outputs]
-    entries = sorted((tmp_path / "cache" / "safetensors").iterdir())
-    assert [str(e) for e in entries] == sorted({out.strip() for out, _ in outputs})  # one, and nothing left over
+    handed = [out.split() for out, _ in outputs]  # [path, inode of its weights, converted now]
+    entries = [p for p in (tmp_path / "cache" / "safetensors").iterdir() if p.suffix != ".lock"]
+    assert [str(e) for e in entries] == sorted({path for path, _, _ in handed})  # one, nothing left over
+    weights = entries[0] / "model.safetensors"
+    assert [int(inode) for _, inode, _ in handed] == [weights.stat().st_ino] * 2
     assert (entries[0] / "COMPLETE").exists() and AutoModelForCausalLM.from_pretrained(entries[0]).num_parameters()
-    cache_files = sorted(p.name for p in (tmp_path / "cache").iterdir())
-    assert cache_files == ["gguf-hashes.json", "safetensors"]
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["gguf-hashes.json", "safetensors"]
 
 
 def test_a_conversion_that_finishes_second_leaves_the_first_entry_in_place(tmp_path):
@@ -81,4 +85,4 @@ def test_a_conversion_that_finishes_second_leaves_the_first_entry_in_place(tmp_p
     first = (target / "model.safetensors").stat().st_ino
     convert_gguf(gguf, target)
     assert (target / "model.safetensors").stat().st_ino == first and (target / "COMPLETE").exists()
-    assert [p.name for p in target.parent.iterdir()] == ["entry"]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["entry", "entry.lock"]
