@@ -27,7 +27,8 @@ CASES = [
     (["eval", "--task-path", "missing-dir"], "does not exist or is not a folder"),
     (["eval", "--task-path", "notes.yaml"], "has no .yaml task files"),
     (["eval", "--task-path", "bad-yaml", "--tasks", "mine"],
-     "unknown task 'mine'; task file 'bad-yaml/mine.yaml' is not valid YAML (mapping values are not allowed here line 3)"),
+     "unknown task 'mine'; task file 'bad-yaml/mine.yaml' is not valid YAML (mapping values are not allowed here"
+     " line 3)"),
     (["compare", "--dtype", "float8"], "invalid --dtype 'float8'"),
     (["compare", "--device", "tpu"], "invalid --device 'tpu'"),
     (["eval", "--limit", "0"], "--limit must be a positive number"),

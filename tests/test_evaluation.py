@@ -35,8 +35,8 @@ def broken_task_folder(root):
     good = (folder / "even.yaml").read_text()
     (folder / "typo.yaml").write_text(good.replace("task: my_even", "task: my_typo")
                                       .replace("output_type:", "output_typ:"))
-    (folder / "fn.yaml").write_text(good.replace("task: my_even", "task: my_fn")
-                                    .replace("test_split: test", "test_split: test\nprocess_docs: !function helpers.relabel"))
+    relabel = "test_split: test\nprocess_docs: !function helpers.relabel"
+    (folder / "fn.yaml").write_text(good.replace("task: my_even", "task: my_fn").replace("test_split: test", relabel))
     (folder / "helpers.py").write_text("def relabel(dataset):\n    raise KeyError('label_id')\n")
     return folder
 
