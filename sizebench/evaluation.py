@@ -1,8 +1,9 @@
 """The lm-eval stage: lm-evaluation-harness tasks run on the model the worker already loaded.
 
 Bundled tasks (group `sizebench_geo`) live in sizebench/tasks and need no network. `dolly-card`
-names the tasks of the Dolly v2 model card; a task whose data set cannot be had is skipped with
-one line, and the others run.
+names the tasks of the Dolly v2 model card; a task whose hub data set cannot be fetched here (offline,
+not in the cache) is skipped with one line, and the others run; any other task that cannot be built
+fails the stage.
 """
 
 from __future__ import annotations
@@ -82,9 +83,26 @@ def validate(names: tuple[str, ...], task_path: str | None = None) -> list[str]:
     for task in tasks:
         if task not in known:
             close = difflib.get_close_matches(task, sorted(known) + list(ALIASES), n=1, cutoff=0.8)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
+            hint = f"; did you mean '{close[0]}'?" if close else _unparsed_yaml(task_path)
             raise SizebenchError(f"unknown task '{task}'{hint}")
     return tasks
+
+
+def _unparsed_yaml(task_path: str | None) -> str:
+    """'; task file X is not valid YAML (...)' for the first such file: lm-eval's index skips it silently."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, tag, node: None)  # !function and lm-eval's other tags
+    for path in sorted(Path(task_path).rglob("*.yaml")) if task_path else []:
+        try:
+            yaml.load(path.read_text(encoding="utf-8", errors="replace"), Loader=Loader)
+        except yaml.YAMLError as exc:
+            where = f" line {exc.problem_mark.line + 1}" if getattr(exc, "problem_mark", None) else ""
+            return f"; task file '{path}' is not valid YAML ({getattr(exc, 'problem', None) or exc}{where})"
+    return ""
 
 
 def run_tasks(model, tokenizer, model_name: str, settings: EvalSettings, attempt: str,
@@ -129,13 +147,35 @@ def emit_items(results: dict, runnable: dict, model_name: str, attempt: str, emi
         emit(record)
 
 
+class TaskBuildFailed(SizebenchError):
+    """A task that cannot be built for a reason other than an offline data set: a failure of the tasks stage."""
+
+
 def _build(task: str, manager) -> tuple[list, str | None]:
-    """The task's leaf Task objects (a group's members) and None, or no tasks and a one-line reason."""
+    """The task's leaf Task objects (a group's members) and None, or no tasks and the one-line reason its
+    hub data set cannot be fetched here; any other error (a YAML mistake, a `!function` that raises, a
+    TypeError in lm-eval) raises TaskBuildFailed."""
     try:
         return list(manager.load([task])["tasks"].values()), None
-    except Exception as exc:  # lm-eval and datasets raise many kinds; each becomes a skip reason
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return [], f"data set not available ({type(exc).__name__}: {first_line[:200]})"
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}"
+        if _offline_data_set(exc):
+            return [], f"data set not available ({reason})"
+        raise TaskBuildFailed(f"task '{task}' cannot be built: {reason}") from exc
+
+
+def _offline_data_set(exc: BaseException | None) -> bool:
+    """datasets' ConnectionError ("Couldn't reach 'allenai/ai2_arc' on the Hub (OfflineModeIsEnabled)") or
+    the hub's file-not-in-cache error, as the exception or among its causes."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, (ConnectionError, LocalEntryNotFoundError)):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def task_records(results: dict, model_name: str, attempt: str, limit, wall: float,

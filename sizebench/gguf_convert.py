@@ -25,8 +25,11 @@ import os
 import shutil
 import signal
 import sys
+import uuid
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
+
+from sizebench import atomic
 
 
 def _plain_reader_class():
@@ -131,7 +134,11 @@ def parse_once():
 
 
 def convert_gguf(gguf_path: Path, target: Path) -> None:
-    """Dequantize a GGUF with transformers and save it as safetensors (atomically: tmp + rename)."""
+    """Dequantize a GGUF with transformers and save it as safetensors into `target`, whole or not at all.
+
+    The folder is written under a name of its own and renamed into place; another sweep converting the
+    same file at the same time may finish first, and then its entry is kept and this one dropped.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     with parse_once():
@@ -142,13 +149,31 @@ def convert_gguf(gguf_path: Path, target: Path) -> None:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    staging = target.with_name(target.name + f".tmp{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    (staging / "COMPLETE").write_text(json.dumps({"gguf": str(gguf_path)}))
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
+    staging = target.with_name(f"{target.name}.tmp{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    staging.mkdir(parents=True)
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        atomic.write_text(staging / "COMPLETE", json.dumps({"gguf": str(gguf_path)}))
+        install(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already when it was installed
+
+
+def install(staging: Path, target: Path) -> None:
+    """Rename a complete folder to `target` unless another process's complete entry is there already.
+
+    Under a lock beside the entry, so that a complete entry, which some sweep may be loading, is never
+    replaced; a folder without COMPLETE (no sweep is handed one) is removed first.
+    """
+    import fcntl
+
+    with open(target.with_name(target.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when this process dies
+        if (target / "COMPLETE").exists():
+            return  # another conversion won; ours is removed by the caller
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
 
 
 def convert_in_fork(gguf_path: Path, target: Path) -> None:

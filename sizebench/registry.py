@@ -182,6 +182,9 @@ def _local_spec(path: Path, typed: str) -> ModelSpec:
     if path.is_file():
         if path.suffix != ".gguf":
             raise SizebenchError(f"model file '{typed}' is not a .gguf file (give a model folder or a .gguf)")
+        from sizebench import gguf_check
+
+        gguf_check.check(path)  # a truncated or corrupt file: one line now, before any model loads
         return ModelSpec(path.stem, "local GGUF", None, GGUF_FILE, str(path.resolve()), None, "auto",
                          gguf_file=path.name, quantization="GGUF")
     if not (path / "config.json").is_file():

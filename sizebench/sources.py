@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from sizebench.errors import ModelUnavailable
+from sizebench import atomic, gguf_check
+from sizebench.errors import ConversionFailed, ModelUnavailable
 from sizebench.registry import GGUF_FILE, GGUF_PACKAGE, HUB, LOCAL_DIR, ModelSpec, hf_offline
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
@@ -149,9 +150,7 @@ def gguf_sha256(path: Path) -> str:
                 digest.update(block)
         memo[key] = digest.hexdigest()
         memo_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(memo, indent=1))
-        tmp.replace(memo_file)
+        atomic.write_text(memo_file, json.dumps(memo, indent=1))  # a concurrent sweep's entry may be lost: re-hashed
     return memo[key]
 
 
@@ -167,10 +166,11 @@ def _gguf_cached(gguf_path: Path) -> Located:
     if not (target / "COMPLETE").exists():
         from sizebench import gguf_convert
 
+        gguf_check.check(gguf_path)  # a package's file, or one changed since the CLI checked it
         started = time.perf_counter()
         try:
             gguf_convert.convert_in_fork(gguf_path, target)
-        except Exception as exc:
-            raise ModelUnavailable(f"converting {gguf_path.name} to safetensors failed: {exc}") from exc
+        except Exception as exc:  # the file is here and sound: whatever the conversion raised is a failure
+            raise ConversionFailed(f"converting {gguf_path.name} to safetensors failed: {exc}") from exc
         convert_s = time.perf_counter() - started
     return Located(target, gguf_path.stat().st_size, gguf_path, convert_s)

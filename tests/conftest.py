@@ -65,6 +65,60 @@ def build_tiny_neox(folder: Path, always_end: bool = False, always_eos: bool = F
     return folder
 
 
+def tiny_gguf(path: Path) -> Path:
+    """A valid GGUF of one tensor that no transformers model can be built from (no tokenizer, no shapes)."""
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(2)
+    writer.add_token_list(["<s>", "a", "b", "ab"])
+    writer.add_tensor("token_embd.weight", np.arange(12, dtype=np.float32).reshape(4, 3))
+    _write(writer)
+    return path
+
+
+def tiny_llama_gguf(path: Path, hidden: int = 16, ffn: int = 32) -> Path:
+    """A one-layer Llama with random float32 weights and an 8-token BPE vocabulary: converts in seconds."""
+    import gguf
+    import numpy as np
+
+    tokens = ["<s>", "</s>", "a", "b", "c", "ab", "bc", "abc"]
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_context_length(64)
+    writer.add_embedding_length(hidden)
+    writer.add_block_count(1)
+    writer.add_feed_forward_length(ffn)
+    writer.add_head_count(2)
+    writer.add_head_count_kv(2)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_rope_dimension_count(hidden // 2)
+    writer.add_vocab_size(len(tokens))
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(tokens)
+    writer.add_token_merges(["a b", "b c", "ab c"])
+    writer.add_token_types([3, 3] + [1] * 6)
+    writer.add_bos_token_id(0)
+    writer.add_eos_token_id(1)
+    rng = np.random.default_rng(0)
+    shapes = {"token_embd": (len(tokens), hidden), "output": (len(tokens), hidden),
+              **{f"blk.0.{n}": (hidden, hidden) for n in ("attn_q", "attn_k", "attn_v", "attn_output")},
+              "blk.0.ffn_gate": (ffn, hidden), "blk.0.ffn_up": (ffn, hidden), "blk.0.ffn_down": (hidden, ffn)}
+    for name, shape in shapes.items():
+        writer.add_tensor(f"{name}.weight", rng.standard_normal(shape).astype(np.float32))
+    for name in ("blk.0.attn_norm", "blk.0.ffn_norm", "output_norm"):
+        writer.add_tensor(f"{name}.weight", np.ones(hidden, np.float32))
+    _write(writer)
+    return path
+
+
+def _write(writer) -> None:
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_neox(tmp_path_factory.mktemp("models") / "tiny-neox")

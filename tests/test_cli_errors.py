@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import sizebench
+from conftest import sizebench, tiny_llama_gguf
 
 
 def bad_prompt_files(tmp):
@@ -13,6 +13,8 @@ def bad_prompt_files(tmp):
     (tmp / "good.txt").write_text("What is the capital of France? => Paris\n")
     (tmp / "no-prompt.txt").write_text("What is the capital of France? => Paris\n => Rome\n")
     (tmp / "twice.jsonl").write_text('{"id": "q", "prompt": "A?"}\n{"id": "q", "prompt": "B?"}\n')
+    (tmp / "bad-yaml").mkdir()
+    (tmp / "bad-yaml" / "mine.yaml").write_text("task: mine\ndataset_path: json\n  metric_list: [\n")
 
 
 CASES = [
@@ -24,6 +26,9 @@ CASES = [
     (["compare", "--prompts", "latin1.txt"], "line 1 is not UTF-8"),
     (["eval", "--task-path", "missing-dir"], "does not exist or is not a folder"),
     (["eval", "--task-path", "notes.yaml"], "has no .yaml task files"),
+    (["eval", "--task-path", "bad-yaml", "--tasks", "mine"],
+     "unknown task 'mine'; task file 'bad-yaml/mine.yaml' is not valid YAML (mapping values are not allowed here"
+     " line 3)"),
     (["compare", "--dtype", "float8"], "invalid --dtype 'float8'"),
     (["compare", "--device", "tpu"], "invalid --device 'tpu'"),
     (["eval", "--limit", "0"], "--limit must be a positive number"),
@@ -64,3 +69,24 @@ def test_cuda_asked_for_without_a_gpu(tmp_path):
     (tmp_path / "ok.txt").write_text("What is the capital of France? => Paris\n")
     done = sizebench("compare", "--device", "cuda", "--prompts", "ok.txt", "--models", "smollm2-135m")
     assert done.returncode == 2 and done.stderr.strip() == "error: --device cuda asked for, but torch sees no CUDA GPU here"
+
+
+def truncated(path):
+    data = tiny_llama_gguf(path).read_bytes()
+    path.write_bytes(data[:len(data) - 100])  # the last tensor loses its end
+
+
+def bad_magic(path):
+    data = tiny_llama_gguf(path).read_bytes()
+    path.write_bytes(b"GGML" + data[4:])
+
+
+@pytest.mark.parametrize("damage, message", [(truncated, "is truncated: its tensors need"),
+                                             (bad_magic, "is not a GGUF file (it starts with b'GGML'")])
+def test_a_corrupt_gguf_is_refused_before_any_run(tmp_path, damage, message):
+    damage(tmp_path / "bad.gguf")
+    done = sizebench("eval", "--models", "bad.gguf", "--results", "r")
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert len(lines) == 1 and message in lines[0] and "'bad.gguf'" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr + done.stdout and not (tmp_path / "r").exists()

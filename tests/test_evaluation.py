@@ -1,9 +1,10 @@
-"""The lm-eval stage on the tiny model: records, --limit, parity with lm-eval itself, offline skip."""
+"""The lm-eval stage on the tiny model: records, --limit, parity with lm-eval itself, offline skip, broken tasks."""
 
 import json
 
 import pytest
 
+from conftest import records, sizebench
 from sizebench import evaluation
 from sizebench.errors import SizebenchError
 
@@ -26,6 +27,45 @@ def user_task_folder(root):
         "test_split: test\noutput_type: multiple_choice\ndoc_to_text: \"Question: {{q}}\\nAnswer:\"\n"
         "doc_to_choice: \"{{choices}}\"\ndoc_to_target: label\nmetric_list:\n  - metric: acc\n")
     return folder
+
+
+def broken_task_folder(root):
+    """my_even as it should be, my_typo with a misspelt key, my_fn with a process_docs that raises."""
+    folder = user_task_folder(root)
+    good = (folder / "even.yaml").read_text()
+    (folder / "typo.yaml").write_text(good.replace("task: my_even", "task: my_typo")
+                                      .replace("output_type:", "output_typ:"))
+    relabel = "test_split: test\nprocess_docs: !function helpers.relabel"
+    (folder / "fn.yaml").write_text(good.replace("task: my_even", "task: my_fn").replace("test_split: test", relabel))
+    (folder / "helpers.py").write_text("def relabel(dataset):\n    raise KeyError('label_id')\n")
+    return folder
+
+
+@pytest.mark.parametrize("task, reason", [
+    ("my_typo", "task 'my_typo' cannot be built: TypeError: TaskConfig.__init__() got an unexpected keyword argument"),
+    ("my_fn", "task 'my_fn' cannot be built: KeyError: 'label_id'"),
+])
+def test_a_task_that_cannot_be_built_fails_the_stage(tiny, tmp_path, task, reason):
+    model, tok = tiny
+    out = []
+    settings = evaluation.EvalSettings(tasks=("my_even", task), task_path=str(broken_task_folder(tmp_path)))
+    with pytest.raises(evaluation.TaskBuildFailed) as info:
+        evaluation.run_tasks(model, tok, "tiny", settings, "a1", out.append)
+    assert str(info.value).startswith(reason) and "\n" not in str(info.value)
+    assert out == []  # not recorded as a skip
+
+
+def test_a_broken_task_is_a_failed_row_and_exit_status_1(tiny_model, tmp_path):
+    folder = broken_task_folder(tmp_path)
+    done = sizebench("eval", "--models", str(tiny_model), "--tasks", "my_even,my_fn", "--task-path", str(folder),
+                     "--results", str(tmp_path / "r"))
+    assert done.returncode == 1, done.stderr
+    rows = records(tmp_path / "r")
+    failed = [r for r in rows if r["kind"] == "failed"]
+    assert [(r["stage"], r["reason"], r["unavailable"]) for r in failed] == [
+        ("tasks", "task 'my_fn' cannot be built: KeyError: 'label_id'", False)]
+    assert not [r for r in rows if r["kind"] == "task_skipped"]
+    assert "failed: tiny-neox" in done.stderr and "--resume" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_bundled_tasks_load_offline():

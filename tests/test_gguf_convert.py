@@ -1,20 +1,12 @@
-"""The conversion's parse-once memos: same values as the stock gguf reader, one parse per file, restored after."""
+"""The conversion's parse-once memos (same values as the stock gguf reader, one parse per file, restored after),
+and its cache entries under sweeps that convert the same file at once."""
+
+import subprocess
+import sys
 
 import numpy as np
 
-
-def tiny_gguf(path):
-    import gguf
-
-    writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_block_count(2)
-    writer.add_token_list(["<s>", "a", "b", "ab"])
-    writer.add_tensor("token_embd.weight", np.arange(12, dtype=np.float32).reshape(4, 3))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+from conftest import tiny_gguf, tiny_llama_gguf
 
 
 def test_parse_once_reads_the_same_values_once_and_restores_everything(tmp_path):
@@ -54,3 +46,43 @@ def test_parse_once_reads_the_same_values_once_and_restores_everything(tmp_path)
             legacy._gguf_parse_value) == originals
     # no memo outlives the block (one kept a converted vocabulary alive in the worker: 200 MB for gemma3)
     assert fast_module.read_gguf_metadata is stock_read and fast_package.read_gguf_metadata is stock_read
+
+
+LOCATE = """
+import sys
+from sizebench import sources
+from sizebench.registry import resolve
+located = sources.locate(resolve(sys.argv[1])[0])
+print(located.path, (located.path / "model.safetensors").stat().st_ino, located.convert_s is not None)
+"""
+
+
+def test_two_sweeps_converting_one_gguf_at_once_both_end_with_one_valid_entry(tmp_path, monkeypatch):
+    """Each sweep's entry is still the one it was handed when both are done, and nothing else is left."""
+    from transformers import AutoModelForCausalLM
+
+    monkeypatch.setenv("SIZEBENCH_CACHE", str(tmp_path / "cache"))
+    gguf = tiny_llama_gguf(tmp_path / "m.gguf")
+    sweeps = [subprocess.Popen([sys.executable, "-c", LOCATE, str(gguf)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [sweep.communicate(timeout=300) for sweep in sweeps]
+    assert [sweep.returncode for sweep in sweeps] == [0, 0], [err[-2000:] for _, err in outputs]
+    handed = [out.split() for out, _ in outputs]  # [path, inode of its weights, converted now]
+    entries = [p for p in (tmp_path / "cache" / "safetensors").iterdir() if p.suffix != ".lock"]
+    assert [str(e) for e in entries] == sorted({path for path, _, _ in handed})  # one, nothing left over
+    weights = entries[0] / "model.safetensors"
+    assert [int(inode) for _, inode, _ in handed] == [weights.stat().st_ino] * 2
+    assert (entries[0] / "COMPLETE").exists() and AutoModelForCausalLM.from_pretrained(entries[0]).num_parameters()
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["gguf-hashes.json", "safetensors"]
+
+
+def test_a_conversion_that_finishes_second_leaves_the_first_entry_in_place(tmp_path):
+    """A sweep that found no entry when it started converts too; the entry another sweep is loading stays."""
+    from sizebench.gguf_convert import convert_gguf
+
+    gguf, target = tiny_llama_gguf(tmp_path / "m.gguf"), tmp_path / "cache" / "entry"
+    convert_gguf(gguf, target)
+    first = (target / "model.safetensors").stat().st_ino
+    convert_gguf(gguf, target)
+    assert (target / "model.safetensors").stat().st_ino == first and (target / "COMPLETE").exists()
+    assert sorted(p.name for p in target.parent.iterdir()) == ["entry", "entry.lock"]

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from conftest import tiny_gguf
 from sizebench import precision
 from sizebench.errors import SizebenchError
 from sizebench.registry import resolve
@@ -23,8 +24,7 @@ def test_suffix_and_ladder():
 
 def test_folder_and_gguf_file_variants(tiny_model, tmp_path):
     assert resolve(f"{tiny_model}@fp16")[0].name == "tiny-neox@fp16"
-    gguf = tmp_path / "m.gguf"
-    gguf.write_bytes(b"GGUF")
+    gguf = tiny_gguf(tmp_path / "m.gguf")
     assert resolve(f"{gguf}@int8")[0].name == "m@int8"
 
 

@@ -2,6 +2,7 @@ import re
 
 import pytest
 
+from conftest import tiny_gguf
 from sizebench.errors import SizebenchError
 from sizebench.registry import BUILTINS, GGUF_FILE, HUB, LOCAL_DIR, builtin, file_key, resolve
 
@@ -77,8 +78,7 @@ def test_hub_id_folder_and_gguf_path(tmp_path):
     folder.mkdir()
     (folder / "config.json").write_text("{}")
     assert resolve(str(folder))[0].source == LOCAL_DIR
-    gguf = tmp_path / "x.gguf"
-    gguf.write_bytes(b"GGUF")
+    gguf = tiny_gguf(tmp_path / "x.gguf")
     assert resolve(str(gguf))[0].source == GGUF_FILE
 
 

@@ -1,15 +1,17 @@
+"""Where weights come from: the GGUF cache, failed conversions, hub models not cached offline."""
 
 import pytest
 
+from conftest import records, sizebench, tiny_gguf, tiny_llama_gguf
 from sizebench import gguf_convert, sources
-from sizebench.errors import ModelUnavailable
+from sizebench.errors import ConversionFailed, ModelUnavailable
+from sizebench.gguf_check import BadGGUF
 from sizebench.registry import builtin, resolve
 
 
 def test_gguf_cache_miss_converts_once_then_hits(tmp_path, monkeypatch):
     monkeypatch.setenv("SIZEBENCH_CACHE", str(tmp_path / "cache"))
-    gguf = tmp_path / "m.gguf"
-    gguf.write_bytes(b"GGUF fake weights")
+    gguf = tiny_gguf(tmp_path / "m.gguf")
     calls = []
 
     def fake_convert(source, target):  # stands in for the dequantization and its process
@@ -23,17 +25,40 @@ def test_gguf_cache_miss_converts_once_then_hits(tmp_path, monkeypatch):
     second = sources.locate(spec)
     assert len(calls) == 1 and first.convert_s is not None and second.convert_s is None
     assert first.path == second.path and first.path.name == sources.gguf_sha256(gguf)[:16]
-    assert first.weights_bytes == len(b"GGUF fake weights")
-    gguf.write_bytes(b"GGUF other weights")  # new content, new key: converted again
+    assert first.weights_bytes == gguf.stat().st_size
+    tiny_llama_gguf(gguf)  # new content, new key: converted again
     assert sources.locate(spec).path != first.path and len(calls) == 2
 
 
-def test_failed_conversion_is_named(tmp_path, monkeypatch):
+def test_a_conversion_error_is_a_failure_not_unavailable(tmp_path, monkeypatch):
+    """A sound GGUF that transformers cannot build a model from: the conversion's reason, as a failure."""
     monkeypatch.setenv("SIZEBENCH_CACHE", str(tmp_path / "cache"))
-    gguf = tmp_path / "m.gguf"
-    gguf.write_bytes(b"not really gguf")
-    with pytest.raises(ModelUnavailable, match="converting m.gguf to safetensors failed"):
+    gguf = tiny_gguf(tmp_path / "m.gguf")
+    with pytest.raises(ConversionFailed, match="converting m.gguf to safetensors failed: .*tokenizer") as info:
         sources.locate(resolve(str(gguf))[0])
+    assert not isinstance(info.value, ModelUnavailable)
+
+
+def test_a_gguf_that_fails_to_convert_is_a_failed_model_and_exit_status_1(tmp_path, monkeypatch):
+    monkeypatch.setenv("SIZEBENCH_CACHE", str(tmp_path / "cache"))
+    gguf = tiny_gguf(tmp_path / "m.gguf")
+    done = sizebench("eval", "--models", str(gguf), "--limit", "1", "--results", str(tmp_path / "r"))
+    assert done.returncode == 1, done.stderr
+    failed = [r for r in records(tmp_path / "r") if r["kind"] == "failed"]
+    assert [(r["model"], r["stage"], r["unavailable"]) for r in failed] == [("m", "load", False)]
+    assert "converting m.gguf to safetensors failed" in failed[0]["reason"] and "\n" not in failed[0]["reason"]
+    assert "failed: m" in done.stderr and "--resume" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_gguf_truncated_after_the_cli_checked_it_is_refused_before_conversion(tmp_path, monkeypatch):
+    """A run resumed later, or a package's file, is checked again before any load."""
+    monkeypatch.setenv("SIZEBENCH_CACHE", str(tmp_path / "cache"))
+    gguf = tiny_llama_gguf(tmp_path / "m.gguf")
+    spec = resolve(str(gguf))[0]
+    gguf.write_bytes(gguf.read_bytes()[:-100])
+    monkeypatch.setattr(gguf_convert, "convert_in_fork", lambda source, target: pytest.fail("converted"))
+    with pytest.raises(BadGGUF, match="m.gguf' is truncated: its tensors need"):
+        sources.locate(spec)
 
 
 def test_uncached_hub_model_offline_fails_fast_with_how_to_get_it(monkeypatch):
@@ -74,8 +99,7 @@ def test_conversion_runs_in_a_fork_that_keeps_stdout_clean_and_takes_its_memory_
                                                                                        capfd):
     """A worker's stdout carries its JSON progress events; what the conversion allocates must not stay behind."""
     monkeypatch.setenv("SIZEBENCH_CACHE", str(tmp_path / "cache"))
-    gguf = tmp_path / "m.gguf"
-    gguf.write_bytes(b"GGUF fake weights")
+    gguf = tiny_gguf(tmp_path / "m.gguf")
     left_behind = []
 
     def chatty_convert(source, target):
@@ -96,8 +120,7 @@ def test_a_conversion_killed_outright_is_named(tmp_path, monkeypatch):
     import signal
 
     monkeypatch.setenv("SIZEBENCH_CACHE", str(tmp_path / "cache"))
-    gguf = tmp_path / "m.gguf"
-    gguf.write_bytes(b"GGUF fake weights")
+    gguf = tiny_gguf(tmp_path / "m.gguf")
     monkeypatch.setattr(gguf_convert, "convert_gguf", lambda source, target: os.kill(os.getpid(), signal.SIGKILL))
-    with pytest.raises(ModelUnavailable, match="converting m.gguf to safetensors failed: killed by signal 9"):
+    with pytest.raises(ConversionFailed, match="converting m.gguf to safetensors failed: killed by signal 9"):
         sources.locate(resolve(str(gguf))[0])
