@@ -86,6 +86,22 @@ def sizebench(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
                           timeout=timeout, env=env)
 
 
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """The CLI's own entry point in this process (no torch import per call): (exit status, stdout, stderr)."""
+    from sizebench.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["sizebench", *args])
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exited:
+            main()
+        captured = capsys.readouterr()
+        return exited.value.code, captured.out, captured.err
+
+    return run
+
+
 def records(results: Path) -> list[dict]:
     import json
 
