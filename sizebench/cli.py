@@ -54,6 +54,11 @@ TIMEOUT = typer.Option(None, "--timeout", metavar="SECONDS",
                        help="Time limit per model and stage (load, prompts, tasks); past it the model is recorded "
                             "as failed, what it finished is kept, and the sweep goes on. Default: none.")
 RAY_ADDRESS = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS", help="Ray cluster address; auto for an existing one.")
+MARGIN = typer.Option(0.05, "--margin", help="Accuracy a smaller model may lose to the best and still be recommended "
+                      "(upper 95% bound of best - model below it).")
+# What `bench --resume` honours: where the run and its report are, and how to finish it. Anything else would
+# change a run already started, so it is refused rather than silently ignored.
+RESUME_OPTIONS = ("resume", "results", "report_name", "margin", "timeout", "executor", "ray_address")
 
 
 @app.callback()
@@ -125,7 +130,7 @@ def _check_precisions(plan) -> None:
 
 def _run(plan, results: str, resume: Optional[str] = None, executor: Optional[str] = None,
          ray_address: Optional[str] = None, timeout: Optional[float] = None,
-         report_name: str = "report.md") -> None:
+         report_name: str = "report.md", margin: float = 0.05) -> None:
     from sizebench import report, runner, supervise
     from sizebench.plan import RunPlan
     from sizebench.store import RunStore
@@ -145,7 +150,7 @@ def _run(plan, results: str, resume: Optional[str] = None, executor: Optional[st
         outcome = runner.execute(plan, store, err)
         published = any(r["kind"] == "load" for r in store.records())
         if published:
-            report.publish([store.dir], Path(results), out, name=report_name)
+            report.publish([store.dir], Path(results), out, margin=margin, name=report_name)
         else:  # a report of nothing would replace a good one
             err.print(f"no model ran in run {store.run_id} (each was unavailable or failed before loading, reasons "
                       f"above); {Path(results) / report_name} was left as it was", highlight=False, soft_wrap=True)
@@ -170,12 +175,14 @@ def compare(prompts: str = typer.Option(DEFAULT_PROMPTS, "--prompts", "-p", help
             device: str = DEVICE, dtype: str = DTYPE, force: bool = FORCE, no_offload: bool = NO_OFFLOAD,
             threads: Optional[int] = THREADS,
             executor: str = EXECUTOR, ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS,
-            timeout: Optional[float] = TIMEOUT, report_name: str = REPORT) -> None:
+            timeout: Optional[float] = TIMEOUT, report_name: str = REPORT, margin: float = MARGIN) -> None:
     """Send a prompt suite to each model; answers side by side with latency and memory."""
+    report_name, margin = _report_name(report_name), _margin(margin)
     _run(_plan(("prompts",), models, prompts, device=device, dtype=dtype, force=force, threads=threads,
                max_new_tokens=max_new_tokens, repeat=repeat, batch_size=batch_size, seed=seed, sample=sample,
                temperature=temperature, top_p=top_p, executor=executor, ray_address=ray_address, top_k=top_k,
-               decoding=decoding, no_offload=no_offload, timeout=timeout), results, report_name=_report_name(report_name))
+               decoding=decoding, no_offload=no_offload, timeout=timeout), results, report_name=report_name,
+         margin=margin)
 
 
 @app.command("eval")
@@ -184,15 +191,17 @@ def eval_(models: str = MODELS, tasks: str = TASKS, task_path: Optional[str] = T
           device: str = DEVICE, dtype: str = DTYPE, force: bool = FORCE, no_offload: bool = NO_OFFLOAD,
           threads: Optional[int] = THREADS,
           executor: str = EXECUTOR, ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS,
-          timeout: Optional[float] = TIMEOUT) -> None:
+          timeout: Optional[float] = TIMEOUT, report_name: str = REPORT, margin: float = MARGIN) -> None:
     """Run lm-evaluation-harness tasks on each model (accuracy +- stderr)."""
+    report_name, margin = _report_name(report_name), _margin(margin)
     _run(_plan(("tasks",), models, tasks=tasks, task_path=task_path, limit=limit, num_fewshot=num_fewshot,
                eval_batch_size=eval_batch_size, device=device, dtype=dtype, force=force, threads=threads,
-               executor=executor, ray_address=ray_address, no_offload=no_offload, timeout=timeout), results)
+               executor=executor, ray_address=ray_address, no_offload=no_offload, timeout=timeout), results,
+         report_name=report_name, margin=margin)
 
 
 @app.command()
-def bench(models: str = MODELS, prompts: str = typer.Option(DEFAULT_PROMPTS, "--prompts", "-p"),
+def bench(ctx: typer.Context, models: str = MODELS, prompts: str = typer.Option(DEFAULT_PROMPTS, "--prompts", "-p"),
           tasks: str = TASKS, task_path: Optional[str] = TASK_PATH, limit: Optional[float] = LIMIT,
           num_fewshot: Optional[int] = FEWSHOT, eval_batch_size: str = EVAL_BATCH, max_new_tokens: int = MAX_NEW,
           repeat: int = REPEAT, batch_size: int = BATCH, seed: int = SEED, sample: bool = SAMPLE,
@@ -204,35 +213,55 @@ def bench(models: str = MODELS, prompts: str = typer.Option(DEFAULT_PROMPTS, "--
           ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS, report_name: str = REPORT,
           timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS", help=TIMEOUT.help
                                                   + " With --resume, replaces the run's limit."),
-          resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run id; finished stages are kept.")) -> None:
+          margin: float = MARGIN,
+          resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run id with its own settings; "
+                                               "finished stages are kept. Takes only --timeout, --executor, "
+                                               "--ray-address, --results, --report and --margin.")) -> None:
     """The whole benchmark per model: load, prompt suite, lm-eval tasks; then the report."""
+    report_name, margin = _report_name(report_name), _margin(margin)
+    if resume:
+        _refuse_run_options(ctx)
     plan = None if resume else _plan(
         ("prompts", "tasks"), models, prompts, tasks, task_path, limit, num_fewshot, eval_batch_size, device, dtype,
         force, threads, max_new_tokens, repeat, batch_size, seed, sample, temperature, top_p,
         executor=executor or "local", ray_address=ray_address, top_k=top_k, decoding=decoding, no_offload=no_offload,
         timeout=timeout)
-    _run(plan, results, resume, executor, ray_address, timeout, _report_name(report_name))
+    _run(plan, results, resume, executor, ray_address, timeout, report_name, margin)
+
+
+def _refuse_run_options(ctx: typer.Context) -> None:
+    """A resumed run keeps the settings it started with: an option that would change them is an error."""
+    given = [p.opts[0] for p in ctx.command.params if p.name not in RESUME_OPTIONS
+             and getattr(ctx.get_parameter_source(p.name), "name", None) == "COMMANDLINE"]  # typer's own click
+    if given:
+        raise SizebenchError(f"--resume continues the run with the settings it started with; {', '.join(given)} "
+                             f"cannot change them (with --resume: --timeout, --executor, --ray-address, --results, "
+                             f"--report, --margin)")
 
 
 @app.command()
 def report(runs: Optional[list[str]] = typer.Argument(None, help="Run ids or folders (default: the latest run)."),
            results: str = RESULTS, report_name: str = REPORT,
            every_run: bool = typer.Option(False, "--every-run", help="Keep a model measured in several runs once per run."),
-           margin: float = typer.Option(0.05, "--margin", help="Accuracy a smaller model may lose to the best "
-                                        "and still be recommended (upper 95% bound of best - model below it)."),
+           margin: float = MARGIN,
            price_per_hour: Optional[float] = typer.Option(None, "--price-per-hour", help="Price of one device-hour; "
                                                           "adds money per million tokens to the cost table.")) -> None:
     """Render the verdict, the terminal summary and results/report.md from stored runs."""
     from sizebench import report as report_module
     from sizebench.store import RunStore
 
-    if not 0 < margin < 1:
-        raise SizebenchError(f"--margin must be between 0 and 1 (an accuracy difference), not {margin:g}")
+    _margin(margin)
     if price_per_hour is not None and not price_per_hour > 0:
         raise SizebenchError(f"--price-per-hour must be a positive price, not {price_per_hour:g}")
     stores = [RunStore.open(Path(results), r) for r in runs] if runs else [RunStore.latest(Path(results))]
     report_module.publish([s.dir for s in stores], Path(results), out, latest_only=not every_run, margin=margin,
                           price_per_hour=price_per_hour, name=_report_name(report_name))
+
+
+def _margin(margin: float) -> float:
+    if not 0 < margin < 1:
+        raise SizebenchError(f"--margin must be between 0 and 1 (an accuracy difference), not {margin:g}")
+    return margin
 
 
 def _report_name(name: str) -> str:

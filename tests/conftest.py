@@ -141,11 +141,39 @@ def suite_file(tmp_path) -> Path:
     return path
 
 
-def sizebench(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """The real CLI in a child process, as a user runs it."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def sizebench(*args: str, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The real CLI in a child process, as a user runs it (env: variables set on top of ours)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "sizebench", *args], capture_output=True, text=True,
                           timeout=timeout, env=env)
+
+
+def rendered_apart(run_dir: Path, out: Path, *args: str) -> list[dict[str, bytes]]:
+    """`sizebench report` on one run in two fresh processes with different string hashing (PYTHONHASHSEED), as
+    two sweeps or a later `report` render it: each process's files (report and plots) by name."""
+    renders = []
+    for hash_seed in ("0", "1"):  # 0: hashing not randomized
+        folder = out / f"hash-seed-{hash_seed}"
+        done = sizebench("report", str(run_dir), "--results", str(folder), *args, env={"PYTHONHASHSEED": hash_seed})
+        assert done.returncode == 0, done.stderr
+        renders.append({p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()})
+    return renders
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """The CLI's own entry point in this process (no torch import per call): (exit status, stdout, stderr)."""
+    from sizebench.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["sizebench", *args])
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exited:
+            main()
+        captured = capsys.readouterr()
+        return exited.value.code, captured.out, captured.err
+
+    return run
 
 
 def records(results: Path) -> list[dict]:

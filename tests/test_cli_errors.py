@@ -1,4 +1,5 @@
-"""Every bad input: exit status 2, one line on stderr, no traceback."""
+"""Every bad input: exit status 2, one line on stderr, no traceback. The cases run the CLI's entry point
+in process; two run it as a user does, in a child process, to check the same end to end."""
 
 import pytest
 
@@ -42,33 +43,46 @@ CASES = [
     (["compare", "--prompts", "no-prompt.txt"], "'no-prompt.txt' line 2: an expected answer ('Rome') with no prompt"),
     (["compare", "--prompts", "twice.jsonl"], "'twice.jsonl' line 2: id 'q' is already used on line 1"),
     (["compare", "--prompts", "good.txt", "--timeout", "0"], "--timeout must be a positive number of seconds"),
+    (["bench", "--margin", "2"], "--margin must be between 0 and 1"),
+    (["eval", "--margin", "0"], "--margin must be between 0 and 1"),
+    (["compare", "--margin", "1"], "--margin must be between 0 and 1"),
+    (["eval", "--report", "sub/e.md"], "--report takes a file name ending in .md"),
+    (["bench", "--resume", "20990101-000000", "--prompts", "good.txt", "--sample"],
+     "--prompts, --sample cannot change them (with --resume: --timeout, --executor, --ray-address"),
 ]
 
 
 @pytest.mark.parametrize("args, message", CASES, ids=[" ".join(a) for a, _ in CASES])
-def test_bad_input(tmp_path, args, message):
+def test_bad_input(tmp_path, cli, args, message):
     bad_prompt_files(tmp_path)
     (tmp_path / "blocker").write_text("a file where a folder should be")
-    done = sizebench(*args)
-    lines = done.stderr.strip().splitlines()
+    code, stdout, stderr = cli(*args)
+    lines = stderr.strip().splitlines()
+    assert code == 2, stderr
+    assert len(lines) == 1 and message in lines[0], stderr
+    assert "Traceback" not in stderr + stdout
+
+
+def test_a_bad_input_as_a_user_runs_it():
+    done = sizebench("compare", "--models", "dolly-v2-3")
     assert done.returncode == 2, done.stderr
-    assert len(lines) == 1 and message in lines[0], done.stderr
+    assert done.stderr.strip().splitlines() == ["error: unknown model 'dolly-v2-3'; did you mean 'dolly-v2-3b'?"]
     assert "Traceback" not in done.stderr + done.stdout
 
 
-def test_debug_shows_the_traceback(tmp_path):
+def test_debug_shows_the_traceback():
     done = sizebench("--debug", "compare", "--models", "dolly-v2-3")
-    assert "Traceback" in done.stderr
+    assert "Traceback" in done.stderr and "SizebenchError" in done.stderr
 
 
-def test_cuda_asked_for_without_a_gpu(tmp_path):
+def test_cuda_asked_for_without_a_gpu(tmp_path, cli):
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     (tmp_path / "ok.txt").write_text("What is the capital of France? => Paris\n")
-    done = sizebench("compare", "--device", "cuda", "--prompts", "ok.txt", "--models", "smollm2-135m")
-    assert done.returncode == 2 and done.stderr.strip() == "error: --device cuda asked for, but torch sees no CUDA GPU here"
+    code, _, stderr = cli("compare", "--device", "cuda", "--prompts", "ok.txt", "--models", "smollm2-135m")
+    assert code == 2 and stderr.strip() == "error: --device cuda asked for, but torch sees no CUDA GPU here"
 
 
 def truncated(path):
@@ -83,10 +97,10 @@ def bad_magic(path):
 
 @pytest.mark.parametrize("damage, message", [(truncated, "is truncated: its tensors need"),
                                              (bad_magic, "is not a GGUF file (it starts with b'GGML'")])
-def test_a_corrupt_gguf_is_refused_before_any_run(tmp_path, damage, message):
+def test_a_corrupt_gguf_is_refused_before_any_run(tmp_path, cli, damage, message):
     damage(tmp_path / "bad.gguf")
-    done = sizebench("eval", "--models", "bad.gguf", "--results", "r")
-    lines = done.stderr.strip().splitlines()
-    assert done.returncode == 2, done.stderr
-    assert len(lines) == 1 and message in lines[0] and "'bad.gguf'" in lines[0], done.stderr
-    assert "Traceback" not in done.stderr + done.stdout and not (tmp_path / "r").exists()
+    code, stdout, stderr = cli("eval", "--models", "bad.gguf", "--results", "r")
+    lines = stderr.strip().splitlines()
+    assert code == 2, stderr
+    assert len(lines) == 1 and message in lines[0] and "'bad.gguf'" in lines[0], stderr
+    assert "Traceback" not in stderr + stdout and not (tmp_path / "r").exists()

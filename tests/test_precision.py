@@ -71,11 +71,17 @@ def test_guard_uses_the_variants_bytes_per_parameter():
     assert precision.bytes_per_param("nf4", "bfloat16") == 0.5
 
 
+def _block_linears(config: dict) -> list[tuple[int, int]]:
+    """(out, in) of each quantized Linear: qkv, dense, h->4h, 4h->h in every layer."""
+    h, inter = config["hidden_size"], config["intermediate_size"]
+    return [(3 * h, h), (h, h), (inter, h), (h, inter)] * config["num_hidden_layers"]
+
+
 def _expected_bytes(config: dict, name: str) -> int:
     """Packed size of the tiny GPT-NeoX from its config: Linear weights of the blocks quantized (the
     embeddings and the output head never are), everything else at the run dtype (fp32 on CPU)."""
     h, inter, layers, vocab = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"], config["vocab_size"]
-    linears = [(3 * h, h), (h, h), (inter, h), (h, inter)] * layers  # (out, in): qkv, dense, h->4h, 4h->h
+    linears = _block_linears(config)
     quantized = sum(o * i for o, i in linears)
     rows = sum(o for o, _ in linears)
     biases_norms = layers * (3 * h + h + inter + h + 4 * h) + 2 * h
@@ -107,8 +113,12 @@ def test_measured_weight_memory_is_the_packed_size(tiny_model, name):
     assert footprint.weight_bytes(loaded.model) == _expected_bytes(config, name)
     naive = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
     assert loaded.params == _expected_bytes(config, "fp32") // 4 - 4  # parameters only, not the 4 rotary buffers
-    if name in ("int8", "int4"):  # the trap the issue names: tensor subclasses look full-size
+    quantized = sum(o * i for o, i in _block_linears(config))
+    if name == "int8":  # the trap the issue names: torchao's tensor subclasses look full-size
         assert naive == 4 * loaded.params
+    if name == "nf4":  # bitsandbytes packs two weights a byte into the parameter; its scales are beside it, unseen
+        assert naive == 4 * (loaded.params - quantized) + quantized // 2
+        assert naive < footprint.weight_bytes(loaded.model)
     assert loaded.dtype == {"bf16": "bfloat16", "fp16": "float16"}.get(name, "float32")
 
 

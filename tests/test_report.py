@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from conftest import rendered_apart
 from sizebench import frames, report
 from sizebench.records import FailureRecord, LoadRecord, PromptRecord, StageRecord, TaskRecord
 from sizebench.registry import builtin
@@ -72,9 +73,11 @@ def test_plots_exist_and_open(run, tmp_path):
     assert "![plot_accuracy](plot_accuracy.png)" in (tmp_path / "report.md").read_text()
 
 
-def test_rendering_is_deterministic(run):
-    fr = frames.load([run.dir])
-    assert report.render(fr, ["a.png"]) == report.render(frames.load([run.dir]), ["a.png"])
+def test_rendering_is_deterministic(run, tmp_path):
+    """Byte for byte, report and plots, whatever order sets and dicts of strings take in the process."""
+    first, second = rendered_apart(run.dir, tmp_path / "out")
+    assert "report.md" in first and "plot_peak_memory.png" in first
+    assert first.keys() == second.keys() and [n for n in first if first[n] != second[n]] == []
 
 
 def test_published_value_joined_for_dolly_3b_arc_easy(run):
@@ -139,36 +142,28 @@ def test_a_resumed_stage_shows_only_the_attempt_that_finished(tmp_path):
     assert fr["load"]["attempt"].tolist() == ["b"] and fr["failed"].empty
 
 
-def test_report_and_plots_are_replaced_whole_while_a_reader_watches(run, tmp_path, monkeypatch):
-    """Another sweep or a reader opening results/ mid-render sees the old file or the new one, never half."""
-    import threading
-    import time
+def test_report_and_plots_are_replaced_whole_never_rewritten_in_place(run, tmp_path, monkeypatch):
+    """Another sweep or a reader opening results/ mid-render sees the old file or the new one, never half: a
+    reader that opened each file before the next render keeps reading the old file whole, and the name then
+    points at another file (a rename), not at the one rewritten."""
+    import os
 
     from rich.console import Console
 
-    big = "# sizebench report\n" + ("x" * 99 + "\n") * 200_000  # 20 MB: a write long enough to be caught mid-way
-    monkeypatch.setattr(report, "render", lambda *args, **kwargs: big)
     out = tmp_path / "out"
-    seen, stop = set(), threading.Event()
-
-    def watch():
-        while not stop.is_set():
-            for path in [out / "report.md", *out.glob("plot_*.png")]:
-                try:
-                    seen.add((path.name, path.stat().st_size))
-                except FileNotFoundError:
-                    pass
-            time.sleep(0.0002)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
+    report.publish([run.dir], out, Console(file=io.StringIO()))
+    names = ["report.md", *sorted(p.name for p in out.glob("plot_*.png"))]
+    assert "plot_peak_memory.png" in names
+    old = {name: (out / name).read_bytes() for name in names}
+    readers = {name: open(out / name, "rb") for name in names}
     try:
-        for _ in range(2):
-            report.publish([run.dir], out, Console(file=io.StringIO()))
+        monkeypatch.setattr(report, "render", lambda *args, **kwargs: "# sizebench report\n\nanother render\n")
+        report.publish([run.dir], out, Console(file=io.StringIO()))
+        for name, reader in readers.items():
+            assert os.fstat(reader.fileno()).st_ino != (out / name).stat().st_ino, name
+            assert reader.read() == old[name], name
     finally:
-        stop.set()
-        watcher.join()
-    final = {p.name: p.stat().st_size for p in [out / "report.md", *out.glob("plot_*.png")]}
-    assert {"report.md", "plot_peak_memory.png"} <= final.keys() and final["report.md"] == len(big)
-    assert {(name, size) for name, size in seen if size != final[name]} == set()
+        for reader in readers.values():
+            reader.close()
+    assert (out / "report.md").read_text() == "# sizebench report\n\nanother render\n"
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no temporary file left

@@ -142,10 +142,14 @@ def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
 
 
 def start(*args: str) -> subprocess.Popen:
-    """The CLI as a foreground command: SIGINT not ignored, even when the tests run as a background job."""
+    """The CLI as a foreground command in a terminal: none of the stop signals ignored, even when the tests run as
+    a background job (SIGINT ignored) or under nohup (SIGHUP ignored), dispositions a child inherits."""
+    def foreground_dispositions():
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
+
     return subprocess.Popen([sys.executable, "-m", "sizebench", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=foreground_dispositions)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
