@@ -77,7 +77,7 @@ def precision_section(fr: Frames, df: pd.DataFrame) -> str:
                      fmt_num(r["pooled_acc"], "{:.3f}"), changes] + deltas)
     short = [t.rsplit("_", 1)[-1] if len(tasks) > 1 else t for t in tasks]
     header = (["variant", "precision", "weights in memory MiB", "bytes/param", "decode tok/s", "median TTFT s",
-               "peak RSS MiB", "acc (all items)", "answers differing from the reference"]
+               "running peak RSS MiB", "acc (all items)", "answers differing from the reference"]
               + [f"Δ acc {t}" for t in short])
     text = ("## Precision\n\nThe same model at several precisions. Weights in memory are measured from the storage "
             "of the loaded tensors (packed bytes and scales of quantized weights; embeddings are never quantized); "
