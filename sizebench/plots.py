@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from sizebench import atomic
+from sizebench.sizes import base_model
 
 
 def _short(params: float) -> str:
@@ -59,7 +60,7 @@ def write(summary: pd.DataFrame, size_axis, out_dir: Path, prefix: str = "plot_"
         written.append(prefix + name)
 
     # With mixed precisions, one line per model through its precisions (smollm2-135m@fp32, @bf16, ...).
-    lines = ok["model"].map(lambda m: m.rpartition("@")[0] or m) if xcol != "params" else pd.Series("", ok.index)
+    lines = ok["model"].map(base_model) if xcol != "params" else pd.Series("", ok.index)
     if tasks:
         def accuracy(ax):
             for task in tasks:

@@ -11,14 +11,11 @@ from __future__ import annotations
 import pandas as pd
 
 from sizebench.frames import Frames
+from sizebench.sizes import base_model
 from sizebench.report.markdown import fmt_num, table
 from sizebench.report.summary import _rows, task_names
 
 EQUAL_MEMORY = 1.25  # two variants whose weight memories are within this ratio count as "about equal"
-
-
-def base_model(name: str) -> str:
-    return name.rpartition("@")[0] or name
 
 
 def variants(fr: Frames, df: pd.DataFrame) -> pd.DataFrame:
