@@ -92,13 +92,11 @@ def axis(fr: Frames) -> SizeAxis:
     values = {m: float(loads.loc[m, column]) for m in ids if not pd.isna(loads.loc[m, column])}
     planned = list(dict.fromkeys(fr.models["model"])) if not fr.models.empty else []
     position = {m: (planned.index(m) if m in planned else len(planned)) for m in values}
-    # Sorting by value, then plan position: equal values (one tier) keep the order the user gave.
-    order = sorted(values, key=lambda m: (values[m], position[m]))
-    return SizeAxis(column, label, values, _tiers_in_plan_order(order, values, position))
+    return SizeAxis(column, label, values, _tiers_in_plan_order(sorted(values, key=values.get), values, position))
 
 
 def _tiers_in_plan_order(order: list[str], values: dict[str, float], position: dict[str, int]) -> list[str]:
-    """Values within equal()'s tolerance but not identical still form one tier, ordered by the plan."""
+    """Rows within equal()'s tolerance of a tier's first form that tier, ordered as the plan gives them."""
     out: list[str] = []
     i = 0
     while i < len(order):
