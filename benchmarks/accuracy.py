@@ -20,8 +20,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sizebench import evaluation, loader  # noqa: E402
-from sizebench.registry import builtin  # noqa: E402
+from sizebench.stages import evaluation  # noqa: E402
+from sizebench.engines.hf import loader  # noqa: E402
+from sizebench.planning.registry import builtin  # noqa: E402
 
 TASKS = ["sizebench_geo"]
 
@@ -45,7 +46,7 @@ def one_run(cls, loaded, manager, limit, batch_size: int) -> tuple[float, dict]:
 def compare(name: str, limit, reps: int, batch_size: int) -> dict:
     from lm_eval.models.huggingface import HFLM
 
-    from sizebench.fast_lm import SizebenchLM
+    from sizebench.engines.hf.fast_lm import SizebenchLM
 
     loaded = loader.load(builtin(name))
     manager = evaluation.task_manager()

@@ -8,7 +8,7 @@ p10 = (q + d) / 2 and p01 = (q - d) / 2, over n in {20, 40, 100, 200, 565, 2000}
 and d in {0, 1/2, 1} x q: 90 cells.
 
 Intervals compared, each a method the issue allows:
-- Tango's score interval (Statistics in Medicine 17:891-908, 1998): `sizebench.paired.tango_interval`,
+- Tango's score interval (Statistics in Medicine 17:891-908, 1998): `sizebench.analysis.paired.tango_interval`,
   the function the verdict's `compare` calls, on every outcome at once.
 - Bonett & Price's adjusted Wald interval (J. Educ. Behav. Stat. 37:479-488, 2012): one pseudo-count
   added to each discordant cell, (n12 + 1) / (n + 2) and (n21 + 1) / (n + 2), Wald limits around their
@@ -51,7 +51,7 @@ from scipy.stats import norm
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sizebench.paired import CONFIDENCE, tango_interval  # noqa: E402
+from sizebench.analysis.paired import CONFIDENCE, tango_interval  # noqa: E402
 
 SIZES = (20, 40, 100, 200, 565, 2000)
 DISCORDANCE = (0.02, 0.05, 0.10, 0.20, 0.40)
@@ -64,7 +64,7 @@ FLOOR = 0.93
 TOLERANCE = 1e-12  # a limit equal to d (up to float rounding) covers it
 COMMAND = ".venv/bin/python benchmarks/coverage.py"
 BEGIN, END = "<!-- coverage.py:begin -->", "<!-- coverage.py:end -->"
-VERDICT = "Tango"  # the interval sizebench.paired.compare uses
+VERDICT = "Tango"  # the interval sizebench.analysis.paired.compare uses
 METHODS = ("Tango", "Bonett-Price", "Newcombe")
 CAVO = {"Tango": (-0.1240, -0.0054), "Bonett-Price": (-0.1195, -0.0032), "Newcombe": (-0.1186, -0.0046)}
 

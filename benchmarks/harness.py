@@ -32,9 +32,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sizebench import generation, loader, measure  # noqa: E402
-from sizebench.registry import builtin  # noqa: E402
-from sizebench.suites import load_suite  # noqa: E402
+from sizebench.stages import generation  # noqa: E402
+from sizebench.engines.hf import loader  # noqa: E402
+from sizebench.measurement import measure  # noqa: E402
+from sizebench.planning.registry import builtin  # noqa: E402
+from sizebench.stages.suites import load_suite  # noqa: E402
 
 MODEL = "smollm2-135m"
 
@@ -68,7 +70,7 @@ def overhead(loaded, prompts, reps: int, max_new_tokens: int) -> dict:
 
 
 def load_times() -> dict:
-    code = ("import json,sys; from sizebench import loader; from sizebench.registry import builtin;"
+    code = ("import json,sys; from sizebench.engines.hf import loader; from sizebench.planning.registry import builtin;"
             f"l=loader.load(builtin('{MODEL}')); print(json.dumps([l.located.convert_s, l.load_s]))")
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "SIZEBENCH_CACHE": cache}

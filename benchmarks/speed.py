@@ -142,11 +142,11 @@ def _checked(done: subprocess.CompletedProcess, what: str) -> subprocess.Complet
 
 def convert(old: Path, pairs: int) -> dict:
     """The converter as a process of its own (`python -m`), imports included."""
-    from sizebench import sources
-    from sizebench.registry import builtin
+    from sizebench.weights import sources
+    from sizebench.planning.registry import builtin
 
     def run_one(label: str, model: str):
-        checkout, module = (old, "sizebench.sources") if label == "old" else (REPO, "sizebench.gguf_convert")
+        checkout, module = (old, "sizebench.weights.sources") if label == "old" else (REPO, "sizebench.weights.gguf_convert")
         target = Path(tempfile.mkdtemp(prefix=f"i13-cache-{label}-")) / "out"
         started, cpu = time.perf_counter(), _children_cpu()
         _checked(subprocess.run([sys.executable, "-m", module, str(sources.package_gguf(builtin(model))), str(target)],
@@ -161,8 +161,8 @@ COLD_LOAD = """
 import json, resource, sys, time
 import torch  # noqa: F401  imported before the clock, as in a worker
 from transformers import AutoModelForCausalLM, AutoTokenizer
-from sizebench import sources
-from sizebench.registry import builtin
+from sizebench.weights import sources
+from sizebench.planning.registry import builtin
 
 def cpu():
     return sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
@@ -183,7 +183,7 @@ def cold(old: Path, pairs: int) -> dict:
     has by the time it locates its model; the GGUF files themselves are shared (a symlink to the warm
     cache's gguf-files), so only the conversion and the load are timed.
     """
-    from sizebench import sources
+    from sizebench.weights import sources
 
     def run_one(label: str, model: str):
         checkout = old if label == "old" else REPO

@@ -20,7 +20,7 @@ import json
 import random
 from pathlib import Path
 
-DATA_DIR = Path(__file__).resolve().parents[1] / "sizebench" / "tasks" / "geo" / "data"
+DATA_DIR = Path(__file__).resolve().parents[1] / "sizebench" / "stages" / "tasks" / "geo" / "data"
 CSV_PATH = DATA_DIR / "countries.csv"
 SEED = 1234
 N_CHOICES = 4

@@ -1,4 +1,4 @@
-"""Measure quantization backend candidates on smollm2-135m: the figures behind sizebench.precision's choice.
+"""Measure quantization backend candidates on smollm2-135m: the figures behind sizebench.planning.precision's choice.
 
     python scripts/precision_backends.py models [NAME ...]   # per backend: load, weight bytes, decode tok/s
     python scripts/precision_backends.py layers              # one layer per backend, timed in turn
@@ -48,7 +48,9 @@ def candidates() -> dict:
 def models(names: list[str]) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from sizebench import footprint, registry, sources
+    from sizebench.engines.hf import footprint
+    from sizebench.planning import registry
+    from sizebench.weights import sources
 
     path = sources.locate(registry.builtin("smollm2-135m")).path
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -60,7 +62,7 @@ def models(names: list[str]) -> None:
             started = time.perf_counter()
             model = AutoModelForCausalLM.from_pretrained(path, **table[name]()).eval()
             load_s = time.perf_counter() - started
-            with torch.inference_mode():  # as sizebench.generation runs
+            with torch.inference_mode():  # as sizebench.stages.generation runs
                 model.generate(**inputs, max_new_tokens=4, do_sample=False)
                 started = time.perf_counter()
                 model.generate(**inputs, max_new_tokens=1, min_new_tokens=1, do_sample=False)

@@ -69,8 +69,8 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show Python traceba
 @app.command()
 def models(models: str = typer.Option("offline,all", "--models", "-m", help="What to list.")) -> None:
     """List the model registry with each model's availability on this machine."""
-    from sizebench.registry import resolve
-    from sizebench.sources import availability
+    from sizebench.planning.registry import resolve
+    from sizebench.weights.sources import availability
     from rich.table import Table
 
     table = Table(title="sizebench models")
@@ -89,11 +89,11 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
           eval_batch_size="auto", device="auto", dtype="auto", force=False, threads=None, max_new_tokens=128,
           repeat=1, batch_size=1, seed=0, sample=False, temperature=1.0, top_p=1.0, executor="local",
           ray_address=None, top_k=50, decoding=None, no_offload=False, timeout=None):
-    from sizebench import evaluation
-    from sizebench.generation import GenSettings
-    from sizebench.plan import RunPlan
-    from sizebench.registry import resolve
-    from sizebench.suites import load_suite
+    from sizebench.stages import evaluation
+    from sizebench.stages.generation import GenSettings
+    from sizebench.planning.plan import RunPlan
+    from sizebench.planning.registry import resolve
+    from sizebench.stages.suites import load_suite
 
     plan = RunPlan(
         models=tuple(resolve(models)), stages=stages, prompts_path=prompts,
@@ -104,7 +104,7 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
         ray_address=ray_address, timeout=timeout,
     ).validate()
     if device == "cuda" and executor == "local":
-        from sizebench.loader import resolve_device
+        from sizebench.engines.hf.loader import resolve_device
 
         resolve_device("cuda")  # no GPU here: a one-line error now, not a failed model later
     _check_precisions(plan)
@@ -120,8 +120,8 @@ def _check_precisions(plan) -> None:
     variants = [spec for spec in plan.models if spec.precision]
     if not variants:
         return
-    from sizebench import precision
-    from sizebench.loader import resolve_device
+    from sizebench.planning import precision
+    from sizebench.engines.hf.loader import resolve_device
 
     where = resolve_device(plan.device) if plan.executor == "local" else plan.device  # Ray: nodes decide
     for spec in variants:
@@ -131,9 +131,10 @@ def _check_precisions(plan) -> None:
 def _run(plan, results: str, resume: Optional[str] = None, executor: Optional[str] = None,
          ray_address: Optional[str] = None, timeout: Optional[float] = None,
          report_name: str = "report.md", margin: float = 0.05) -> None:
-    from sizebench import report, runner, supervise
-    from sizebench.plan import RunPlan
-    from sizebench.store import RunStore
+    from sizebench import report
+    from sizebench.launch import runner, supervise
+    from sizebench.planning.plan import RunPlan
+    from sizebench.runstore.store import RunStore
 
     if resume:
         store = RunStore.open(Path(results), resume)
@@ -248,7 +249,7 @@ def report(runs: Optional[list[str]] = typer.Argument(None, help="Run ids or fol
                                                           "adds money per million tokens to the cost table.")) -> None:
     """Render the verdict, the terminal summary and results/report.md from stored runs."""
     from sizebench import report as report_module
-    from sizebench.store import RunStore
+    from sizebench.runstore.store import RunStore
 
     _margin(margin)
     if price_per_hour is not None and not price_per_hour > 0:

@@ -46,9 +46,10 @@ def test_a_prompt_past_the_context_is_skipped_with_both_numbers_and_runs_on_a_lo
 
 
 def test_the_warm_up_uses_a_short_fixed_prompt_and_a_long_prompt_is_never_generated(tiny_model, monkeypatch):
-    from sizebench import generation, loader
-    from sizebench.registry import resolve
-    from sizebench.suites import Prompt
+    from sizebench.stages import generation
+    from sizebench.engines.hf import loader
+    from sizebench.planning.registry import resolve
+    from sizebench.stages.suites import Prompt
 
     loaded = loader.load(resolve(str(tiny_model))[0], "cpu", "float32")
     assert generation.context_window(loaded) == 256
@@ -72,7 +73,7 @@ def test_the_warm_up_uses_a_short_fixed_prompt_and_a_long_prompt_is_never_genera
 def test_context_window_prefers_the_config_and_ignores_the_unknown_tokenizer_length():
     from types import SimpleNamespace
 
-    from sizebench.generation import context_window
+    from sizebench.stages.generation import context_window
 
     def loaded(config, tokenizer_max):
         return SimpleNamespace(model=SimpleNamespace(config=SimpleNamespace(**config)),

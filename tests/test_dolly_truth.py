@@ -10,10 +10,12 @@ from pathlib import Path
 from rich.console import Console
 
 from conftest import records, sizebench
-from sizebench import frames, reference, report
-from sizebench.records import FailureRecord, LoadRecord, PromptRecord, SkipRecord, StageRecord, TaskRecord
-from sizebench.registry import builtin
-from sizebench.store import RunStore
+from sizebench.runstore import frames
+from sizebench.analysis import reference
+from sizebench import report
+from sizebench.runstore.records import FailureRecord, LoadRecord, PromptRecord, SkipRecord, StageRecord, TaskRecord
+from sizebench.planning.registry import builtin
+from sizebench.runstore.store import RunStore
 
 
 def hf_cache_model(hf_home: Path, repo_id: str, folder: Path) -> None:

@@ -4,7 +4,7 @@ from dataclasses import asdict
 
 import pytest
 
-from sizebench import energy
+from sizebench.measurement import energy
 
 
 def powercap(root, packages):
@@ -68,9 +68,11 @@ def test_cuda_visible_devices_names_the_nvml_gpus_read(cuda_visible, shown):
 def test_the_prompt_stage_meters_its_timed_generations_only(tiny_model, suite_file, tmp_path, monkeypatch):
     """A counter the test writes, 1 J per forward pass of the model: the stage's joules are then the
     forward passes of its timed generations (one per new token), not the warm-up's or the TTFT runs'."""
-    from sizebench import generation, loader, worker
-    from sizebench.registry import resolve
-    from sizebench.store import RunStore
+    from sizebench.stages import generation
+    from sizebench.engines.hf import loader
+    from sizebench.launch import worker
+    from sizebench.planning.registry import resolve
+    from sizebench.runstore.store import RunStore
 
     root = powercap(tmp_path / "powercap", {"intel-rapl:0": (0, 10**15)})
     counter = root / "intel-rapl:0" / "energy_uj"

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from conftest import records, sizebench
-from sizebench import evaluation
+from sizebench.stages import evaluation
 from sizebench.errors import SizebenchError
 
 

@@ -1,4 +1,4 @@
-"""sizebench-hf (sizebench.fast_lm): the same log-likelihoods and choices as lm-eval's own HFLM."""
+"""sizebench-hf (sizebench.engines.hf.fast_lm): the same log-likelihoods and choices as lm-eval's own HFLM."""
 
 import subprocess
 import sys
@@ -20,7 +20,7 @@ def tiny(tiny_model):
 def scores(lm, limit=12) -> dict:
     import lm_eval
 
-    from sizebench import evaluation
+    from sizebench.stages import evaluation
 
     out = lm_eval.simple_evaluate(model=lm, tasks=TASKS, task_manager=evaluation.task_manager(), limit=limit,
                                   log_samples=True, bootstrap_iters=0)
@@ -46,7 +46,7 @@ def plain_scores(tiny):
 
 @pytest.mark.parametrize("pack, keeps_logits", [(True, None), (False, None), (True, False)])
 def test_same_loglikelihoods_and_choices_as_hflm(tiny, plain_scores, pack, keeps_logits):
-    from sizebench.fast_lm import SizebenchLM
+    from sizebench.engines.hf.fast_lm import SizebenchLM
 
     model, tok = tiny
     lm = SizebenchLM(pretrained=model, tokenizer=tok, batch_size=4, pack_contexts=pack)
@@ -62,7 +62,7 @@ def test_same_loglikelihoods_and_choices_as_hflm(tiny, plain_scores, pack, keeps
 def test_eager_attention_gets_an_additive_mask_and_the_same_choices(tiny_model, plain_scores):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from sizebench.fast_lm import SizebenchLM
+    from sizebench.engines.hf.fast_lm import SizebenchLM
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model, attn_implementation="eager")
     lm = SizebenchLM(pretrained=model, tokenizer=AutoTokenizer.from_pretrained(tiny_model), batch_size=4)
@@ -73,7 +73,7 @@ def test_eager_attention_gets_an_additive_mask_and_the_same_choices(tiny_model, 
 def test_a_model_that_ignores_the_packing_mask_falls_back_to_one_row_per_choice(tiny, plain_scores, monkeypatch):
     import torch
 
-    from sizebench import fast_lm
+    from sizebench.engines.hf import fast_lm
 
     def causal_only(rows, width, dtype, device):  # what a model that ignores the 4D mask would compute
         return torch.ones(width, width, dtype=torch.bool).tril()[None, None].expand(len(rows), 1, width, width)
@@ -90,7 +90,7 @@ def test_rolling_loglikelihood_matches_hflm(tiny):
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
-    from sizebench.fast_lm import SizebenchLM
+    from sizebench.engines.hf.fast_lm import SizebenchLM
 
     model, tok = tiny
     texts = ["What is the capital of France? The capital of France is Paris.", "Rome Berlin Madrid Tokyo"]
@@ -107,8 +107,8 @@ def test_rolling_loglikelihood_matches_hflm(tiny):
 def test_registered_for_simple_evaluate_by_name(tiny_model):
     import lm_eval
 
-    import sizebench.fast_lm  # noqa: F401  (registers "sizebench-hf")
-    from sizebench import evaluation
+    import sizebench.engines.hf.fast_lm  # noqa: F401  (registers "sizebench-hf")
+    from sizebench.stages import evaluation
 
     out = lm_eval.simple_evaluate(model="sizebench-hf", model_args={"pretrained": str(tiny_model), "batch_size": 4, "device": "cpu"},
                                   tasks=["sizebench_geo_capitals"], task_manager=evaluation.task_manager(), limit=4,
@@ -119,7 +119,7 @@ def test_registered_for_simple_evaluate_by_name(tiny_model):
 
 def test_lm_eval_cli_runs_the_registered_class(tiny_model, tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "sizebench.fast_lm", "run", "--model", "sizebench-hf",
+        [sys.executable, "-m", "sizebench.engines.hf.fast_lm", "run", "--model", "sizebench-hf",
          "--model_args", f"pretrained={tiny_model}", "--tasks", "sizebench_geo_capitals",
          "--include_path", str(REPO / "sizebench" / "tasks"), "--limit", "3", "--batch_size", "2", "--device", "cpu"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**__import__("os").environ,
@@ -132,9 +132,9 @@ def test_lm_eval_cli_runs_the_registered_class(tiny_model, tmp_path):
 def test_real_model_same_choices_as_hflm():
     from lm_eval.models.huggingface import HFLM
 
-    from sizebench import loader
-    from sizebench.fast_lm import SizebenchLM
-    from sizebench.registry import builtin
+    from sizebench.engines.hf import loader
+    from sizebench.engines.hf.fast_lm import SizebenchLM
+    from sizebench.planning.registry import builtin
 
     loaded = loader.load(builtin("smollm2-135m"))
     plain = scores(HFLM(pretrained=loaded.model, tokenizer=loaded.tokenizer, batch_size=8), limit=15)

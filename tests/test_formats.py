@@ -1,4 +1,4 @@
-from sizebench import formats
+from sizebench.stages import formats
 
 
 def test_dolly_format_matches_dolly_15k():

@@ -5,7 +5,7 @@ import struct
 import pytest
 
 from conftest import tiny_gguf, tiny_llama_gguf
-from sizebench.gguf_check import BadGGUF, check
+from sizebench.weights.gguf_check import BadGGUF, check
 
 
 def test_sound_files_pass(tmp_path):

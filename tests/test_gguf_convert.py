@@ -13,7 +13,7 @@ def test_parse_once_reads_the_same_values_once_and_restores_everything(tmp_path)
     import gguf
     import transformers.modeling_gguf_pytorch_utils as legacy
 
-    from sizebench.gguf_convert import parse_once
+    from sizebench.weights.gguf_convert import parse_once
 
     path = tiny_gguf(tmp_path / "t.gguf")
     stock = gguf.GGUFReader(path)
@@ -50,8 +50,8 @@ def test_parse_once_reads_the_same_values_once_and_restores_everything(tmp_path)
 
 LOCATE = """
 import sys
-from sizebench import sources
-from sizebench.registry import resolve
+from sizebench.weights import sources
+from sizebench.planning.registry import resolve
 located = sources.locate(resolve(sys.argv[1])[0])
 print(located.path, (located.path / "model.safetensors").stat().st_ino, located.convert_s is not None)
 """
@@ -78,7 +78,7 @@ def test_two_sweeps_converting_one_gguf_at_once_both_end_with_one_valid_entry(tm
 
 def test_a_conversion_that_finishes_second_leaves_the_first_entry_in_place(tmp_path):
     """A sweep that found no entry when it started converts too; the entry another sweep is loading stays."""
-    from sizebench.gguf_convert import convert_gguf
+    from sizebench.weights.gguf_convert import convert_gguf
 
     gguf, target = tiny_llama_gguf(tmp_path / "m.gguf"), tmp_path / "cache" / "entry"
     convert_gguf(gguf, target)

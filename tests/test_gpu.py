@@ -21,9 +21,11 @@ def test_auto_dtype_is_bf16_on_gpu_and_cuda_peak_is_recorded(tiny_model, suite_f
 
 def test_a_model_larger_than_the_gpu_budget_is_offloaded_to_cpu_and_still_answers(tiny_model, monkeypatch):
     """The guard sees a GPU with almost nothing free: accelerate puts the layers that do not fit in RAM."""
-    from sizebench import generation, loader, memory
-    from sizebench.registry import resolve
-    from sizebench.suites import Prompt
+    from sizebench.stages import generation
+    from sizebench.engines.hf import loader
+    from sizebench.measurement import memory
+    from sizebench.planning.registry import resolve
+    from sizebench.stages.suites import Prompt
 
     spec = resolve(str(tiny_model))[0]
     weights = sum(f.stat().st_size for f in tiny_model.glob("*.safetensors"))

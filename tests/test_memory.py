@@ -1,7 +1,7 @@
 import pytest
 
 from sizebench.errors import MemoryGuardError
-from sizebench.memory import check_fits, required_bytes
+from sizebench.measurement.memory import check_fits, required_bytes
 
 GIB = 2**30
 
@@ -23,8 +23,8 @@ def test_force_overrides_and_small_models_pass():
 
 # ---- placement on GPU machines (pure decision, simulated free memory) -----------------------------
 
-from sizebench.memory import offloaded_bytes, place  # noqa: E402
-from sizebench.registry import builtin  # noqa: E402
+from sizebench.measurement.memory import offloaded_bytes, place  # noqa: E402
+from sizebench.planning.registry import builtin  # noqa: E402
 
 # Free memory once the CUDA context is up, per card: 16 GB (T4), 24 GB (A10/L4/3090), 80 GB (A100/H100).
 GPU_FREE = {16: 15.0 * GIB, 24: 22.0 * GIB, 80: 79.0 * GIB}
@@ -81,7 +81,7 @@ def test_bytes_per_parameter_for_quantized_figures():
 
 
 def test_auto_dtype_is_fp16_on_gpus_without_bf16():
-    from sizebench.loader import resolve_dtype
+    from sizebench.engines.hf.loader import resolve_dtype
 
     assert resolve_dtype("auto", "cuda", bf16_supported=False) == "float16"  # T4, V100
     assert resolve_dtype("auto", "cuda", bf16_supported=True) == "bfloat16"
@@ -91,7 +91,7 @@ def test_auto_dtype_is_fp16_on_gpus_without_bf16():
 
 def test_ray_asks_for_gpus_by_total_parameters(monkeypatch):
     """dolly-v2-7b on 15.5 GiB GPUs: its total (6.86B) needs two, its non-embedding count (6.44B) would say one."""
-    from sizebench import ray_executor
+    from sizebench.launch import ray_executor
 
     monkeypatch.setattr(ray_executor, "GPU_BYTES", 15.5 * GIB)
     job = {"model": builtin("dolly-v2-7b").to_dict(), "device": "cuda", "dtype": "auto"}
@@ -103,8 +103,9 @@ def test_ray_asks_for_gpus_by_total_parameters(monkeypatch):
 def test_the_guard_and_ray_plan_with_the_variants_bytes_per_parameter(monkeypatch):
     """dolly-v2-12b in int8 (torchao keeps the 4.5% of embedding parameters at the run dtype) fits where
     float32 does not; on a Ray cluster of 24 GB GPUs, nf4 asks for one GPU where bfloat16 asks for two."""
-    from sizebench import precision, ray_executor
-    from sizebench.registry import resolve
+    from sizebench.planning import precision
+    from sizebench.launch import ray_executor
+    from sizebench.planning.registry import resolve
 
     share = 2 * 50_280 * 5_120 / 11_327_027_200  # dolly-v2-12b: untied input and output embeddings
     per_param = precision.bytes_per_param("int8", "float32", share)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sizebench import paired
+from sizebench.analysis import paired
 
 # (both right, only a right, only b right, both wrong) -> 95% interval of accuracy(a) - accuracy(b).
 # Cavo et al. (2012) and Bentur et al. (2009), the worked examples of Fagerland, Lydersen & Laake,
@@ -81,7 +81,7 @@ def test_items_needed_with_no_discordant_item_is_where_the_interval_falls_below_
 
 
 def test_the_verdict_s_rule_names_the_interval_it_uses():
-    from sizebench.report.verdict import rule
+    from sizebench.report.verdict_section import rule
 
     text = rule(0.05, "total parameters")
     assert "Tango's score interval" in text and "Tango 1998" in text

@@ -8,9 +8,10 @@ from dataclasses import replace
 
 import pytest
 
-from sizebench import formats, generation, loader
-from sizebench.registry import builtin, resolve
-from sizebench.suites import load_suite
+from sizebench.stages import formats, generation
+from sizebench.engines.hf import loader
+from sizebench.planning.registry import builtin, resolve
+from sizebench.stages.suites import load_suite
 
 DOLLY_END_KEY = "### End"  # databrickslabs/dolly, training/consts.py: END_KEY
 
@@ -94,7 +95,7 @@ def test_a_stop_string_the_model_reaches_ends_both_answers_alike(tiny_model):
 def test_smollm2_geography_matches_the_pipeline():
     from pathlib import Path
 
-    from sizebench import sources
+    from sizebench.weights import sources
 
     spec = builtin("smollm2-135m")
     folder = sources.locate(spec).path  # the safetensors folder the GGUF was converted into

@@ -7,9 +7,9 @@ from dataclasses import replace
 import pytest
 
 from conftest import tiny_gguf
-from sizebench import precision
+from sizebench.planning import precision
 from sizebench.errors import SizebenchError
-from sizebench.registry import resolve
+from sizebench.planning.registry import resolve
 
 
 def test_suffix_and_ladder():
@@ -104,7 +104,7 @@ def _expected_bytes(config: dict, name: str) -> int:
 
 @pytest.mark.parametrize("name", list(precision.PRECISIONS))
 def test_measured_weight_memory_is_the_packed_size(tiny_model, name):
-    from sizebench import footprint, loader
+    from sizebench.engines.hf import footprint, loader
 
     spec = resolve(f"{tiny_model}@{name}")[0]
     precision.check(spec.name, spec.precision, "cpu")  # the quant extra is installed where tests run

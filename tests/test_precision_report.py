@@ -7,9 +7,9 @@ import pytest
 from rich.console import Console
 
 from sizebench import report
-from sizebench.records import LoadRecord, PromptRecord, StageRecord, TaskRecord
-from sizebench.registry import resolve
-from sizebench.store import RunStore
+from sizebench.runstore.records import LoadRecord, PromptRecord, StageRecord, TaskRecord
+from sizebench.planning.registry import resolve
+from sizebench.runstore.store import RunStore
 
 MIB = 2**20
 
@@ -77,10 +77,10 @@ def test_precision_rows_and_comparisons(ladder, tmp_path):
 
 
 def test_single_precision_run_has_no_precision_section(ladder, tmp_path):
-    from sizebench import frames
-    from sizebench.report.precision import precision_section
+    from sizebench.runstore import frames
+    from sizebench.report.precision_section import precision_section
     from sizebench.report.summary import summary
-    from sizebench.sizes import axis
+    from sizebench.analysis.sizes import axis
 
     fr = frames.load([ladder.dir])
     df = summary(fr)

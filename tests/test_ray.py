@@ -17,12 +17,13 @@ from ray.util.queue import Queue  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 from conftest import command_line  # noqa: E402
-from sizebench import runner, supervise  # noqa: E402
-from sizebench.evaluation import EvalSettings  # noqa: E402
-from sizebench.generation import GenSettings  # noqa: E402
-from sizebench.plan import RunPlan  # noqa: E402
-from sizebench.ray_executor import Delivery, RayExecutor  # noqa: E402
-from sizebench.registry import resolve  # noqa: E402
+from sizebench.launch import runner  # noqa: E402
+from sizebench.launch import supervise  # noqa: E402
+from sizebench.stages.evaluation import EvalSettings  # noqa: E402
+from sizebench.stages.generation import GenSettings  # noqa: E402
+from sizebench.planning.plan import RunPlan  # noqa: E402
+from sizebench.launch.ray_executor import Delivery, RayExecutor  # noqa: E402
+from sizebench.planning.registry import resolve  # noqa: E402
 
 pytestmark = pytest.mark.ray
 QUIET = Console(file=io.StringIO())
@@ -103,7 +104,7 @@ def test_a_stop_signal_cancels_the_task_and_its_worker(cluster, tiny_model, tmp_
         while time.time() < deadline and not workers:
             time.sleep(0.2)
             workers.extend(p for p in psutil.Process().children(recursive=True)
-                           if "sizebench.worker" in command_line(p))
+                           if "sizebench.launch.worker" in command_line(p))
         time.sleep(3)
         os.kill(os.getpid(), signal.SIGTERM)
 
@@ -137,7 +138,7 @@ def stored(store) -> list[dict]:
 def started_by_the_run() -> list:
     """The model's worker and the queue actor that carries its records to the driver."""
     return [p for p in psutil.Process().children(recursive=True)
-            if "sizebench.worker" in command_line(p) or "_QueueActor" in command_line(p)]
+            if "sizebench.launch.worker" in command_line(p) or "_QueueActor" in command_line(p)]
 
 
 def once_prompts_are_stored(store, act, stop: threading.Event) -> list:
@@ -149,7 +150,7 @@ def once_prompts_are_stored(store, act, stop: threading.Event) -> list:
         while not stop.wait(0.1):
             if any(r["kind"] == "stage" and r["stage"] == "prompts" for r in stored(store)):
                 seen.extend(started_by_the_run())
-                workers = [p for p in seen if "sizebench.worker" in command_line(p)]
+                workers = [p for p in seen if "sizebench.launch.worker" in command_line(p)]
                 if workers:
                     act(workers[0])
                 return

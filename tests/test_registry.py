@@ -4,7 +4,7 @@ import pytest
 
 from conftest import tiny_gguf
 from sizebench.errors import SizebenchError
-from sizebench.registry import BUILTINS, GGUF_FILE, HUB, LOCAL_DIR, builtin, file_key, resolve
+from sizebench.planning.registry import BUILTINS, GGUF_FILE, HUB, LOCAL_DIR, builtin, file_key, resolve
 
 
 def test_groups_and_names():
@@ -28,7 +28,7 @@ def test_registry_counts_are_the_architectures_totals(name, hidden, layers, head
     torch = pytest.importorskip("torch")
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-    from sizebench.loader import count_params
+    from sizebench.engines.hf.loader import count_params
 
     config = GPTNeoXConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
                            intermediate_size=4 * hidden, tie_word_embeddings=False)
@@ -44,7 +44,7 @@ def test_non_embedding_count_subtracts_a_tied_output_once():
     torch = pytest.importorskip("torch")
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from sizebench.loader import count_params
+    from sizebench.engines.hf.loader import count_params
 
     config = LlamaConfig(vocab_size=1000, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                          num_attention_heads=4, tie_word_embeddings=True)

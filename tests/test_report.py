@@ -6,10 +6,11 @@ import re
 import pytest
 
 from conftest import rendered_apart
-from sizebench import frames, report
-from sizebench.records import FailureRecord, LoadRecord, PromptRecord, StageRecord, TaskRecord
-from sizebench.registry import builtin
-from sizebench.store import RunStore
+from sizebench.runstore import frames
+from sizebench import report
+from sizebench.runstore.records import FailureRecord, LoadRecord, PromptRecord, StageRecord, TaskRecord
+from sizebench.planning.registry import builtin
+from sizebench.runstore.store import RunStore
 
 
 def load(model, params, rss):
@@ -112,7 +113,7 @@ def test_latest_run_wins_when_combined(run, tmp_path):
 
 
 def test_latest_run_is_the_last_claimed_past_nine_in_one_second(tmp_path, monkeypatch):
-    monkeypatch.setattr("sizebench.store.time.strftime", lambda fmt: "20261123-120000")
+    monkeypatch.setattr("sizebench.runstore.store.time.strftime", lambda fmt: "20261123-120000")
     plan = {"plan": {"models": [builtin("dolly-v2-3b").to_dict()]}}
     stores = [RunStore.create(tmp_path, plan) for _ in range(10)]
     for n, store in enumerate(stores):

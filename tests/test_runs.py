@@ -90,7 +90,7 @@ def test_sigkill_of_a_worker_keeps_the_others_and_resume_redoes_only_the_missing
         lines = runs[0].read_text().splitlines() if runs else []
         if sum('"kind": "prompt"' in line and '"model": "second"' in line for line in lines) >= 2:
             for child in psutil.Process(parent.pid).children(recursive=True):
-                if "sizebench.worker" in command_line(child):
+                if "sizebench.launch.worker" in command_line(child):
                     os.kill(child.pid, signal.SIGKILL)
                     killed = True
     assert killed, "the worker finished before it could be killed"
@@ -110,7 +110,7 @@ def test_sigkill_of_a_worker_keeps_the_others_and_resume_redoes_only_the_missing
     assert loads.count("tiny-neox") == 1 and loads.count("second") == 2  # only the killed model ran again
     assert len([r for r in after if r["kind"] == "prompt" and r["model"] == "tiny-neox"]) == tiny_prompts
 
-    from sizebench import frames
+    from sizebench.runstore import frames
     current = frames.load([next((results / "runs").iterdir())])
     assert len(current["prompt"][current["prompt"]["model"] == "second"]) == 30
     assert current["failed"].empty
@@ -127,7 +127,7 @@ def test_report_rerenders_from_disk(tiny_model, suite_file, tmp_path):
 
 
 def workers_of(parent: subprocess.Popen) -> list[psutil.Process]:
-    return [c for c in psutil.Process(parent.pid).children(recursive=True) if "sizebench.worker" in command_line(c)]
+    return [c for c in psutil.Process(parent.pid).children(recursive=True) if "sizebench.launch.worker" in command_line(c)]
 
 
 def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
@@ -182,7 +182,7 @@ def test_each_stop_signal_ends_the_worker_exits_128_plus_it_and_resume_finishes(
 
     resumed = sizebench("bench", "--resume", run_dir.name, "--results", str(results))
     assert resumed.returncode == 0, resumed.stderr
-    from sizebench import frames
+    from sizebench.runstore import frames
     assert len(frames.load([run_dir])["prompt"]) == 30
 
 

@@ -16,7 +16,10 @@ from pathlib import Path
 import pytest
 
 from conftest import sizebench
-from sizebench import frames, plots, report, sizes, verdict
+from sizebench.runstore import frames
+from sizebench.report import plots
+from sizebench import report
+from sizebench.analysis import sizes, verdict
 from sizebench.report.summary import summary
 
 OLD_RUN = Path(__file__).parent / "data" / "run-before-issue-19"  # written by sizebench at a970e11

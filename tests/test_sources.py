@@ -3,10 +3,10 @@
 import pytest
 
 from conftest import records, sizebench, tiny_gguf, tiny_llama_gguf
-from sizebench import gguf_convert, sources
+from sizebench.weights import gguf_convert, sources
 from sizebench.errors import ConversionFailed, ModelUnavailable
-from sizebench.gguf_check import BadGGUF
-from sizebench.registry import builtin, resolve
+from sizebench.weights.gguf_check import BadGGUF
+from sizebench.planning.registry import builtin, resolve
 
 
 def test_gguf_cache_miss_converts_once_then_hits(tmp_path, monkeypatch):

@@ -5,8 +5,8 @@ import threading
 
 import pytest
 
-from sizebench.records import FailureRecord, StageRecord
-from sizebench.store import RunStore, completed
+from sizebench.runstore.records import FailureRecord, StageRecord
+from sizebench.runstore.store import RunStore, completed
 
 
 def test_truncated_last_line_is_ignored_with_a_warning_and_appends_continue(tmp_path):
@@ -48,9 +48,9 @@ def _create_in_the_same_second(results, barrier, out):
     import pathlib
     import time
 
-    import sizebench.store
+    import sizebench.runstore.store
 
-    sizebench.store.time.strftime = lambda fmt: STAMP
+    sizebench.runstore.store.time.strftime = lambda fmt: STAMP
     mkdir = pathlib.Path.mkdir
 
     def slow_mkdir(self, *args, **kwargs):
@@ -84,7 +84,7 @@ def test_sweeps_started_in_the_same_second_keep_separate_runs_processes(tmp_path
 
 
 def test_sweeps_started_in_the_same_second_keep_separate_runs_threads(tmp_path, monkeypatch):
-    monkeypatch.setattr("sizebench.store.time.strftime", lambda fmt: STAMP)
+    monkeypatch.setattr("sizebench.runstore.store.time.strftime", lambda fmt: STAMP)
     n = 8
     barrier = threading.Barrier(n)
     ids, errors = [], []

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from sizebench.errors import SizebenchError
-from sizebench.suites import is_correct, load_suite
+from sizebench.stages.suites import is_correct, load_suite
 
 
 def test_txt_comments_blank_lines_and_variants(tmp_path):

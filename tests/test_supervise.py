@@ -13,10 +13,10 @@ import pytest
 from rich.console import Console
 
 from conftest import command_line
-from sizebench import runner, supervise
-from sizebench.generation import GenSettings
-from sizebench.plan import RunPlan
-from sizebench.registry import resolve
+from sizebench.launch import runner, supervise
+from sizebench.stages.generation import GenSettings
+from sizebench.planning.plan import RunPlan
+from sizebench.planning.registry import resolve
 
 QUIET = Console(file=io.StringIO())
 
@@ -68,7 +68,7 @@ def test_a_worker_notices_its_parent_died_by_sigkill(tmp_path):
     """The parent (a stand-in CLI) is SIGKILLed: it forwards nothing, and the worker prints nothing;
     the worker must still stop (prctl PDEATHSIG on Linux, a polling thread elsewhere)."""
     worker = script(tmp_path, """
-        from sizebench import supervise
+        from sizebench.launch import supervise
         def stop(signum, frame):
             open(sys.argv[1], "w").write("stopped by SIGTERM")
             sys.exit(0)
@@ -80,7 +80,7 @@ def test_a_worker_notices_its_parent_died_by_sigkill(tmp_path):
     marker = tmp_path / "marker"
     parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        from sizebench import supervise
+        from sizebench.launch import supervise
         proc = supervise.start_worker({worker + [str(marker)]!r})
         print(proc.pid, flush=True)
         time.sleep(60)
@@ -104,8 +104,8 @@ class SlowStandIn(runner.LocalExecutor):
     def command(self, job_path):
         return script(job_path.parent, f"""
             from pathlib import Path
-            from sizebench.records import LoadRecord, PromptRecord
-            from sizebench.store import RunStore
+            from sizebench.runstore.records import LoadRecord, PromptRecord
+            from sizebench.runstore.store import RunStore
             job = json.load(open({str(job_path)!r}))
             store, model, attempt = RunStore(job["run_dir"]), job["model"]["name"], job["attempt"]
             def stopped(signum, frame):

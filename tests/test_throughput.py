@@ -4,9 +4,10 @@ from dataclasses import replace
 
 import pytest
 
-from sizebench import generation, loader
-from sizebench.registry import resolve
-from sizebench.suites import Prompt
+from sizebench.stages import generation
+from sizebench.engines.hf import loader
+from sizebench.planning.registry import resolve
+from sizebench.stages.suites import Prompt
 
 PROMPTS = (Prompt("p1", "What is the capital of France?"), Prompt("p2", "Name a mountain."),
            Prompt("p3", "What is the highest mountain in Japan? Answer with one word."))

@@ -8,10 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sizebench import cost, frames, paired, report, scaling, verdict
-from sizebench.records import EnergyRecord, ItemsRecord, ItemTextRecord, LoadRecord, PromptRecord, StageRecord
-from sizebench.store import RunStore
-from sizebench.verdict import Outcomes
+from sizebench.analysis import cost, paired, scaling, verdict
+from sizebench.runstore import frames
+from sizebench import report
+from sizebench.runstore.records import EnergyRecord, ItemsRecord, ItemTextRecord, LoadRecord, PromptRecord, StageRecord
+from sizebench.runstore.store import RunStore
+from sizebench.analysis.verdict import Outcomes
 
 from conftest import records, rendered_apart, sizebench
 

@@ -15,22 +15,22 @@ import pandas as pd
 from rich.console import Console
 from rich.markdown import Markdown
 
-from sizebench import cost as cost_figures
-from sizebench import scaling
-from sizebench import verdict as verdict_rule
-from sizebench import atomic, frames as frames_module
-from sizebench.frames import Frames
-from sizebench.sizes import SizeAxis
-from sizebench.report import cost as report_cost
-from sizebench.report import verdict as verdict_report
+from sizebench.analysis import cost as cost_figures
+from sizebench.analysis import scaling
+from sizebench.analysis import verdict as verdict_rule
+from sizebench.runstore import atomic, frames as frames_module
+from sizebench.runstore.frames import Frames
+from sizebench.analysis.sizes import SizeAxis
+from sizebench.report import cost_section as report_cost
+from sizebench.report import verdict_section as verdict_report
 from sizebench.report.markdown import cell, table
 from sizebench.report.notes import skipped_tasks
-from sizebench.report.precision import precision_section
+from sizebench.report.precision_section import precision_section
 from sizebench.report.sections import (answers_section, conclusion_section, metadata_section, protocol_section,
                                        published_section, tasks_section)
 from sizebench.report.speed import speed_section
 from sizebench.report.summary import summary, summary_prose, summary_table
-from sizebench.verdict import DEFAULT_MARGIN
+from sizebench.analysis.verdict import DEFAULT_MARGIN
 
 __all__ = ["cell", "table", "summary", "summary_table", "render", "publish"]
 
@@ -88,7 +88,7 @@ def publish(run_dirs: list[Path], results_dir: Path, console: Console, latest_on
 
     Plots of report.md are plot_*.png; another name's take its stem (precision-report_accuracy.png),
     so two reports side by side keep their own."""
-    from sizebench import plots
+    from sizebench.report import plots
 
     fr = frames_module.load(run_dirs, latest_only)
     df = summary(fr)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sizebench.frames import Frames
-from sizebench.generation import GenSettings
+from sizebench.runstore.frames import Frames
+from sizebench.stages.generation import GenSettings
 from sizebench.report.markdown import table
 
 

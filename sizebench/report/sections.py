@@ -6,12 +6,12 @@ import math
 
 import pandas as pd
 
-from sizebench import reference
-from sizebench.frames import Frames
+from sizebench.analysis import reference
+from sizebench.runstore.frames import Frames
 from sizebench.report.markdown import fmt_num, cell, table
 from sizebench.report.notes import decoding
 from sizebench.report.summary import task_names
-from sizebench.sizes import SizeAxis
+from sizebench.analysis.sizes import SizeAxis
 
 ANSWER_CHARS = 90
 PROMPT_CHARS = 300  # a prompt too long for a context window would fill pages

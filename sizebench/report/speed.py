@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from sizebench.frames import Frames
+from sizebench.runstore.frames import Frames
 from sizebench.report.markdown import fmt_num, table
 
 

@@ -7,10 +7,10 @@ import os
 
 import pandas as pd
 
-from sizebench import sizes
-from sizebench.frames import Frames
+from sizebench.analysis import sizes
+from sizebench.runstore.frames import Frames
 from sizebench.report.markdown import fmt_num, fmt_params, table
-from sizebench.sizes import SizeAxis
+from sizebench.analysis.sizes import SizeAxis
 
 PRIMARY_METRIC = "acc"
 

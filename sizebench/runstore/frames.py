@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sizebench.store import RunStore, started_order
+from sizebench.runstore.store import RunStore, started_order
 
 KIND_STAGE = {"prompt": "prompts", "prompt_skipped": "prompts", "throughput": "prompts", "task": "tasks",
               "task_skipped": "tasks", "items": "tasks", "energy": "prompts"}

@@ -18,10 +18,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from sizebench import energy, formats, measure
-from sizebench.loader import Loaded
-from sizebench.records import PromptRecord, PromptSkipRecord, ThroughputRecord
-from sizebench.suites import Prompt, is_correct
+from sizebench.measurement import energy, measure
+from sizebench.stages import formats
+from sizebench.engines.hf.loader import Loaded
+from sizebench.runstore.records import PromptRecord, PromptSkipRecord, ThroughputRecord
+from sizebench.stages.suites import Prompt, is_correct
 
 WARMUP_TOKENS = 8
 WARMUP_PROMPT = Prompt("warm-up", "What is the capital of France?")  # short and fixed: never the suite's

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sizebench.frames import Frames
-from sizebench.sizes import base_model
+from sizebench.runstore.frames import Frames
+from sizebench.analysis.sizes import base_model
 from sizebench.report.markdown import fmt_num, table
 from sizebench.report.summary import _rows, task_names
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sizebench import sizes
-from sizebench.frames import Frames
-from sizebench.verdict import Outcomes
+from sizebench.analysis import sizes
+from sizebench.runstore.frames import Frames
+from sizebench.analysis.verdict import Outcomes
 
 MIN_RUNGS = 3
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sizebench.errors import SizebenchError
-from sizebench.records import SkipRecord, TaskRecord
+from sizebench.runstore.records import SkipRecord, TaskRecord
 
 BUNDLED_TASKS = Path(__file__).parent / "tasks"
 DOLLY_CARD = ("openbookqa", "arc_easy", "winogrande", "hellaswag", "arc_challenge", "piqa", "boolq")
@@ -109,7 +109,7 @@ def run_tasks(model, tokenizer, model_name: str, settings: EvalSettings, attempt
               emit: Callable, texts_done: frozenset[str] = frozenset()) -> list[TaskRecord]:
     import lm_eval
 
-    from sizebench.fast_lm import SizebenchLM  # HFLM with a faster log-likelihood path, same numbers
+    from sizebench.engines.hf.fast_lm import SizebenchLM  # HFLM with a faster log-likelihood path, same numbers
 
     manager = task_manager(settings.task_path)
     runnable = {}  # name -> built Task, handed to lm-eval as it is, so each data set is prepared once
@@ -141,7 +141,7 @@ def run_tasks(model, tokenizer, model_name: str, settings: EvalSettings, attempt
 def emit_items(results: dict, runnable: dict, model_name: str, attempt: str, emit: Callable,
                texts_done: frozenset[str]) -> None:
     """Per-item outcomes from lm-eval's samples; item texts only for tasks no model of the run wrote yet."""
-    from sizebench import items
+    from sizebench.stages import items
 
     for record in items.records(results.get("samples", {}), runnable, model_name, attempt, texts_done):
         emit(record)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from sizebench import atomic
-from sizebench.sizes import base_model
+from sizebench.runstore import atomic
+from sizebench.analysis.sizes import base_model
 
 
 def _short(params: float) -> str:
@@ -27,7 +27,7 @@ def _save(fig, path: Path) -> None:
 def write(summary: pd.DataFrame, size_axis, out_dir: Path, prefix: str = "plot_") -> list[str]:
     """PNG files written (names relative to out_dir); none when there is nothing to plot.
 
-    The x axis is the report's size axis (`sizebench.sizes`): parameters, or weight memory."""
+    The x axis is the report's size axis (`sizebench.analysis.sizes`): parameters, or weight memory."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -15,9 +15,9 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-from sizebench import atomic
+from sizebench.runstore import atomic
 from sizebench.errors import SizebenchError
-from sizebench.records import Record
+from sizebench.runstore.records import Record
 
 RECORDS = "records.jsonl"
 META = "run.json"

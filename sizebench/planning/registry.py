@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sizebench.errors import SizebenchError
 
-# Where a model's weights come from; see sizebench.sources for how each is loaded.
+# Where a model's weights come from; see sizebench.weights.sources for how each is loaded.
 HUB, GGUF_PACKAGE, LOCAL_DIR, GGUF_FILE = "hub", "gguf-package", "local", "gguf-file"
 
 
@@ -31,8 +31,8 @@ class ModelSpec:
     gguf_file: str | None = None  # file name inside the package / folder, for GGUF sources
     quantization: str | None = None  # how the distributed weights are stored, e.g. GGUF Q4_1
     params_non_embedding: int | None = None  # total minus input and untied output embeddings (Pythia's count)
-    precision: str | None = None  # how the weights are held in memory (`name@int8`); see sizebench.precision
-    engine: str = "transformers"  # what runs the model; with precision, the row's identity (sizebench.sizes)
+    precision: str | None = None  # how the weights are held in memory (`name@int8`); see sizebench.planning.precision
+    engine: str = "transformers"  # what runs the model; with precision, the row's identity (sizebench.analysis.sizes)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -139,7 +139,7 @@ def file_key(name: str) -> str:
 
 def _precision_groups(parts: list[str]) -> list[tuple[str, list[str]]]:
     """[("offline", ["fp32", "bf16"])] from ["offline@fp32", "bf16"]: a bare precision joins the model before it."""
-    from sizebench.precision import canonical, is_precision
+    from sizebench.planning.precision import canonical, is_precision
 
     groups: list[tuple[str, list[str]]] = []
     for part in parts:
@@ -182,7 +182,7 @@ def _local_spec(path: Path, typed: str) -> ModelSpec:
     if path.is_file():
         if path.suffix != ".gguf":
             raise SizebenchError(f"model file '{typed}' is not a .gguf file (give a model folder or a .gguf)")
-        from sizebench import gguf_check
+        from sizebench.weights import gguf_check
 
         gguf_check.check(path)  # a truncated or corrupt file: one line now, before any model loads
         return ModelSpec(path.stem, "local GGUF", None, GGUF_FILE, str(path.resolve()), None, "auto",

@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sizebench.errors import SizebenchError
-from sizebench.evaluation import EvalSettings
-from sizebench.generation import GenSettings
-from sizebench.loader import DEVICES, DTYPES
-from sizebench.records import STAGES
-from sizebench.registry import ModelSpec
+from sizebench.stages.evaluation import EvalSettings
+from sizebench.stages.generation import GenSettings
+from sizebench.engines.hf.loader import DEVICES, DTYPES
+from sizebench.runstore.records import STAGES
+from sizebench.planning.registry import ModelSpec
 
 EXECUTORS = ("local", "ray")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sizebench.records import ItemsRecord, ItemTextRecord
+from sizebench.runstore.records import ItemsRecord, ItemTextRecord
 
 LL_DECIMALS = 4  # 1e-4 nats: far below any gap that decides a choice, and half the bytes of full floats
 ANSWER_CHARS = 200

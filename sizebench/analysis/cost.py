@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from sizebench.frames import Frames
+from sizebench.runstore.frames import Frames
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Weight sources: where a model's files are on this machine, or why they are not.
 
-GGUF sources are dequantized once (sizebench.gguf_convert, in a fork of the worker) into a
+GGUF sources are dequantized once (sizebench.weights.gguf_convert, in a fork of the worker) into a
 safetensors folder under the sizebench cache, keyed by the GGUF's sha256, so every later load reads
 plain safetensors. Hub sources are looked up in the local Hugging Face cache first, so an unreachable
 hub costs a socket probe, not minutes of retries.
@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from sizebench import atomic, gguf_check
+from sizebench.runstore import atomic
+from sizebench.weights import gguf_check
 from sizebench.errors import ConversionFailed, ModelUnavailable
-from sizebench.registry import GGUF_FILE, GGUF_PACKAGE, HUB, LOCAL_DIR, ModelSpec, hf_offline
+from sizebench.planning.registry import GGUF_FILE, GGUF_PACKAGE, HUB, LOCAL_DIR, ModelSpec, hf_offline
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 
@@ -164,7 +165,7 @@ def _gguf_cached(gguf_path: Path) -> Located:
     target = gguf_cache_dir(gguf_path)
     convert_s = None
     if not (target / "COMPLETE").exists():
-        from sizebench import gguf_convert
+        from sizebench.weights import gguf_convert
 
         gguf_check.check(gguf_path)  # a package's file, or one changed since the CLI checked it
         started = time.perf_counter()

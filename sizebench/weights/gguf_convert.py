@@ -29,7 +29,7 @@ import uuid
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
-from sizebench import atomic
+from sizebench.runstore import atomic
 
 
 def _plain_reader_class():
@@ -200,7 +200,7 @@ def convert_in_fork(gguf_path: Path, target: Path) -> None:
         status = 1
         try:
             os.close(read)
-            from sizebench import supervise
+            from sizebench.launch import supervise
 
             supervise.set_pdeathsig(signal.SIGKILL)  # the worker killed outright takes this with it
             with redirect_stdout(sys.stderr):  # a worker's stdout carries its progress events

@@ -4,7 +4,7 @@ The rule: per task (and for all tasks pooled, and for the prompt suite) the reco
 smallest whose accuracy is not worse than the best model's by the margin or more, i.e. the upper end
 of the 95% paired interval of (best - model) is below the margin. A smaller model whose interval
 contains the margin is one the items cannot decide on; the verdict names it and the items it needs.
-"Smallest" is on the one size axis of `sizebench.sizes`: total parameters, or weight memory when the
+"Smallest" is on the one size axis of `sizebench.analysis.sizes`: total parameters, or weight memory when the
 rows hold their weights in more than one way (precisions, engines). Rows equal on it are named together.
 """
 
@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from sizebench import paired, sizes
-from sizebench.frames import Frames
-from sizebench.paired import Paired
-from sizebench.sizes import SizeAxis
+from sizebench.analysis import paired, sizes
+from sizebench.runstore.frames import Frames
+from sizebench.analysis.paired import Paired
+from sizebench.analysis.sizes import SizeAxis
 
 DEFAULT_MARGIN = 0.05
 METRICS = ("acc", "exact_match")  # the per-item score a task's verdict uses: the first one lm-eval gave

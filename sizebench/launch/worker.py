@@ -1,6 +1,6 @@
 """One model's work, in its own process: load, prompt suite, lm-eval tasks; records appended to the store.
 
-Run as `python -m sizebench.worker JOB.json`. Progress events go to stdout as JSON lines for the
+Run as `python -m sizebench.launch.worker JOB.json`. Progress events go to stdout as JSON lines for the
 parent's display; records go to the run store, each flushed, so a kill loses at most the stage in
 flight. SIGTERM (the parent stopping us, or the parent's death) unwinds outside any record write.
 Exit 0 when every stage finished, 4 when the model cannot be had here (unavailable), 3 for a
@@ -16,11 +16,12 @@ import sys
 import time
 import traceback
 
-from sizebench import sources, supervise
+from sizebench.weights import sources
+from sizebench.launch import supervise
 from sizebench.errors import MemoryGuardError, ModelUnavailable, SizebenchError
-from sizebench.records import FailureRecord, LoadRecord, StageRecord
-from sizebench.registry import ModelSpec
-from sizebench.store import RunStore, item_texts
+from sizebench.runstore.records import FailureRecord, LoadRecord, StageRecord
+from sizebench.planning.registry import ModelSpec
+from sizebench.runstore.store import RunStore, item_texts
 
 
 UNAVAILABLE = 4
@@ -83,7 +84,9 @@ def run(job: dict) -> int:
 def load(spec: ModelSpec, job: dict, store: RunStore, attempt: str):
     import torch
 
-    from sizebench import footprint, loader, measure, precision
+    from sizebench.engines.hf import footprint, loader
+    from sizebench.measurement import measure
+    from sizebench.planning import precision
 
     if job.get("threads"):
         torch.set_num_threads(job["threads"])
@@ -108,16 +111,17 @@ def load(spec: ModelSpec, job: dict, store: RunStore, attempt: str):
 
 
 def _stage_done(loaded, store: RunStore, attempt: str, stage: str, started: float) -> None:
-    from sizebench import measure
+    from sizebench.measurement import measure
 
     store.append(StageRecord(loaded.spec.name, attempt, stage, time.perf_counter() - started,
                              measure.peak_rss_mb(), measure.cuda_peak_mb(loaded.device)))
 
 
 def prompts_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
-    from sizebench import energy, generation, measure
-    from sizebench.records import EnergyRecord
-    from sizebench.suites import load_suite
+    from sizebench.measurement import energy, measure
+    from sizebench.stages import generation
+    from sizebench.runstore.records import EnergyRecord
+    from sizebench.stages.suites import load_suite
 
     suite = load_suite(job["prompts_path"])
     settings = generation.GenSettings(**job["gen"])
@@ -149,7 +153,8 @@ def prompts_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
 
 
 def tasks_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
-    from sizebench import evaluation, measure
+    from sizebench.stages import evaluation
+    from sizebench.measurement import measure
 
     settings = evaluation.EvalSettings(**job["eval"])
     measure.reset_peak_rss()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sizebench import cost as cost_module
-from sizebench.cost import Cost
+from sizebench.analysis import cost as cost_module
+from sizebench.analysis.cost import Cost
 from sizebench.report.markdown import fmt_num, table
-from sizebench.scaling import MIN_RUNGS, Fit
-from sizebench.verdict import POOLED, Outcomes, Verdict
+from sizebench.analysis.scaling import MIN_RUNGS, Fit
+from sizebench.analysis.verdict import POOLED, Outcomes, Verdict
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sizebench import paired
-from sizebench.frames import Frames
-from sizebench.paired import Paired
+from sizebench.analysis import paired
+from sizebench.runstore.frames import Frames
+from sizebench.analysis.paired import Paired
 from sizebench.report.markdown import table
-from sizebench.sizes import SizeAxis
-from sizebench.verdict import POOLED, PROMPTS, Verdict, flips
+from sizebench.analysis.sizes import SizeAxis
+from sizebench.analysis.verdict import POOLED, PROMPTS, Verdict, flips
 
 FLIP_EXAMPLES = 10
 TEXT_CHARS = 90

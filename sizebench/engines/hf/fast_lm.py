@@ -16,9 +16,9 @@ Packing relies on the model honouring a custom 4D mask (sdpa and eager attention
 It is checked once per model instance on the first item that packs: its choices are scored packed and
 unpacked, and packing is switched off for that instance if they differ by more than float noise.
 
-Use from sizebench (evaluation.run_tasks), from Python (`import sizebench.fast_lm` then
+Use from sizebench (evaluation.run_tasks), from Python (`import sizebench.engines.hf.fast_lm` then
 `simple_evaluate(model="sizebench-hf", ...)`), or from lm-eval's own CLI:
-    python -m sizebench.fast_lm run --model sizebench-hf --model_args pretrained=PATH --tasks ...
+    python -m sizebench.engines.hf.fast_lm run --model sizebench-hf --model_args pretrained=PATH --tasks ...
 """
 
 from __future__ import annotations

@@ -17,14 +17,14 @@ from pathlib import Path
 
 from rich.console import Console
 
-from sizebench import supervise
-from sizebench.plan import RunPlan, environment
-from sizebench.records import FailureRecord
-from sizebench.registry import file_key
-from sizebench.store import RunStore, completed, item_texts
-from sizebench.supervise import Interrupted, TimedOut
+from sizebench.launch import supervise
+from sizebench.planning.plan import RunPlan, environment
+from sizebench.runstore.records import FailureRecord
+from sizebench.planning.registry import file_key
+from sizebench.runstore.store import RunStore, completed, item_texts
+from sizebench.launch.supervise import Interrupted, TimedOut
 
-UNAVAILABLE = 4  # the worker's exit status for a model that cannot be had here (sizebench.worker)
+UNAVAILABLE = 4  # the worker's exit status for a model that cannot be had here (sizebench.launch.worker)
 
 __all__ = ["Interrupted", "TimedOut", "Outcome", "LocalExecutor", "execute", "new_run"]
 
@@ -61,7 +61,7 @@ class LocalExecutor:
         return proc.returncode, _last_line(log_path)
 
     def command(self, job_path: Path) -> list[str]:
-        return [sys.executable, "-m", "sizebench.worker", str(job_path)]
+        return [sys.executable, "-m", "sizebench.launch.worker", str(job_path)]
 
 
 def _follow(proc, on_event, limit: float | None) -> str | None:
@@ -179,7 +179,7 @@ def _timed_out(model: str, attempt: str, exc: TimedOut, store: RunStore, show) -
 
 def make_executor(plan: RunPlan):
     if plan.executor == "ray":
-        from sizebench.ray_executor import RayExecutor
+        from sizebench.launch.ray_executor import RayExecutor
 
         return RayExecutor(plan.ray_address)
     return LocalExecutor()

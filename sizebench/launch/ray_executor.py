@@ -1,6 +1,6 @@
 """Each model's worker as a Ray task on a cluster; each record reaches the driver's run store as it is written.
 
-The task runs the same worker process as the local executor (`python -m sizebench.worker`) on
+The task runs the same worker process as the local executor (`python -m sizebench.launch.worker`) on
 whichever node Ray picks, writing to a scratch store there. It sends each whole record line and
 each progress event, as they come (every POLL_S at most), to a queue actor on the driver's node,
 which the driver drains into its own store while it waits. What the worker finished therefore
@@ -25,10 +25,13 @@ import threading
 import time
 from pathlib import Path
 
-from sizebench import loader, memory, precision, supervise
+from sizebench.engines.hf import loader
+from sizebench.measurement import memory
+from sizebench.planning import precision
+from sizebench.launch import supervise
 from sizebench.errors import SizebenchError
-from sizebench.store import RunStore, hold_signals, item_texts
-from sizebench.supervise import Interrupted, TimedOut
+from sizebench.runstore.store import RunStore, hold_signals, item_texts
+from sizebench.launch.supervise import Interrupted, TimedOut
 
 GPU_BYTES = float(os.environ.get("SIZEBENCH_RAY_GPU_GB", "80")) * 2**30  # memory of one GPU on the cluster
 POLL_S = 0.1  # how often the task looks for new records, and the driver for what the task sent
@@ -50,7 +53,7 @@ def _run_worker(job: dict, scratch: Path, inbox) -> dict:
     job_path.write_text(json.dumps(job))
     records = RecordTail(scratch / "records.jsonl")
     with (scratch / "worker.log").open("w+") as log:
-        proc = supervise.start_worker([sys.executable, "-m", "sizebench.worker", str(job_path)], stderr=log)
+        proc = supervise.start_worker([sys.executable, "-m", "sizebench.launch.worker", str(job_path)], stderr=log)
         try:
             events = _followed(proc, job.get("timeout"))
             while True:
@@ -230,4 +233,4 @@ class Delivery:
 
 
 def _package_root() -> str:
-    return str(Path(__file__).resolve().parents[1])
+    return str(Path(__file__).resolve().parents[2])

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from sizebench.frames import Frames
-from sizebench.precision import ALIASES
+from sizebench.runstore.frames import Frames
+from sizebench.planning.precision import ALIASES
 
 DEFAULT_ENGINE = "transformers"  # every run recorded before engines were named ran on transformers
 

@@ -8,9 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sizebench import footprint, memory, precision, sources
+from sizebench.engines.hf import footprint
+from sizebench.measurement import memory
+from sizebench.planning import precision
+from sizebench.weights import sources
 from sizebench.errors import MemoryGuardError, SizebenchError
-from sizebench.registry import ModelSpec
+from sizebench.planning.registry import ModelSpec
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
