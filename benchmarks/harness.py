@@ -6,7 +6,7 @@
 Each comparison runs both sides in one process, interleaved A B A B, so machine drift hits both;
 figures are medians and ratios. The last stdout line is one JSON object with every figure.
 
-1. overhead: sizebench's prompt stage (generation.generate_once: chat format, TTFT timed apart, stop
+1. overhead: sizebench's prompt stage (Session.generate: chat format, TTFT timed apart, stop
    criteria) vs a plain `model.generate` loop written here, same model, prompts and greedy settings.
 2. load: a cold GGUF load (conversion into an empty cache + load) vs a cached load, each in a fresh process.
 3. throughput: sizebench's batched suite (batch 8) vs a plain left-padded batched `generate` loop,
@@ -55,13 +55,13 @@ def plain_generate(model, tok, text: str, max_new_tokens: int) -> tuple[str, flo
 
 def overhead(loaded, prompts, reps: int, max_new_tokens: int) -> dict:
     settings = generation.GenSettings(max_new_tokens=max_new_tokens)
-    rendered = [generation.render(loaded, p) for p in prompts]
-    generation.generate_once(loaded, rendered[0], settings, 8)  # warm both paths
+    rendered = [loaded.render(p) for p in prompts]
+    loaded.generate(rendered[0], settings, 8)  # warm both paths
     plain_generate(loaded.model, loaded.tokenizer, rendered[0].text, 8)
     ratios, same = [], True
     for rep in range(reps):
         for r in rendered:
-            ours = generation.generate_once(loaded, r, settings)
+            ours = loaded.generate(r, settings)
             text, plain_latency = plain_generate(loaded.model, loaded.tokenizer, r.text, max_new_tokens)
             ratios.append(ours.latency_s / plain_latency)
             same &= ours.answer == text
@@ -89,7 +89,7 @@ def throughput(loaded, prompts, batch: int, max_new_tokens: int, reps: int) -> d
 
     settings = generation.GenSettings(max_new_tokens=max_new_tokens, batch_size=batch, repeat=1)
     tok, model = loaded.tokenizer, loaded.model
-    texts = [generation.render(loaded, p).text for p in prompts]
+    texts = [loaded.render(p).text for p in prompts]
 
     def plain_batched() -> float:
         tok.padding_side = "left"
@@ -107,7 +107,7 @@ def throughput(loaded, prompts, batch: int, max_new_tokens: int, reps: int) -> d
     single = generation.run_prompts(loaded, prompts, settings, "bench", lambda r: None)
     ours, plain = [], []
     for _ in range(reps):
-        ours.append(generation.batched_throughput(loaded, prompts, settings, "bench", single).tok_per_s)
+        ours.append(loaded.batched_throughput(prompts, settings, "bench", single).tok_per_s)
         plain.append(plain_batched())
     single_tps = sum(r.new_tokens for r in single) / sum(r.latency_s for r in single)
     return {"single_stream_tok_per_s": single_tps, "batched_tok_per_s": statistics.median(ours),
@@ -135,9 +135,9 @@ def sweep() -> dict:
 
 def stability(loaded, prompt, reps: int, max_new_tokens: int) -> dict:
     settings = generation.GenSettings(max_new_tokens=max_new_tokens)
-    rendered = generation.render(loaded, prompt)
-    generation.generate_once(loaded, rendered, settings)
-    rates = [generation.generate_once(loaded, rendered, settings).decode_tok_per_s for _ in range(reps)]
+    rendered = loaded.render(prompt)
+    loaded.generate(rendered, settings)
+    rates = [loaded.generate(rendered, settings).decode_tok_per_s for _ in range(reps)]
     return {"decode_tok_per_s_runs": rates, "decode_cv": measure.spread(rates),
             "goal": "< 0.05"}
 

@@ -1,4 +1,4 @@
-"""Measure quantization backend candidates on smollm2-135m: the figures behind sizebench.planning.precision's choice.
+"""Measure quantization backend candidates on smollm2-135m: the figures behind sizebench.engines.hf.precision's choice.
 
     python scripts/precision_backends.py models [NAME ...]   # per backend: load, weight bytes, decode tok/s
     python scripts/precision_backends.py layers              # one layer per backend, timed in turn

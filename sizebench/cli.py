@@ -26,7 +26,10 @@ REPORT = typer.Option("report.md", "--report", help="File name of the report in 
                       "name than report.md take its stem as prefix, so two reports keep their own).")
 MODELS = typer.Option("offline", "--models", "-m",
                       help="Group (offline, all), comma list of names, hub id, model folder or .gguf path; "
-                           "NAME@PRECISION (fp32, bf16, fp16, int8, int4, nf4), a ladder: offline@fp32,bf16,int8.")
+                           "NAME@PRECISION (fp32, bf16, fp16, int8, int4, nf4), a ladder: offline@fp32,bf16,int8; "
+                           "ENGINE:NAME[@TYPE] on another engine: llama.cpp:offline@q8_0,q2_k (`sizebench models`).")
+ENGINES = typer.Option("transformers", "--engines", help="Comma list of engines each model without an ENGINE: prefix "
+                       "runs on, at its default type: transformers,llama.cpp.")
 DEVICE = typer.Option("auto", help="auto | cpu | cuda (auto: cuda when available).")
 DTYPE = typer.Option("auto", help="auto | float32 | bfloat16 | float16 (auto: fp32 on CPU; on GPU bf16, or fp16 "
                                    "where the GPU has no bf16).")
@@ -83,20 +86,30 @@ def models(models: str = typer.Option("offline,all", "--models", "-m", help="Wha
                       f"{spec.source}: {spec.location}", spec.revision or "", spec.prompt_format, spec.precision or spec.dtype,
                       f"[green]yes[/] ({where})" if ok else f"[red]no[/] ({where})")
     out.print(table)
+    from sizebench import engines
+
+    kinds = Table(title="engines (ENGINE:MODEL@TYPE; transformers needs no prefix)")
+    for column in ("engine", "types (@TYPE)", "without @TYPE"):
+        kinds.add_column(column, overflow="fold")
+    for name in engines.names():
+        engine = engines.get(name)
+        kinds.add_row(name, ", ".join(f"{t} ({words})" for t, words in engine.types().items()),
+                      engine.default_type or "as distributed (transformers: the run's --dtype)")
+    out.print(kinds)
 
 
 def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, limit=None, num_fewshot=None,
           eval_batch_size="auto", device="auto", dtype="auto", force=False, threads=None, max_new_tokens=128,
           repeat=1, batch_size=1, seed=0, sample=False, temperature=1.0, top_p=1.0, executor="local",
-          ray_address=None, top_k=50, decoding=None, no_offload=False, timeout=None):
+          ray_address=None, top_k=50, decoding=None, no_offload=False, timeout=None, engines="transformers"):
     from sizebench.stages import evaluation
-    from sizebench.stages.generation import GenSettings
+    from sizebench.planning.settings import GenSettings
     from sizebench.planning.plan import RunPlan
     from sizebench.planning.registry import resolve
     from sizebench.stages.suites import load_suite
 
     plan = RunPlan(
-        models=tuple(resolve(models)), stages=stages, prompts_path=prompts,
+        models=tuple(resolve(models, _engines(engines))), stages=stages, prompts_path=prompts,
         gen=GenSettings(max_new_tokens, repeat, seed, sample, temperature, top_p, batch_size, top_k).with_preset(decoding),
         eval=evaluation.EvalSettings(tuple(t.strip() for t in tasks.split(",") if t.strip()), task_path, limit,
                                      num_fewshot, eval_batch_size),
@@ -104,10 +117,10 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
         ray_address=ray_address, timeout=timeout,
     ).validate()
     if device == "cuda" and executor == "local":
-        from sizebench.engines.hf.loader import resolve_device
+        from sizebench.measurement.measure import resolve_device
 
         resolve_device("cuda")  # no GPU here: a one-line error now, not a failed model later
-    _check_precisions(plan)
+    _check_engines(plan)
     if "prompts" in stages:
         load_suite(prompts)  # bad prompt files fail here, before any model loads
     if "tasks" in stages:
@@ -115,17 +128,25 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
     return plan
 
 
-def _check_precisions(plan) -> None:
-    """A variant whose backend is missing or whose device cannot run it: one line now, before any load."""
-    variants = [spec for spec in plan.models if spec.precision]
-    if not variants:
-        return
-    from sizebench.planning import precision
-    from sizebench.engines.hf.loader import resolve_device
+def _engines(text: str) -> tuple[str, ...]:
+    from sizebench import engines
+
+    chosen = tuple(dict.fromkeys(e.strip() for e in text.split(",") if e.strip()))
+    if not chosen:
+        raise SizebenchError("--engines names no engine; choose from: " + ", ".join(engines.names()))
+    for name in chosen:
+        engines.get(name)  # an unknown engine: one line naming the known ones
+    return chosen
+
+
+def _check_engines(plan) -> None:
+    """A rung its engine cannot run here (a backend missing, a device unfit): one line now, before any load."""
+    from sizebench import engines
+    from sizebench.measurement.measure import resolve_device
 
     where = resolve_device(plan.device) if plan.executor == "local" else plan.device  # Ray: nodes decide
-    for spec in variants:
-        precision.check(spec.name, spec.precision, where)
+    for spec in plan.models:
+        engines.get(spec.engine).check(spec, where)
 
 
 def _run(plan, results: str, resume: Optional[str] = None, executor: Optional[str] = None,
@@ -170,7 +191,8 @@ def _run(plan, results: str, resume: Optional[str] = None, executor: Optional[st
 
 @app.command()
 def compare(prompts: str = typer.Option(DEFAULT_PROMPTS, "--prompts", "-p", help="Prompt suite (.txt or .jsonl)."),
-            models: str = MODELS, max_new_tokens: int = MAX_NEW, repeat: int = REPEAT, batch_size: int = BATCH,
+            models: str = MODELS, engines: str = ENGINES, max_new_tokens: int = MAX_NEW, repeat: int = REPEAT,
+            batch_size: int = BATCH,
             seed: int = SEED, sample: bool = SAMPLE, temperature: float = TEMP, top_p: float = TOP_P,
             top_k: int = TOP_K, decoding: Optional[str] = DECODING,
             device: str = DEVICE, dtype: str = DTYPE, force: bool = FORCE, no_offload: bool = NO_OFFLOAD,
@@ -182,12 +204,12 @@ def compare(prompts: str = typer.Option(DEFAULT_PROMPTS, "--prompts", "-p", help
     _run(_plan(("prompts",), models, prompts, device=device, dtype=dtype, force=force, threads=threads,
                max_new_tokens=max_new_tokens, repeat=repeat, batch_size=batch_size, seed=seed, sample=sample,
                temperature=temperature, top_p=top_p, executor=executor, ray_address=ray_address, top_k=top_k,
-               decoding=decoding, no_offload=no_offload, timeout=timeout), results, report_name=report_name,
-         margin=margin)
+               decoding=decoding, no_offload=no_offload, timeout=timeout, engines=engines), results,
+         report_name=report_name, margin=margin)
 
 
 @app.command("eval")
-def eval_(models: str = MODELS, tasks: str = TASKS, task_path: Optional[str] = TASK_PATH,
+def eval_(models: str = MODELS, engines: str = ENGINES, tasks: str = TASKS, task_path: Optional[str] = TASK_PATH,
           limit: Optional[float] = LIMIT, num_fewshot: Optional[int] = FEWSHOT, eval_batch_size: str = EVAL_BATCH,
           device: str = DEVICE, dtype: str = DTYPE, force: bool = FORCE, no_offload: bool = NO_OFFLOAD,
           threads: Optional[int] = THREADS,
@@ -197,12 +219,13 @@ def eval_(models: str = MODELS, tasks: str = TASKS, task_path: Optional[str] = T
     report_name, margin = _report_name(report_name), _margin(margin)
     _run(_plan(("tasks",), models, tasks=tasks, task_path=task_path, limit=limit, num_fewshot=num_fewshot,
                eval_batch_size=eval_batch_size, device=device, dtype=dtype, force=force, threads=threads,
-               executor=executor, ray_address=ray_address, no_offload=no_offload, timeout=timeout), results,
-         report_name=report_name, margin=margin)
+               executor=executor, ray_address=ray_address, no_offload=no_offload, timeout=timeout, engines=engines),
+         results, report_name=report_name, margin=margin)
 
 
 @app.command()
-def bench(ctx: typer.Context, models: str = MODELS, prompts: str = typer.Option(DEFAULT_PROMPTS, "--prompts", "-p"),
+def bench(ctx: typer.Context, models: str = MODELS, engines: str = ENGINES,
+          prompts: str = typer.Option(DEFAULT_PROMPTS, "--prompts", "-p"),
           tasks: str = TASKS, task_path: Optional[str] = TASK_PATH, limit: Optional[float] = LIMIT,
           num_fewshot: Optional[int] = FEWSHOT, eval_batch_size: str = EVAL_BATCH, max_new_tokens: int = MAX_NEW,
           repeat: int = REPEAT, batch_size: int = BATCH, seed: int = SEED, sample: bool = SAMPLE,
@@ -226,7 +249,7 @@ def bench(ctx: typer.Context, models: str = MODELS, prompts: str = typer.Option(
         ("prompts", "tasks"), models, prompts, tasks, task_path, limit, num_fewshot, eval_batch_size, device, dtype,
         force, threads, max_new_tokens, repeat, batch_size, seed, sample, temperature, top_p,
         executor=executor or "local", ray_address=ray_address, top_k=top_k, decoding=decoding, no_offload=no_offload,
-        timeout=timeout)
+        timeout=timeout, engines=engines)
     _run(plan, results, resume, executor, ray_address, timeout, report_name, margin)
 
 

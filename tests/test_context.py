@@ -52,14 +52,16 @@ def test_the_warm_up_uses_a_short_fixed_prompt_and_a_long_prompt_is_never_genera
     from sizebench.stages.suites import Prompt
 
     loaded = loader.load(resolve(str(tiny_model))[0], "cpu", "float32")
-    assert generation.context_window(loaded) == 256
+    assert loaded.context_window() == 256
     sent = []
 
     def fake_generate(loaded, rendered, settings, max_new_tokens=None, meter=None):
         sent.append(rendered.text)
         return generation.Generation("x", (1, 2), 5, 0.01, 0.02)
 
-    monkeypatch.setattr(generation, "generate_once", fake_generate)
+    from sizebench.engines.hf import prompting
+
+    monkeypatch.setattr(prompting, "generate_once", fake_generate)  # what the session's generate calls
     prompts = (Prompt("long", LONG), Prompt("short", "What is the capital of France?"))
     emitted = []
     out = generation.run_prompts(loaded, prompts, generation.GenSettings(max_new_tokens=8, repeat=2), "a",
@@ -73,7 +75,7 @@ def test_the_warm_up_uses_a_short_fixed_prompt_and_a_long_prompt_is_never_genera
 def test_context_window_prefers_the_config_and_ignores_the_unknown_tokenizer_length():
     from types import SimpleNamespace
 
-    from sizebench.stages.generation import context_window
+    from sizebench.engines.hf.prompting import context_window
 
     def loaded(config, tokenizer_max):
         return SimpleNamespace(model=SimpleNamespace(config=SimpleNamespace(**config)),

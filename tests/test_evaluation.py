@@ -11,9 +11,11 @@ from sizebench.errors import SizebenchError
 
 @pytest.fixture(scope="module")
 def tiny(tiny_model):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """The tiny model as the transformers engine loads it: the session the tasks stage scores."""
+    from sizebench.engines.hf import loader
+    from sizebench.planning.registry import resolve
 
-    return AutoModelForCausalLM.from_pretrained(tiny_model), AutoTokenizer.from_pretrained(tiny_model)
+    return loader.load(resolve(str(tiny_model))[0], device="cpu")
 
 
 def user_task_folder(root):
@@ -46,11 +48,11 @@ def broken_task_folder(root):
     ("my_fn", "task 'my_fn' cannot be built: KeyError: 'label_id'"),
 ])
 def test_a_task_that_cannot_be_built_fails_the_stage(tiny, tmp_path, task, reason):
-    model, tok = tiny
+    session = tiny
     out = []
     settings = evaluation.EvalSettings(tasks=("my_even", task), task_path=str(broken_task_folder(tmp_path)))
     with pytest.raises(evaluation.TaskBuildFailed) as info:
-        evaluation.run_tasks(model, tok, "tiny", settings, "a1", out.append)
+        evaluation.run_tasks(session, "tiny", settings, "a1", out.append)
     assert str(info.value).startswith(reason) and "\n" not in str(info.value)
     assert out == []  # not recorded as a skip
 
@@ -76,10 +78,10 @@ def test_bundled_tasks_load_offline():
 
 
 def test_records_carry_metric_stderr_n_and_honour_limit(tiny):
-    model, tok = tiny
+    session = tiny
     out = []
     settings = evaluation.EvalSettings(tasks=("sizebench_geo",), limit=5, batch_size="4")
-    evaluation.run_tasks(model, tok, "tiny", settings, "a1", out.append)
+    evaluation.run_tasks(session, "tiny", settings, "a1", out.append)
     assert sorted(r.kind for r in out if r.kind != "task") == ["item_text"] * 3 + ["items"] * 3
     out = [r for r in out if r.kind == "task"]
     accs = [r for r in out if r.metric == "acc"]
@@ -94,10 +96,11 @@ def test_user_task_gives_the_same_acc_as_lm_eval_directly(tiny, tmp_path):
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    model, tok = tiny
+    session = tiny
+    model, tok = session.model, session.tokenizer
     folder = user_task_folder(tmp_path)
     out = []
-    evaluation.run_tasks(model, tok, "tiny", evaluation.EvalSettings(tasks=("my_even",), task_path=str(folder),
+    evaluation.run_tasks(session, "tiny", evaluation.EvalSettings(tasks=("my_even",), task_path=str(folder),
                                                                      batch_size="1"), "a1", out.append)
     direct = lm_eval.simple_evaluate(model=HFLM(pretrained=model, tokenizer=tok, batch_size=1), tasks=["my_even"],
                                      task_manager=TaskManager(include_path=str(folder)))
@@ -110,12 +113,12 @@ def test_dolly_card_task_offline_is_skipped_quickly_with_one_line(tiny, monkeypa
     """Quickly: offline, not a connect attempt (a blocked network would make each one wait for its timeout)."""
     import socket
 
-    model, tok = tiny
+    session = tiny
     out, connects = [], []
     plain_connect = socket.socket.connect
     monkeypatch.setattr(socket.socket, "connect", lambda sock, address: (
         connects.append(address), plain_connect(sock, address))[1])
-    evaluation.run_tasks(model, tok, "tiny", evaluation.EvalSettings(tasks=("arc_easy", "sizebench_geo"), limit=2,
+    evaluation.run_tasks(session, "tiny", evaluation.EvalSettings(tasks=("arc_easy", "sizebench_geo"), limit=2,
                                                                      batch_size="2"), "a1", out.append)
     assert [a for a in connects if not isinstance(a, str)] == []  # no network sockets (Unix sockets are local)
     skip = next(r for r in out if r.kind == "task_skipped")

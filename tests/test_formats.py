@@ -1,4 +1,4 @@
-from sizebench.stages import formats
+from sizebench.engines import formats
 
 
 def test_dolly_format_matches_dolly_15k():

@@ -33,7 +33,7 @@ def test_a_model_larger_than_the_gpu_budget_is_offloaded_to_cpu_and_still_answer
     loaded = loader.load(spec, "cuda", "float32")
     assert loaded.offloaded and loaded.offload_cpu_gib > 0
     assert "cpu" in set(loaded.model.hf_device_map.values())
-    answer = generation.generate_once(loaded, generation.render(loaded, Prompt("p", "What is the capital of France?")),
+    answer = loaded.generate(loaded.render(Prompt("p", "What is the capital of France?")),
                                       generation.GenSettings(max_new_tokens=4))
     assert answer.new_tokens >= 1
     with pytest.raises(Exception, match="--no-offload"):

@@ -103,7 +103,7 @@ def test_ray_asks_for_gpus_by_total_parameters(monkeypatch):
 def test_the_guard_and_ray_plan_with_the_variants_bytes_per_parameter(monkeypatch):
     """dolly-v2-12b in int8 (torchao keeps the 4.5% of embedding parameters at the run dtype) fits where
     float32 does not; on a Ray cluster of 24 GB GPUs, nf4 asks for one GPU where bfloat16 asks for two."""
-    from sizebench.planning import precision
+    from sizebench.engines.hf import precision
     from sizebench.launch import ray_executor
     from sizebench.planning.registry import resolve
 

@@ -8,7 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from sizebench.stages import formats, generation
+from sizebench.engines import formats
+from sizebench.stages import generation
 from sizebench.engines.hf import loader
 from sizebench.planning.registry import builtin, resolve
 from sizebench.stages.suites import load_suite
@@ -46,8 +47,8 @@ def assert_parity(spec, folder, prompts, settings):
     pipe = pipeline("text-generation", model=str(folder), tokenizer=str(folder), device="cpu")
     checked = 0
     for prompt in prompts:
-        rendered = generation.render(loaded, prompt)
-        ours = generation.generate_once(loaded, rendered, settings).answer
+        rendered = loaded.render(prompt)
+        ours = loaded.generate(rendered, settings).answer
         assert pipeline_answer(pipe, rendered, settings) == ours, prompt.text
         checked += bool(ours)
     assert checked, "every answer was empty: the comparison proved nothing"
@@ -86,7 +87,7 @@ def test_a_stop_string_the_model_reaches_ends_both_answers_alike(tiny_model):
     stop = pieces[at] + pieces[at + 1]
     assert stop not in tok.get_vocab()  # two tokens: the stopping criteria's case, not an extra EOS id
     rendered = formats.Rendered(text, (stop,), True)
-    ours = generation.generate_once(loaded, rendered, settings)
+    ours = loaded.generate(rendered, settings)
     assert ours.answer == pipeline_answer(pipe, rendered, settings)
     assert stop not in ours.answer and ours.token_ids == tuple(new_ids[:at + 2])  # stopped right after it
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from conftest import tiny_gguf
-from sizebench.planning import precision
+from sizebench.engines.hf import precision
 from sizebench.errors import SizebenchError
 from sizebench.planning.registry import resolve
 
@@ -29,9 +29,9 @@ def test_folder_and_gguf_file_variants(tiny_model, tmp_path):
 
 
 def test_unknown_precision_is_one_line():
-    with pytest.raises(SizebenchError, match="unknown precision 'int3' in 'smollm2-135m@int3'; choose one of: fp32"):
+    with pytest.raises(SizebenchError, match="transformers has no type 'int3' \\(in 'smollm2-135m@int3'\\); types: transformers: fp32"):
         resolve("smollm2-135m@int3")
-    with pytest.raises(SizebenchError, match="precision 'bf16' follows no MODEL@PRECISION; write e.g. offline@fp32,bf16"):
+    with pytest.raises(SizebenchError, match="type 'bf16' follows no MODEL@TYPE; write e.g. offline@fp32,bf16"):
         resolve("smollm2-135m,bf16")
 
 

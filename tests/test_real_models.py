@@ -31,7 +31,7 @@ def test_smollm2_answers_paris_and_the_safetensors_cache_matches_the_gguf(tmp_pa
         assert torch.equal(direct(**ids).logits, warm.model(**ids).logits)
 
     prompt = Prompt("p", "What is the capital of France?", ("Paris",))
-    answer = generation.generate_once(warm, generation.render(warm, prompt), generation.GenSettings(max_new_tokens=24))
+    answer = warm.generate(warm.render(prompt), generation.GenSettings(max_new_tokens=24))
     assert "Paris" in answer.answer
 
 

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from conftest import command_line
 from sizebench.launch import runner, supervise
-from sizebench.stages.generation import GenSettings
+from sizebench.planning.settings import GenSettings
 from sizebench.planning.plan import RunPlan
 from sizebench.planning.registry import resolve
 

@@ -23,5 +23,5 @@ def test_batched_new_tokens_are_the_single_stream_new_tokens(fixture, decoding, 
     settings = replace(generation.GenSettings(batch_size=2).with_preset(decoding), max_new_tokens=24)
     singles = generation.run_prompts(loaded, PROMPTS, settings, "a", lambda record: None)
     assert len(singles) == len(PROMPTS)
-    batched = generation.batched_throughput(loaded, PROMPTS, settings, "a", singles)
+    batched = loaded.batched_throughput(PROMPTS, settings, "a", singles)
     assert batched.new_tokens == sum(r.new_tokens for r in singles), [r.new_tokens for r in singles]

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from sizebench import engines
 from sizebench.runstore.frames import Frames
-from sizebench.planning.precision import ALIASES
+from sizebench.engines.hf.precision import ALIASES
 
 DEFAULT_ENGINE = "transformers"  # every run recorded before engines were named ran on transformers
 
@@ -68,6 +69,10 @@ def _text(value) -> str | None:
 
 
 def base_model(name: str) -> str:
+    """`smollm2-135m` from `smollm2-135m@int8` and from `llama.cpp:smollm2-135m@q8_0`."""
+    prefix, colon, rest = name.partition(":")
+    if colon and prefix in engines.names():
+        name = rest
     return name.rpartition("@")[0] or name
 
 

@@ -16,7 +16,6 @@ on the node, by the same code. Install with `pip install 'sizebench[ray]'`.
 from __future__ import annotations
 
 import json
-import math
 import os
 import queue
 import sys
@@ -25,11 +24,10 @@ import threading
 import time
 from pathlib import Path
 
-from sizebench.engines.hf import loader
-from sizebench.measurement import memory
-from sizebench.planning import precision
 from sizebench.launch import supervise
+from sizebench import engines
 from sizebench.errors import SizebenchError
+from sizebench.planning.registry import ModelSpec
 from sizebench.runstore.store import RunStore, hold_signals, item_texts
 from sizebench.launch.supervise import Interrupted, TimedOut
 
@@ -122,18 +120,9 @@ def _is_record(line: str) -> bool:
 
 
 def resources(job: dict, cluster_gpus: float) -> dict:
-    """What to ask Ray for: GPUs (enough to shard the model) when the run is on GPU, else RAM."""
-    params = job["model"].get("params") or 0
-    wants_gpu = job["device"] == "cuda" or (job["device"] == "auto" and cluster_gpus > 0)
-    # bf16 and fp16 weigh the same: no need to ask this (maybe GPU-less) driver which one the node picks
-    dtype = loader.resolve_dtype(job["dtype"], "cuda" if wants_gpu else "cpu", bf16_supported=True)
-    variant = job["model"].get("precision")  # name@int8: the variant's own bytes per parameter
-    dtype = precision.run_dtype(variant, dtype)
-    per_param = precision.bytes_per_param(variant, dtype) if variant else dtype
-    needed = memory.required_bytes(params, per_param) if params else 0
-    if wants_gpu:
-        return {"num_cpus": 1, "num_gpus": max(1, math.ceil(needed / GPU_BYTES))}
-    return {"num_cpus": 1, **({"memory": needed} if needed else {})}
+    """What to ask Ray for, as the rung's engine says."""
+    spec = ModelSpec.from_dict(job["model"])
+    return engines.get(spec.engine).resources(spec, job["device"], job["dtype"], cluster_gpus, GPU_BYTES)
 
 
 class RayExecutor:

@@ -19,7 +19,7 @@ import traceback
 from sizebench.weights import sources
 from sizebench.launch import supervise
 from sizebench.errors import MemoryGuardError, ModelUnavailable, SizebenchError
-from sizebench.runstore.records import FailureRecord, LoadRecord, StageRecord
+from sizebench.runstore.records import FailureRecord, StageRecord
 from sizebench.planning.registry import ModelSpec
 from sizebench.runstore.store import RunStore, item_texts
 
@@ -82,39 +82,19 @@ def run(job: dict) -> int:
 
 
 def load(spec: ModelSpec, job: dict, store: RunStore, attempt: str):
-    import torch
+    from sizebench import engines
 
-    from sizebench.engines.hf import footprint, loader
-    from sizebench.measurement import measure
-    from sizebench.planning import precision
-
-    if job.get("threads"):
-        torch.set_num_threads(job["threads"])
-    loaded = loader.load(spec, job["device"], job["dtype"], job["force"], job.get("offload", True))
-    located = loaded.located
-    held = footprint.weight_bytes(loaded.model)
-    variant = precision.get(spec.precision)
-    store.append(LoadRecord(
-        model=spec.name, attempt=attempt, family=spec.family, source=spec.source, params=loaded.params,
-        weights_mb=located.weights_bytes / 2**20, weights_mem_mb=held / 2**20,
-        precision=spec.precision, precision_label=variant.label if variant else None,
-        bytes_per_param=held / loaded.params if loaded.params else None,
-        quantization=spec.quantization, convert_s=located.convert_s, load_s=loaded.load_s,
-        load_kind="cold" if located.convert_s is not None else "cached", dtype=loaded.dtype,
-        device=loaded.device, n_devices=loaded.n_devices, threads=torch.get_num_threads(),
-        prompt_format=loaded.prompt_format, peak_rss_mb=measure.peak_rss_mb(),
-        cuda_peak_mb=measure.cuda_peak_mb(loaded.device), import_s=loaded.import_s,
-        params_non_embedding=loaded.params_non_embedding, offloaded=loaded.offloaded,
-        offload_cpu_gib=loaded.offload_cpu_gib, engine=spec.engine,
-    ))
-    return loaded
+    session = engines.get(spec.engine).load(spec, job)
+    store.append(session.load_record(attempt))
+    return session
 
 
 def _stage_done(loaded, store: RunStore, attempt: str, stage: str, started: float) -> None:
     from sizebench.measurement import measure
 
     store.append(StageRecord(loaded.spec.name, attempt, stage, time.perf_counter() - started,
-                             measure.peak_rss_mb(), measure.cuda_peak_mb(loaded.device)))
+                             measure.peak_rss_mb(), measure.cuda_peak_mb(loaded.device),
+                             loaded.resident_weights_mb()))
 
 
 def prompts_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
@@ -147,8 +127,9 @@ def prompts_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
     ran = {r.prompt_id for r in singles}
     if settings.batch_size > 1 and singles:
         event(model=name, stage="batched")
-        store.append(generation.batched_throughput(loaded, tuple(p for p in suite.prompts if p.id in ran), settings,
-                                                   attempt, singles))
+        batched = loaded.batched_throughput(tuple(p for p in suite.prompts if p.id in ran), settings, attempt, singles)
+        if batched is not None:  # an engine that does not batch in process measures single streams only
+            store.append(batched)
     _stage_done(loaded, store, attempt, "prompts", started)
 
 
@@ -162,8 +143,7 @@ def tasks_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
     started = time.perf_counter()
     event(model=loaded.spec.name, stage="tasks")
     texts_done = frozenset(job.get("texts_done", ())) | item_texts(store.records())  # once per run
-    evaluation.run_tasks(loaded.model, loaded.tokenizer, loaded.spec.name, settings, attempt, store.append,
-                         texts_done)
+    evaluation.run_tasks(loaded, loaded.spec.name, settings, attempt, store.append, texts_done)
     _stage_done(loaded, store, attempt, "tasks", started)
 
 

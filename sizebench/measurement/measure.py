@@ -9,6 +9,8 @@ import resource
 import statistics
 from pathlib import Path
 
+from sizebench.errors import SizebenchError
+
 
 def sync(device: str) -> None:
     if device == "cuda":
@@ -62,3 +64,19 @@ def spread(values: list[float]) -> float:
     if len(values) < 2 or statistics.mean(values) == 0:
         return 0.0
     return statistics.stdev(values) / statistics.mean(values)
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def resolve_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise SizebenchError("--device cuda asked for, but torch sees no CUDA GPU here")
+    return requested

@@ -12,13 +12,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sizebench.errors import SizebenchError
-from sizebench.stages.evaluation import EvalSettings
-from sizebench.stages.generation import GenSettings
-from sizebench.engines.hf.loader import DEVICES, DTYPES
-from sizebench.runstore.records import STAGES
 from sizebench.planning.registry import ModelSpec
+from sizebench.planning.settings import EvalSettings, GenSettings
+from sizebench.runstore.records import STAGES
 
 EXECUTORS = ("local", "ray")
+DEVICES = ("auto", "cpu", "cuda")  # every engine places a model on one of these
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True)

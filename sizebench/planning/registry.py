@@ -31,7 +31,7 @@ class ModelSpec:
     gguf_file: str | None = None  # file name inside the package / folder, for GGUF sources
     quantization: str | None = None  # how the distributed weights are stored, e.g. GGUF Q4_1
     params_non_embedding: int | None = None  # total minus input and untied output embeddings (Pythia's count)
-    precision: str | None = None  # how the weights are held in memory (`name@int8`); see sizebench.planning.precision
+    precision: str | None = None  # how the weights are held in memory (`name@int8`); see sizebench.engines.hf.precision
     engine: str = "transformers"  # what runs the model; with precision, the row's identity (sizebench.analysis.sizes)
 
     def to_dict(self) -> dict:
@@ -82,20 +82,22 @@ def builtin(name: str) -> ModelSpec:
     return _BY_NAME[name]
 
 
-def resolve(expression: str) -> list[ModelSpec]:
+def resolve(expression: str, engines: tuple[str, ...] = ("transformers",)) -> list[ModelSpec]:
     """Turn `offline`, `all`, `a,b`, a hub id, a folder or a .gguf path into model specs, in order.
 
-    `MODEL@PRECISION` picks a precision (`smollm2-135m@int8`); precisions listed after it with commas
-    make a ladder over precisions: `offline@fp32,bf16,int8` is every offline model at each of the three.
+    `MODEL@TYPE` picks a precision or engine type (`smollm2-135m@int8`); types listed after it with
+    commas make a ladder over types: `offline@fp32,bf16,int8` is every offline model at each of the three.
+    `ENGINE:MODEL[@TYPE,...]` runs on that engine (`llama.cpp:offline@q8_0,q2_k`); a model without a
+    prefix runs on each of `engines` (`--engines`).
     """
     parts = [part.strip() for part in expression.split(",") if part.strip()]
     if not parts:
         raise SizebenchError("no model given: name a model, a group (all, offline) or a path")
     specs: list[ModelSpec] = []
     typed: list[Path] = []  # the path as given, made absolute but not resolved (symlinks keep their names)
-    for model, precisions in _precision_groups(parts):
+    for model, rungs in _type_groups(parts, engines):
         for spec in _resolve_one(model):
-            for variant in [with_precision(spec, p) for p in precisions] if precisions else [spec]:
+            for variant in [with_type(spec, engine, type_) for engine, type_ in rungs]:
                 if (variant.name, variant.location) not in {(s.name, s.location) for s in specs}:
                     specs.append(variant)
                     typed.append(Path(os.path.abspath(Path(model).expanduser())))
@@ -137,26 +139,47 @@ def file_key(name: str) -> str:
     return f"{safe[:80]}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
 
 
-def _precision_groups(parts: list[str]) -> list[tuple[str, list[str]]]:
-    """[("offline", ["fp32", "bf16"])] from ["offline@fp32", "bf16"]: a bare precision joins the model before it."""
-    from sizebench.planning.precision import canonical, is_precision
+def _type_groups(parts: list[str], default_engines: tuple[str, ...]) -> list[tuple[str, list[tuple[str, str | None]]]]:
+    """[("offline", [("llama.cpp", "q8_0"), ("llama.cpp", "q2_k")])] from ["llama.cpp:offline@q8_0", "q2_k"]:
+    each model with its (engine, type) rungs. A bare type joins the model before it; a model without a
+    prefix runs on each default engine, and a type it names on those of them that offer it."""
+    from sizebench import engines as engine_registry  # the engines' own type lists; imported on use
 
-    groups: list[tuple[str, list[str]]] = []
+    def typed_rungs(engine_names: tuple[str, ...], text: str, typed: str) -> list[tuple[str, str]]:
+        rungs = [(e, found) for e in engine_names if (found := engine_registry.get(e).canonical_type(text))]
+        if not rungs:
+            offered = "; ".join(f"{e}: {', '.join(engine_registry.get(e).types())}" for e in engine_names)
+            raise SizebenchError(f"{' or '.join(engine_names)} has no type '{text}' (in '{typed}'); types: {offered}")
+        return rungs
+
+    groups: list[tuple[str, tuple[str, ...], list[tuple[str, str | None]]]] = []
     for part in parts:
-        model, at, suffix = part.rpartition("@")
+        prefix, colon, rest = part.partition(":")
+        prefixed = bool(colon) and prefix in engine_registry.names()
+        engine_names, bare = ((prefix,), rest) if prefixed else (tuple(default_engines), part)
+        model, at, suffix = bare.rpartition("@")
         if at and not Path(part).expanduser().exists():
-            groups.append((model, [canonical(suffix, part)]))
-        elif is_precision(part) and part not in _BY_NAME:
-            if not (groups and groups[-1][1]):
-                raise SizebenchError(f"precision '{part}' follows no MODEL@PRECISION; write e.g. offline@fp32,{part}")
-            groups[-1][1].append(canonical(part, part))
+            groups.append((model, engine_names, typed_rungs(engine_names, suffix, part)))
+        elif not prefixed and part not in _BY_NAME and not Path(part).expanduser().exists() and _is_any_type(part):
+            if not (groups and groups[-1][2][0][1]):
+                raise SizebenchError(f"type '{part}' follows no MODEL@TYPE; write e.g. offline@fp32,{part}")
+            groups[-1][2].extend(typed_rungs(groups[-1][1], part, part))
         else:
-            groups.append((part, []))
-    return groups
+            groups.append((bare, engine_names, [(e, None) for e in engine_names]))
+    return [(model, rungs) for model, _, rungs in groups]
 
 
-def with_precision(spec: ModelSpec, precision: str) -> ModelSpec:
-    return replace(spec, name=f"{spec.name}@{precision}", precision=precision)
+def _is_any_type(text: str) -> bool:
+    from sizebench import engines as engine_registry
+
+    return any(engine_registry.get(e).canonical_type(text) for e in engine_registry.names())
+
+
+def with_type(spec: ModelSpec, engine: str, type_: str | None) -> ModelSpec:
+    """The rung of `spec` on `engine` at `type_` (None: the engine's default); named `engine:name@type`
+    for an engine other than transformers, `name@type` on transformers as before."""
+    name = spec.name if engine == "transformers" else f"{engine}:{spec.name}"
+    return replace(spec, name=f"{name}@{type_}" if type_ else name, precision=type_, engine=engine)
 
 
 def _resolve_one(part: str) -> list[ModelSpec]:

@@ -166,6 +166,7 @@ class StageRecord(Record):
     wall_s: float
     peak_rss_mb: float  # MiB, of the worker process, over this stage alone (the peak is reset at its start)
     cuda_peak_mb: float | None  # MiB, summed over the GPUs, over this stage alone
+    weights_resident_mb: float | None = None  # MiB of memory-mapped weights resident at the stage's end (llama.cpp)
     kind = "stage"
 
 

@@ -12,29 +12,16 @@ import difflib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from sizebench.errors import SizebenchError
+from sizebench.planning.settings import DEFAULT_TASKS, EvalSettings  # noqa: F401 (EvalSettings: stage API)
 from sizebench.runstore.records import SkipRecord, TaskRecord
 
 BUNDLED_TASKS = Path(__file__).parent / "tasks"
 DOLLY_CARD = ("openbookqa", "arc_easy", "winogrande", "hellaswag", "arc_challenge", "piqa", "boolq")
 ALIASES = {"dolly-card": DOLLY_CARD}
-DEFAULT_TASKS = ("sizebench_geo",)
-# lm-eval's auto batch size picks 64 on CPU: measured on gemma3-270m (262k vocab), 1.9x slower than 8
-# with 2.5x the memory, the logits of a wide batch churning the allocator. On GPU auto stays auto.
-CPU_AUTO_BATCH = 8
 NOT_METRICS = {"alias", "sample_len", "sample_count"}  # lm-eval bookkeeping in the results table
-
-
-@dataclass(frozen=True)
-class EvalSettings:
-    tasks: tuple[str, ...] = DEFAULT_TASKS
-    task_path: str | None = None
-    limit: float | None = None
-    num_fewshot: int | None = None
-    batch_size: str = "auto"
 
 
 def expand(names: tuple[str, ...] | list[str]) -> list[str]:
@@ -105,11 +92,10 @@ def _unparsed_yaml(task_path: str | None) -> str:
     return ""
 
 
-def run_tasks(model, tokenizer, model_name: str, settings: EvalSettings, attempt: str,
+def run_tasks(session, model_name: str, settings: EvalSettings, attempt: str,
               emit: Callable, texts_done: frozenset[str] = frozenset()) -> list[TaskRecord]:
+    """The tasks on the session's lm-eval model (sizebench.engines.base.Session.lm)."""
     import lm_eval
-
-    from sizebench.engines.hf.fast_lm import SizebenchLM  # HFLM with a faster log-likelihood path, same numbers
 
     manager = task_manager(settings.task_path)
     runnable = {}  # name -> built Task, handed to lm-eval as it is, so each data set is prepared once
@@ -122,10 +108,7 @@ def run_tasks(model, tokenizer, model_name: str, settings: EvalSettings, attempt
     if not runnable:
         return []
     started = time.perf_counter()
-    batch_size = settings.batch_size
-    if batch_size == "auto" and model.device.type == "cpu":
-        batch_size = str(CPU_AUTO_BATCH)
-    lm = SizebenchLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_batch_size=64)
+    lm, batch_size = session.lm(settings.batch_size)
     results = lm_eval.simple_evaluate(
         model=lm, tasks=list(runnable.values()), task_manager=manager, limit=settings.limit,
         num_fewshot=settings.num_fewshot, log_samples=True, bootstrap_iters=100000,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import mmap
 import struct
 from pathlib import Path
+from typing import NamedTuple
 
 from sizebench.errors import SizebenchError
 
@@ -93,20 +94,37 @@ def _check_layout(path: Path, data, size: int) -> None:
     header = _Header(data, order)
     header.pos = 8
     try:
-        alignment, tensors = _read_tables(header, size)
+        alignment, tables = _read_tables(header, size)
     except _Truncated:
         raise BadGGUF(f"GGUF file '{path}' is truncated: its header ends past the file's {size} bytes") from None
     except (BadGGUF, UnicodeDecodeError) as exc:
         raise BadGGUF(f"GGUF file '{path}' is corrupt: {exc}") from None
     start = -(-header.pos // alignment) * alignment
-    end, name = max(((start + end, name) for name, end in tensors), default=(start, None))
+    end, name = max(((start + t.end, t.name) for t in tables), default=(start, None))
     if end > size:
         raise BadGGUF(f"GGUF file '{path}' is truncated: its tensors need {end:,} bytes ('{name}' ends last), "
                       f"the file has {size:,}")
 
 
-def _read_tables(header: _Header, size: int) -> tuple[int, list[tuple[str, int]]]:
-    """(alignment, [(tensor name, end of its data relative to the data section)])."""
+class Tensor(NamedTuple):
+    name: str
+    elements: int
+    nbytes: int
+    end: int  # end of its data, relative to the data section
+
+
+def tables(path: Path) -> tuple[dict, list[Tensor]]:
+    """A checked GGUF's metadata (scalars and strings; arrays left out) and its tensors."""
+    with Path(path).open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        order = ">" if struct.unpack_from("<I", data, 4)[0] & 0xFFFF == 0 else "<"
+        header = _Header(data, order)
+        header.pos = 8
+        metadata: dict = {}
+        return metadata, _read_tables(header, len(data), metadata)[1]
+
+
+def _read_tables(header: _Header, size: int, metadata: dict | None = None) -> tuple[int, list[Tensor]]:
+    """(alignment, the tensors); `metadata`, when given, gets every scalar and string field."""
     n_tensors, n_fields = header.take("Q"), header.take("Q")
     if n_tensors > size or n_fields > size:
         raise BadGGUF(f"{n_tensors:,} tensors and {n_fields:,} metadata entries cannot fit in {size:,} bytes")
@@ -114,11 +132,13 @@ def _read_tables(header: _Header, size: int) -> tuple[int, list[tuple[str, int]]
     for _ in range(n_fields):
         key = header.string().decode()
         value = header.value(header.take("I"))
+        if metadata is not None and value is not None:
+            metadata[key] = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
         if key == "general.alignment":
             if not isinstance(value, int) or value <= 0 or value & (value - 1):
                 raise BadGGUF(f"general.alignment is {value!r}, not a power of two")
             alignment = value
-    tensors = []
+    tables = []
     for _ in range(n_tensors):
         name = header.string().decode()
         n_dims = header.take("I")
@@ -128,8 +148,9 @@ def _read_tables(header: _Header, size: int) -> tuple[int, list[tuple[str, int]]
         for _ in range(n_dims):
             elements *= header.take("Q")
         kind, offset = header.take("I"), header.take("Q")
-        tensors.append((name, offset + _data_bytes(name, kind, elements)))
-    return alignment, tensors
+        nbytes = _data_bytes(name, kind, elements)
+        tables.append(Tensor(name, elements, nbytes, offset + nbytes))
+    return alignment, tables
 
 
 def _data_bytes(name: str, kind: int, elements: int) -> int:

@@ -69,3 +69,12 @@ def stop_token_ids(tokenizer, stop_strings: tuple[str, ...]) -> list[int]:
     vocab = tokenizer.get_vocab()
     ids += [vocab[s] for s in stop_strings if s in vocab]
     return sorted(set(ids))
+
+
+def pick(spec, tokenizer) -> str:
+    """The registry's format, or for `auto` the one the tokenizer shows: Dolly's, a chat template, or plain."""
+    if spec.prompt_format != "auto":
+        return spec.prompt_format
+    if "### End" in tokenizer.get_vocab() or "dolly" in spec.name.lower():
+        return "dolly"
+    return "chat" if getattr(tokenizer, "chat_template", None) else "plain"

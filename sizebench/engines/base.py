@@ -1,0 +1,108 @@
+"""The engine seam: all that the worker, the stages and the Ray executor ask of whatever runs a model.
+
+An `Engine` knows its types (the `@TYPE` suffixes it offers), checks a rung cheaply before anything
+loads, says what a rung needs from Ray, and loads a model into a `Session`. A `Session` renders,
+counts and generates prompts with timing, gives an lm-eval model for the tasks stage and writes its
+own load record. Nothing outside an engine's folder branches on which engine runs.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sizebench.measurement.energy import Meter
+    from sizebench.planning.registry import ModelSpec
+    from sizebench.runstore.records import LoadRecord, PromptRecord, ThroughputRecord
+    from sizebench.engines.formats import Rendered
+    from sizebench.stages.generation import GenSettings
+    from sizebench.stages.suites import Prompt
+
+
+@dataclass(frozen=True)
+class Generation:
+    answer: str
+    token_ids: tuple[int, ...]
+    prompt_tokens: int
+    ttft_s: float
+    latency_s: float
+
+    @property
+    def new_tokens(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def decode_tok_per_s(self) -> float | None:
+        decode_s = self.latency_s - self.ttft_s
+        return (self.new_tokens - 1) / decode_s if self.new_tokens > 1 and decode_s > 0 else None
+
+
+class Session(ABC):
+    """A model loaded by an engine, in the worker process."""
+
+    spec: "ModelSpec"
+    device: str
+    prompt_format: str
+
+    @abstractmethod
+    def load_record(self, attempt: str) -> "LoadRecord":
+        """What the load cost and what is held: written once, before any stage."""
+
+    @abstractmethod
+    def render(self, prompt: "Prompt") -> "Rendered":
+        """The prompt in the model's format (chat template, Dolly's, or the base frame)."""
+
+    @abstractmethod
+    def prompt_tokens(self, rendered: "Rendered") -> int:
+        ...
+
+    @abstractmethod
+    def context_window(self) -> int | None:
+        """Tokens the model attends to, where it says."""
+
+    @abstractmethod
+    def generate(self, rendered: "Rendered", settings: "GenSettings", max_new_tokens: int | None = None,
+                 meter: "Meter | None" = None) -> Generation:
+        """One timed generation; `meter` counts the energy of the generation itself only."""
+
+    @abstractmethod
+    def lm(self, batch_size: str) -> tuple[Any, str]:
+        """An lm-eval model scoring this loaded model, and the batch size it runs with."""
+
+    def batched_throughput(self, prompts: tuple["Prompt", ...], settings: "GenSettings", attempt: str,
+                           single: list["PromptRecord"]) -> "ThroughputRecord | None":
+        """Aggregate tokens/s in batches, where the engine batches; None where it does not."""
+        return None
+
+    def resident_weights_mb(self) -> float | None:
+        """MiB of the weights resident in memory now, where that differs from what was loaded (mmap)."""
+        return None
+
+
+class Engine(ABC):
+    name: str
+    default_type: str | None = None  # what a rung without `@TYPE` runs (None: as distributed)
+
+    @abstractmethod
+    def types(self) -> dict[str, str]:
+        """The `@TYPE` suffixes this engine offers, each with a few words."""
+
+    def canonical_type(self, text: str) -> str | None:
+        """The type `text` names (case and aliases folded), or None when this engine has no such type."""
+        return text.lower() if text.lower() in self.types() else None
+
+    @abstractmethod
+    def check(self, spec: "ModelSpec", device: str) -> None:
+        """Refuse, in one line, a rung this machine cannot run (backend missing, device unsupported),
+        before any model loads; cheap (no model, no heavy import)."""
+
+    @abstractmethod
+    def resources(self, spec: "ModelSpec", device: str, dtype: str, cluster_gpus: float, gpu_bytes: float) -> dict:
+        """What to ask Ray for (num_cpus, num_gpus or memory) from the rung, the cluster's GPU count and
+        the memory of one of its GPUs."""
+
+    @abstractmethod
+    def load(self, spec: "ModelSpec", job: dict) -> Session:
+        """The model loaded in this process, with the job's device, dtype, threads and force."""

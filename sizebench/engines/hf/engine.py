@@ -1,0 +1,48 @@
+"""The transformers engine: safetensors and PyTorch checkpoints (GGUF dequantized once), precisions as `@TYPE`."""
+
+from __future__ import annotations
+
+import math
+
+from sizebench.engines.base import Engine
+from sizebench.engines.hf import precision
+
+
+class TransformersEngine(Engine):
+    name = "transformers"
+
+    def types(self) -> dict[str, str]:
+        return {name: p.label for name, p in precision.PRECISIONS.items()}
+
+    def canonical_type(self, text: str) -> str | None:
+        return precision.canonical(text, text) if precision.is_precision(text) else None
+
+    def check(self, spec, device: str) -> None:
+        precision.check(spec.name, spec.precision, device)
+
+    def resources(self, spec, device: str, dtype: str, cluster_gpus: float, gpu_bytes: float) -> dict:
+        """GPUs (enough to shard the model) when the run is on GPU, else RAM."""
+        from sizebench.engines.hf.loader import resolve_dtype
+        from sizebench.measurement import memory
+
+        wants_gpu = device == "cuda" or (device == "auto" and cluster_gpus > 0)
+        # bf16 and fp16 weigh the same: no need to ask this (maybe GPU-less) driver which one the node picks
+        run_dtype = precision.run_dtype(spec.precision,
+                                        resolve_dtype(dtype, "cuda" if wants_gpu else "cpu", bf16_supported=True))
+        per_param = precision.bytes_per_param(spec.precision, run_dtype) if spec.precision else run_dtype
+        needed = memory.required_bytes(spec.params, per_param) if spec.params else 0
+        if wants_gpu:
+            return {"num_cpus": 1, "num_gpus": max(1, math.ceil(needed / gpu_bytes))}
+        return {"num_cpus": 1, **({"memory": needed} if needed else {})}
+
+    def load(self, spec, job: dict):
+        import torch
+
+        from sizebench.engines.hf import loader
+
+        if job.get("threads"):
+            torch.set_num_threads(job["threads"])
+        return loader.load(spec, job["device"], job["dtype"], job["force"], job.get("offload", True))
+
+
+ENGINE = TransformersEngine()

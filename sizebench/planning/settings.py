@@ -1,0 +1,63 @@
+"""The settings of the two stages, as the run plan stores them: decoding for prompts, lm-eval for tasks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from sizebench.errors import SizebenchError
+
+DEFAULT_TASKS = ("sizebench_geo",)
+
+
+@dataclass(frozen=True)
+class GenSettings:
+    max_new_tokens: int = 128
+    repeat: int = 1  # one timed run per prompt; why: benchmarks/RESULTS.md
+    seed: int = 0
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    batch_size: int = 1
+    top_k: int = 50  # transformers' default when sampling; 0 turns top-k off
+    stop_at_eos: bool = True  # False: a format with its own stop token (Dolly's `### End`) stops only there
+    preset: str | None = None  # the named decoding preset these settings came from, if any
+
+    def with_preset(self, name: str | None) -> "GenSettings":
+        if name is None:
+            return self
+        if name not in PRESETS:
+            raise SizebenchError(f"unknown --decoding '{name}'; choose one of: {', '.join(PRESETS)}")
+        return replace(self, preset=name, **PRESETS[name])
+
+    def describe(self) -> str:
+        """How answers were decoded, in words, for the report."""
+        if not self.do_sample:
+            text = "greedy decoding"
+        else:
+            top_k = "top-k off" if self.top_k == 0 else f"top-k {self.top_k}"
+            text = (f"sampling (temperature {self.temperature:g}, top-p {self.top_p:g}, {top_k}, "
+                    f"seed {self.seed} set before every generation)")
+        text += f", at most {self.max_new_tokens} new tokens"
+        if not self.stop_at_eos:
+            text += ", stopping at the format's own stop token only (`### End` for Dolly)"
+        return f"`{self.preset}` preset: {text}" if self.preset else text
+
+
+# Databricks' own InstructionTextGenerationPipeline (dolly repo, instruct_pipeline.py): do_sample=True,
+# top_p=0.92, top_k=0, max_new_tokens=256, eos_token_id = the `### End` token only.
+PRESETS: dict[str, dict] = {
+    "greedy": {"do_sample": False, "stop_at_eos": True},
+    "databricks": {"do_sample": True, "temperature": 1.0, "top_p": 0.92, "top_k": 0, "max_new_tokens": 256,
+                   "stop_at_eos": False},
+}
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    tasks: tuple[str, ...] = DEFAULT_TASKS
+    task_path: str | None = None
+    limit: float | None = None
+    num_fewshot: int | None = None
+    batch_size: str = "auto"
+
+
