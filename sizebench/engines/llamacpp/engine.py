@@ -1,0 +1,63 @@
+"""The llama.cpp engine, through llama-cpp-python in the worker process: GGUF files in their own types.
+
+A rung without `@TYPE` runs the GGUF as distributed; `@q8_0` and the other types are made by
+llama.cpp's own quantizer from an F32 GGUF of the same weights (sizebench.weights.gguf_requant).
+Importing this module is cheap: llama_cpp loads with the model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+
+from sizebench.engines.base import Engine
+from sizebench.errors import SizebenchError
+
+INSTALL = ("the llama.cpp engine needs llama-cpp-python: run `make llama-cpp` (it compiles llama.cpp, "
+           "about 7 minutes on 2 cores), or `CMAKE_ARGS=-DLLAVA_BUILD=OFF pip install llama-cpp-python==0.3.36`")
+# The types llama.cpp's quantizer makes, with their bits per weight (llama-quantize's own figures).
+TYPE_BITS = {"f32": 32, "f16": 16, "bf16": 16, "q8_0": 8.5, "q6_k": 6.56, "q5_k_m": 5.5, "q5_0": 5.5,
+             "q4_k_m": 4.8, "q4_0": 4.5, "q4_1": 5.0, "q3_k_m": 3.9, "q2_k": 2.6}
+
+
+class LlamaCppEngine(Engine):
+    name = "llama.cpp"
+
+    def types(self) -> dict[str, str]:
+        return {name: f"{bits:g} bits/weight" for name, bits in TYPE_BITS.items()}
+
+    def check(self, spec, device: str) -> None:
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise SizebenchError(f"{spec.name}: {INSTALL}")
+        from sizebench.planning.registry import GGUF_FILE, GGUF_PACKAGE
+
+        if spec.source not in (GGUF_FILE, GGUF_PACKAGE):
+            raise SizebenchError(
+                f"{spec.name}: the llama.cpp engine runs GGUF files; convert the model first with llama.cpp's "
+                "convert_hf_to_gguf.py (README, 'llama.cpp') and give the .gguf")
+        if device == "cuda":
+            import llama_cpp
+
+            if not llama_cpp.llama_supports_gpu_offload():
+                raise SizebenchError(f"{spec.name}: this llama-cpp-python was built without a GPU backend; "
+                                     "rebuild with CMAKE_ARGS=-DGGML_CUDA=on (README, 'llama.cpp')")
+
+    def resources(self, spec, device: str, dtype: str, cluster_gpus: float, gpu_bytes: float) -> dict:
+        """One GPU for the offloaded layers when on GPU; else the weights' bytes of RAM, with the guard's margin."""
+        from sizebench.measurement import memory
+
+        bits = TYPE_BITS.get(spec.precision or "", 5.0)  # a shipped GGUF: about Q4_1's 5 bits a weight
+        needed = memory.required_bytes(spec.params, bits / 8) if spec.params else 0
+        if device == "cuda" or (device == "auto" and cluster_gpus > 0):
+            return {"num_cpus": 1, "num_gpus": max(1, math.ceil(needed / gpu_bytes))}
+        return {"num_cpus": 1, **({"memory": needed} if needed else {})}
+
+    def load(self, spec, job: dict):
+        from sizebench.engines.llamacpp import session
+
+        threads = job.get("threads") or len(os.sched_getaffinity(0))
+        return session.load(spec, job["device"], threads)
+
+
+ENGINE = LlamaCppEngine()

@@ -1,0 +1,220 @@
+"""A GGUF loaded in llama.cpp: prompts rendered as on transformers, generated token by token, timed from the stream.
+
+Prompts get the same text as on transformers (the chat template and special tokens come from the
+Hugging Face tokenizer of the same GGUF), llama.cpp's own tokenizer encodes them, and the same stop
+strings and decoding settings apply. TTFT is the time to the first streamed token (prefill and its
+sampling), decode tok/s the tokens after it over the time after it. Each generation starts from an
+empty KV cache, so a repeated prompt is prefilled again, as on transformers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sizebench.engines import formats
+from sizebench.engines.base import Generation, Session
+from sizebench.errors import SizebenchError
+from sizebench.measurement import measure
+from sizebench.planning.registry import GGUF_PACKAGE, ModelSpec
+from sizebench.runstore.records import LoadRecord
+from sizebench.weights import gguf_check, sources
+
+MAX_CONTEXT = 4096  # KV cache allocated: the model's training context or this, whichever is less
+TOKEN_PIECE_BYTES = 64
+
+
+@dataclass
+class LlamaCppSession(Session):
+    llm: Any
+    tokenizer: Any  # transformers' tokenizer of the same GGUF: chat template and special tokens for rendering
+    spec: ModelSpec
+    device: str
+    gguf_path: Path  # the file llama.cpp runs
+    source_gguf: Path  # the file as distributed
+    type_name: str  # e.g. q8_0, or the shipped file's type
+    load_s: float
+    convert_s: float | None
+    prompt_format: str
+    threads: int
+    n_gpu_layers: int
+    tensors: list = field(default_factory=list)
+    reusable: dict = field(default_factory=dict)
+
+    # ---- what is loaded -------------------------------------------------------------------------
+
+    def load_record(self, attempt: str) -> LoadRecord:
+        spec = self.spec
+        params = sum(t.elements for t in self.tensors)
+        embedding = sum(t.elements for t in self.tensors if t.name in ("token_embd.weight", "output.weight"))
+        held = sum(t.nbytes for t in self.tensors)
+        shipped = self.gguf_path == self.source_gguf
+        label = (f"GGUF {self.type_name.upper()} as distributed" if shipped else
+                 f"GGUF {self.type_name.upper()} (llama.cpp's quantizer, from an F32 GGUF of the distributed "
+                 f"{spec.quantization or 'GGUF'} weights)")
+        return LoadRecord(
+            model=spec.name, attempt=attempt, family=spec.family, source=spec.source, params=params,
+            weights_mb=self.source_gguf.stat().st_size / 2**20, weights_mem_mb=held / 2**20,
+            precision=spec.precision, precision_label=label, bytes_per_param=held / params if params else None,
+            quantization=spec.quantization, convert_s=self.convert_s, load_s=self.load_s,
+            load_kind="cold" if self.convert_s is not None else "cached", dtype=self.type_name,
+            device=self.device, n_devices=1, threads=self.threads, prompt_format=self.prompt_format,
+            peak_rss_mb=measure.peak_rss_mb(), cuda_peak_mb=None, import_s=None,
+            params_non_embedding=params - embedding, engine=spec.engine,
+        )
+
+    def resident_weights_mb(self) -> float | None:
+        """Resident pages of the memory-mapped GGUF, from /proc/self/smaps (None where it cannot be read)."""
+        try:
+            text = Path("/proc/self/smaps").read_text()
+        except OSError:
+            return None
+        target, resident, inside = str(self.gguf_path.resolve()), 0, False
+        for line in text.splitlines():
+            head = line.split(maxsplit=5)
+            if len(head) >= 5 and "-" in head[0] and ":" not in head[0]:  # a mapping's first line
+                inside = len(head) == 6 and head[5] == target
+            elif inside and line.startswith("Rss:"):
+                resident += int(line.split()[1]) * 1024
+        return resident / 2**20 if resident else None
+
+    # ---- prompts ----------------------------------------------------------------------------------
+
+    def render(self, prompt) -> formats.Rendered:
+        return formats.render(self.prompt_format, prompt.text, prompt.context, self.tokenizer)
+
+    def encode(self, rendered: formats.Rendered) -> list[int]:
+        # special=True: the chat template's special tokens in the text are parsed, as transformers does
+        return self.llm.tokenize(rendered.text.encode("utf-8"), add_bos=rendered.add_special_tokens, special=True)
+
+    def prompt_tokens(self, rendered: formats.Rendered) -> int:
+        return len(self.encode(rendered))
+
+    def context_window(self) -> int | None:
+        return self.llm.n_ctx()
+
+    def stop_ids(self, rendered: formats.Rendered, settings) -> set[int]:
+        """End-of-generation tokens, plus stop strings that are one token; without stop_at_eos only the latter."""
+        import llama_cpp
+
+        vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
+        key = ("eog",)
+        if key not in self.reusable:
+            self.reusable[key] = {i for i in range(self.llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, i)}
+        singles = {ids[0] for s in rendered.stop_strings
+                   if len(ids := self.llm.tokenize(s.encode(), add_bos=False, special=True)) == 1}
+        if not settings.stop_at_eos and singles:
+            return singles
+        return self.reusable[key] | singles
+
+    def generate(self, rendered, settings, max_new_tokens=None, meter=None) -> Generation:
+        llm = self.llm
+        tokens = self.encode(rendered)
+        limit = max_new_tokens or settings.max_new_tokens
+        stops = self.stop_ids(rendered, settings)
+        sampling = (dict(temp=settings.temperature, top_p=settings.top_p, top_k=settings.top_k)
+                    if settings.do_sample else dict(temp=0.0, top_p=1.0, top_k=1))
+        llm.set_seed(settings.seed)
+        llm.reset()  # no KV-cache prefix reuse: every run prefills the whole prompt
+        new: list[int] = []
+        text = b""
+        first = None
+        with meter.counting() if meter else contextlib.nullcontext():
+            started = time.perf_counter()
+            for token in llm.generate(tokens, min_p=0.0, typical_p=1.0, repeat_penalty=1.0, reset=False, **sampling):
+                if first is None:
+                    first = time.perf_counter() - started
+                new.append(token)
+                if token in stops or len(new) >= limit:
+                    break
+                if rendered.stop_strings:
+                    text += llm.detokenize([token], prev_tokens=tokens + new[:-1])
+                    if any(s.encode() in text for s in rendered.stop_strings):
+                        break
+            latency = time.perf_counter() - started
+        answer = llm.detokenize([t for t in new if t not in stops], prev_tokens=tokens).decode("utf-8", "replace")
+        return Generation(formats.cut_at_stop(answer, rendered.stop_strings), tuple(new), len(tokens),
+                          min(first or latency, latency), latency)
+
+    # ---- tasks ------------------------------------------------------------------------------------
+
+    def lm(self, batch_size: str):
+        from sizebench.engines.llamacpp.lm import LlamaCppLM
+
+        return LlamaCppLM(llm=self.llm, tokenizer=self.tokenizer), "1"
+
+
+def load(spec: ModelSpec, device: str, threads: int) -> LlamaCppSession:
+    import llama_cpp
+
+    source = sources.package_gguf(spec) if spec.source == GGUF_PACKAGE else Path(spec.location)
+    if not source.exists():
+        raise SizebenchError(f"{spec.name}: GGUF file {source} does not exist")
+    gguf_check.check(source)
+    shipped = shipped_type(source)
+    path, convert_s = source, None
+    if spec.precision and spec.precision != shipped:
+        from sizebench.weights import gguf_requant
+
+        started = time.perf_counter()
+        path, made = gguf_requant.quantized(source, spec.precision)
+        convert_s = time.perf_counter() - started if made else None
+    if device == "auto":
+        device = "cuda" if llama_cpp.llama_supports_gpu_offload() and measure.cuda_available() else "cpu"
+    n_gpu_layers = -1 if device == "cuda" else 0
+    tokenizer = hf_tokenizer(source)
+    metadata, tensors = gguf_check.tables(path)
+    trained = metadata.get(f"{metadata.get('general.architecture')}.context_length") or MAX_CONTEXT
+    started = time.perf_counter()
+    llm = llama_cpp.Llama(str(path), n_ctx=min(trained, MAX_CONTEXT), n_threads=threads, n_threads_batch=threads,
+                          n_gpu_layers=n_gpu_layers, verbose=False, logits_all=False, n_batch=512)
+    load_s = time.perf_counter() - started
+    prompt_format = formats.pick(spec, tokenizer)
+    return LlamaCppSession(
+        llm=llm, tokenizer=tokenizer, spec=spec, device=device, gguf_path=path, source_gguf=source,
+        type_name=spec.precision or shipped, load_s=load_s, convert_s=convert_s, prompt_format=prompt_format,
+        threads=threads, n_gpu_layers=n_gpu_layers, tensors=tensors,
+    )
+
+
+def shipped_type(path: Path) -> str:
+    """The distributed file's type in llama.cpp's spelling (q4_1, q4_k_m): its `general.file_type`, else
+    the type most of its weight bytes have."""
+    import gguf
+
+    metadata, tensors = gguf_check.tables(path)
+    if "general.file_type" in metadata:
+        try:
+            return gguf.LlamaFileType(metadata["general.file_type"]).name.removeprefix("MOSTLY_").removeprefix("ALL_").lower()
+        except ValueError:
+            pass
+    weight = {}
+    for t in tensors:
+        weight[t.kind] = weight.get(t.kind, 0) + t.nbytes
+    return gguf.GGMLQuantizationType(max(weight, key=weight.get)).name.lower() if weight else "gguf"
+
+
+def hf_tokenizer(gguf: Path):
+    """transformers' tokenizer of the GGUF, saved once beside the llama.cpp cache entries (23 s for Gemma's
+    262k vocabulary when read from the GGUF, 3 s saved); the safetensors conversion's copy when there is one."""
+    from transformers import AutoTokenizer
+
+    converted = sources.gguf_cache_dir(gguf)
+    if (converted / "COMPLETE").exists():
+        return AutoTokenizer.from_pretrained(converted)
+    saved = sources.cache_root() / "llama.cpp" / sources.gguf_sha256(gguf) / "tokenizer"
+    if (saved / "tokenizer_config.json").exists():
+        return AutoTokenizer.from_pretrained(saved)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    staging = saved.with_name(f"tokenizer.{time.time_ns()}.tmp")
+    tokenizer.save_pretrained(staging)
+    try:
+        staging.rename(saved)
+    except OSError:  # another worker saved it first: theirs is the same tokenizer
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+    return tokenizer
