@@ -71,7 +71,7 @@ def render(fr: Frames, plot_files: list[str], df: pd.DataFrame | None = None, ma
     sections = ["# sizebench report",
                 verdict_report.verdict_section(a.verdicts, a.margin, a.size_axis, not fr["task"].empty),
                 metadata_section(fr),
-                "## Summary\n\n" + summary_prose(a.size_axis) + "\n\n" + summary_table(df),
+                "## Summary\n\n" + summary_prose(a.size_axis, _mapped(df)) + "\n\n" + summary_table(df),
                 verdict_report.evidence_section(a.verdicts),
                 report_cost.cost_section(a.costs, a.frontier, a.price_per_hour, prefix),
                 report_cost.scaling_section(a.fits, a.too_few, a.headline, prefix),
@@ -115,3 +115,7 @@ def publish(run_dirs: list[Path], results_dir: Path, console: Console, latest_on
         console.print(Markdown(conclusion))
     console.print(f"report: {path}", highlight=False)
     return path
+
+
+def _mapped(df: pd.DataFrame) -> bool:
+    return "weights_resident_mb" in df and df["weights_resident_mb"].notna().any()

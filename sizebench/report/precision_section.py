@@ -76,12 +76,44 @@ def precision_section(fr: Frames, df: pd.DataFrame) -> str:
     header = (["variant", "precision", "weights in memory MiB", "bytes/param", "decode tok/s", "median TTFT s",
                "running peak RSS MiB", "acc (all items)", "answers differing from the reference"]
               + [f"Δ acc {t}" for t in short])
-    text = ("## Precision\n\nThe same model at several precisions. Weights in memory are measured from the storage "
+    several = v.groupby("base")["model"].transform("count") > 1
+    engines = "precisions or engines" if _engines(fr, v[several]) > 1 else "precisions"
+    text = (f"## Precision\n\nThe same model at several {engines}. Weights in memory are measured from the storage "
             "of the loaded tensors (packed bytes and scales of quantized weights; embeddings are never quantized); "
             "the reference of each model is its variant with the most bytes per parameter. acc (all items) pools "
             "every item of the tasks; Δ acc is against the reference, per task.\n\n" + table(header, rows))
-    lines = equal_memory_lines(v, tasks)
+    lines = reference_lines(fr, v[several]) + equal_memory_lines(v, tasks)
     return text + ("\n\n" + "\n".join(lines) if lines else "")
+
+
+def _loads(fr: Frames) -> pd.DataFrame:
+    return fr["load"].drop_duplicates("model", keep="last").set_index("model")
+
+
+def _engines(fr: Frames, v: pd.DataFrame) -> int:
+    loads = _loads(fr)
+    return loads.loc[loads.index.intersection(v["model"])].get("engine", pd.Series(dtype=str)).fillna(
+        "transformers").nunique()
+
+
+def reference_lines(fr: Frames, v: pd.DataFrame) -> list[str]:
+    """What a reference holds when the model was distributed as a GGUF: the shipped quantization, dequantized."""
+    loads, lines = _loads(fr), []
+    for reference in dict.fromkeys(v["reference"]):
+        load = loads.loc[reference]
+        if load["source"] not in ("gguf-package", "gguf-file"):
+            continue
+        shipped = load.get("quantization") if isinstance(load.get("quantization"), str) else "GGUF"
+        others = v[(v["reference"] == reference) & (v["model"] != reference)]
+        made = [m for m in others["model"] if loads.loc[m].get("engine") == "llama.cpp"
+                and not str(loads.loc[m].get("precision_label", "")).endswith("as distributed")]
+        line = (f"- The reference **{reference}** holds the distributed {shipped} weights dequantized "
+                f"({load['dtype']}): it measures the shipped quantization, not the model's original weights")
+        if made:
+            line += (f"; {', '.join(made)} {'were' if len(made) > 1 else 'was'} made by llama.cpp's quantizer "
+                     "from the same dequantized weights (an F32 GGUF)")
+        lines.append(line + ".")
+    return lines
 
 
 def equal_memory_lines(v: pd.DataFrame, tasks: list[str]) -> list[str]:

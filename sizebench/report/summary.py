@@ -41,6 +41,7 @@ def summary(fr: Frames) -> pd.DataFrame:
         row["peak_rss_mb"] = _peak(stages, "peak_rss_mb")
         row["load_cuda_peak_mb"] = _peak(load, "cuda_peak_mb")
         row["cuda_peak_mb"] = _peak(stages, "cuda_peak_mb")
+        row["weights_resident_mb"] = _peak(stages, "weights_resident_mb")  # memory-mapped weights (llama.cpp)
         prompts = _rows(fr["prompt"], name)
         if not prompts.empty:
             row["ttft_s"] = prompts["ttft_s"].median()
@@ -88,13 +89,16 @@ def _text(value) -> str | None:
     return value if isinstance(value, str) else None  # NaN where an older record has no such field
 
 
-def summary_prose(size_axis: SizeAxis) -> str:
+def summary_prose(size_axis: SizeAxis, mapped: bool = False) -> str:
+    """`mapped`: some row's engine maps its weights file, and the resident part has its column."""
     by = ("total parameters (embeddings included; non-emb: without the input and untied output embeddings, "
           "Pythia's count)" if size_axis.column == "params" else
           "weight memory in MiB (the rows hold their weights in different precisions or engines)")
     return (f"One row per model, smallest first by {by}; rows equal in size keep the order they were given in. "
             "Memory in MiB (2^20 bytes): the load's peak RSS apart from the running peak over the prompt and "
-            "task stages. Accuracy is lm-eval `acc` ± stderr.")
+            "task stages" + ("; where an engine maps its weights file (llama.cpp), the part of the weights "
+                             "resident at the end of a stage (the most over the stages) beside it" if mapped else "")
+            + ". Accuracy is lm-eval `acc` ± stderr.")
 
 
 def _rows(df: pd.DataFrame, model: str) -> pd.DataFrame:
@@ -122,7 +126,7 @@ def summary_table(df: pd.DataFrame) -> str:
     prefix = os.path.commonprefix(tasks) if len(tasks) > 1 else ""
     prefix = prefix[:prefix.rfind("_") + 1]  # "sizebench_geo_capitals" -> "capitals" in the header
     header = ["model", "params (total)", "non-emb params", "device", "weights file MiB", "weights in memory MiB",
-              "load s", "load peak RSS MiB", "running peak RSS MiB", "CUDA peak MiB (all GPUs)", "median TTFT s",
+              "of them resident MiB", "load s", "load peak RSS MiB", "running peak RSS MiB", "CUDA peak MiB (all GPUs)", "median TTFT s",
               "decode tok/s", "prompts right"] + [f"{t.removeprefix(prefix)} acc" for t in tasks] + ["status"]
     rows = []
     for _, r in df.iterrows():
@@ -135,7 +139,8 @@ def summary_table(df: pd.DataFrame) -> str:
         if offload is not None and not pd.isna(offload) and offload > 0:
             devices += f", offloaded {offload:.1f} GiB to CPU"
         rows.append([r["model"], fmt_params(r["params"]), fmt_params(r.get("params_non_embedding"), "-"),
-                     devices, fmt_num(r.get("weights_mb"), "{:.0f}"), fmt_num(r.get("weights_mem_mb"), "{:.0f}"), fmt_num(r.get("load_s")),
+                     devices, fmt_num(r.get("weights_mb"), "{:.0f}"), fmt_num(r.get("weights_mem_mb"), "{:.0f}"),
+                     fmt_num(r.get("weights_resident_mb"), "{:.0f}"), fmt_num(r.get("load_s")),
                      fmt_num(r.get("load_peak_rss_mb"), "{:.0f}"), fmt_num(r.get("peak_rss_mb"), "{:.0f}"),
                      fmt_num(_larger(r.get("cuda_peak_mb"), r.get("load_cuda_peak_mb")), "{:.0f}"),
                      fmt_num(r.get("ttft_s"), "{:.3f}"), fmt_num(r.get("decode_tok_per_s"), "{:.1f}"), score]
