@@ -15,6 +15,7 @@ ARGS ?=
 # LLAMA_CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_CUDA=on" with --no-cache-dir (pip reuses a cached CPU wheel).
 LLAMA_CPP ?= llama-cpp-python==0.3.36
 LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+LLAMA_SHARE := $(VENV)/share/sizebench/llama.cpp
 
 .PHONY: bench test test-fast setup llama-cpp clean
 
@@ -32,7 +33,15 @@ $(VENV)/.installed: pyproject.toml
 llama-cpp: $(VENV)/.llama-cpp
 
 $(VENV)/.llama-cpp: $(VENV)/.installed
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q "$(LLAMA_CPP)"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q "$(LLAMA_CPP)" "sentencepiece>=0.2"
+	# llama.cpp's own converter (model folder -> GGUF) and the gguf-py it imports, from the sdist that built
+	# the library (pip's cache has it)
+	rm -rf $(VENV)/sdist $(LLAMA_SHARE) && mkdir -p $(LLAMA_SHARE)
+	$(BIN)/pip download -q --no-deps --no-binary :all: "$(LLAMA_CPP)" -d $(VENV)/sdist
+	tar -xzf $(VENV)/sdist/*.tar.gz -C $(LLAMA_SHARE) --strip-components=3 --wildcards \
+		'*/vendor/llama.cpp/convert_hf_to_gguf.py' '*/vendor/llama.cpp/conversion/*' '*/vendor/llama.cpp/gguf-py/gguf/*' \
+		'*/vendor/llama.cpp/LICENSE'
+	rm -rf $(VENV)/sdist
 	touch $@
 
 bench: setup

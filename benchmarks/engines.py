@@ -105,7 +105,6 @@ def speed(reps: int, threads: int) -> dict:
         print(model, json.dumps(out["models"][model]), flush=True)
         plain.close()
         cpp.llm.close()
-        del hf
     return out
 
 

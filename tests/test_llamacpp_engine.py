@@ -49,9 +49,10 @@ def test_models_lists_the_engines_and_their_types(cli):
     assert "llama.cpp" in out and "q8_0" in out and "q2_k" in out and "int8" in out
 
 
-def test_a_folder_is_refused_on_llama_cpp_before_any_load(cli, tiny_model, suite_file):
+def test_a_folder_needs_llama_cpp_s_converter_before_any_load(cli, tiny_model, suite_file, monkeypatch):
+    monkeypatch.setenv("SIZEBENCH_LLAMA_CONVERTER", "/nonexistent/convert_hf_to_gguf.py")
     code, out, err = cli("compare", "--models", f"llama.cpp:{tiny_model}", "--prompts", str(suite_file))
-    assert code == 2 and "the llama.cpp engine runs GGUF files" in err
+    assert code == 2 and "llama.cpp's converter is not at /nonexistent" in err
 
 
 def test_a_prompt_run_on_llama_cpp_records_the_gguf_weights_and_what_stays_resident(tmp_path, suite_file):
@@ -96,3 +97,38 @@ def test_greedy_tokens_are_llama_cpp_python_s_own(tmp_path):
         if len(expected) == 6:
             break
     assert list(ours.token_ids) == expected[:len(ours.token_ids)] and ours.prompt_tokens == len(tokens)
+
+
+def test_a_folder_whose_tokenizer_llama_cpp_does_not_know_fails_its_rung_with_the_converter_s_reason(
+        tmp_path, tiny_model, suite_file):
+    """llama.cpp's converter cannot convert the tiny GPT-NeoX fixture (saved by transformers 5, whose config has
+    no `rotary_pct`; its tokenizer, trained here, has a hash the converter does not know either)."""
+    results = tmp_path / "r"
+    done = sizebench("compare", "--models", f"llama.cpp:{tiny_model},{tiny_model}", "--prompts", str(suite_file),
+                     "--max-new-tokens", "2", "--results", str(results))
+    assert done.returncode == 1, done.stderr
+    failed = next(r for r in records(results) if r["kind"] == "failed")
+    assert failed["model"] == "llama.cpp:tiny-neox" and failed["stage"] == "load"
+    assert "convert_hf_to_gguf.py failed: KeyError: 'rotary_pct'" in failed["reason"]  # the converter's own error
+    assert any(r["kind"] == "prompt" and r["model"] == "tiny-neox" for r in records(results))  # the run went on
+
+
+@pytest.mark.slow
+def test_a_model_folder_runs_on_llama_cpp_through_llama_cpp_s_converter(tmp_path, suite_file):
+    """smollm2's safetensors folder (sizebench's conversion of the GGUF; a Llama with a tokenizer llama.cpp
+    knows) converted by convert_hf_to_gguf.py: the same greedy answers as the F32 GGUF of the same weights."""
+    from sizebench.weights import sources
+
+    folder = sources.locate(resolve("smollm2-135m")[0]).path
+    results = tmp_path / "r"
+    done = sizebench("compare", "--models", f"llama.cpp:{folder},llama.cpp:smollm2-135m@f32", "--prompts",
+                     str(suite_file), "--max-new-tokens", "16", "--results", str(results))
+    assert done.returncode == 0, done.stderr
+    rows = records(results)
+    load = next(r for r in rows if r["kind"] == "load" and r["model"].startswith(f"llama.cpp:{folder.name}"))
+    assert "convert_hf_to_gguf.py" in load["precision_label"] and load["params"] == 134_515_008
+    answers = {}
+    for r in rows:
+        if r["kind"] == "prompt":
+            answers.setdefault(r["prompt_id"], set()).add(r["answer"])
+    assert len(answers) == 2 and all(len(a) == 1 for a in answers.values())  # identical on both

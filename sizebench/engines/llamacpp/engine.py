@@ -16,16 +16,25 @@ from sizebench.errors import SizebenchError
 
 INSTALL = ("the llama.cpp engine needs llama-cpp-python: run `make llama-cpp` (it compiles llama.cpp, "
            "about 7 minutes on 2 cores), or `CMAKE_ARGS=-DLLAVA_BUILD=OFF pip install llama-cpp-python==0.3.36`")
-# The types llama.cpp's quantizer makes, with their bits per weight (llama-quantize's own figures).
-TYPE_BITS = {"f32": 32, "f16": 16, "bf16": 16, "q8_0": 8.5, "q6_k": 6.56, "q5_k_m": 5.5, "q5_0": 5.5,
-             "q4_k_m": 4.8, "q4_0": 4.5, "q4_1": 5.0, "q3_k_m": 3.9, "q2_k": 2.6}
+# Bits per weight of the types llama.cpp's quantizer makes (sizebench.weights.gguf_requant.TYPES), as
+# llama-quantize states them for a 7B Llama: the words `sizebench models` shows, and Ray's memory estimate.
+TYPE_BITS = {"f32": 32, "f16": 16, "bf16": 16, "q8_0": 8.5, "q6_k": 6.56, "q5_k_m": 5.69, "q5_k_s": 5.54,
+             "q5_1": 6.0, "q5_0": 5.5, "q4_k_m": 4.89, "q4_k_s": 4.58, "q4_1": 5.0, "q4_0": 4.5, "q3_k_l": 4.27,
+             "q3_k_m": 3.91, "q3_k_s": 3.5, "q2_k": 2.96}
 
 
 class LlamaCppEngine(Engine):
     name = "llama.cpp"
 
     def types(self) -> dict[str, str]:
-        return {name: f"{bits:g} bits/weight" for name, bits in TYPE_BITS.items()}
+        from sizebench.weights import gguf_requant
+
+        return {name: f"{TYPE_BITS[name]:g} bits/weight" for name in gguf_requant.TYPES}
+
+    def canonical_type(self, text: str) -> str | None:
+        from sizebench.weights import gguf_requant
+
+        return gguf_requant.canonical(text)
 
     def check(self, spec, device: str) -> None:
         if importlib.util.find_spec("llama_cpp") is None:
@@ -33,9 +42,12 @@ class LlamaCppEngine(Engine):
         from sizebench.planning.registry import GGUF_FILE, GGUF_PACKAGE
 
         if spec.source not in (GGUF_FILE, GGUF_PACKAGE):
-            raise SizebenchError(
-                f"{spec.name}: the llama.cpp engine runs GGUF files; convert the model first with llama.cpp's "
-                "convert_hf_to_gguf.py (README, 'llama.cpp') and give the .gguf")
+            from sizebench.weights import hf_to_gguf
+
+            try:
+                hf_to_gguf.converter()  # a folder or hub model is converted to GGUF by llama.cpp's own script
+            except SizebenchError as exc:
+                raise SizebenchError(f"{spec.name}: {exc}") from None
         if device == "cuda":
             import llama_cpp
 

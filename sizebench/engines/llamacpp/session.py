@@ -19,7 +19,7 @@ from sizebench.engines import formats
 from sizebench.engines.base import Generation, Session
 from sizebench.errors import SizebenchError
 from sizebench.measurement import measure
-from sizebench.planning.registry import GGUF_PACKAGE, ModelSpec
+from sizebench.planning.registry import GGUF_FILE, GGUF_PACKAGE, ModelSpec
 from sizebench.runstore.records import LoadRecord
 from sizebench.weights import gguf_check, sources
 
@@ -41,6 +41,8 @@ class LlamaCppSession(Session):
     prompt_format: str
     threads: int
     n_gpu_layers: int
+    folder: Path | None = None  # the model folder the GGUF was converted from, if it was
+    distributed_bytes: int = 0  # the weights as distributed: the GGUF file, or the checkpoint a GGUF was made from
     tensors: list = field(default_factory=list)
     reusable: dict = field(default_factory=dict)
 
@@ -51,13 +53,16 @@ class LlamaCppSession(Session):
         params = sum(t.elements for t in self.tensors)
         embedding = sum(t.elements for t in self.tensors if t.name in ("token_embd.weight", "output.weight"))
         held = sum(t.nbytes for t in self.tensors)
-        shipped = self.gguf_path == self.source_gguf
-        label = (f"GGUF {self.type_name.upper()} as distributed" if shipped else
-                 f"GGUF {self.type_name.upper()} (llama.cpp's quantizer, from an F32 GGUF of the distributed "
-                 f"{spec.quantization or 'GGUF'} weights)")
+        kind = f"GGUF {self.type_name.upper()}"
+        origin = "the checkpoint converted by convert_hf_to_gguf.py" if self.folder else \
+            f"the distributed {spec.quantization or 'GGUF'} weights"
+        if self.gguf_path != self.source_gguf:
+            label = f"{kind} (llama.cpp's quantizer, from an F32 GGUF of {origin})"
+        else:
+            label = f"{kind} ({origin})" if self.folder else f"{kind} as distributed"
         return LoadRecord(
             model=spec.name, attempt=attempt, family=spec.family, source=spec.source, params=params,
-            weights_mb=self.source_gguf.stat().st_size / 2**20, weights_mem_mb=held / 2**20,
+            weights_mb=self.distributed_bytes / 2**20, weights_mem_mb=held / 2**20,
             precision=spec.precision, precision_label=label, bytes_per_param=held / params if params else None,
             quantization=spec.quantization, convert_s=self.convert_s, load_s=self.load_s,
             load_kind="cold" if self.convert_s is not None else "cached", dtype=self.type_name,
@@ -150,22 +155,19 @@ class LlamaCppSession(Session):
 def load(spec: ModelSpec, device: str, threads: int) -> LlamaCppSession:
     import llama_cpp
 
-    source = sources.package_gguf(spec) if spec.source == GGUF_PACKAGE else Path(spec.location)
-    if not source.exists():
-        raise SizebenchError(f"{spec.name}: GGUF file {source} does not exist")
-    gguf_check.check(source)
+    source, folder, convert_s, distributed = _gguf_of(spec)
     shipped = shipped_type(source)
-    path, convert_s = source, None
+    path = source
     if spec.precision and spec.precision != shipped:
         from sizebench.weights import gguf_requant
 
-        started = time.perf_counter()
-        path, made = gguf_requant.quantized(source, spec.precision)
-        convert_s = time.perf_counter() - started if made else None
+        prepared = gguf_requant.prepare(source, spec.precision)
+        path = prepared.path
+        convert_s = (convert_s or 0.0) + prepared.convert_s if prepared.convert_s is not None else convert_s
     if device == "auto":
         device = "cuda" if llama_cpp.llama_supports_gpu_offload() and measure.cuda_available() else "cpu"
     n_gpu_layers = -1 if device == "cuda" else 0
-    tokenizer = hf_tokenizer(source)
+    tokenizer = hf_tokenizer(source) if folder is None else _folder_tokenizer(folder)
     metadata, tensors = gguf_check.tables(path)
     trained = metadata.get(f"{metadata.get('general.architecture')}.context_length") or MAX_CONTEXT
     started = time.perf_counter()
@@ -175,9 +177,31 @@ def load(spec: ModelSpec, device: str, threads: int) -> LlamaCppSession:
     prompt_format = formats.pick(spec, tokenizer)
     return LlamaCppSession(
         llm=llm, tokenizer=tokenizer, spec=spec, device=device, gguf_path=path, source_gguf=source,
-        type_name=spec.precision or shipped, load_s=load_s, convert_s=convert_s, prompt_format=prompt_format,
+        type_name=spec.precision or shipped, distributed_bytes=distributed, folder=folder, load_s=load_s, convert_s=convert_s, prompt_format=prompt_format,
         threads=threads, n_gpu_layers=n_gpu_layers, tensors=tensors,
     )
+
+
+def _gguf_of(spec: ModelSpec) -> tuple[Path, Path | None, float | None, int]:
+    """(the GGUF to start from, the model folder it was converted from or None, seconds converting now,
+    bytes distributed). GGUF sources as they are; folders and hub models through llama.cpp's converter."""
+    if spec.source in (GGUF_PACKAGE, GGUF_FILE):
+        source = sources.package_gguf(spec) if spec.source == GGUF_PACKAGE else Path(spec.location)
+        if not source.exists():
+            raise SizebenchError(f"{spec.name}: GGUF file {source} does not exist")
+        gguf_check.check(source)
+        return source, None, None, source.stat().st_size
+    from sizebench.weights import hf_to_gguf
+
+    located = sources.locate(spec)  # a hub model not in the cache and offline: unavailable, as on transformers
+    converted = hf_to_gguf.convert(located.path, spec.name)
+    return converted.path, located.path, converted.convert_s, located.weights_bytes
+
+
+def _folder_tokenizer(folder: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
 
 
 def shipped_type(path: Path) -> str:
@@ -205,11 +229,14 @@ def hf_tokenizer(gguf: Path):
     converted = sources.gguf_cache_dir(gguf)
     if (converted / "COMPLETE").exists():
         return AutoTokenizer.from_pretrained(converted)
-    saved = sources.cache_root() / "llama.cpp" / sources.gguf_sha256(gguf) / "tokenizer"
+    from sizebench.weights import gguf_requant
+
+    saved = gguf_requant.source_dir(gguf) / "tokenizer"
+    saved.parent.mkdir(parents=True, exist_ok=True)
     if (saved / "tokenizer_config.json").exists():
         return AutoTokenizer.from_pretrained(saved)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    staging = saved.with_name(f"tokenizer.{time.time_ns()}.tmp")
+    staging = gguf_requant.staging_name(saved)
     tokenizer.save_pretrained(staging)
     try:
         staging.rename(saved)
