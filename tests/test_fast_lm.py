@@ -121,7 +121,7 @@ def test_lm_eval_cli_runs_the_registered_class(tiny_model, tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "sizebench.engines.hf.fast_lm", "run", "--model", "sizebench-hf",
          "--model_args", f"pretrained={tiny_model}", "--tasks", "sizebench_geo_capitals",
-         "--include_path", str(REPO / "sizebench" / "tasks"), "--limit", "3", "--batch_size", "2", "--device", "cpu"],
+         "--include_path", str(REPO / "sizebench" / "stages" / "tasks"), "--limit", "3", "--batch_size", "2", "--device", "cpu"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**__import__("os").environ,
                                                                          "PYTHONPATH": str(REPO)})
     assert done.returncode == 0, done.stderr[-2000:]

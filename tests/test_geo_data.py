@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = ROOT / "sizebench" / "tasks" / "geo" / "data"
+DATA_DIR = ROOT / "sizebench" / "stages" / "tasks" / "geo" / "data"
 CSV_PATH = DATA_DIR / "countries.csv"
 SCRIPT = ROOT / "scripts" / "build_geo_tasks.py"
 
