@@ -149,7 +149,8 @@ class LlamaCppSession(Session):
     def lm(self, batch_size: str):
         from sizebench.engines.llamacpp.lm import LlamaCppLM
 
-        return LlamaCppLM(llm=self.llm, tokenizer=self.tokenizer), "1"
+        lm = LlamaCppLM(llm=self.llm)  # several items per llama_decode, up to its batch_tokens
+        return lm, f"{lm.batch_tokens} tokens per decode"
 
 
 def load(spec: ModelSpec, device: str, threads: int) -> LlamaCppSession:
