@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the geography multiple-choice tasks from countries.csv.
 
-Reads sizebench/tasks/geo/data/countries.csv and writes three JSON-lines
+Reads sizebench/stages/tasks/geo/data/countries.csv and writes three JSON-lines
 files (capitals.jsonl, highest_points.jsonl, currencies.jsonl), one item
 per country:
 
