@@ -1,9 +1,14 @@
 """sizebench-llama-cpp (sizebench.engines.llamacpp.lm): llama.cpp's own numbers, HF's token ids, HFLM's choices."""
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
-from conftest import tiny_llama_gguf
+from conftest import REPO, tiny_llama_gguf
 
 llama_cpp = pytest.importorskip("llama_cpp")
 
@@ -63,6 +68,17 @@ def test_a_shared_context_scores_as_each_pair_alone(lm):
     assert [ll for ll, _ in together] == pytest.approx([ll for ll, _ in alone], abs=1e-4)
     one_decode = lm.loglikelihood(instances("loglikelihood", PAIRS), disable_tqdm=True)  # again: deterministic
     assert one_decode == together
+
+
+def test_a_fill_longer_than_one_decode_is_decoded_in_pieces(lm):
+    from sizebench.engines.llamacpp.lm import LlamaCppLM
+
+    pieces = LlamaCppLM(llm=lm.llm, batch_tokens=3)  # every fill spans several llama_decode calls
+    assert pieces.batch_tokens == 3 and pieces.max_seqs == 3
+    want = lm.loglikelihood(instances("loglikelihood", PAIRS), disable_tqdm=True)
+    got = pieces.loglikelihood(instances("loglikelihood", PAIRS), disable_tqdm=True)
+    assert [g for _, g in got] == [g for _, g in want]
+    assert [ll for ll, _ in got] == pytest.approx([ll for ll, _ in want], abs=1e-4)
 
 
 def test_requests_past_the_window_are_cut_from_the_left_as_hflm_cuts_them(lm, tiny_gguf):
@@ -129,6 +145,24 @@ def test_registered_and_built_from_lm_eval_arguments(tiny_gguf):
     assert lm.max_length == 64 and lm.llm.n_threads == 1
     with pytest.raises(ValueError, match="either llm"):
         LlamaCppLM()
+
+
+def test_lm_eval_cli_runs_the_registered_class(tiny_gguf, tmp_path):
+    folder = tmp_path / "abc_task"  # texts of the tiny vocabulary only (no space), no merge across the cut
+    folder.mkdir()
+    rows = [{"q": q, "choices": ["ab", "c", "bca"], "label": i % 3} for i, q in enumerate(["abc", "cc", "bc", "c"])]
+    (folder / "data.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (folder / "abc.yaml").write_text(
+        f"task: tiny_abc\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {folder / 'data.jsonl'}\n"
+        "test_split: test\noutput_type: multiple_choice\ndoc_to_text: \"{{q}}\"\ntarget_delimiter: \"\"\n"
+        "doc_to_choice: \"{{choices}}\"\ndoc_to_target: label\nmetric_list:\n  - metric: acc\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "sizebench.engines.llamacpp.lm", "run", "--model", "sizebench-llama-cpp",
+         "--model_args", f"pretrained={tiny_gguf},n_ctx=64,n_threads=1", "--tasks", "tiny_abc",
+         "--include_path", str(folder), "--batch_size", "2", "--device", "cpu"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "tiny_abc" in done.stdout and "acc" in done.stdout
 
 
 @pytest.mark.slow

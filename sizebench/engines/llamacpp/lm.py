@@ -120,6 +120,8 @@ class Read:
 
     @classmethod
     def of(cls, row: np.ndarray, targets: tuple[int, ...]) -> "Read":
+        if not targets:  # greedy decoding: the argmax alone
+            return cls(float("nan"), int(row.argmax()), {})
         peak = float(row.max())
         lse = peak + float(np.log(np.exp(row - peak).sum(dtype=np.float64)))  # float32 exp: 2.4x faster, 1e-8 apart
         return cls(lse, int(row.argmax()), {t: float(row[t]) for t in targets})
@@ -154,12 +156,14 @@ class LlamaCppLM(TemplateLM):
         self.add_bos_token = add_bos_token
         self.custom_prefix_token_id = prefix_token_id
         self._max_gen_toks = int(max_gen_toks)
+        self._warned_sampling = False
         self.vocab = llama_cpp.llama_model_get_vocab(llm._model.model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
         self.vocab_adds_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
-        self.max_seqs = max(1, min(int(max_seqs), llama_cpp.llama_max_parallel_sequences()))
         n_ctx_here = llm.n_ctx()
         self.batch_tokens = max(1, min(int(batch_tokens), n_ctx_here))
+        # llama.cpp aborts the process opening a context with more sequences than batch tokens
+        self.max_seqs = max(1, min(int(max_seqs), llama_cpp.llama_max_parallel_sequences(), self.batch_tokens))
         self._open_context(llama_cpp, n_ctx_here)
         self._prefix_text = self.tok_decode([self.prefix_token_id], skip_special_tokens=False)
 
@@ -342,11 +346,12 @@ class LlamaCppLM(TemplateLM):
             kwargs = normalize_gen_kwargs(gen_kwargs, self.max_gen_toks)
             until = handle_stop_sequences(kwargs.pop("until", None), eos=eos)
             max_gen = kwargs.pop("max_gen_toks")
-            if kwargs.get("do_sample"):
+            if kwargs.get("do_sample") and not self._warned_sampling:
                 log.warning("sizebench-llama-cpp decodes greedily; do_sample=True is ignored")
+                self._warned_sampling = True
             if max_gen >= self.max_length:
                 raise ValueError(f"max_gen_toks {max_gen} leaves no room for a context in n_ctx {self.max_length}")
-            tokens = self.tok_encode(context, left_truncate_len=self.max_length - max_gen)
+            tokens = self.tok_encode(context, left_truncate_len=self.max_length - max_gen) or [self.prefix_token_id]
             text = postprocess_generated_text(self.tok_decode(self._greedy(tokens, max_gen, until)), until, None)
             self.cache_hook.add_partial("generate_until", request.args, text)
             out.append(text)
