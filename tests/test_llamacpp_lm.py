@@ -166,8 +166,11 @@ def test_lm_eval_cli_runs_the_registered_class(tiny_gguf, tmp_path):
 
 
 @pytest.mark.slow
-def test_real_model_same_choices_as_sizebench_hf():
-    """SmolLM2 Q4_1 in llama.cpp against its dequantized float32 weights in sizebench-hf, ~100 items."""
+@pytest.mark.parametrize("model", ["smollm2-135m", "gemma3-270m"])
+def test_real_model_same_choices_as_sizebench_hf(model):
+    """Each offline GGUF in llama.cpp against its dequantized float32 weights in sizebench-hf, 102 items: the
+    same choice on 98% of them, the paired interval of the accuracy difference containing 0."""
+    from sizebench.analysis import paired
     import lm_eval
 
     from sizebench.engines.hf import loader
@@ -177,11 +180,13 @@ def test_real_model_same_choices_as_sizebench_hf():
     from sizebench.stages import evaluation
     from sizebench.weights.sources import package_gguf
 
-    spec = builtin("smollm2-135m")
+    spec = builtin(model)
+    gold = {}
 
     def choices(lm) -> dict:
         out = lm_eval.simple_evaluate(model=lm, tasks=["sizebench_geo"], task_manager=evaluation.task_manager(),
                                       limit=34, log_samples=True, bootstrap_iters=0)
+        gold.update({(task, s["doc_id"]): int(s["target"]) for task, rows in out["samples"].items() for s in rows})
         return {(task, s["doc_id"]): [r[0][0] for r in s["resps"]] for task, rows in out["samples"].items()
                 for s in rows}
 
@@ -192,4 +197,9 @@ def test_real_model_same_choices_as_sizebench_hf():
     assert ours.keys() == hf.keys() and len(ours) == 102
     same = sum(int(np.argmax(ours[k]) == np.argmax(hf[k])) for k in ours)
     assert same / len(ours) >= 0.98, f"{same}/{len(ours)} items with the same choice"
-    assert max(abs(a - b) for k in ours for a, b in zip(ours[k], hf[k], strict=True)) < 2.0  # Q4_1 vs float32
+    assert max(abs(a - b) for k in ours for a, b in zip(ours[k], hf[k], strict=True)) < 2.0  # Q4 vs float32
+    right_ours = {k: int(np.argmax(ours[k]) == gold[k]) for k in ours}
+    right_hf = {k: int(np.argmax(hf[k]) == gold[k]) for k in ours}
+    low, high = paired.tango_interval(sum(right_ours[k] and not right_hf[k] for k in ours),
+                                      sum(right_hf[k] and not right_ours[k] for k in ours), len(ours))
+    assert low <= 0 <= high

@@ -15,7 +15,7 @@ from sizebench.engines.base import Engine
 from sizebench.errors import SizebenchError
 
 INSTALL = ("the llama.cpp engine needs llama-cpp-python: run `make llama-cpp` (it compiles llama.cpp, "
-           "about 7 minutes on 2 cores), or `CMAKE_ARGS=-DLLAVA_BUILD=OFF pip install llama-cpp-python==0.3.36`")
+           "about 7 minutes on 2 cores), or `CMAKE_ARGS=-DLLAVA_BUILD=OFF pip install 'sizebench[llama]'`")
 # Bits per weight of the types llama.cpp's quantizer makes (sizebench.weights.gguf_requant.TYPES), as
 # llama-quantize states them for a 7B Llama: the words `sizebench models` shows, and Ray's memory estimate.
 TYPE_BITS = {"f32": 32, "f16": 16, "bf16": 16, "q8_0": 8.5, "q6_k": 6.56, "q5_k_m": 5.69, "q5_k_s": 5.54,
