@@ -145,3 +145,29 @@ def test_concurrent_meta_writes_never_leave_a_partial_or_missing_run_json(tmp_pa
     assert results == ["ok", "ok"]
     assert not [s for s in seen if isinstance(s, str)][:3]
     assert store.meta()["n"] == 299 and sorted(p.name for p in store.dir.iterdir()) == ["records.jsonl", "run.json"]
+
+
+def test_a_record_class_registers_its_kind_and_its_stage_by_being_defined(tmp_path):
+    """The one registration point for record kinds: defining the class. frames then has a table for it,
+    and a stage's rows are superseded with the stage's finishing attempt."""
+    from dataclasses import dataclass
+
+    from sizebench.runstore import frames, records
+    from sizebench.runstore.store import RunStore
+
+    @dataclass(frozen=True)
+    class NoteRecord(records.Record):
+        text: str
+        kind = "test_note"
+        written_in = "prompts"
+
+    try:
+        assert records.KINDS["test_note"] is NoteRecord and frames.kind_stage()["test_note"] == "prompts"
+        store = RunStore.create(tmp_path, {"plan": {"models": []}})
+        store.append(NoteRecord("m", "a1", "first try"))
+        store.append(NoteRecord("m", "a2", "second try"))
+        store.append(records.StageRecord("m", "a2", "prompts", 1.0, 1.0, None))
+        table = frames.load([store.dir])["test_note"]
+        assert list(table["text"]) == ["second try"]
+    finally:
+        records.KINDS.pop("test_note", None)

@@ -11,13 +11,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from sizebench.runstore import records as record_classes
 from sizebench.runstore.store import RunStore, started_order
 
-KIND_STAGE = {"prompt": "prompts", "prompt_skipped": "prompts", "throughput": "prompts", "task": "tasks",
-              "task_skipped": "tasks", "items": "tasks", "energy": "prompts"}
-# item_text is written once per run (by the first model) and kept whatever happens to that model's stage
-KINDS = ("load", "prompt", "prompt_skipped", "throughput", "task", "task_skipped", "stage", "failed", "items",
-         "item_text", "energy")
+
+
+def kind_stage() -> dict[str, str]:
+    """Record kind -> the stage whose finishing attempt supersedes its rows, from the record classes.
+    item_text is written once per run (by the first model) and kept whatever happens to that stage."""
+    return {kind: cls.written_in for kind, cls in record_classes.KINDS.items() if cls.written_in}
 
 
 @dataclass
@@ -50,14 +52,14 @@ def load(run_dirs: list[Path], latest_only: bool = True) -> Frames:
                                                "params_non_embedding_published"])
     if records.empty:
         return Frames(metas, model_table.drop_duplicates("model", keep="last"),
-                      {kind: pd.DataFrame() for kind in KINDS})
+                      {kind: pd.DataFrame() for kind in record_classes.KINDS})
     records = _current_attempts(records)
     if latest_only:
         started = records["run_id"].map({run_dir.name: n for n, run_dir in enumerate(ordered)})
         records = records[started == started.groupby(records["model"]).transform("max")]
         model_table = model_table.drop_duplicates("model", keep="last")
     tables = {}
-    for kind in KINDS:
+    for kind in record_classes.KINDS:
         columns = [c for c in records.columns if c in kind_columns.get(kind, ())] + ["run_id", "seq"]
         tables[kind] = records.loc[records["kind"] == kind, columns].reset_index(drop=True)
     return Frames(metas, model_table.reset_index(drop=True), tables)
@@ -67,7 +69,7 @@ def _current_attempts(records: pd.DataFrame) -> pd.DataFrame:
     """Keep, per (run, model, stage), the finishing attempt; the latest load; failures not since redone."""
     if "stage" not in records:  # no stage finished and nothing failed yet (an early Ctrl-C)
         records = records.assign(stage=None)
-    group = records["kind"].map(KIND_STAGE).fillna(records["kind"])  # prompts/tasks for stage rows, else kind
+    group = records["kind"].map(kind_stage()).fillna(records["kind"])  # prompts/tasks for stage rows, else kind
     finished = (records[records["kind"] == "stage"].groupby(["run_id", "model", "stage"])["attempt"].last()
                 .rename_axis(["run_id", "model", "group"]).rename("finished").reset_index())
     frame = records.assign(group=group).merge(finished, on=["run_id", "model", "group"], how="left")

@@ -8,14 +8,26 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
+
+
+KINDS: dict[str, type] = {}  # every record kind -> its class, in definition order: the one registration point
 
 
 @dataclass(frozen=True)
 class Record:
+    """A record class registers its `kind` by being defined; `written_in` names the stage whose finishing
+    attempt supersedes its rows (None: kept from every attempt, as load, stage and failure records are)."""
+
     model: str
     attempt: str  # one id per worker process, so a resumed stage's rows replace the unfinished ones
 
     kind = "record"
+    written_in: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        KINDS[cls.kind] = cls
 
     def to_json(self) -> str:
         return json.dumps({"kind": self.kind, **asdict(self)}, ensure_ascii=False, allow_nan=False)
@@ -67,6 +79,7 @@ class PromptRecord(Record):
     decode_tok_per_s_runs: list[float] = field(default_factory=list)
     same_answer_every_run: bool = True
     kind = "prompt"
+    written_in = "prompts"
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,7 @@ class PromptSkipRecord(Record):
     context_tokens: int  # the model's window (config max_position_embeddings, else tokenizer's limit)
     reason: str
     kind = "prompt_skipped"
+    written_in = "prompts"
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,7 @@ class ThroughputRecord(Record):
     tok_per_s: float  # aggregate over the batched suite
     single_stream_tok_per_s: float  # the same prompts one at a time, for the ratio
     kind = "throughput"
+    written_in = "prompts"
 
 
 @dataclass(frozen=True)
@@ -104,6 +119,7 @@ class EnergyRecord(Record):
     new_tokens: int  # tokens generated in that time: every repetition of every prompt
     source: str  # which counter: NVML (the visible GPUs, each whole) or RAPL (whole CPU package)
     kind = "energy"
+    written_in = "prompts"
 
 
 @dataclass(frozen=True)
@@ -119,6 +135,7 @@ class TaskRecord(Record):
     wall_s: float  # the whole lm-eval stage of this model
     batch_size: str = "auto"  # what lm-eval was given
     kind = "task"
+    written_in = "tasks"
 
 
 @dataclass(frozen=True)
@@ -137,6 +154,7 @@ class ItemsRecord(Record):
     scores: dict[str, list[float]] = field(default_factory=dict)  # lm-eval's per-item metrics (acc, acc_norm, ...)
     answers: list[str] = field(default_factory=list)  # generation tasks: the filtered answer, trimmed
     kind = "items"
+    written_in = "tasks"
 
 
 @dataclass(frozen=True)
@@ -156,6 +174,7 @@ class SkipRecord(Record):
     task: str
     reason: str
     kind = "task_skipped"
+    written_in = "tasks"
 
 
 @dataclass(frozen=True)
