@@ -81,6 +81,16 @@ class Session(ABC):
         return None
 
 
+def ray_request(needed: int, device: str, cluster_gpus: float, gpu_bytes: float) -> dict:
+    """What a rung needing `needed` bytes asks Ray for: enough GPUs to hold it when it runs on GPU
+    (`--device cuda`, or auto on a cluster with GPUs), else that much RAM."""
+    import math
+
+    if device == "cuda" or (device == "auto" and cluster_gpus > 0):
+        return {"num_cpus": 1, "num_gpus": max(1, math.ceil(needed / gpu_bytes))}
+    return {"num_cpus": 1, **({"memory": needed} if needed else {})}
+
+
 class Engine(ABC):
     name: str
     default_type: str | None = None  # what a rung without `@TYPE` runs (None: as distributed)

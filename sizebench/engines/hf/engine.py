@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
-
-from sizebench.engines.base import Engine
+from sizebench.engines.base import Engine, ray_request
 from sizebench.engines.hf import precision
 
 
@@ -31,9 +29,7 @@ class TransformersEngine(Engine):
                                         resolve_dtype(dtype, "cuda" if wants_gpu else "cpu", bf16_supported=True))
         per_param = precision.bytes_per_param(spec.precision, run_dtype) if spec.precision else run_dtype
         needed = memory.required_bytes(spec.params, per_param) if spec.params else 0
-        if wants_gpu:
-            return {"num_cpus": 1, "num_gpus": max(1, math.ceil(needed / gpu_bytes))}
-        return {"num_cpus": 1, **({"memory": needed} if needed else {})}
+        return ray_request(needed, device, cluster_gpus, gpu_bytes)
 
     def load(self, spec, job: dict):
         import torch

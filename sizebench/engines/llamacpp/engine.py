@@ -8,10 +8,9 @@ Importing this module is cheap: llama_cpp loads with the model.
 from __future__ import annotations
 
 import importlib.util
-import math
 import os
 
-from sizebench.engines.base import Engine
+from sizebench.engines.base import Engine, ray_request
 from sizebench.errors import SizebenchError
 
 INSTALL = ("the llama.cpp engine needs llama-cpp-python: run `make llama-cpp` (it compiles llama.cpp, "
@@ -61,9 +60,7 @@ class LlamaCppEngine(Engine):
 
         bits = TYPE_BITS.get(spec.precision or "", 5.0)  # a shipped GGUF: about Q4_1's 5 bits a weight
         needed = memory.required_bytes(spec.params, bits / 8) if spec.params else 0
-        if device == "cuda" or (device == "auto" and cluster_gpus > 0):
-            return {"num_cpus": 1, "num_gpus": max(1, math.ceil(needed / gpu_bytes))}
-        return {"num_cpus": 1, **({"memory": needed} if needed else {})}
+        return ray_request(needed, device, cluster_gpus, gpu_bytes)
 
     def load(self, spec, job: dict):
         from sizebench.engines.llamacpp import session
