@@ -71,10 +71,28 @@ def test_a_broken_task_is_a_failed_row_and_exit_status_1(tiny_model, tmp_path):
 
 
 def test_bundled_tasks_load_offline():
-    manager = evaluation.task_manager()
+    manager = evaluation.task_manager(tasks=("sizebench_geo",))
     tasks = manager.load(["sizebench_geo"])["tasks"]
     assert set(tasks) == {"sizebench_geo_capitals", "sizebench_geo_highest_points", "sizebench_geo_currencies"}
     assert all(len(t.eval_docs) >= 150 for t in tasks.values())
+
+
+def test_lm_evals_own_tasks_are_indexed_only_where_a_task_needs_them(tmp_path):
+    """The bundled and user tasks alone skip indexing lm-eval's ~14,000 task files (seconds in every worker); a
+    group with one of lm-eval's tasks, a tag lm-eval's tasks carry too, or a dict member needs the full index."""
+    folder = user_task_folder(tmp_path)
+    (folder / "groups.yaml").write_text("group: my_group\ntask:\n  - my_even\n  - arc_easy\n")
+    (folder / "mine.yaml").write_text("group: my_own\ntask:\n  - my_even\n  - sizebench_geo\n")
+    (folder / "dict.yaml").write_text("group: my_dict\ntask:\n  - task: my_even\n    num_fewshot: 1\n")
+    (folder / "tagged.yaml").write_text((folder / "even.yaml").read_text().replace("task: my_even",
+                                                                                   "task: my_tagged\ntag: ai2_arc"))
+    own = evaluation.task_manager(str(folder), ("my_own", "sizebench_geo_capitals"))
+    assert "arc_easy" not in own.all_tasks
+    assert set(own.load(["my_own"])["tasks"]) == {"my_even", "sizebench_geo_capitals", "sizebench_geo_highest_points",
+                                                  "sizebench_geo_currencies"}
+    for needs_lm_eval in ("my_group", "ai2_arc", "my_dict", "arc_easy", "no_such_task"):
+        assert not evaluation._self_contained(own.task_index, needs_lm_eval), needs_lm_eval
+    assert "arc_easy" in evaluation.task_manager(str(folder), ("my_even", "my_group")).all_tasks
 
 
 def test_records_carry_metric_stderr_n_and_honour_limit(tiny):

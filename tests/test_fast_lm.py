@@ -22,7 +22,8 @@ def scores(lm, limit=12) -> dict:
 
     from sizebench.stages import evaluation
 
-    out = lm_eval.simple_evaluate(model=lm, tasks=TASKS, task_manager=evaluation.task_manager(), limit=limit,
+    manager = evaluation.task_manager(tasks=TASKS)  # the bundled tasks only, as the tasks stage indexes them
+    out = lm_eval.simple_evaluate(model=lm, tasks=TASKS, task_manager=manager, limit=limit,
                                   log_samples=True, bootstrap_iters=0)
     return {(task, s["doc_id"]): [r[0] for r in s["resps"]] for task, rows in out["samples"].items() for s in rows}
 
@@ -111,7 +112,7 @@ def test_registered_for_simple_evaluate_by_name(tiny_model):
     from sizebench.stages import evaluation
 
     out = lm_eval.simple_evaluate(model="sizebench-hf", model_args={"pretrained": str(tiny_model), "batch_size": 4, "device": "cpu"},
-                                  tasks=["sizebench_geo_capitals"], task_manager=evaluation.task_manager(), limit=4,
+                                  tasks=["sizebench_geo_capitals"], task_manager=evaluation.task_manager(tasks=TASKS), limit=4,
                                   bootstrap_iters=0)
     assert out["results"]["sizebench_geo_capitals"]["sample_len"] == 4
     assert out["config"]["model"] == "sizebench-hf"

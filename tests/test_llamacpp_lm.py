@@ -12,6 +12,7 @@ from conftest import REPO, tiny_llama_gguf
 
 llama_cpp = pytest.importorskip("llama_cpp")
 
+TASKS = ["sizebench_geo"]
 PAIRS = [("abc", "ab"), ("abc", "c"), ("abc", "bca"), ("bcab", "cab"), ("a", "bbb"), ("", "abc")]
 
 
@@ -185,7 +186,7 @@ def test_real_model_same_choices_as_sizebench_hf(model):
     gold = {}
 
     def choices(lm) -> dict:
-        out = lm_eval.simple_evaluate(model=lm, tasks=["sizebench_geo"], task_manager=evaluation.task_manager(),
+        out = lm_eval.simple_evaluate(model=lm, tasks=["sizebench_geo"], task_manager=evaluation.task_manager(tasks=TASKS),
                                       limit=None, log_samples=True, bootstrap_iters=0)
         gold.update({(task, s["doc_id"]): int(s["target"]) for task, rows in out["samples"].items() for s in rows})
         return {(task, s["doc_id"]): [r[0][0] for r in s["resps"]] for task, rows in out["samples"].items()

@@ -33,12 +33,35 @@ def expand(names: tuple[str, ...] | list[str]) -> list[str]:
     return out
 
 
-def task_manager(task_path: str | None = None):
+def task_manager(task_path: str | None = None, tasks: tuple[str, ...] | list[str] | None = None):
+    """lm-eval's TaskManager over the bundled tasks, the user's folder and lm-eval's own tasks. Indexing lm-eval's
+    ~14,000 task files takes ~9 CPU-seconds in every process that asks (the CLI, then each worker), so where every
+    task in `tasks` resolves in the bundled and user folders alone, only those are indexed: the same tasks, since
+    these folders take precedence over lm-eval's own anyway."""
     from lm_eval.tasks import TaskManager
 
     include = [str(BUNDLED_TASKS)] + ([str(task_path)] if task_path else [])
     logging.getLogger("lm_eval").setLevel(logging.ERROR)  # per-task chatter would bury the progress lines
+    if tasks:
+        own = TaskManager(include_path=include, include_defaults=False)
+        if all(_self_contained(own.task_index, task) for task in expand(tasks)):
+            return own
     return TaskManager(include_path=include)
+
+
+def _self_contained(index: dict, name: str, within: frozenset[str] = frozenset()) -> bool:
+    """A task, or a group whose members all are, found in `index`. Not a tag: lm-eval's own tasks may carry it
+    too; nor a member given as a dict (it may override a task of lm-eval's)."""
+    from lm_eval.tasks._index import Kind
+
+    entry = index.get(name)
+    if entry is None or name in within or entry.kind not in (Kind.TASK, Kind.PY_TASK, Kind.GROUP):
+        return False
+    if entry.kind is not Kind.GROUP:
+        return True
+    members = (entry.cfg or {}).get("task", [])
+    members = [members] if isinstance(members, str) else members
+    return all(isinstance(m, str) and _self_contained(index, m, within | {name}) for m in members)
 
 
 def check_task_path(task_path: str | None) -> None:
@@ -66,7 +89,7 @@ def validate(names: tuple[str, ...], task_path: str | None = None) -> list[str]:
     tasks = expand(names)
     if not tasks:
         raise SizebenchError("no task given")
-    known = set(task_manager(task_path).all_tasks)
+    known = set(task_manager(task_path, tasks).all_tasks)
     for task in tasks:
         if task not in known:
             close = difflib.get_close_matches(task, sorted(known) + list(ALIASES), n=1, cutoff=0.8)
@@ -97,7 +120,7 @@ def run_tasks(session, model_name: str, settings: EvalSettings, attempt: str,
     """The tasks on the session's lm-eval model (sizebench.engines.base.Session.lm)."""
     import lm_eval
 
-    manager = task_manager(settings.task_path)
+    manager = task_manager(settings.task_path, settings.tasks)
     runnable = {}  # name -> built Task, handed to lm-eval as it is, so each data set is prepared once
     for task in expand(settings.tasks):
         built, reason = _build(task, manager)
