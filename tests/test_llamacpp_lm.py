@@ -167,11 +167,17 @@ def test_lm_eval_cli_runs_the_registered_class(tiny_gguf, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["smollm2-135m", "gemma3-270m"])
+@pytest.mark.parametrize("model", ["gemma3-270m"])
 def test_real_model_same_choices_as_sizebench_hf(model):
-    """Each offline GGUF in llama.cpp against its dequantized float32 weights in sizebench-hf, all 565 items: the
+    """An offline GGUF in llama.cpp against its dequantized float32 weights in sizebench-hf, all 565 items: the
     same choice on 98% of them, the paired interval of the accuracy difference containing 0. (Subsets miss it: the
-    first 102 items gave gemma 99, the first 180 smollm2 below 98%; llama.cpp's scores move with their batch.)"""
+    first 102 items gave gemma 99, the first 180 smollm2 below 98%; llama.cpp's scores move with their batch.)
+
+    gemma3-270m only (~150 s a model on CI's 2 cores): its sliding-window cache and BOS handling are the paths of
+    llama.cpp's no other test loads; smollm2-135m on llama.cpp runs end to end in test_llamacpp_engine. Both
+    models' parity on all items is `benchmarks/engines.py parity` on a run of both engines, recorded in
+    benchmarks/engines-parity.json and RESULTS.md (smollm2 555/565 same choice, max |ll diff| 2.27 nats; gemma
+    558/565, 2.38); run it again after a change to either engine's scoring."""
     from sizebench.analysis import paired
     import lm_eval
 
