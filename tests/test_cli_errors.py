@@ -1,6 +1,8 @@
 """Every bad input: exit status 2, one line on stderr, no traceback. The cases run the CLI's entry point
 in process; two run it as a user does, in a child process, to check the same end to end."""
 
+from pathlib import Path
+
 import pytest
 
 from conftest import sizebench, tiny_llama_gguf
@@ -83,6 +85,25 @@ def test_cuda_asked_for_without_a_gpu(tmp_path, cli):
     (tmp_path / "ok.txt").write_text("What is the capital of France? => Paris\n")
     code, _, stderr = cli("compare", "--device", "cuda", "--prompts", "ok.txt", "--models", "smollm2-135m")
     assert code == 2 and stderr.strip() == "error: --device cuda asked for, but torch sees no CUDA GPU here"
+
+
+def test_device_auto_is_what_torch_sees_and_needs_no_torch_import_without_a_gpu_driver():
+    """The CLI resolves --device auto before every run; without a GPU driver it does so without importing torch."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from sizebench.measurement import measure
+
+    assert measure.cuda_available() == torch.cuda.is_available()
+    probe = ("import sys; from sizebench.measurement.measure import resolve_device; "
+             "print(resolve_device('auto'), 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    device, imported = done.stdout.split()
+    assert device == ("cuda" if torch.cuda.is_available() else "cpu")
+    driver = any(Path(p).exists() for p in measure.GPU_DEVICE_FILES)
+    assert imported == str(driver or sys.platform != "linux")
 
 
 def truncated(path):

@@ -5,8 +5,10 @@ One place decides CPU vs CUDA: `sync(device)` waits for queued GPU work before a
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
+import sys
 from pathlib import Path
 
 from sizebench.errors import SizebenchError
@@ -66,17 +68,23 @@ def spread(values: list[float]) -> float:
     return statistics.stdev(values) / statistics.mean(values)
 
 
+# A GPU driver's device files (NVIDIA, ROCm, WSL's GPU): on Linux without any of them torch sees no CUDA GPU
+GPU_DEVICE_FILES = ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/kfd", "/dev/dxg")
+
+
 def cuda_available() -> bool:
+    """Whether torch sees a CUDA GPU. Without a GPU driver on Linux, answered without importing torch: the CLI
+    resolves `--device auto` before every run, and torch's import costs it ~2 CPU-seconds."""
+    if sys.platform == "linux" and not any(os.path.exists(path) for path in GPU_DEVICE_FILES):
+        return False
     import torch
 
     return torch.cuda.is_available()
 
 
 def resolve_device(requested: str) -> str:
-    import torch
-
     if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda" and not torch.cuda.is_available():
+        return "cuda" if cuda_available() else "cpu"
+    if requested == "cuda" and not cuda_available():
         raise SizebenchError("--device cuda asked for, but torch sees no CUDA GPU here")
     return requested
