@@ -134,6 +134,18 @@ def tiny_eos(tmp_path_factory) -> Path:
     return build_tiny_neox(tmp_path_factory.mktemp("models") / "tiny-eos", always_eos=True)
 
 
+@pytest.fixture(scope="session")
+def offline_ladder_compare(tmp_path_factory) -> Path:
+    """The results folder of one `sizebench compare` of the geography suite on the offline ladder (slow, ~2 min on
+    2 cores): real answers that test_real_models and test_pipeline_parity both check, generated once."""
+    results = tmp_path_factory.mktemp("offline-ladder")
+    offline = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(results / "hf-home")}  # as _isolated
+    done = sizebench("compare", "--prompts", str(REPO / "prompts" / "geography.txt"), "--models", "offline",
+                     "--max-new-tokens", "16", "--repeat", "1", "--results", str(results), timeout=900, env=offline)
+    assert done.returncode == 0, done.stderr
+    return results
+
+
 @pytest.fixture
 def suite_file(tmp_path) -> Path:
     path = tmp_path / "mini.txt"

@@ -40,7 +40,8 @@ def pipeline_answer(pipe, rendered, settings: generation.GenSettings) -> str:
     return text.strip()
 
 
-def assert_parity(spec, folder, prompts, settings):
+def assert_parity(spec, folder, prompts, settings, answers: dict[str, str] | None = None):
+    """answers: sizebench's answers by prompt text, as a run stored them; else generated here."""
     from transformers import pipeline
 
     loaded = loader.load(spec, "cpu", "float32")
@@ -48,7 +49,7 @@ def assert_parity(spec, folder, prompts, settings):
     checked = 0
     for prompt in prompts:
         rendered = loaded.render(prompt)
-        ours = loaded.generate(rendered, settings).answer
+        ours = answers[prompt.text] if answers is not None else loaded.generate(rendered, settings).answer
         assert pipeline_answer(pipe, rendered, settings) == ours, prompt.text
         checked += bool(ours)
     assert checked, "every answer was empty: the comparison proved nothing"
@@ -93,12 +94,21 @@ def test_a_stop_string_the_model_reaches_ends_both_answers_alike(tiny_model):
 
 
 @pytest.mark.slow
-def test_smollm2_geography_matches_the_pipeline():
-    from pathlib import Path
+def test_smollm2_geography_matches_the_pipeline(offline_ladder_compare):
+    """smollm2-135m's answers over the geography suite as `sizebench compare` stored them (the offline ladder's
+    run, shared with test_real_models), at the run's own settings (16 new tokens, greedy)."""
+    import json
 
+    from conftest import REPO, records
     from sizebench.weights import sources
 
+    run = next((offline_ladder_compare / "runs").iterdir())
+    settings = generation.GenSettings(**json.loads((run / "run.json").read_text())["plan"]["gen"])
+    assert settings.max_new_tokens == 16 and not settings.do_sample
+    answers = {r["prompt"]: r["answer"] for r in records(offline_ladder_compare)
+               if r["kind"] == "prompt" and r["model"] == "smollm2-135m"}
+    prompts = load_suite(str(REPO / "prompts" / "geography.txt")).prompts
+    assert len(answers) == len(prompts)  # none skipped: every answer is compared
     spec = builtin("smollm2-135m")
     folder = sources.locate(spec).path  # the safetensors folder the GGUF was converted into
-    prompts = load_suite(str(Path(__file__).resolve().parents[1] / "prompts" / "geography.txt")).prompts
-    assert_parity(spec, folder, prompts, generation.GenSettings(max_new_tokens=16))
+    assert_parity(spec, folder, prompts, settings, answers)

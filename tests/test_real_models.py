@@ -1,8 +1,8 @@
-"""The embedded offline ladder, loaded for real from the GGUF packages (slow: ~1-3 min in all)."""
+"""The embedded offline ladder, loaded for real from the GGUF packages (slow: ~2-3 min in all)."""
 
 import pytest
 
-from conftest import REPO, records, sizebench
+from conftest import records
 
 pytestmark = pytest.mark.slow
 
@@ -35,11 +35,8 @@ def test_smollm2_answers_paris_and_the_safetensors_cache_matches_the_gguf(tmp_pa
     assert "Paris" in answer.answer
 
 
-def test_compare_geography_on_the_offline_ladder(tmp_path):
-    done = sizebench("compare", "--prompts", str(REPO / "prompts" / "geography.txt"), "--models", "offline",
-                     "--max-new-tokens", "16", "--repeat", "1", "--results", str(tmp_path), timeout=900)
-    assert done.returncode == 0, done.stderr
-    rows = records(tmp_path)
+def test_compare_geography_on_the_offline_ladder(offline_ladder_compare):
+    rows = records(offline_ladder_compare)
     france = next(r for r in rows if r["kind"] == "prompt" and r["model"] == "smollm2-135m"
                   and r["prompt"] == "What is the capital of France?")
     assert "Paris" in france["answer"] and france["correct"] is True
