@@ -144,6 +144,8 @@ def _engines(text: str) -> tuple[str, ...]:
         raise SizebenchError("--engines names no engine; choose from: " + ", ".join(engines.names()))
     for name in chosen:
         engines.get(name)  # an unknown engine: one line naming the known ones
+    if "openai" in chosen:  # an endpoint is a model, not a way to run one
+        raise SizebenchError("--engines cannot take openai: give the endpoint as a model, -m openai:URL#NAME")
     return chosen
 
 

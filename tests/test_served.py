@@ -40,6 +40,8 @@ def test_sweep_options_are_checked(cli):
     assert code == 2 and "--concurrency takes a comma list of integers" in err
     code, _, err = cli("bench", "-m", "llama.cpp-server:smollm2-135m", "--concurrency", "1", "--slo", "ttft=fast")
     assert code == 2 and "--slo takes METRIC=SECONDS" in err
+    code, _, err = cli("compare", "--engines", "openai")
+    assert code == 2 and "give the endpoint as a model" in err
 
 
 def test_vllm_command_line_and_tensor_parallel_size():
@@ -162,3 +164,14 @@ def test_server_killed_mid_sweep_fails_the_rung_and_keeps_its_records(tmp_path):
         session.close()
     assert len([r for r in kept if r.kind == "served_request" and r.error is None]) >= 3
     assert not session.server.alive() and (tmp_path / "logs").is_dir()
+
+
+def test_percentiles_give_p99_only_from_100_requests():
+    from sizebench.analysis.serving import percentiles
+
+    ten = percentiles([float(v) for v in range(1, 11)])
+    assert (ten["n"], ten[50], ten[90], ten[99]) == (10, 5.5, 9.1, None)  # numpy's linear interpolation
+    hundred = percentiles([float(v) for v in range(1, 101)])
+    assert hundred[99] == pytest.approx(99.01)
+    gaps = percentiles([float(v) for v in range(1, 301)], requests=20)  # ITL: 300 gaps from 20 requests
+    assert gaps["n"] == 300 and gaps[99] is None

@@ -48,11 +48,13 @@ class Level:
         return None if self.slo_share is None else self.slo_share >= SLO_SHARE
 
 
-def percentiles(values: list[float]) -> dict:
+def percentiles(values: list[float], requests: int | None = None) -> dict:
+    """p50/p90/p99 and the count of values; p99 only when `requests` (default: the count) reach P99_MIN."""
     values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     out = {"n": len(values)}
+    enough = (len(values) if requests is None else requests) >= P99_MIN
     for q in QUANTILES:
-        out[q] = float(np.percentile(values, q)) if values and (q < 99 or len(values) >= P99_MIN) else None
+        out[q] = float(np.percentile(values, q)) if values and (q < 99 or enough) else None
     return out
 
 
@@ -83,7 +85,7 @@ def levels(fr: Frames) -> list[Level]:
         slo = dict(level["slo"]) if isinstance(level["slo"], dict) else {}
         met = sum(meets(r, slo) for r in rows) if slo else None
         stats = {"ttft": percentiles([r["ttft_s"] for r in ok]), "tpot": percentiles([tpot(r) for r in ok]),
-                 "itl": percentiles([g for r in ok for g in (r["itl_s"] or [])]),
+                 "itl": percentiles([g for r in ok for g in (r["itl_s"] or [])], len(ok)),
                  "e2e": percentiles([r["e2e_s"] for r in ok])}
         out.append(Level(level["model"], level["mode"], float(level["load"]), len(rows), len(rows) - len(ok), wall,
                          len(ok) / wall, sum(int(r["output_tokens"]) for r in ok) / wall, stats,

@@ -33,7 +33,7 @@ def serving_section(swept: list[Level], prefix: str = "plot_") -> str:
     text = ["## Load sweep",
             "Each served rung under load, level by level: closed loop (`concurrency N`: N requests in flight, a new one "
             "sent as each finishes) or Poisson arrivals (`R req/s`). Latencies in ms as p50 / p90 / p99 (requests "
-            f"measured); p99 only from {serving.P99_MIN} requests. TTFT: request sent to first streamed text; TPOT: "
+            f"measured; for ITL, the gaps); p99 only from {serving.P99_MIN} requests. TTFT: request sent to first streamed text; TPOT: "
             "(E2E - TTFT) / (output tokens - 1) per request; ITL: every gap between streamed chunks, pooled; E2E: "
             "sent to last chunk. Throughput over the level's wall time (first request sent to last answer). "
             + ("Goodput: requests/s meeting every SLO metric (" + ", ".join(
