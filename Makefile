@@ -34,6 +34,9 @@ llama-cpp: $(VENV)/.llama-cpp
 
 $(VENV)/.llama-cpp: $(VENV)/.installed
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q "$(LLAMA_CPP)" "sentencepiece>=0.2"
+	# its OpenAI-compatible server (`llama.cpp-server:MODEL`, the served tests) and lm-eval's API models' retry library
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q "$(subst llama-cpp-python,llama-cpp-python[server],$(LLAMA_CPP))" \
+		"tenacity>=8" "psutil>=5"
 	# llama.cpp's own converter (model folder -> GGUF) and the gguf-py it imports, from the sdist that built
 	# the library (pip's cache has it)
 	rm -rf $(VENV)/sdist $(LLAMA_SHARE) && mkdir -p $(LLAMA_SHARE)

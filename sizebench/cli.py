@@ -59,6 +59,14 @@ TIMEOUT = typer.Option(None, "--timeout", metavar="SECONDS",
 RAY_ADDRESS = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS", help="Ray cluster address; auto for an existing one.")
 MARGIN = typer.Option(0.05, "--margin", help="Accuracy a smaller model may lose to the best and still be recommended "
                       "(upper 95% bound of best - model below it).")
+CONCURRENCY = typer.Option(None, "--concurrency", help="Load sweep of served rungs (llama.cpp-server:, vllm:, openai:): "
+                           "closed loop at each of these requests in flight, e.g. 1,2,4,8.")
+REQUEST_RATE = typer.Option(None, "--request-rate", help="Load sweep with Poisson arrivals at each of these rates (requests/s).")
+SLO = typer.Option(None, "--slo", help="Latency goal for goodput, seconds per request: ttft=0.5,tpot=0.05,e2e=5.")
+SWEEP_REQUESTS = typer.Option(32, "--sweep-requests", help="Requests per load level, at most.")
+SWEEP_SECONDS = typer.Option(60.0, "--sweep-seconds", help="Seconds per load level, at most (no request sent after).")
+SWEEP_TOKENS = typer.Option(32, "--sweep-output-tokens", help="Output tokens per sweep request (fixed where the server allows).")
+SERVER_ARGS = typer.Option("", "--server-args", help="Extra flags for launched servers (vllm serve, llama-cpp-python), one string.")
 # What `bench --resume` honours: where the run and its report are, and how to finish it. Anything else would
 # change a run already started, so it is refused rather than silently ignored.
 RESUME_OPTIONS = ("resume", "results", "report_name", "margin", "timeout", "executor", "ray_address")
@@ -101,7 +109,7 @@ def models(models: str = typer.Option("offline,all", "--models", "-m", help="Wha
 def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, limit=None, num_fewshot=None,
           eval_batch_size="auto", device="auto", dtype="auto", force=False, threads=None, max_new_tokens=128,
           repeat=1, batch_size=1, seed=0, sample=False, temperature=1.0, top_p=1.0, executor="local",
-          ray_address=None, top_k=50, decoding=None, no_offload=False, timeout=None, engines="transformers"):
+          ray_address=None, top_k=50, decoding=None, no_offload=False, timeout=None, engines="transformers", serve=None):
     from sizebench.stages import evaluation
     from sizebench.planning.settings import GenSettings
     from sizebench.planning.plan import RunPlan
@@ -114,7 +122,7 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
         eval=evaluation.EvalSettings(tuple(t.strip() for t in tasks.split(",") if t.strip()), task_path, limit,
                                      num_fewshot, eval_batch_size),
         device=device, dtype=dtype, force=force, offload=not no_offload, threads=threads, executor=executor,
-        ray_address=ray_address, timeout=timeout,
+        ray_address=ray_address, timeout=timeout, **({"serve": serve} if serve else {}),
     ).validate()
     if device == "cuda" and executor == "local":
         from sizebench.measurement.measure import resolve_device
@@ -136,6 +144,8 @@ def _engines(text: str) -> tuple[str, ...]:
         raise SizebenchError("--engines names no engine; choose from: " + ", ".join(engines.names()))
     for name in chosen:
         engines.get(name)  # an unknown engine: one line naming the known ones
+    if "openai" in chosen:  # an endpoint is a model, not a way to run one
+        raise SizebenchError("--engines cannot take openai: give the endpoint as a model, -m openai:URL#NAME")
     return chosen
 
 
@@ -237,7 +247,9 @@ def bench(ctx: typer.Context, models: str = MODELS, engines: str = ENGINES,
           ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS, report_name: str = REPORT,
           timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS", help=TIMEOUT.help
                                                   + " With --resume, replaces the run's limit."),
-          margin: float = MARGIN,
+          margin: float = MARGIN, concurrency: Optional[str] = CONCURRENCY, request_rate: Optional[str] = REQUEST_RATE,
+          slo: Optional[str] = SLO, sweep_requests: int = SWEEP_REQUESTS, sweep_seconds: float = SWEEP_SECONDS,
+          sweep_output_tokens: int = SWEEP_TOKENS, server_args: str = SERVER_ARGS,
           resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run id with its own settings; "
                                                "finished stages are kept. Takes only --timeout, --executor, "
                                                "--ray-address, --results, --report and --margin.")) -> None:
@@ -245,11 +257,18 @@ def bench(ctx: typer.Context, models: str = MODELS, engines: str = ENGINES,
     report_name, margin = _report_name(report_name), _margin(margin)
     if resume:
         _refuse_run_options(ctx)
+    from sizebench.planning import settings as run_settings
+
+    serve = run_settings.ServeSettings(
+        run_settings.parse_levels(concurrency, "--concurrency", True),
+        run_settings.parse_levels(request_rate, "--request-rate", False), sweep_requests, sweep_seconds,
+        sweep_output_tokens, run_settings.parse_slo(slo), seed, server_args)
+    stages = ("prompts", "tasks") + (("sweep",) if serve.levels else ())
     plan = None if resume else _plan(
-        ("prompts", "tasks"), models, prompts, tasks, task_path, limit, num_fewshot, eval_batch_size, device, dtype,
+        stages, models, prompts, tasks, task_path, limit, num_fewshot, eval_batch_size, device, dtype,
         force, threads, max_new_tokens, repeat, batch_size, seed, sample, temperature, top_p,
         executor=executor or "local", ray_address=ray_address, top_k=top_k, decoding=decoding, no_offload=no_offload,
-        timeout=timeout, engines=engines)
+        timeout=timeout, engines=engines, serve=serve)
     _run(plan, results, resume, executor, ray_address, timeout, report_name, margin)
 
 

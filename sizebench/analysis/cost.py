@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from sizebench.analysis import serving
 from sizebench.runstore.frames import Frames
 
 
@@ -32,6 +33,7 @@ class Cost:
     batch_size: int | None = None
     joules_per_token: float | None = None
     energy_source: str | None = None
+    served_level: str | None = None  # batched_tok_per_s is the load sweep's best level within the SLO (served rungs)
 
     @staticmethod
     def hours_per_million(tok_per_s: float | None) -> float | None:
@@ -48,6 +50,7 @@ def costs(fr: Frames, summary: pd.DataFrame) -> list[Cost]:
     out = []
     prompts = fr["prompt"]
     energy = fr.tables.get("energy", pd.DataFrame())
+    swept = serving.levels(fr)
     for _, r in summary[summary["status"] == "ok"].iterrows():
         memory, memory_kind = provisioned_mib(r)
         decode = _number(r.get("decode_tok_per_s"))
@@ -60,9 +63,13 @@ def costs(fr: Frames, summary: pd.DataFrame) -> list[Cost]:
             joules = float(own.iloc[-1]["joules"] / own.iloc[-1]["new_tokens"])
             source = str(own.iloc[-1]["source"])
         batch = _number(r.get("batch_size"))
+        batched, level = _number(r.get("batched_tok_per_s")), None
+        best = serving.best_within_slo([lv for lv in swept if lv.model == r["model"]])
+        if best is not None:  # a served rung: the highest throughput its sweep reached within the SLO
+            batched, batch, level = best.out_tok_per_s, None, best.label + (" within the SLO" if best.meets_slo else "")
         out.append(Cost(r["model"], memory, memory_kind,
-                        1 / decode if decode else None, single, _number(r.get("batched_tok_per_s")),
-                        int(batch) if batch else None, joules, source))
+                        1 / decode if decode else None, single, batched,
+                        int(batch) if batch else None, joules, source, level))
     return out
 
 

@@ -13,6 +13,9 @@ from sizebench.errors import SizebenchError
 ENGINES = {
     "transformers": "sizebench.engines.hf.engine",
     "llama.cpp": "sizebench.engines.llamacpp.engine",
+    "openai": "sizebench.engines.openai.engine",  # an endpoint given as openai:URL#NAME
+    "llama.cpp-server": "sizebench.engines.openai.llamacpp_server",  # llama-cpp-python's server, launched per rung
+    "vllm": "sizebench.engines.openai.vllm_server",  # `vllm serve`, launched per rung (needs a GPU)
 }
 DEFAULT = "transformers"
 

@@ -80,6 +80,19 @@ class Session(ABC):
         """MiB of the weights resident in memory now, where that differs from what was loaded (mmap)."""
         return None
 
+    def peak_rss_mb(self) -> float:
+        """MiB, the peak resident memory of what runs the model: this process (a server's own process tree)."""
+        from sizebench.measurement import measure
+
+        return measure.peak_rss_mb()
+
+    def tasks_unavailable(self) -> str | None:
+        """Why lm-eval cannot score this model (one line), or None when it can."""
+        return None
+
+    def close(self) -> None:
+        """Free what the session started (a launched server); the worker calls it on every exit path."""
+
 
 def ray_request(needed: int, device: str, cluster_gpus: float, gpu_bytes: float) -> dict:
     """What a rung needing `needed` bytes asks Ray for: enough GPUs to hold it when it runs on GPU

@@ -146,7 +146,7 @@ def _run_model(plan: RunPlan, spec, stages: list[str], store: RunStore, executor
         "device": plan.device, "dtype": plan.dtype, "force": plan.force, "offload": plan.offload,
         "threads": plan.threads,
         "prompts_path": plan.prompts_path, "gen": settings["gen"], "eval": settings["eval"],
-        "timeout": plan.timeout,
+        "timeout": plan.timeout, "serve": settings["serve"],
         "texts_done": sorted(item_texts(store.records())),  # a worker on Ray sees only its own scratch store
     }
     seen = {"stage": "load"}
@@ -216,7 +216,8 @@ class ProgressLog:
         if stage == "prompt_skipped":
             self.line(index, event["model"], f"prompt {event.get('prompt_id')} skipped: {event.get('reason', '')}")
             return
-        text = f"prompts {event['done']}/{event['total']}" if stage == "prompts" else stage
+        text = f"prompts {event['done']}/{event['total']}" if stage == "prompts" else \
+            (f"sweep: {event['level']}" if "level" in event else stage)
         if self.live:
             self.live.update(self.bar, description=f"{event['model']}: {text}")
         elif (index, stage) != self.last_stage or stage != "prompts" or event["done"] % 10 == 0 \

@@ -24,7 +24,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 GRACE_S = float(os.environ.get("SIZEBENCH_STOP_GRACE_S", "10"))
 PARENT_ENV = "SIZEBENCH_PARENT_PID"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
-STAGE_OF_EVENT = {"loading": "load", "prompts": "prompts", "batched": "prompts", "tasks": "tasks"}
+STAGE_OF_EVENT = {"loading": "load", "prompts": "prompts", "batched": "prompts", "tasks": "tasks", "sweep": "sweep"}
 
 
 class Signalled(KeyboardInterrupt):

@@ -52,6 +52,7 @@ def run(job: dict) -> int:
     spec = ModelSpec.from_dict(job["model"])
     attempt = job["attempt"]
     stage = "load"
+    loaded = None
     try:
         event(model=spec.name, stage="loading")
         loaded = load(spec, job, store, attempt)
@@ -61,6 +62,9 @@ def run(job: dict) -> int:
         if "tasks" in job["stages"]:
             stage = "tasks"
             tasks_stage(loaded, job, store, attempt)
+        if "sweep" in job["stages"]:
+            stage = "sweep"
+            sweep_stage(loaded, job, store, attempt)
         return 0
     except KeyboardInterrupt:
         event(model=spec.name, stage="interrupted")
@@ -79,6 +83,9 @@ def run(job: dict) -> int:
         store.append(FailureRecord(spec.name, attempt, stage, reason))
         event(model=spec.name, stage="failed", reason=reason)
         return 1
+    finally:
+        if loaded is not None:
+            loaded.close()  # a launched server stops here on every way out of the worker
 
 
 def load(spec: ModelSpec, job: dict, store: RunStore, attempt: str):
@@ -93,7 +100,7 @@ def _stage_done(loaded, store: RunStore, attempt: str, stage: str, started: floa
     from sizebench.measurement import measure
 
     store.append(StageRecord(loaded.spec.name, attempt, stage, time.perf_counter() - started,
-                             measure.peak_rss_mb(), measure.cuda_peak_mb(loaded.device),
+                             loaded.peak_rss_mb(), measure.cuda_peak_mb(loaded.device),
                              loaded.resident_weights_mb()))
 
 
@@ -142,9 +149,26 @@ def tasks_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
     measure.reset_cuda_peak(loaded.device)
     started = time.perf_counter()
     event(model=loaded.spec.name, stage="tasks")
+    why_not = loaded.tasks_unavailable()  # an endpoint that cannot score prompts: skipped, never run at chance level
+    if why_not:
+        from sizebench.runstore.records import SkipRecord
+
+        for task in evaluation.expand(settings.tasks):
+            store.append(SkipRecord(loaded.spec.name, attempt, task, why_not))
+        _stage_done(loaded, store, attempt, "tasks", started)
+        return
     texts_done = frozenset(job.get("texts_done", ())) | item_texts(store.records())  # once per run
     evaluation.run_tasks(loaded, loaded.spec.name, settings, attempt, store.append, texts_done)
     _stage_done(loaded, store, attempt, "tasks", started)
+
+
+def sweep_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
+    from sizebench.stages import sweep
+
+    started = time.perf_counter()
+    event(model=loaded.spec.name, stage="sweep")
+    sweep.run_sweep(loaded, job, attempt, store.append, lambda text: event(model=loaded.spec.name, stage="sweep", level=text))
+    _stage_done(loaded, store, attempt, "sweep", started)
 
 
 if __name__ == "__main__":

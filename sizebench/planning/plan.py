@@ -13,12 +13,13 @@ from pathlib import Path
 
 from sizebench.errors import SizebenchError
 from sizebench.planning.registry import ModelSpec
-from sizebench.planning.settings import EvalSettings, GenSettings
+from sizebench.planning.settings import EvalSettings, GenSettings, ServeSettings
 from sizebench.runstore.records import STAGES
 
 EXECUTORS = ("local", "ray")
 DEVICES = ("auto", "cpu", "cuda")  # every engine places a model on one of these
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+SERVED_ENGINES = ("openai", "llama.cpp-server", "vllm")  # rungs behind an HTTP server: the load sweep's
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class RunPlan:
     executor: str = "local"
     ray_address: str | None = None
     timeout: float | None = None  # seconds per model and stage; None: no limit
+    serve: ServeSettings = field(default_factory=ServeSettings)  # the load sweep (stage "sweep") and launched servers
 
     def validate(self) -> "RunPlan":
         _one_of("--device", self.device, DEVICES)
@@ -60,6 +62,17 @@ class RunPlan:
             raise SizebenchError(f"--num-fewshot must be 0 or more, got {self.eval.num_fewshot}")
         if self.eval.batch_size != "auto" and not (self.eval.batch_size.isdigit() and int(self.eval.batch_size) > 0):
             raise SizebenchError(f"--eval-batch-size must be 'auto' or a positive integer, got '{self.eval.batch_size}'")
+        if "sweep" in self.stages:
+            local = [m.name for m in self.models if m.engine not in SERVED_ENGINES]
+            if local:
+                raise SizebenchError(f"--concurrency and --request-rate load a server: {local[0]} is not served "
+                                     f"(give llama.cpp-server:MODEL, vllm:MODEL or openai:URL#NAME)")
+            if not self.serve.levels:
+                raise SizebenchError("the load sweep needs --concurrency or --request-rate")
+            _positive("--sweep-requests", self.serve.requests)
+            _positive("--sweep-output-tokens", self.serve.output_tokens)
+            if not self.serve.seconds > 0:
+                raise SizebenchError(f"--sweep-seconds must be positive, got {self.serve.seconds:g}")
         if "prompts" in self.stages and not self.prompts_path:
             raise SizebenchError("the prompt stage needs --prompts FILE")
         return self
@@ -76,6 +89,11 @@ class RunPlan:
         data["stages"] = tuple(data["stages"])
         data["gen"] = GenSettings(**data["gen"])
         data["eval"] = EvalSettings(**{**data["eval"], "tasks": tuple(data["eval"]["tasks"])})
+        if "serve" in data:  # runs before the load sweep have none
+            serve = data["serve"]
+            data["serve"] = ServeSettings(**{**serve, "concurrency": tuple(serve["concurrency"]),
+                                             "request_rates": tuple(serve["request_rates"]),
+                                             "slo": tuple(tuple(p) for p in serve["slo"])})
         return cls(**data)
 
 

@@ -33,6 +33,7 @@ class ModelSpec:
     params_non_embedding: int | None = None  # total minus input and untied output embeddings (Pythia's count)
     precision: str | None = None  # how the weights are held in memory (`name@int8`); see sizebench.engines.hf.precision
     engine: str = "transformers"  # what runs the model; with precision, the row's identity (sizebench.analysis.sizes)
+    tokenizer: dict | None = None  # an endpoint's (`openai:`): the spec of the model whose tokenizer renders prompts
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,13 +96,33 @@ def resolve(expression: str, engines: tuple[str, ...] = ("transformers",)) -> li
         raise SizebenchError("no model given: name a model, a group (all, offline) or a path")
     specs: list[ModelSpec] = []
     typed: list[Path] = []  # the path as given, made absolute but not resolved (symlinks keep their names)
-    for model, rungs in _type_groups(parts, engines):
-        for spec in _resolve_one(model):
-            for variant in [with_type(spec, engine, type_) for engine, type_ in rungs]:
-                if (variant.name, variant.location) not in {(s.name, s.location) for s in specs}:
-                    specs.append(variant)
-                    typed.append(Path(os.path.abspath(Path(model).expanduser())))
+    for segment in _endpoint_segments(parts):
+        if isinstance(segment, ModelSpec):  # openai:URL#NAME, parsed whole (a URL has ':' and may have '@')
+            specs.append(segment)
+            typed.append(Path(segment.location))
+            continue
+        for model, rungs in _type_groups(segment, engines):
+            for spec in _resolve_one(model):
+                for variant in [with_type(spec, engine, type_) for engine, type_ in rungs]:
+                    if (variant.name, variant.location) not in {(s.name, s.location) for s in specs}:
+                        specs.append(variant)
+                        typed.append(Path(os.path.abspath(Path(model).expanduser())))
     return _distinct_names(specs, typed)
+
+
+def _endpoint_segments(parts: list[str]) -> list:
+    """The parts in order: each `openai:` expression as its spec, the runs of other parts between them as lists."""
+    from sizebench.engines.openai import expression
+
+    segments: list = []
+    for part in parts:
+        if part.startswith(expression.PREFIX):
+            segments.append(expression.parse(part, _resolve_one))
+        elif segments and isinstance(segments[-1], list):
+            segments[-1].append(part)
+        else:
+            segments.append([part])
+    return segments
 
 
 def _distinct_names(specs: list[ModelSpec], typed: list[Path]) -> list[ModelSpec]:

@@ -61,3 +61,54 @@ class EvalSettings:
     batch_size: str = "auto"
 
 
+
+
+SLO_METRICS = ("ttft", "tpot", "e2e")  # per request, as `vllm bench serve --goodput` (e2e: its e2el)
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """The load sweep of served rungs (`--concurrency` or `--request-rate`) and the launched servers' flags."""
+
+    concurrency: tuple[int, ...] = ()  # closed loop: this many requests in flight at each level
+    request_rates: tuple[float, ...] = ()  # open loop: Poisson arrivals at each rate (requests/s)
+    requests: int = 32  # per level, at most
+    seconds: float = 60.0  # per level, at most: no new request after this
+    output_tokens: int = 32  # fixed where the server allows it (min_tokens = max_tokens, ignore_eos)
+    slo: tuple[tuple[str, float], ...] = ()  # (metric, seconds): goodput counts requests meeting all
+    seed: int = 0  # Poisson arrivals and the prompt order
+    server_args: str = ""  # extra flags for launched servers, passed through
+
+    @property
+    def levels(self) -> list[tuple[str, float]]:
+        return [("concurrency", float(c)) for c in self.concurrency] + [("rate", r) for r in self.request_rates]
+
+
+def parse_levels(text: str | None, flag: str, integer: bool) -> tuple:
+    if not text:
+        return ()
+    try:
+        values = tuple((int if integer else float)(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise SizebenchError(f"{flag} takes a comma list of {'integers' if integer else 'numbers'}, got '{text}'") from None
+    if not values or any(v <= 0 for v in values):
+        raise SizebenchError(f"{flag} takes positive values, got '{text}'")
+    return values
+
+
+def parse_slo(text: str | None) -> tuple[tuple[str, float], ...]:
+    """`ttft=0.5,tpot=0.05` (seconds) -> (("ttft", 0.5), ("tpot", 0.05))."""
+    if not text:
+        return ()
+    pairs = []
+    for part in text.split(","):
+        name, eq, value = part.strip().partition("=")
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1.0
+        if not eq or name not in SLO_METRICS or not seconds > 0:
+            raise SizebenchError(f"--slo takes METRIC=SECONDS pairs ({', '.join(SLO_METRICS)}), e.g. ttft=0.5,tpot=0.05; "
+                                 f"got '{part.strip()}'")
+        pairs.append((name, seconds))
+    return tuple(pairs)

@@ -26,6 +26,8 @@ from sizebench.report import verdict_section as verdict_report
 from sizebench.report.markdown import cell, table
 from sizebench.report.notes import skipped_tasks
 from sizebench.report.precision_section import precision_section
+from sizebench.report.serving_section import plot as serving_plot, serving_section
+from sizebench.analysis import serving
 from sizebench.report.sections import (answers_section, conclusion_section, metadata_section, protocol_section,
                                        published_section, tasks_section)
 from sizebench.report.speed import speed_section
@@ -77,6 +79,7 @@ def render(fr: Frames, plot_files: list[str], df: pd.DataFrame | None = None, ma
                 report_cost.scaling_section(a.fits, a.too_few, a.headline, prefix),
                 conclusion_section(df, a.size_axis, judged), precision_section(fr, df), tasks_section(fr, order), published_section(fr),
                 "## Scaling plots\n\n" + "\n\n".join(f"![{Path(p).stem}]({p})" for p in plot_files) if plot_files else "",
+                serving_section(serving.levels(fr), prefix),
                 verdict_report.flips_section(fr, a.verdicts), answers_section(fr, order), speed_section(fr, order),
                 protocol_section(fr)]
     return "\n\n".join(s for s in sections if s) + "\n"
@@ -101,6 +104,7 @@ def publish(run_dirs: list[Path], results_dir: Path, console: Console, latest_on
         plots.frontier(a.frontier.points, a.frontier.recommended, a.frontier.front,
                        f"{a.frontier.outcomes.name} accuracy", results_dir, prefix)
     plots.scaling_fit(a.fits, f"{a.headline} accuracy", results_dir, prefix)
+    serving_plot(serving.levels(fr), results_dir, prefix)
     atomic.write_text(path, render(fr, plot_files, df, analysis=a, prefix=prefix))
     console.print(Markdown(verdict_report.verdict_section(a.verdicts, a.margin, a.size_axis, not fr["task"].empty)))
     console.print(Markdown("## Summary\n\n" + summary_table(df)))

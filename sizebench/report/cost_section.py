@@ -66,7 +66,8 @@ def cost_section(costs: list[Cost], fr_data: Frontier | None, price: float | Non
         row = [c.model, fmt_num(c.memory_mb, "{:.0f}") + (f" ({c.memory_kind})" if c.memory_mb else ""),
                fmt_num(c.decode_s_per_token * 1000 if c.decode_s_per_token else None, "{:.1f}"),
                fmt_num(c.single_tok_per_s, "{:.1f}"), fmt_num(single, "{:.3g}"),
-               fmt_num(c.batched_tok_per_s, "{:.1f}") + (f" (batch {c.batch_size})" if c.batch_size else ""),
+               fmt_num(c.batched_tok_per_s, "{:.1f}") + (f" (batch {c.batch_size})" if c.batch_size else "")
+               + (f" (served, {c.served_level})" if c.served_level else ""),
                fmt_num(batched, "{:.3g}")]
         if price is not None:
             row += [_money(single, price), _money(batched, price)]

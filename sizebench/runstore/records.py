@@ -199,4 +199,37 @@ class FailureRecord(Record):
     kind = "failed"
 
 
-STAGES = ("prompts", "tasks")
+@dataclass(frozen=True)
+class ServedRequestRecord(Record):
+    """One request of the load sweep, written as it finishes (a server dying mid-level keeps those before)."""
+
+    mode: str  # "concurrency" (closed loop) or "rate" (Poisson arrivals, requests/s)
+    load: float  # the level: requests in flight, or the arrival rate
+    index: int
+    sent_s: float  # from the level's start
+    ttft_s: float | None
+    e2e_s: float
+    output_tokens: int
+    itl_s: list[float] = field(default_factory=list)  # gaps between streamed chunks, 5 decimals
+    error: str | None = None
+    kind = "served_request"
+    written_in = "sweep"
+
+
+@dataclass(frozen=True)
+class SweepLevelRecord(Record):
+    """A level of the load sweep finished: what was asked and how long the level took."""
+
+    mode: str
+    load: float
+    requests: int  # sent
+    errors: int
+    wall_s: float  # first request sent to last answer
+    output_tokens_asked: int  # max_tokens = min_tokens, ignore_eos
+    serving: str  # the server and its parallelism, in words
+    slo: dict = field(default_factory=dict)  # metric -> seconds, as given
+    kind = "sweep_level"
+    written_in = "sweep"
+
+
+STAGES = ("prompts", "tasks", "sweep")
