@@ -101,7 +101,7 @@ class Preference:
     verdict: SourceVerdict | None
     strengths: list[Strength] = field(default_factory=list)
     consistency: Consistency | None = None
-    kappa_vs_human: tuple[float, int] | None = None  # Cohen's kappa and the prompts both judged
+    kappa_vs_human: tuple[float, int] | None = None  # Cohen's kappa and the prompts both determined (None: no humans)
 
     @property
     def is_judge(self) -> bool:
@@ -294,7 +294,7 @@ def agreement(one: pd.DataFrame, other: pd.DataFrame) -> tuple[float, int] | Non
     keys = ["prompt_id", "small", "big"]
     both = one[one["outcome"].notna()].merge(other[other["outcome"].notna()], on=keys)
     if both.empty:
-        return None
+        return float("nan"), 0
     return kappa(both["outcome_x"], both["outcome_y"], [-1.0, 0.0, 1.0]), len(both)
 
 

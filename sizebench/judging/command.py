@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
 import socket
 import sys
 import webbrowser
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -44,7 +46,7 @@ def judge_with_model(store: RunStore, expression: str, settings, console: Consol
     err.print(f"judge {spec.name}" + (" (itself one of the run's rungs)" if rung else "") +
               f": {sum(not i.identical for i in items)} pairs of answers, each in both orders; "
               f"{sum(i.identical for i in items)} identical pairs are ties", highlight=False, soft_wrap=True)
-    with supervise.stop_signals():
+    with stopped_cleanly(err, "judgements"):
         stored = llm_judge.run(store, items, spec, settings, err)
     console.print(f"{stored} judgements by {spec.name} stored in run {store.run_id}; "
                   f"`sizebench report {store.run_id}` renders them", highlight=False, soft_wrap=True)
@@ -73,10 +75,25 @@ def serve_page(store: RunStore, host: str, port: int, open_browser: bool, consol
         sys.stdout.flush()
         if open_browser and _has_browser():
             webbrowser.open(server.url)
-        with supervise.stop_signals():
+        with stopped_cleanly(err, "votes"):
             server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
+
+
+@contextmanager
+def stopped_cleanly(err: Console, what: str):
+    """SIGINT, SIGTERM or SIGHUP: one line and exit 128 + the signal; what was stored stays."""
+    import typer
+
+    try:
+        with supervise.stop_signals():
+            yield
+    except KeyboardInterrupt as exc:
+        signum = supervise.signum_of(exc)
+        err.print(f"stopped by {signal.Signals(signum).name}; the {what} made so far are stored, start again to "
+                  "resume", highlight=False)
+        raise typer.Exit(128 + signum) from None
 
 
 def _loopback(host: str) -> bool:

@@ -57,7 +57,9 @@ def run(store: RunStore, items: list[Item], spec: ModelSpec, settings: Settings,
         if item.identical and screen not in stored:
             store.append(VoteRecord(name, VOTES, screen, item.prompt_id, item.small, item.big, "tie", spec.name,
                                     identical=True))
-    todo = judgements([i for i in items if not i.identical])
+    todo = [j for j in judgements([i for i in items if not i.identical]) if j["screen"] not in stored]
+    if not todo:  # all judged before: nothing to load the judge for
+        return sum(1 for r in store.records() if r["kind"] == "vote" and r["model"] == name)
     attempt = uuid.uuid4().hex[:8]
     for folder in ("jobs", "logs"):
         (store.dir / folder).mkdir(exist_ok=True)

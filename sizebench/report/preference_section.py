@@ -84,7 +84,8 @@ def paragraph(p: Preference, order: list[str]) -> str:
                   + " of its non-tie choices. ")
         if p.kappa_vs_human:
             k, n = p.kappa_vs_human
-            intro += f"Agreement with the human votes: Cohen's kappa {_kappa(k)} on {n} prompts and pairs. "
+            intro += (f"Agreement with the human votes: Cohen's kappa {_kappa(k)} on {n} prompts and pairs. " if n else
+                      "Agreement with the human votes: none measurable, no prompt and pair is determined by both. ")
         if not p.decides:
             return intro + "**Its consistency is not above chance, so it decides nothing here: no verdict.**"
     return intro + _verdict_text(p)
