@@ -56,7 +56,7 @@ bench: setup
 test: setup llama-cpp browser
 	$(BIN)/python -m pytest -q -ra $(ARGS)
 
-test-fast: setup llama-cpp
+test-fast: setup llama-cpp browser
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
 
 clean:

@@ -217,48 +217,48 @@ def decide(table: pd.DataFrame, order: list[str], margin: float) -> SourceVerdic
 def bradley_terry(table: pd.DataFrame, order: list[str], rounds: int = BOOTSTRAP) -> list[Strength]:
     """Log-strengths (the largest at 0) by logistic regression on the judged outcomes, ties half a win
     each, with percentile intervals from resampling those outcomes."""
-    judged = table[table["outcome"].notna()].reset_index(drop=True)
+    judged = table[table["outcome"].notna()]
     models = [m for m in order if m in set(judged["small"]) | set(judged["big"])]
     if len(models) < 3:
         return []
-    point = _fit(judged, models)
+    index = {m: i for i, m in enumerate(models)}
+    small, big = judged["small"].map(index).to_numpy(), judged["big"].map(index).to_numpy()
+    value = judged["outcome"].to_numpy(dtype=float)
+    point = _fit(small, big, value, len(models))
     if point is None:
         return []
     rng = np.random.default_rng(SEED)
     draws = []
     for _ in range(rounds):
-        fit = _fit(judged.iloc[rng.integers(0, len(judged), len(judged))], models)
+        pick = rng.integers(0, len(value), len(value))
+        fit = _fit(small[pick], big[pick], value[pick], len(models))
         if fit is not None:
             draws.append(fit)
-    draws = np.array(draws)
-    low, high = np.percentile(draws, [2.5, 97.5], axis=0)
+    low, high = np.percentile(np.array(draws), [2.5, 97.5], axis=0)
     return [Strength(m, float(point[i]), float(low[i]), float(high[i])) for i, m in enumerate(models)]
 
 
-def _fit(judged: pd.DataFrame, models: list[str]) -> np.ndarray | None:
+def _fit(small: np.ndarray, big: np.ndarray, value: np.ndarray, k: int) -> np.ndarray | None:
+    """One row per outcome and side: x = +1 for the bigger model, -1 for the smaller; y = the bigger won."""
     import warnings
 
     from sklearn.linear_model import LogisticRegression
 
-    index = {m: i for i, m in enumerate(models)}
-    rows, wins, weights = [], [], []
-    for small, big, value in zip(judged["small"], judged["big"], judged["outcome"]):
-        x = np.zeros(len(models))
-        x[index[big]], x[index[small]] = 1.0, -1.0
-        for won, weight in ((1, 1.0 if value > 0 else 0.5 if value == 0 else 0.0),
-                            (0, 1.0 if value < 0 else 0.5 if value == 0 else 0.0)):
-            if weight:
-                rows.append(x)
-                wins.append(won)
-                weights.append(weight)
-    if len(set(wins)) < 2:
+    rows = np.arange(len(value))
+    x = np.zeros((len(value), k))
+    x[rows, big], x[rows, small] = 1.0, -1.0
+    half = np.where(value == 0, 0.5, 0.0)
+    weights = np.concatenate([np.where(value > 0, 1.0, half), np.where(value < 0, 1.0, half)])
+    y = np.concatenate([np.ones(len(value)), np.zeros(len(value))])
+    keep = weights > 0
+    if len(set(y[keep])) < 2:
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = LogisticRegression(fit_intercept=False, C=RIDGE_C, max_iter=1000)
-        model.fit(np.array(rows), np.array(wins), sample_weight=np.array(weights))
+        model.fit(np.vstack([x, x])[keep], y[keep], sample_weight=weights[keep])
     coef = model.coef_[0]
-    return coef - coef[index[models[-1]]]
+    return coef - coef[k - 1]
 
 
 def consistency(votes: pd.DataFrame, order: list[str]) -> Consistency | None:

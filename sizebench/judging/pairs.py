@@ -69,19 +69,18 @@ def items(fr: Frames) -> list[Item]:
 
 
 def schedule(per_pair: list[list[Item]]) -> list[Item]:
-    """Round r shows pair j on prompt perm[(r + j * stride) % n]: each round has every pair once, on
-    different prompts, and each pair meets each of its prompts once."""
+    """Round r shows pair j on the prompt at (r + j * stride) of one shuffled prompt order: each round
+    has every pair once, on different prompts, and each pair meets each of its prompts once."""
     rng = random.Random(SEED)
-    shuffled = [rng.sample(its, len(its)) for its in per_pair]
-    longest = max((len(s) for s in shuffled), default=0)
+    prompt_ids = sorted({i.prompt_id for its in per_pair for i in its})
+    rank = {p: n for n, p in enumerate(rng.sample(prompt_ids, len(prompt_ids)))}
+    ordered = [sorted(its, key=lambda i: rank[i.prompt_id]) for its in per_pair]
+    stride = max(1, len(prompt_ids) // max(1, len(per_pair)))
     out = []
-    for r in range(longest):
-        for j, its in enumerate(shuffled):
-            if its:
-                stride = max(1, len(its) // max(1, len(shuffled)))
-                index = (r + j * stride) % len(its)
-                if r < len(its):
-                    out.append(its[index])
+    for r in range(max((len(its) for its in ordered), default=0)):
+        for j, its in enumerate(ordered):
+            if r < len(its):
+                out.append(its[(r + j * stride) % len(its)])
     return out
 
 
