@@ -264,7 +264,7 @@ def test_llm_judge_judges_both_orders_and_the_report_shows_its_worth(run_copy):
     assert shown.returncode == 0, shown.stderr
     report = (results / "report.md").read_text()
     section = report.split("## Preference", 1)[1].split("\n## ", 1)[0]
-    assert "**Human votes** (3 prompts and pairs judged)" in section
+    assert "**Human votes** (3 prompts and pairs judged; 1 rater)" in section
     assert "**LLM judge tiny** (itself one of the rungs)" in section and "position consistency" in section
     assert "Agreement with the human votes" in section
     assert "### Preference: tiny -> hostile" in report

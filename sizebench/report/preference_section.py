@@ -65,14 +65,24 @@ def _verdict_text(p: Preference) -> str:
     return text
 
 
+def _raters(votes: str) -> list[str]:
+    return [] if votes == "identical answers" else [v.rsplit(": ", 1)[0] for v in votes.split("; ")]
+
+
 def paragraph(p: Preference, order: list[str]) -> str:
     head = _name(p, order)
     counts = p.outcomes
     determined = int(counts["outcome"].notna().sum())
     undetermined = len(counts) - determined
+    identical = int((counts["label"] == "identical").sum())
     intro = f"{head} ({determined} prompts and pairs judged"
+    if identical:
+        intro += f", {identical} of them identical answers"
     if undetermined:
-        intro += f", {undetermined} undetermined"
+        intro += f"; {undetermined} undetermined"
+    if not p.is_judge:
+        raters = {r for v in p.outcomes["votes"] for r in _raters(v)}
+        intro += f"; {len(raters)} rater" + ("" if len(raters) == 1 else "s")
     intro += "): "
     if p.is_judge:
         c = p.consistency
