@@ -46,9 +46,10 @@ $(VENV)/.llama-cpp: $(VENV)/.installed
 
 # The judging page's browser test drives Debian's Chromium through Selenium (the test extra); apt-get only
 # where no chromium is installed.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
-		(apt-get update -q && apt-get install -y -q chromium chromium-driver)
+		($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium chromium-driver)
 
 bench: setup
 	$(BIN)/sizebench bench --models $(MODELS) --prompts $(PROMPTS) --tasks $(TASKS) $(ARGS)

@@ -47,7 +47,13 @@ def judge_with_model(store: RunStore, expression: str, settings, console: Consol
               f": {sum(not i.identical for i in items)} pairs of answers, each in both orders; "
               f"{sum(i.identical for i in items)} identical pairs are ties", highlight=False, soft_wrap=True)
     with stopped_cleanly(err, "judgements"):
-        stored = llm_judge.run(store, items, spec, settings, err)
+        try:
+            stored = llm_judge.run(store, items, spec, settings, err)
+        except llm_judge.JudgeFailed as exc:
+            import typer
+
+            err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
     console.print(f"{stored} judgements by {spec.name} stored in run {store.run_id}; "
                   f"`sizebench report {store.run_id}` renders them", highlight=False, soft_wrap=True)
 

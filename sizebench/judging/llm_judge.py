@@ -25,6 +25,10 @@ from sizebench.runstore.store import RunStore
 
 
 
+class JudgeFailed(SizebenchError):
+    """The judge could not finish (its load or a judgement failed): not a usage error, exit 1."""
+
+
 def source(spec: ModelSpec) -> str:
     return JUDGE_PREFIX + spec.name
 
@@ -97,5 +101,5 @@ def run(store: RunStore, items: list[Item], spec: ModelSpec, settings: Settings,
                       highlight=False)
     if proc.returncode != 0:
         reason = failure[0] if failure else f"the judge's worker exited with status {proc.returncode} (log: {log_path})"
-        raise SizebenchError(f"judge {spec.name} failed: {reason}")
+        raise JudgeFailed(f"judge {spec.name} failed: {reason}; the judgements made so far are stored")
     return sum(1 for r in store.records() if r["kind"] == "vote" and r["model"] == name)
