@@ -279,3 +279,21 @@ def test_judge_refuses_bad_input_in_one_line(run_copy):
         done = sizebench(*args)
         assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_run_recorded_before_judging_existed_is_judged_and_a_judge_that_cannot_load_fails_in_one_line(tmp_path):
+    from conftest import REPO, tiny_gguf
+
+    results = tmp_path / "results"
+    shutil.copytree(REPO / "tests" / "data" / "run-before-issue-19", results / "runs" / "old")
+    page = Page(results, "old")
+    try:
+        status, screen = page.request("/api/next?rater=dee")
+        assert status == 200 and screen["prompt"] and screen["total"] > 0
+    finally:
+        page.stop()
+    broken = tiny_gguf(tmp_path / "broken.gguf")  # a valid GGUF no model can be built from
+    done = sizebench("judge", "old", "--results", str(results), "--judge", str(broken))
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 1 and len(errors) == 1 and "judge broken failed" in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
