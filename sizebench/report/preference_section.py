@@ -49,8 +49,8 @@ def _verdict_text(p: Preference) -> str:
         text = f"**{v.best}**, the largest, is the one to take."
     else:
         r = v.vs_best[v.recommended]
-        text = (f"**{v.recommended}** is enough: against {v.best} its mean outcome is {-r.diff:+.3f} "
-                f"({r.a_only} prompts to {v.best}, {r.b_only} to it, {r.n} judged), 95% interval of best - it "
+        text = (f"**{v.recommended}** is enough: the mean outcome for {v.best} (the largest) against it is "
+                f"{r.diff:+.3f} ({r.a_only} prompts to {v.best}, {r.b_only} to it, of {r.n} judged), 95% interval "
                 f"{_interval(r.low, r.high)}, below the {v.margin:g} margin.")
     worse = [m for m in v.vs_best if v.status(m) == "worse by the margin or more"]
     if worse:
