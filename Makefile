@@ -17,7 +17,7 @@ LLAMA_CPP ?= llama-cpp-python==0.3.36
 LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 LLAMA_SHARE := $(VENV)/share/sizebench/llama.cpp
 
-.PHONY: bench test test-fast setup llama-cpp clean
+.PHONY: bench test test-fast setup llama-cpp browser clean
 
 setup: $(VENV)/.installed
 
@@ -47,13 +47,20 @@ $(VENV)/.llama-cpp: $(VENV)/.installed
 	rm -rf $(VENV)/sdist
 	touch $@
 
+# The judging page's browser test drives Debian's Chromium through Selenium (the test extra); apt-get only
+# where no chromium is installed.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium chromium-driver)
+
 bench: setup
 	$(BIN)/sizebench bench --models $(MODELS) --prompts $(PROMPTS) --tasks $(TASKS) $(ARGS)
 
-test: setup llama-cpp
+test: setup llama-cpp browser
 	$(BIN)/python -m pytest -q -ra $(ARGS)
 
-test-fast: setup llama-cpp
+test-fast: setup llama-cpp browser
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
 
 clean:

@@ -301,6 +301,26 @@ def report(runs: Optional[list[str]] = typer.Argument(None, help="Run ids or fol
                           price_per_hour=price_per_hour, name=_report_name(report_name))
 
 
+@app.command()
+def judge(run: str = typer.Argument(..., help="Run id or folder (as `sizebench report` takes)."), results: str = RESULTS,
+          judge_model: Optional[str] = typer.Option(None, "--judge", metavar="MODEL", help="An LLM judge instead of the "
+                                                    "page: any model expression (built-in, hub id, folder, .gguf)."),
+          host: str = typer.Option("127.0.0.1", "--host", help="Address the page listens on (not loopback: a warning)."),
+          port: int = typer.Option(0, "--port", help="Port of the page (0: any free port)."),
+          no_open: bool = typer.Option(False, "--no-open", help="Only print the page's URL; do not open a browser."),
+          device: str = DEVICE, dtype: str = DTYPE, threads: Optional[int] = THREADS, force: bool = FORCE) -> None:
+    """Blind side-by-side judging of a run's answers: a local page for people, or --judge MODEL."""
+    from sizebench.judging import command
+
+    store = command.open_run(results, run)
+    if judge_model:
+        from sizebench.judging.llm_judge import Settings
+
+        command.judge_with_model(store, judge_model, Settings(device, dtype, threads, force), out, err)
+    else:
+        command.serve_page(store, host, port, not no_open, out, err)
+
+
 def _margin(margin: float) -> float:
     if not 0 < margin < 1:
         raise SizebenchError(f"--margin must be between 0 and 1 (an accuracy difference), not {margin:g}")

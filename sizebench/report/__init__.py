@@ -26,8 +26,12 @@ from sizebench.report import verdict_section as verdict_report
 from sizebench.report.markdown import cell, table
 from sizebench.report.notes import skipped_tasks
 from sizebench.report.precision_section import precision_section
+<<<<<<< HEAD
 from sizebench.report.serving_section import plot as serving_plot, serving_section
 from sizebench.analysis import serving
+=======
+from sizebench.report.preference_section import preference_section
+>>>>>>> judge
 from sizebench.report.sections import (answers_section, conclusion_section, metadata_section, protocol_section,
                                        published_section, tasks_section)
 from sizebench.report.speed import speed_section
@@ -72,7 +76,7 @@ def render(fr: Frames, plot_files: list[str], df: pd.DataFrame | None = None, ma
     judged = frozenset(v.outcomes.name for v in a.verdicts)
     sections = ["# sizebench report",
                 verdict_report.verdict_section(a.verdicts, a.margin, a.size_axis, not fr["task"].empty),
-                metadata_section(fr),
+                preference_section(fr, a.margin), metadata_section(fr),
                 "## Summary\n\n" + summary_prose(a.size_axis, _mapped(df)) + "\n\n" + summary_table(df),
                 verdict_report.evidence_section(a.verdicts),
                 report_cost.cost_section(a.costs, a.frontier, a.price_per_hour, prefix),

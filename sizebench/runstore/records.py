@@ -78,6 +78,7 @@ class PromptRecord(Record):
     latency_s_runs: list[float] = field(default_factory=list)
     decode_tok_per_s_runs: list[float] = field(default_factory=list)
     same_answer_every_run: bool = True
+    context: str | None = None  # the passage given with the prompt (older runs: not stored)
     kind = "prompt"
     written_in = "prompts"
 
@@ -200,6 +201,7 @@ class FailureRecord(Record):
 
 
 @dataclass(frozen=True)
+<<<<<<< HEAD
 class ServedRequestRecord(Record):
     """One request of the load sweep, written as it finishes (a server dying mid-level keeps those before)."""
 
@@ -233,3 +235,32 @@ class SweepLevelRecord(Record):
 
 
 STAGES = ("prompts", "tasks", "sweep")
+=======
+class VoteRecord(Record):
+    """One pairwise judgement of two answers to a prompt: a person's vote on the judging page, or an LLM
+    judge's reading of one order. `model` names the source ("human", or "judge:NAME"); `attempt` is the
+    constant VOTES, so every vote of a run is kept (sizebench.judging)."""
+
+    screen: str  # the one-time id of what was judged (a screen, or an LLM judgement)
+    prompt_id: str
+    left: str  # the model whose answer was shown as A
+    right: str  # ... as B
+    choice: str  # "A", "B", "tie" or "bad" (both bad)
+    rater: str  # the person's name, or the judge model's
+    comment: str = ""
+    identical: bool = False  # the answers were the same text: a tie recorded without being shown
+    raw: dict = field(default_factory=dict)  # an LLM judge's own output: each choice's log-likelihood
+    kind = "vote"
+
+
+@dataclass(frozen=True)
+class VoteUndoneRecord(Record):
+    """A vote taken back with the page's undo: the vote of `screen` no longer counts."""
+
+    screen: str
+    rater: str
+    kind = "vote_undone"
+
+
+STAGES = ("prompts", "tasks")
+>>>>>>> judge

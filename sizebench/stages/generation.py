@@ -61,7 +61,7 @@ def run_prompts(loaded: Session, prompts: tuple[Prompt, ...], settings: GenSetti
         first = runs[0]
         decode_runs = [r.decode_tok_per_s for r in runs if r.decode_tok_per_s is not None]
         record = PromptRecord(
-            model=loaded.spec.name, attempt=attempt, prompt_id=prompt.id, prompt=prompt.text,
+            model=loaded.spec.name, attempt=attempt, prompt_id=prompt.id, prompt=prompt.text, context=prompt.context,
             expected=list(prompt.expected), answer=first.answer, correct=is_correct(first.answer, prompt.expected),
             prompt_tokens=first.prompt_tokens, new_tokens=first.new_tokens,
             ttft_s=measure.median([r.ttft_s for r in runs]),
