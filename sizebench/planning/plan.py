@@ -36,6 +36,7 @@ class RunPlan:
     executor: str = "local"
     ray_address: str | None = None
     timeout: float | None = None  # seconds per model and stage; None: no limit
+    reference: str | None = None  # the agreement stage's reference for every rung (None: one per tokenizer group)
 
     def validate(self) -> "RunPlan":
         _one_of("--device", self.device, DEVICES)
@@ -60,6 +61,10 @@ class RunPlan:
             raise SizebenchError(f"--num-fewshot must be 0 or more, got {self.eval.num_fewshot}")
         if self.eval.batch_size != "auto" and not (self.eval.batch_size.isdigit() and int(self.eval.batch_size) > 0):
             raise SizebenchError(f"--eval-batch-size must be 'auto' or a positive integer, got '{self.eval.batch_size}'")
+        if "agreement" in self.stages:
+            from sizebench.planning.agreement import references
+
+            references(self.models, self.dtype, self.reference)  # a --reference outside the run: one line
         if "prompts" in self.stages and not self.prompts_path:
             raise SizebenchError("the prompt stage needs --prompts FILE")
         return self
