@@ -109,20 +109,27 @@ def models(models: str = typer.Option("offline,all", "--models", "-m", help="Wha
 def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, limit=None, num_fewshot=None,
           eval_batch_size="auto", device="auto", dtype="auto", force=False, threads=None, max_new_tokens=128,
           repeat=1, batch_size=1, seed=0, sample=False, temperature=1.0, top_p=1.0, executor="local",
-          ray_address=None, top_k=50, decoding=None, no_offload=False, timeout=None, engines="transformers", serve=None):
+          ray_address=None, top_k=50, decoding=None, no_offload=False, timeout=None, engines="transformers", serve=None,
+          reference=None):
     from sizebench.stages import evaluation
     from sizebench.planning.settings import GenSettings
     from sizebench.planning.plan import RunPlan
     from sizebench.planning.registry import resolve
     from sizebench.stages.suites import load_suite
 
+    specs = tuple(resolve(models, _engines(engines)))
+    if "agreement" in stages and reference is None:
+        from sizebench.planning.agreement import references
+
+        if not references(specs, dtype):  # no two rungs share a tokenizer: nothing to compare
+            stages = tuple(s for s in stages if s != "agreement")
     plan = RunPlan(
-        models=tuple(resolve(models, _engines(engines))), stages=stages, prompts_path=prompts,
+        models=specs, stages=stages, prompts_path=prompts,
         gen=GenSettings(max_new_tokens, repeat, seed, sample, temperature, top_p, batch_size, top_k).with_preset(decoding),
         eval=evaluation.EvalSettings(tuple(t.strip() for t in tasks.split(",") if t.strip()), task_path, limit,
                                      num_fewshot, eval_batch_size),
         device=device, dtype=dtype, force=force, offload=not no_offload, threads=threads, executor=executor,
-        ray_address=ray_address, timeout=timeout, **({"serve": serve} if serve else {}),
+        ray_address=ray_address, timeout=timeout, reference=reference, **({"serve": serve} if serve else {}),
     ).validate()
     if device == "cuda" and executor == "local":
         from sizebench.measurement.measure import resolve_device
@@ -250,10 +257,14 @@ def bench(ctx: typer.Context, models: str = MODELS, engines: str = ENGINES,
           margin: float = MARGIN, concurrency: Optional[str] = CONCURRENCY, request_rate: Optional[str] = REQUEST_RATE,
           slo: Optional[str] = SLO, sweep_requests: int = SWEEP_REQUESTS, sweep_seconds: float = SWEEP_SECONDS,
           sweep_output_tokens: int = SWEEP_TOKENS, server_args: str = SERVER_ARGS,
+          reference: Optional[str] = typer.Option(None, "--reference", metavar="MODEL", help="The rung every other "
+                                                  "rung's next-token agreement is measured against (default: per "
+                                                  "group sharing a tokenizer, its largest, most precise rung)."),
           resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run id with its own settings; "
                                                "finished stages are kept. Takes only --timeout, --executor, "
                                                "--ray-address, --results, --report and --margin.")) -> None:
-    """The whole benchmark per model: load, prompt suite, lm-eval tasks; then the report."""
+    """The whole benchmark per model: load, prompt suite, lm-eval tasks, agreement with a reference rung; then
+    the report."""
     report_name, margin = _report_name(report_name), _margin(margin)
     if resume:
         _refuse_run_options(ctx)
@@ -263,12 +274,12 @@ def bench(ctx: typer.Context, models: str = MODELS, engines: str = ENGINES,
         run_settings.parse_levels(concurrency, "--concurrency", True),
         run_settings.parse_levels(request_rate, "--request-rate", False), sweep_requests, sweep_seconds,
         sweep_output_tokens, run_settings.parse_slo(slo), seed, server_args)
-    stages = ("prompts", "tasks") + (("sweep",) if serve.levels else ())
+    stages = ("prompts", "tasks", "agreement") + (("sweep",) if serve.levels else ())
     plan = None if resume else _plan(
         stages, models, prompts, tasks, task_path, limit, num_fewshot, eval_batch_size, device, dtype,
         force, threads, max_new_tokens, repeat, batch_size, seed, sample, temperature, top_p,
         executor=executor or "local", ray_address=ray_address, top_k=top_k, decoding=decoding, no_offload=no_offload,
-        timeout=timeout, engines=engines, serve=serve)
+        timeout=timeout, engines=engines, serve=serve, reference=reference)
     _run(plan, results, resume, executor, ray_address, timeout, report_name, margin)
 
 
@@ -288,7 +299,10 @@ def report(runs: Optional[list[str]] = typer.Argument(None, help="Run ids or fol
            every_run: bool = typer.Option(False, "--every-run", help="Keep a model measured in several runs once per run."),
            margin: float = MARGIN,
            price_per_hour: Optional[float] = typer.Option(None, "--price-per-hour", help="Price of one device-hour; "
-                                                          "adds money per million tokens to the cost table.")) -> None:
+                                                          "adds money per million tokens to the cost table."),
+           reference: Optional[str] = typer.Option(None, "--reference", metavar="MODEL", help="Show agreement "
+                                                   "against this rung only (one whose distributions the run stored).")
+           ) -> None:
     """Render the verdict, the terminal summary and results/report.md from stored runs."""
     from sizebench import report as report_module
     from sizebench.runstore.store import RunStore
@@ -298,7 +312,7 @@ def report(runs: Optional[list[str]] = typer.Argument(None, help="Run ids or fol
         raise SizebenchError(f"--price-per-hour must be a positive price, not {price_per_hour:g}")
     stores = [RunStore.open(Path(results), r) for r in runs] if runs else [RunStore.latest(Path(results))]
     report_module.publish([s.dir for s in stores], Path(results), out, latest_only=not every_run, margin=margin,
-                          price_per_hour=price_per_hour, name=_report_name(report_name))
+                          price_per_hour=price_per_hour, name=_report_name(report_name), reference=reference)
 
 
 @app.command()

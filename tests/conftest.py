@@ -28,12 +28,15 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
-def build_tiny_neox(folder: Path, always_end: bool = False, always_eos: bool = False) -> Path:
+def build_tiny_neox(folder: Path, always_end: bool = False, always_eos: bool = False, hidden: int = 32,
+                    extra_rows: int = 0, vocab_size: int = 300, seed: int = 0) -> Path:
     """A 2-layer GPT-NeoX with random weights and a BPE tokenizer trained on CORPUS.
 
     always_end: weights set so that every next token is `### End`, to exercise the Dolly stop.
     always_eos: every next token is EOS, and no pad token (as Pythia's and Dolly's tokenizers: the loader
     pads with EOS), to exercise decoding that does not stop at EOS.
+    hidden, seed: another size of the same ladder (same tokenizer); extra_rows: logit rows past the
+    tokenizer's length, as miniDolly's 50,304 against its 50,280 tokens; vocab_size: another tokenizer.
     """
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
@@ -42,15 +45,15 @@ def build_tiny_neox(folder: Path, always_end: bool = False, always_eos: bool = F
     tokenizer = Tokenizer(models.BPE(unk_token="<|unk|>"))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>", "<|unk|>", "<|pad|>"],
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>", "<|unk|>", "<|pad|>"],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tokenizer.train_from_iterator(CORPUS, trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>", unk_token="<|unk|>",
                                    pad_token=None if always_eos else "<|pad|>")
     fast.add_special_tokens({"additional_special_tokens": ["### End", "### Instruction:", "### Response:"]})
-    torch.manual_seed(0)
-    config = GPTNeoXConfig(vocab_size=len(fast), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                           intermediate_size=64, max_position_embeddings=256, eos_token_id=fast.eos_token_id,
+    torch.manual_seed(seed)
+    config = GPTNeoXConfig(vocab_size=len(fast) + extra_rows, hidden_size=hidden, num_hidden_layers=2,
+                           num_attention_heads=2, intermediate_size=2 * hidden, max_position_embeddings=256, eos_token_id=fast.eos_token_id,
                            pad_token_id=fast.pad_token_id, bos_token_id=fast.eos_token_id)
     model = GPTNeoXForCausalLM(config)
     always = "### End" if always_end else "<|endoftext|>" if always_eos else None

@@ -92,6 +92,29 @@ class Session(ABC):
 
     def close(self) -> None:
         """Free what the session started (a launched server); the worker calls it on every exit path."""
+    # ---- next-token distributions (the agreement stage); an engine without them returns None ----------
+
+    def vocabulary(self) -> list[str] | None:
+        """The id -> token map (token strings as the tokenizer stores them), or None where the engine
+        gives no next-token distributions."""
+        return None
+
+    def text_ids(self, text: str) -> list[int]:
+        """`text` as token ids, no special tokens added."""
+        raise NotImplementedError
+
+    def begin_ids(self) -> list[int]:
+        """What the tokenizer puts before a text (BOS where it adds one)."""
+        raise NotImplementedError
+
+    def prompt_ids(self, rendered: "Rendered") -> list[int]:
+        """A rendered prompt's ids, as generation feeds them."""
+        raise NotImplementedError
+
+    def next_token_logits(self, ids: list[int], first: int) -> Any:
+        """Raw logits (numpy, float32) at positions first .. len(ids) - 2 of one sequence fed whole: the
+        rows predicting ids[first + 1:]."""
+        raise NotImplementedError
 
 
 def ray_request(needed: int, device: str, cluster_gpus: float, gpu_bytes: float) -> dict:
@@ -125,6 +148,11 @@ class Engine(ABC):
     def resources(self, spec: "ModelSpec", device: str, dtype: str, cluster_gpus: float, gpu_bytes: float) -> dict:
         """What to ask Ray for (num_cpus, num_gpus or memory) from the rung, the cluster's GPU count and
         the memory of one of its GPUs."""
+
+    def nominal_bits(self, spec: "ModelSpec", dtype: str) -> float | None:
+        """Bits a weight of this rung holds, before loading: which variant of a model is the most precise
+        (the agreement stage's reference). None: unknown."""
+        return None
 
     @abstractmethod
     def load(self, spec: "ModelSpec", job: dict) -> Session:

@@ -18,6 +18,7 @@ from pathlib import Path
 from rich.console import Console
 
 from sizebench.launch import supervise
+from sizebench.planning import agreement
 from sizebench.planning.plan import RunPlan, environment
 from sizebench.runstore.records import FailureRecord
 from sizebench.planning.registry import file_key
@@ -97,14 +98,17 @@ def execute(plan: RunPlan, store: RunStore, console: Console, executor=None) -> 
     progress = ProgressLog(console, len(plan.models))
     done = completed(store.records())
     outcome = Outcome(store.run_id, [])
+    mapping = _agreement_plan(plan, console)
     try:
-        for index, spec in enumerate(plan.models, start=1):
-            stages = [s for s in plan.stages if (spec.name, s) not in done]
+        for index in [i + 1 for i in agreement.run_order(plan.models, mapping)]:
+            spec = plan.models[index - 1]
+            stages = [s for s in plan.stages if (spec.name, s) not in done and (s != "agreement" or spec.name in mapping)]
             if not stages:
                 progress.line(index, spec.name, "already complete, skipped")
                 continue
             try:
-                status = _run_model(plan, spec, stages, store, executor, lambda e, i=index: progress.event(i, e))
+                status = _run_model(plan, spec, stages, store, executor, lambda e, i=index: progress.event(i, e),
+                                    agreement.job(spec.name, mapping))
             except (Interrupted, KeyboardInterrupt) as exc:  # KeyboardInterrupt: a signal outside the worker
                 outcome.interrupted, outcome.signum = True, supervise.signum_of(exc)
                 progress.line(index, spec.name, f"interrupted by {signal.Signals(outcome.signum).name}; "
@@ -136,7 +140,19 @@ def _skipped_note(store: RunStore, model: str) -> str:
     return f" ({len(skipped)} task(s) skipped: {', '.join(skipped)}; why: below the summary)"
 
 
-def _run_model(plan: RunPlan, spec, stages: list[str], store: RunStore, executor, show) -> str:
+def _agreement_plan(plan: RunPlan, console: Console) -> dict[str, str]:
+    """Each taking part rung's reference, where the run has the agreement stage (local executor only: the
+    reference's distributions are a file in the run folder, which a Ray task's scratch store does not share)."""
+    if "agreement" not in plan.stages:
+        return {}
+    if plan.executor == "ray":
+        console.print("agreement stage skipped: it runs on the local executor only", highlight=False)
+        return {}
+    return agreement.references(plan.models, plan.dtype, plan.reference)
+
+
+def _run_model(plan: RunPlan, spec, stages: list[str], store: RunStore, executor, show,
+               agreement_job: dict | None = None) -> str:
     """One model's worker: "ok", "unavailable" or "failed". A worker that died without naming why gets
     a failure record here."""
     attempt = uuid.uuid4().hex[:8]
@@ -148,6 +164,7 @@ def _run_model(plan: RunPlan, spec, stages: list[str], store: RunStore, executor
         "prompts_path": plan.prompts_path, "gen": settings["gen"], "eval": settings["eval"],
         "timeout": plan.timeout, "serve": settings["serve"],
         "texts_done": sorted(item_texts(store.records())),  # a worker on Ray sees only its own scratch store
+        "agreement": agreement_job,
     }
     seen = {"stage": "load"}
 

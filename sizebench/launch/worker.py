@@ -65,6 +65,9 @@ def run(job: dict) -> int:
         if "sweep" in job["stages"]:
             stage = "sweep"
             sweep_stage(loaded, job, store, attempt)
+        if "agreement" in job["stages"]:
+            stage = "agreement"
+            agreement_stage(loaded, job, store, attempt)
         return 0
     except KeyboardInterrupt:
         event(model=spec.name, stage="interrupted")
@@ -169,6 +172,30 @@ def sweep_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
     event(model=loaded.spec.name, stage="sweep")
     sweep.run_sweep(loaded, job, attempt, store.append, lambda text: event(model=loaded.spec.name, stage="sweep", level=text))
     _stage_done(loaded, store, attempt, "sweep", started)
+def agreement_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
+    from pathlib import Path
+
+    from sizebench.measurement import measure
+    from sizebench.stages import agreement
+
+    measure.reset_peak_rss()
+    measure.reset_cuda_peak(loaded.device)
+    started = time.perf_counter()
+    event(model=loaded.spec.name, stage="agreement")
+    agreement.run(loaded, job["agreement"], Path(job["run_dir"]), own_answers(loaded.spec.name, job, store),
+                  store.append, attempt)
+    _stage_done(loaded, store, attempt, "agreement", started)
+
+
+def own_answers(name: str, job: dict, store: RunStore) -> list:
+    """(prompt, answer) of this model's finished prompt stage, in suite order; none without a suite."""
+    from sizebench.runstore.store import current
+    from sizebench.stages.suites import load_suite
+
+    if not job.get("prompts_path"):
+        return []
+    answers = {r["prompt_id"]: r["answer"] for r in current(store.records(), "prompt", name)}
+    return [(p, answers[p.id]) for p in load_suite(job["prompts_path"]).prompts if answers.get(p.id)]
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ class RunPlan:
     ray_address: str | None = None
     timeout: float | None = None  # seconds per model and stage; None: no limit
     serve: ServeSettings = field(default_factory=ServeSettings)  # the load sweep (stage "sweep") and launched servers
+    reference: str | None = None  # the agreement stage's reference for every rung (None: one per tokenizer group)
 
     def validate(self) -> "RunPlan":
         _one_of("--device", self.device, DEVICES)
@@ -73,6 +74,10 @@ class RunPlan:
             _positive("--sweep-output-tokens", self.serve.output_tokens)
             if not self.serve.seconds > 0:
                 raise SizebenchError(f"--sweep-seconds must be positive, got {self.serve.seconds:g}")
+        if "agreement" in self.stages:
+            from sizebench.planning.agreement import references
+
+            references(self.models, self.dtype, self.reference)  # a --reference outside the run: one line
         if "prompts" in self.stages and not self.prompts_path:
             raise SizebenchError("the prompt stage needs --prompts FILE")
         return self

@@ -8,13 +8,14 @@ comparisons and flips), `cost` (cost frontier, scaling fit), `sections` (everyth
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
 from rich.markdown import Markdown
 
+from sizebench.analysis import agreement as agreement_figures
 from sizebench.analysis import cost as cost_figures
 from sizebench.analysis import scaling
 from sizebench.analysis import verdict as verdict_rule
@@ -22,16 +23,14 @@ from sizebench.runstore import atomic, frames as frames_module
 from sizebench.runstore.frames import Frames
 from sizebench.analysis.sizes import SizeAxis
 from sizebench.report import cost_section as report_cost
+from sizebench.report.agreement_section import agreement_section, verdict_notes
 from sizebench.report import verdict_section as verdict_report
 from sizebench.report.markdown import cell, table
 from sizebench.report.notes import skipped_tasks
 from sizebench.report.precision_section import precision_section
-<<<<<<< HEAD
 from sizebench.report.serving_section import plot as serving_plot, serving_section
 from sizebench.analysis import serving
-=======
 from sizebench.report.preference_section import preference_section
->>>>>>> judge
 from sizebench.report.sections import (answers_section, conclusion_section, metadata_section, protocol_section,
                                        published_section, tasks_section)
 from sizebench.report.speed import speed_section
@@ -54,10 +53,11 @@ class Analysis:
     margin: float
     price_per_hour: float | None
     headline: str  # the benchmark the frontier and the scaling fit show
+    agreement: dict[str, str] = field(default_factory=dict)  # variant -> reference rung (the agreement stage)
 
 
 def analyse(fr: Frames, df: pd.DataFrame, margin: float = DEFAULT_MARGIN,
-            price_per_hour: float | None = None) -> Analysis:
+            price_per_hour: float | None = None, reference: str | None = None) -> Analysis:
     order, size_axis = verdict_rule.size_order(fr)
     sets = verdict_rule.outcome_sets(fr, order)
     vs = [v for v in (verdict_rule.decide(o, margin, size_axis) for o in sets) if v is not None]
@@ -65,7 +65,7 @@ def analyse(fr: Frames, df: pd.DataFrame, margin: float = DEFAULT_MARGIN,
     top = report_cost.headline(sets)
     fits, too_few = scaling.fits(fr, top) if top is not None else ([], {})
     return Analysis(vs, size_axis, costs, report_cost.frontier(sets, vs, costs), fits, too_few, margin,
-                    price_per_hour, top.name if top is not None else "")
+                    price_per_hour, top.name if top is not None else "", agreement_figures.references(fr, reference))
 
 
 def render(fr: Frames, plot_files: list[str], df: pd.DataFrame | None = None, margin: float = DEFAULT_MARGIN,
@@ -73,16 +73,21 @@ def render(fr: Frames, plot_files: list[str], df: pd.DataFrame | None = None, ma
     df = summary(fr) if df is None else df
     a = analyse(fr, df, margin, price_per_hour) if analysis is None else analysis
     order = list(df["model"])
+    scaling_plots = [p for p in plot_files if not p.endswith("agreement.png")]
     judged = frozenset(v.outcomes.name for v in a.verdicts)
+    notes = verdict_notes(fr, a.agreement)
+    agreement_plot = next((p for p in plot_files if p.endswith("agreement.png")), None)
     sections = ["# sizebench report",
-                verdict_report.verdict_section(a.verdicts, a.margin, a.size_axis, not fr["task"].empty),
+                verdict_report.verdict_section(a.verdicts, a.margin, a.size_axis, not fr["task"].empty, notes),
                 preference_section(fr, a.margin), metadata_section(fr),
                 "## Summary\n\n" + summary_prose(a.size_axis, _mapped(df)) + "\n\n" + summary_table(df),
                 verdict_report.evidence_section(a.verdicts),
                 report_cost.cost_section(a.costs, a.frontier, a.price_per_hour, prefix),
                 report_cost.scaling_section(a.fits, a.too_few, a.headline, prefix),
-                conclusion_section(df, a.size_axis, judged), precision_section(fr, df), tasks_section(fr, order), published_section(fr),
-                "## Scaling plots\n\n" + "\n\n".join(f"![{Path(p).stem}]({p})" for p in plot_files) if plot_files else "",
+                conclusion_section(df, a.size_axis, judged), precision_section(fr, df),
+                agreement_section(fr, df, a.agreement, agreement_plot), tasks_section(fr, order), published_section(fr),
+                "## Scaling plots\n\n" + "\n\n".join(f"![{Path(p).stem}]({p})" for p in scaling_plots)
+                if scaling_plots else "",
                 serving_section(serving.levels(fr), prefix),
                 verdict_report.flips_section(fr, a.verdicts), answers_section(fr, order), speed_section(fr, order),
                 protocol_section(fr)]
@@ -90,7 +95,8 @@ def render(fr: Frames, plot_files: list[str], df: pd.DataFrame | None = None, ma
 
 
 def publish(run_dirs: list[Path], results_dir: Path, console: Console, latest_only: bool = True,
-            margin: float = DEFAULT_MARGIN, price_per_hour: float | None = None, name: str = "report.md") -> Path:
+            margin: float = DEFAULT_MARGIN, price_per_hour: float | None = None, name: str = "report.md",
+            reference: str | None = None) -> Path:
     """Write results/<name> (and plots) and print the verdict, summary, answers and conclusion.
 
     Plots of report.md are plot_*.png; another name's take its stem (precision-report_accuracy.png),
@@ -99,7 +105,7 @@ def publish(run_dirs: list[Path], results_dir: Path, console: Console, latest_on
 
     fr = frames_module.load(run_dirs, latest_only)
     df = summary(fr)
-    a = analyse(fr, df, margin, price_per_hour)
+    a = analyse(fr, df, margin, price_per_hour, reference)
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / name
     prefix = "plot_" if name == "report.md" else f"{path.stem}_"
@@ -109,8 +115,13 @@ def publish(run_dirs: list[Path], results_dir: Path, console: Console, latest_on
                        f"{a.frontier.outcomes.name} accuracy", results_dir, prefix)
     plots.scaling_fit(a.fits, f"{a.headline} accuracy", results_dir, prefix)
     serving_plot(serving.levels(fr), results_dir, prefix)
+    figures = agreement_figures.token_figures(fr, a.agreement)
+    drawn = plots.agreement(figures, dict(zip(df["model"], df.get("weights_mem_mb", []))), results_dir, prefix) \
+        if not figures.empty else None
+    plot_files = plot_files + ([drawn] if drawn else [])
     atomic.write_text(path, render(fr, plot_files, df, analysis=a, prefix=prefix))
-    console.print(Markdown(verdict_report.verdict_section(a.verdicts, a.margin, a.size_axis, not fr["task"].empty)))
+    console.print(Markdown(verdict_report.verdict_section(a.verdicts, a.margin, a.size_axis, not fr["task"].empty,
+                                                          verdict_notes(fr, a.agreement))))
     console.print(Markdown("## Summary\n\n" + summary_table(df)))
     answers = answers_section(fr, list(df["model"]))
     if answers:

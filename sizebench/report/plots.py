@@ -172,3 +172,35 @@ def scaling_fit(fits: list, accuracy_label: str, out_dir: Path, prefix: str = "p
     name = prefix + "scaling_fit.png"
     _save(fig, out_dir / name)
     return name
+
+
+def agreement(figures: pd.DataFrame, weights: dict[str, float], out_dir: Path, prefix: str = "plot_") -> str | None:
+    """Mean KLD on the corpus against weight memory, both log scale, one series per reference; None without
+    two points to draw."""
+    rows = figures[(figures["text"] == "corpus") & figures["model"].map(lambda m: weights.get(m) is not None)] \
+        if not figures.empty else figures
+    rows = rows[rows["kld_mean"] > 0] if not rows.empty else rows
+    if len(rows) < 1:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4), dpi=100)
+    at = {}
+    for reference, group in rows.groupby("reference", sort=False):
+        xs = [weights[m] for m in group["model"]]
+        ax.plot(xs, list(group["kld_mean"]), marker="o", linestyle="none", label=f"against {reference}")
+        at.update({m: (x, y) for m, x, y in zip(group["model"], xs, group["kld_mean"])})
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("weights in memory, MiB (log scale)")
+    ax.set_ylabel("mean KL divergence, nats/token (log scale)")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=7)
+    _label(ax, at)
+    fig.tight_layout()
+    name = prefix + "agreement.png"
+    _save(fig, out_dir / name)
+    return name

@@ -36,7 +36,9 @@ def summary(fr: Frames) -> pd.DataFrame:
                 row["params_non_embedding"] = last["params_non_embedding"]
         stages = _rows(fr["stage"], name)
         # The load's peak (a quantized variant loads at full precision first) is kept apart from the
-        # running peak of the prompt and task stages, which is what the model needs once loaded.
+        # running peak of the prompt and task stages, which is what the model needs once loaded (the
+        # agreement stage's logit rows are a measurement's cost, not the model's).
+        stages = stages[stages["stage"].isin(("prompts", "tasks"))] if not stages.empty else stages
         row["load_peak_rss_mb"] = _peak(load, "peak_rss_mb")
         row["peak_rss_mb"] = _peak(stages, "peak_rss_mb")
         row["load_cuda_peak_mb"] = _peak(load, "cuda_peak_mb")

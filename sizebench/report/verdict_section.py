@@ -33,7 +33,8 @@ def _pv(p: float) -> str:
     return f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
 
 
-def paragraph(v: Verdict) -> str:
+def paragraph(v: Verdict, notes: dict[str, str] | None = None) -> str:
+    """notes: model -> a clause added where the items cannot decide on it (its agreement with the reference)."""
     rec, best = v.recommended, v.best
     head = f"**{v.outcomes.name}** ({v.n} items, {v.outcomes.metric}): "
     if rec == best:
@@ -65,11 +66,13 @@ def paragraph(v: Verdict) -> str:
                  + ((f"; at n = {v.n} only differences of about {detect:.3f} or more are detectable (80% power)"
                      if detect < 1 else f"; at n = {v.n} no accuracy difference is reliably detectable")
                     if detect else "")
-                 + (f"; about {need:,} items would decide." if need else "; no item count would settle it at this gap."))
+                 + (f"; about {need:,} items would decide." if need else "; no item count would settle it at this gap.")
+                 + (notes or {}).get(m, ""))
     return text
 
 
-def verdict_section(vs: list[Verdict], margin: float, size_axis: SizeAxis, has_old_tasks: bool) -> str:
+def verdict_section(vs: list[Verdict], margin: float, size_axis: SizeAxis, has_old_tasks: bool,
+                    notes: dict[str, str] | None = None) -> str:
     lines = ["## Verdict"]
     if not vs:
         lines.append("No per-item outcomes with two or more models are stored in these runs, so there is no paired "
@@ -77,7 +80,7 @@ def verdict_section(vs: list[Verdict], margin: float, size_axis: SizeAxis, has_o
                               "per-item records)." if has_old_tasks else "."))
         return "\n\n".join(lines)
     ordered = [v for v in vs if v.outcomes.name == POOLED] + [v for v in vs if v.outcomes.name != POOLED]
-    lines += [paragraph(v) for v in ordered]
+    lines += [paragraph(v, notes) for v in ordered]
     lines.append(rule(margin, size_axis.title))
     return "\n\n".join(lines)
 

@@ -179,8 +179,54 @@ class SkipRecord(Record):
 
 
 @dataclass(frozen=True)
+class DistributionsRecord(Record):
+    """The reference rung's next-token distributions on the agreement texts, stored once per run in a file
+    of the run folder (sizebench.measurement.divergence: top-k log-probabilities and the rest's mass)."""
+
+    file: str  # relative to the run folder
+    tokens: dict[str, int]  # text set -> tokens scored
+    top_k: int
+    vocab: int  # ids compared: the tokenizer's length, or the logit rows where fewer
+    vocab_sha256: str  # of the id -> token map over those ids
+    bytes: int  # the file's size
+    kind = "distributions"
+    written_in = "agreement"
+
+
+@dataclass(frozen=True)
+class AgreementRecord(Record):
+    """A variant's next-token distributions against the reference's, teacher-forced on the same tokens."""
+
+    reference: str
+    text: str  # "corpus" (the bundled prose) or "answers" (the reference's own answers to the prompt suite)
+    tokens: int
+    kld_mean: float  # KL(reference || variant), nats per token
+    kld_stderr: float
+    kld_median: float
+    kld_p90: float
+    kld_p99: float
+    kld_max: float
+    same_top: float  # share of tokens whose most likely next token is the reference's
+    ppl_ratio: float  # PPL(variant) / PPL(reference) on these tokens
+    ln_ppl_ratio_stderr: float
+    rms_dp: float  # RMS over tokens of p_variant(next) - p_reference(next)
+    mean_dp: float
+    top_k: int  # the reference's stored form (the KLD is a lower bound of the exact one over all ids)
+    kind = "agreement"
+    written_in = "agreement"
+
+
+@dataclass(frozen=True)
+class AgreementSkipRecord(Record):
+    reference: str | None
+    reason: str
+    kind = "agreement_skipped"
+    written_in = "agreement"
+
+
+@dataclass(frozen=True)
 class StageRecord(Record):
-    """A stage (prompts, tasks) finished; written last, so its absence means 'redo on resume'."""
+    """A stage (prompts, tasks, agreement) finished; written last, so its absence means 'redo on resume'."""
 
     stage: str
     wall_s: float
@@ -201,7 +247,6 @@ class FailureRecord(Record):
 
 
 @dataclass(frozen=True)
-<<<<<<< HEAD
 class ServedRequestRecord(Record):
     """One request of the load sweep, written as it finishes (a server dying mid-level keeps those before)."""
 
@@ -234,8 +279,7 @@ class SweepLevelRecord(Record):
     written_in = "sweep"
 
 
-STAGES = ("prompts", "tasks", "sweep")
-=======
+@dataclass(frozen=True)
 class VoteRecord(Record):
     """One pairwise judgement of two answers to a prompt: a person's vote on the judging page, or an LLM
     judge's reading of one order. `model` names the source ("human", or "judge:NAME"); `attempt` is the
@@ -262,5 +306,4 @@ class VoteUndoneRecord(Record):
     kind = "vote_undone"
 
 
-STAGES = ("prompts", "tasks")
->>>>>>> judge
+STAGES = ("prompts", "tasks", "agreement", "sweep")

@@ -143,3 +143,14 @@ def item_texts(records: list[dict]) -> set[str]:
 def completed(records: list[dict]) -> set[tuple[str, str]]:
     """(model, stage) pairs whose stage record was written."""
     return {(r["model"], r["stage"]) for r in records if r["kind"] == "stage"}
+
+
+def current(records: list[dict], kind: str, model: str) -> list[dict]:
+    """One model's rows of a kind, from the attempt that finished their stage (else its latest attempt)."""
+    from sizebench.runstore.records import KINDS
+
+    stage = KINDS[kind].written_in
+    finished = [r["attempt"] for r in records if r["kind"] == "stage" and r["model"] == model and r["stage"] == stage]
+    rows = [r for r in records if r["kind"] == kind and r["model"] == model]
+    attempt = finished[-1] if finished else (rows[-1]["attempt"] if rows else None)
+    return [r for r in rows if r["attempt"] == attempt]

@@ -31,6 +31,10 @@ class TransformersEngine(Engine):
         needed = memory.required_bytes(spec.params, per_param) if spec.params else 0
         return ray_request(needed, device, cluster_gpus, gpu_bytes)
 
+    def nominal_bits(self, spec, dtype: str) -> float:
+        """The run dtype's bits (float32 where auto: the CPU's, and a GGUF dequantized), or the quantized bits."""
+        return 8 * precision.bytes_per_param(spec.precision, "float32" if dtype == "auto" else dtype)
+
     def load(self, spec, job: dict):
         import torch
 

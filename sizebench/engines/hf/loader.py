@@ -10,7 +10,7 @@ from typing import Any
 
 from sizebench.engines import formats
 from sizebench.engines.base import Generation, Session
-from sizebench.engines.hf import footprint, precision, prompting
+from sizebench.engines.hf import footprint, precision, prompting, scoring
 from sizebench.errors import MemoryGuardError, SizebenchError
 from sizebench.measurement import measure, memory
 from sizebench.measurement.measure import resolve_device
@@ -75,6 +75,21 @@ class Loaded(Session):
 
     def batched_throughput(self, prompts, settings, attempt, single):
         return prompting.batched_throughput(self, prompts, settings, attempt, single)
+
+    def vocabulary(self) -> list[str]:
+        return scoring.vocabulary(self.tokenizer)
+
+    def text_ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def begin_ids(self) -> list[int]:
+        return scoring.begin_ids(self.tokenizer)
+
+    def prompt_ids(self, rendered: formats.Rendered) -> list[int]:
+        return self.tokenizer(rendered.text, add_special_tokens=rendered.add_special_tokens)["input_ids"]
+
+    def next_token_logits(self, ids: list[int], first: int):
+        return scoring.next_token_logits(self.model, ids, first)
 
     def lm(self, batch_size: str):
         from sizebench.engines.hf.fast_lm import SizebenchLM  # HFLM with a faster log-likelihood path, same numbers

@@ -62,6 +62,10 @@ class LlamaCppEngine(Engine):
         needed = memory.required_bytes(spec.params, bits / 8) if spec.params else 0
         return ray_request(needed, device, cluster_gpus, gpu_bytes)
 
+    def nominal_bits(self, spec, dtype: str) -> float | None:
+        shipped = (spec.quantization or "").removeprefix("GGUF ").lower()
+        return TYPE_BITS.get(spec.precision or shipped)
+
     def load(self, spec, job: dict):
         from sizebench.engines.llamacpp import session
 

@@ -314,6 +314,29 @@ class LlamaCppLM(TemplateLM):
                     read[start + i] = Read.of(row, entry.targets)
         return read
 
+    def logit_rows(self, tokens: list[int], first: int) -> np.ndarray:
+        """Raw logits at positions first .. len(tokens) - 2 of one sequence, in an emptied KV cache."""
+        lib, batch = self._lib, self.batch
+        lib.llama_memory_clear(self.memory, True)
+        fed = tokens[:-1]
+        rows = np.empty((len(fed) - first, self.n_vocab), dtype=np.float32)
+        for start in range(0, len(fed), self.batch_tokens):
+            chunk = fed[start:start + self.batch_tokens]
+            batch.n_tokens = len(chunk)
+            for i, token in enumerate(chunk):
+                pos = start + i
+                batch.token[i], batch.pos[i], batch.n_seq_id[i] = token, pos, 1
+                batch.seq_id[i][0] = 0
+                batch.logits[i] = pos >= first
+            status = lib.llama_decode(self.ctx, batch)
+            if status != 0:
+                raise RuntimeError(f"llama_decode returned {status} on {len(chunk)} tokens")
+            for i in range(len(chunk)):
+                if start + i >= first:
+                    rows[start + i - first] = np.ctypeslib.as_array(lib.llama_get_logits_ith(self.ctx, i),
+                                                                    shape=(self.n_vocab,))
+        return rows
+
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
         """HFLM's rolling windows (disjoint, max_length each, the prefix token first), summed per text."""
         from lm_eval import utils

@@ -144,6 +144,30 @@ class LlamaCppSession(Session):
         return Generation(formats.cut_at_stop(answer, rendered.stop_strings), tuple(new), len(tokens),
                           min(first or latency, latency), latency)
 
+    # ---- next-token distributions -----------------------------------------------------------------
+
+    def vocabulary(self) -> list[str]:
+        import llama_cpp
+
+        vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
+        return [llama_cpp.llama_vocab_get_text(vocab, i).decode("utf-8", "replace") for i in range(self.llm.n_vocab())]
+
+    def text_ids(self, text: str) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+
+    def begin_ids(self) -> list[int]:
+        return self.llm.tokenize(b"", add_bos=True, special=False)
+
+    def prompt_ids(self, rendered: formats.Rendered) -> list[int]:
+        return self.encode(rendered)
+
+    def next_token_logits(self, ids: list[int], first: int):
+        from sizebench.engines.llamacpp.lm import LlamaCppLM
+
+        if "scorer" not in self.reusable:
+            self.reusable["scorer"] = LlamaCppLM(llm=self.llm)
+        return self.reusable["scorer"].logit_rows(ids, first)
+
     # ---- tasks ------------------------------------------------------------------------------------
 
     def lm(self, batch_size: str):

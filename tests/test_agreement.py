@@ -1,0 +1,167 @@
+"""The agreement stage: next-token KL divergence and friends against a reference rung, checked against a
+direct computation on tiny GPT-NeoX models (sizes sharing one tokenizer, one model at two precisions)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import build_tiny_neox, records, sizebench
+from sizebench import engines
+from sizebench.measurement import divergence
+from sizebench.planning.registry import resolve
+from sizebench.stages import agreement
+
+JOB = {"device": "cpu", "dtype": "auto", "force": False, "offload": True, "threads": 1}
+
+
+@pytest.fixture(scope="module")
+def ladder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ladder")
+    return {"small": build_tiny_neox(root / "tiny-32", hidden=32),
+            "big": build_tiny_neox(root / "tiny-64", hidden=64, extra_rows=24, seed=1),  # padded logit rows
+            "other": build_tiny_neox(root / "tiny-other", vocab_size=280)}
+
+
+def session(expression: str):
+    spec = resolve(expression)[0]
+    return engines.get(spec.engine).load(spec, JOB)
+
+
+def direct(reference, variant, seqs, dtype=None) -> dict[str, np.ndarray]:
+    """The figures straight from transformers over every id: no stored form, no sizebench code."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    vocab = len(AutoTokenizer.from_pretrained(reference))
+    ref = AutoModelForCausalLM.from_pretrained(reference, dtype=torch.float32)
+    var = AutoModelForCausalLM.from_pretrained(variant, dtype=dtype or torch.float32)
+    out = {"kld": [], "same": [], "ln_ratio": [], "dp": []}
+    with torch.inference_mode():
+        for s in seqs:
+            ids = torch.tensor([s.ids])
+            lp = torch.log_softmax(ref(ids).logits[0, s.first:-1, :vocab].double(), -1)
+            lq = torch.log_softmax(var(ids).logits[0, s.first:-1, :vocab].double(), -1)
+            nxt = torch.tensor(s.ids[s.first + 1:])
+            rows = torch.arange(len(nxt))
+            out["kld"].append((lp.exp() * (lp - lq)).sum(-1))
+            out["same"].append(lq.argmax(-1) == lp.argmax(-1))
+            out["ln_ratio"].append(lp[rows, nxt] - lq[rows, nxt])
+            out["dp"].append(lq[rows, nxt].exp() - lp[rows, nxt].exp())
+    return {k: torch.cat(v).numpy() for k, v in out.items()}
+
+
+def test_figures_equal_a_direct_computation_and_the_stored_form_is_a_lower_bound(ladder, monkeypatch):
+    big, small = session(str(ladder["big"])), session(str(ladder["small"]))
+    seqs = agreement.sequences(big, [])
+    assert len(seqs) == agreement.MAX_CHUNKS and all(len(s.ids) == 256 and s.first == 128 for s in seqs)  # window
+    truth = direct(ladder["big"], ladder["small"], seqs)
+
+    monkeypatch.setattr(divergence, "TOP_K", 10_000)  # every id kept: the stored form is exact
+    exact = agreement.variant_figures(small, agreement.reference_distributions(big, seqs))["corpus"]
+    assert exact.tokens == len(truth["kld"]) == 127 * len(seqs)
+    assert exact.kld_mean == pytest.approx(truth["kld"].mean(), rel=1e-6)
+    assert exact.kld_p99 == pytest.approx(np.percentile(truth["kld"], 99), rel=1e-6)
+    assert exact.kld_max == pytest.approx(truth["kld"].max(), rel=1e-6)
+    assert exact.same_top == pytest.approx(truth["same"].mean())
+    assert exact.ppl_ratio == pytest.approx(np.exp(truth["ln_ratio"].mean()), rel=1e-6)
+    assert exact.rms_dp == pytest.approx(np.sqrt((truth["dp"] ** 2).mean()), rel=1e-6)
+
+    monkeypatch.setattr(divergence, "TOP_K", 16)  # of 303 ids: the lumped rest makes it a lower bound
+    stored = agreement.reference_distributions(big, seqs)
+    assert stored.top_k == 16 and stored.vocab == 303  # the tokenizer's ids, not the 327 logit rows
+    lumped = agreement.variant_figures(small, stored)["corpus"]
+    assert 0 < lumped.kld_mean < truth["kld"].mean()  # near-uniform random models: far below
+    assert lumped.same_top == exact.same_top and lumped.ppl_ratio == pytest.approx(exact.ppl_ratio, rel=1e-6)
+
+
+def test_a_model_against_itself_and_at_bf16_and_the_file_round_trips(ladder, tmp_path):
+    import torch
+
+    fp32, bf16 = session(str(ladder["small"])), session(f"{ladder['small']}@bf16")
+    seqs = agreement.sequences(fp32, [])[:4]
+    path = tmp_path / "agreement" / "ref.npz"
+    agreement.reference_distributions(fp32, seqs).save(path)
+    stored = agreement.Stored.load(path)
+    assert [s.ids for s in stored.sequences] == [s.ids for s in seqs]
+
+    itself = agreement.variant_figures(fp32, stored)["corpus"]
+    assert itself.kld_mean < 1e-7 and itself.kld_max < 1e-6  # 0 but for the float32 rounding of the stored form
+    assert itself.same_top == 1.0 and itself.ppl_ratio == pytest.approx(1.0, abs=1e-7) and itself.rms_dp < 1e-7
+
+    half = agreement.variant_figures(bf16, stored)["corpus"]
+    truth = direct(ladder["small"], ladder["small"], seqs, dtype=torch.bfloat16)
+    assert 0 < half.kld_mean <= truth["kld"].mean() * (1 + 1e-6)
+    assert half.same_top == pytest.approx(truth["same"].mean())
+    assert half.ppl_ratio == pytest.approx(np.exp(truth["ln_ratio"].mean()), rel=1e-6)
+
+
+def test_another_tokenizer_is_not_compared(ladder, tmp_path):
+    stored = agreement.reference_distributions(session(str(ladder["small"])), agreement.sequences(
+        session(str(ladder["small"])), [])[:1])
+    reason = agreement.mismatch(stored, session(str(ladder["other"])).vocabulary())
+    assert reason and "does not map the reference's 303 ids to the same tokens" in reason
+    assert agreement.mismatch(stored, session(str(ladder["big"])).vocabulary()) is None
+
+
+def test_bench_runs_the_reference_first_resumes_the_stage_and_the_report_shows_it(ladder, suite_file, tmp_path):
+    results = tmp_path / "results"
+    models = f"{ladder['small']},{ladder['small']}@bf16,{ladder['big']}"
+    done = sizebench("bench", "--models", models, "--prompts", str(suite_file), "--limit", "6",
+                     "--max-new-tokens", "8", "--results", str(results))
+    assert done.returncode == 0, done.stderr
+    run = next((results / "runs").iterdir())
+    rows = records(results)
+    loads = [r["model"] for r in rows if r["kind"] == "load"]
+    assert loads[0] == "tiny-64"  # the reference (the largest of the tokenizer group) ran first
+    (dist,) = [r for r in rows if r["kind"] == "distributions"]
+    assert dist["model"] == "tiny-64" and set(dist["tokens"]) == {"corpus", "answers"}
+    assert (run / dist["file"]).stat().st_size == dist["bytes"]
+    figures = {(r["model"], r["text"]): r for r in rows if r["kind"] == "agreement"}
+    assert set(figures) == {(m, t) for m in ("tiny-32", "tiny-32@bf16") for t in ("corpus", "answers")}
+    assert all(r["reference"] == "tiny-64" and 0 < r["kld_mean"] for r in figures.values())
+
+    report = (results / "report.md").read_text()
+    assert "## Agreement with the reference rung" in report and "### Choices on the tasks" in report
+    assert "| tiny-32@bf16 | tiny-64 |" in report and (results / "plot_agreement.png").exists()
+
+    # a worker killed in the agreement stage leaves no stage record: resume redoes that stage alone
+    lines = (run / "records.jsonl").read_text().splitlines()
+    cut = [i for i, line in enumerate(lines) if json.loads(line).get("model") == "tiny-32@bf16"
+           and json.loads(line)["kind"] in ("agreement", "stage") and json.loads(line).get("stage", "agreement") == "agreement"]
+    (run / "records.jsonl").write_text("\n".join(line for i, line in enumerate(lines) if i not in cut) + "\n")
+    stamp = (run / dist["file"]).stat().st_mtime_ns
+    again = sizebench("bench", "--resume", run.name, "--results", str(results))
+    assert again.returncode == 0, again.stderr
+    rows = records(results)
+    assert sum(r["kind"] == "load" and r["model"] == "tiny-32@bf16" for r in rows) == 2
+    assert sum(r["kind"] == "load" for r in rows) == 4  # no other model was loaded again
+    assert (run / dist["file"]).stat().st_mtime_ns == stamp
+    assert {(r["model"], r["text"]) for r in rows if r["kind"] == "agreement"} == set(figures)
+
+    refused = sizebench("report", run.name, "--results", str(results), "--reference", "tiny-32")
+    assert refused.returncode == 2 and refused.stderr.strip().count("\n") == 0
+    assert "no next-token distributions stored for it (stored: tiny-64)" in refused.stderr
+    chosen = sizebench("report", run.name, "--results", str(results), "--reference", "tiny-64")
+    assert chosen.returncode == 0, chosen.stderr
+
+
+def test_the_plan_groups_rungs_by_tokenizer_and_refuses_an_unknown_reference(ladder):
+    from sizebench.errors import SizebenchError
+    from sizebench.planning import agreement as planned
+
+    specs = tuple(resolve(f"{ladder['small']}@fp32,bf16") + resolve(str(ladder["big"])) + resolve(str(ladder["other"]))
+                  + resolve("dolly-v2-3b,minidolly-70m,smollm2-135m@int8") + resolve("llama.cpp:smollm2-135m@q8_0"))
+    mapping = planned.references(specs, "auto")
+    assert mapping == {"tiny-32@fp32": "tiny-64", "tiny-32@bf16": "tiny-64", "tiny-64": "tiny-64",
+                       "dolly-v2-3b": "dolly-v2-3b", "minidolly-70m": "dolly-v2-3b",
+                       "smollm2-135m@int8": "llama.cpp:smollm2-135m@q8_0",  # 8.5 bits a weight against 8
+                       "llama.cpp:smollm2-135m@q8_0": "llama.cpp:smollm2-135m@q8_0"}
+    assert "tiny-other" not in mapping  # alone with its tokenizer
+    order = [specs[i].name for i in planned.run_order(specs, mapping)]
+    assert order[:4] == ["tiny-64", "dolly-v2-3b", "llama.cpp:smollm2-135m@q8_0", "tiny-32@fp32"]
+    assert planned.references(specs, "auto", "tiny-other")["tiny-64"] == "tiny-other"
+    with pytest.raises(SizebenchError, match="--reference nope: not a model of this run"):
+        planned.references(specs, "auto", "nope")
