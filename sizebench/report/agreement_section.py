@@ -47,9 +47,10 @@ def agreement_section(fr: Frames, df: pd.DataFrame, mapping: dict[str, str], plo
     stored = fr.tables.get("distributions", pd.DataFrame())
     for _, r in stored.iterrows() if not stored.empty else ():
         counts = ", ".join(f"{n:,} tokens of {t}" for t, n in r["tokens"].items())
-        parts.append(f"Reference **{r['model']}**: {counts}; {r['vocab']:,} ids compared; its distributions "
+        vocab = int(r["vocab"])
+        parts.append(f"Reference **{r['model']}**: {counts}; {vocab:,} ids compared; its distributions "
                      f"take {r['bytes'] / 2**20:.1f} MiB in the run folder (`{r['file']}`, "
-                     f"{bytes_per_token(r['vocab'], r['top_k'])} bytes a token before compression).")
+                     f"{bytes_per_token(vocab, int(r['top_k']))} bytes a token before compression).")
     header = ["variant", "reference", "weights in memory MiB", "tokens", "mean KLD", "median", "p90", "p99", "max",
               "same top", "PPL ratio (95%)", "RMS Δp"]
     for text in ("corpus", "answers"):
