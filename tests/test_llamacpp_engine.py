@@ -39,8 +39,8 @@ def test_the_cli_refuses_an_unknown_type_or_engine_in_one_line(cli):
     code, out, err = cli("compare", "--models", "llama.cpp:smollm2-135m@q9_9")
     assert code == 2 and "llama.cpp has no type 'q9_9'" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
-    code, out, err = cli("compare", "--engines", "transformers,vllm")
-    assert code == 2 and "unknown engine 'vllm'; choose one of: transformers, llama.cpp" in err
+    code, out, err = cli("compare", "--engines", "transformers,tgi")
+    assert code == 2 and "unknown engine 'tgi'; choose one of: transformers, llama.cpp" in err
 
 
 def test_models_lists_the_engines_and_their_types(cli):
