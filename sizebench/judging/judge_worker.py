@@ -9,15 +9,13 @@ stopped (SIGTERM from the parent, or the parent's death).
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import traceback
 
 from sizebench.errors import SizebenchError
 from sizebench.judging import judge_prompt
 from sizebench.judging.pairs import VOTES
-from sizebench.launch import supervise
-from sizebench.launch.worker import event, go_offline_if_unreachable, stop_between_records
+from sizebench.launch.worker import event, start
 from sizebench.planning.registry import ModelSpec
 from sizebench.runstore.records import VoteRecord
 from sizebench.runstore.store import RunStore
@@ -25,11 +23,7 @@ from sizebench.stages.suites import Prompt
 
 
 def run(job: dict) -> int:
-    signal.signal(signal.SIGTERM, stop_between_records)
-    supervise.die_with_parent()
-    go_offline_if_unreachable()
-    store = RunStore(job["run_dir"])
-    spec = ModelSpec.from_dict(job["model"])
+    store, spec = start(job)
     try:
         judge(spec, job, store)
         return 0

@@ -44,12 +44,17 @@ def stop_between_records(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def run(job: dict) -> int:
+def start(job: dict) -> tuple[RunStore, ModelSpec]:
+    """What every worker process does first: stop on SIGTERM between records, die with the parent, go offline
+    where the hub is unreachable; then the job's store and model."""
     signal.signal(signal.SIGTERM, stop_between_records)
     supervise.die_with_parent()
     go_offline_if_unreachable()
-    store = RunStore(job["run_dir"])
-    spec = ModelSpec.from_dict(job["model"])
+    return RunStore(job["run_dir"]), ModelSpec.from_dict(job["model"])
+
+
+def run(job: dict) -> int:
+    store, spec = start(job)
     attempt = job["attempt"]
     stage = "load"
     loaded = None
