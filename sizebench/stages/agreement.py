@@ -99,8 +99,8 @@ class Stored:
         return np.concatenate(mask) if mask else np.zeros(0, bool)
 
 
-def reference_distributions(session, seqs: list[Sequence]) -> Stored:
-    vocab_map = session.vocabulary()
+def reference_distributions(session, seqs: list[Sequence], vocab_map: list[str] | None = None) -> Stored:
+    vocab_map = session.vocabulary() if vocab_map is None else vocab_map
     parts, size = [], None
     for s in seqs:
         logits = session.next_token_logits(s.ids, s.first)
@@ -155,9 +155,9 @@ def run(session, plan: dict, run_dir: Path, answers: list[tuple[object, str]], e
             emit(AgreementSkipRecord(name, attempt, reference, "the reference's engine gives no next-token "
                                                                "distributions: no agreement figures in this run"))
             return
-        stored = reference_distributions(session, sequences(session, answers))
+        stored = reference_distributions(session, sequences(session, answers), vocab_map)
         size = stored.save(path)
-        counts = {t: int(stored.rows_of(t).sum()) for t in TEXTS if stored.rows_of(t).any()}
+        counts = {t: n for t in TEXTS if (n := int(stored.rows_of(t).sum()))}
         emit(DistributionsRecord(name, attempt, plan["file"], counts, stored.top_k, stored.vocab,
                                  stored.vocab_sha256, size))
         return
