@@ -31,30 +31,25 @@ def _connection(url: str, timeout: float):
     return kind(parts.hostname, parts.port, timeout=timeout), parts.path.rstrip("/")
 
 
-def get_json(base_url: str, path: str, timeout: float = 5.0) -> dict:
+def _request(method: str, base_url: str, path: str, payload: dict | None, timeout: float) -> dict:
     connection, prefix = _connection(base_url, timeout)
     try:
-        connection.request("GET", prefix + path, headers=headers())
+        connection.request(method, prefix + path, None if payload is None else json.dumps(payload), headers())
         response = connection.getresponse()
         body = response.read()
         if response.status != 200:
-            raise OSError(f"HTTP {response.status} from GET {path}: {body[:200].decode(errors='replace')}")
+            raise OSError(f"HTTP {response.status} from {method} {path}: {body[:300].decode(errors='replace')}")
         return json.loads(body)
     finally:
         connection.close()
+
+
+def get_json(base_url: str, path: str, timeout: float = 5.0) -> dict:
+    return _request("GET", base_url, path, None, timeout)
 
 
 def post_json(base_url: str, path: str, payload: dict, timeout: float) -> dict:
-    connection, prefix = _connection(base_url, timeout)
-    try:
-        connection.request("POST", prefix + path, json.dumps(payload), headers())
-        response = connection.getresponse()
-        body = response.read()
-        if response.status != 200:
-            raise OSError(f"HTTP {response.status}: {body[:300].decode(errors='replace')}")
-        return json.loads(body)
-    finally:
-        connection.close()
+    return _request("POST", base_url, path, payload, timeout)
 
 
 def healthy(base_url: str) -> bool:
