@@ -58,14 +58,21 @@ def build_tiny_neox(folder: Path, always_end: bool = False, always_eos: bool = F
     model = GPTNeoXForCausalLM(config)
     always = "### End" if always_end else "<|endoftext|>" if always_eos else None
     if always:
-        with torch.no_grad():
-            model.gpt_neox.final_layer_norm.weight.zero_()
-            model.gpt_neox.final_layer_norm.bias.fill_(1.0)
-            model.get_output_embeddings().weight.zero_()
-            model.get_output_embeddings().weight[fast.convert_tokens_to_ids(always)] = 1.0
+        emit_only(model, fast.convert_tokens_to_ids(always))
     model.save_pretrained(folder)
     fast.save_pretrained(folder)
     return folder
+
+
+def emit_only(model, token_id: int) -> None:
+    """Weights of a GPT-NeoX set so that every next token is `token_id`, whatever came before."""
+    import torch
+
+    with torch.no_grad():
+        model.gpt_neox.final_layer_norm.weight.zero_()
+        model.gpt_neox.final_layer_norm.bias.fill_(1.0)
+        model.get_output_embeddings().weight.zero_()
+        model.get_output_embeddings().weight[token_id] = 1.0
 
 
 def tiny_gguf(path: Path) -> Path:

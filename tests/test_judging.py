@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import build_tiny_neox, sizebench
+from conftest import build_tiny_neox, emit_only, sizebench
 
 SCRIPT = "<script>window.__pwned = 1</script>"
 IMG = '<img src=x onerror="window.__pwned = 2">'
@@ -44,18 +44,13 @@ def _long_window(folder: Path) -> Path:
 
 def _emitter(base: Path, folder: Path, payload: str) -> Path:
     """The tiny model with `payload` added to its vocabulary as one token, and emitting it every time."""
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForCausalLM.from_pretrained(base)
     tokenizer.add_tokens([payload])
     model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-    with torch.no_grad():
-        model.gpt_neox.final_layer_norm.weight.zero_()
-        model.gpt_neox.final_layer_norm.bias.fill_(1.0)
-        model.get_output_embeddings().weight.zero_()
-        model.get_output_embeddings().weight[tokenizer.convert_tokens_to_ids(payload)] = 1.0
+    emit_only(model, tokenizer.convert_tokens_to_ids(payload))
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
