@@ -35,6 +35,8 @@ DTYPE = typer.Option("auto", help="auto | float32 | bfloat16 | float16 (auto: fp
                                    "where the GPU has no bf16).")
 NO_OFFLOAD = typer.Option(False, "--no-offload", help="On GPU, refuse a model that does not fit the GPUs instead of "
                           "putting some of its layers in CPU RAM.")
+HUB_KERNELS = typer.Option(False, "--hub-kernels", help="Let transformers replace layers by kernels it fetches "
+                           "from the Hugging Face Hub at load (binary code; needs the network). Off by default.")
 FORCE = typer.Option(False, "--force", help="Load even when the memory guard says it will not fit.")
 THREADS = typer.Option(None, help="torch threads in each worker (default: torch's choice).")
 MAX_NEW = typer.Option(128, "--max-new-tokens", help="Generation length limit per answer.")
@@ -110,7 +112,7 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
           eval_batch_size="auto", device="auto", dtype="auto", force=False, threads=None, max_new_tokens=128,
           repeat=1, batch_size=1, seed=0, sample=False, temperature=1.0, top_p=1.0, executor="local",
           ray_address=None, top_k=50, decoding=None, no_offload=False, timeout=None, engines="transformers", serve=None,
-          reference=None):
+          reference=None, hub_kernels=False):
     from sizebench.stages import evaluation
     from sizebench.planning.settings import GenSettings
     from sizebench.planning.plan import RunPlan
@@ -128,7 +130,8 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
         gen=GenSettings(max_new_tokens, repeat, seed, sample, temperature, top_p, batch_size, top_k).with_preset(decoding),
         eval=evaluation.EvalSettings(tuple(t.strip() for t in tasks.split(",") if t.strip()), task_path, limit,
                                      num_fewshot, eval_batch_size),
-        device=device, dtype=dtype, force=force, offload=not no_offload, threads=threads, executor=executor,
+        device=device, dtype=dtype, force=force, offload=not no_offload, hub_kernels=hub_kernels, threads=threads,
+        executor=executor,
         ray_address=ray_address, timeout=timeout, reference=reference, **({"serve": serve} if serve else {}),
     ).validate()
     if device == "cuda" and executor == "local":
@@ -213,6 +216,7 @@ def compare(prompts: str = typer.Option(DEFAULT_PROMPTS, "--prompts", "-p", help
             seed: int = SEED, sample: bool = SAMPLE, temperature: float = TEMP, top_p: float = TOP_P,
             top_k: int = TOP_K, decoding: Optional[str] = DECODING,
             device: str = DEVICE, dtype: str = DTYPE, force: bool = FORCE, no_offload: bool = NO_OFFLOAD,
+            hub_kernels: bool = HUB_KERNELS,
             threads: Optional[int] = THREADS,
             executor: str = EXECUTOR, ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS,
             timeout: Optional[float] = TIMEOUT, report_name: str = REPORT, margin: float = MARGIN) -> None:
@@ -221,7 +225,7 @@ def compare(prompts: str = typer.Option(DEFAULT_PROMPTS, "--prompts", "-p", help
     _run(_plan(("prompts",), models, prompts, device=device, dtype=dtype, force=force, threads=threads,
                max_new_tokens=max_new_tokens, repeat=repeat, batch_size=batch_size, seed=seed, sample=sample,
                temperature=temperature, top_p=top_p, executor=executor, ray_address=ray_address, top_k=top_k,
-               decoding=decoding, no_offload=no_offload, timeout=timeout, engines=engines), results,
+               decoding=decoding, no_offload=no_offload, timeout=timeout, engines=engines, hub_kernels=hub_kernels), results,
          report_name=report_name, margin=margin)
 
 
@@ -229,6 +233,7 @@ def compare(prompts: str = typer.Option(DEFAULT_PROMPTS, "--prompts", "-p", help
 def eval_(models: str = MODELS, engines: str = ENGINES, tasks: str = TASKS, task_path: Optional[str] = TASK_PATH,
           limit: Optional[float] = LIMIT, num_fewshot: Optional[int] = FEWSHOT, eval_batch_size: str = EVAL_BATCH,
           device: str = DEVICE, dtype: str = DTYPE, force: bool = FORCE, no_offload: bool = NO_OFFLOAD,
+          hub_kernels: bool = HUB_KERNELS,
           threads: Optional[int] = THREADS,
           executor: str = EXECUTOR, ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS,
           timeout: Optional[float] = TIMEOUT, report_name: str = REPORT, margin: float = MARGIN) -> None:
@@ -236,7 +241,8 @@ def eval_(models: str = MODELS, engines: str = ENGINES, tasks: str = TASKS, task
     report_name, margin = _report_name(report_name), _margin(margin)
     _run(_plan(("tasks",), models, tasks=tasks, task_path=task_path, limit=limit, num_fewshot=num_fewshot,
                eval_batch_size=eval_batch_size, device=device, dtype=dtype, force=force, threads=threads,
-               executor=executor, ray_address=ray_address, no_offload=no_offload, timeout=timeout, engines=engines),
+               executor=executor, ray_address=ray_address, no_offload=no_offload, timeout=timeout, engines=engines,
+               hub_kernels=hub_kernels),
          results, report_name=report_name, margin=margin)
 
 
@@ -248,6 +254,7 @@ def bench(ctx: typer.Context, models: str = MODELS, engines: str = ENGINES,
           repeat: int = REPEAT, batch_size: int = BATCH, seed: int = SEED, sample: bool = SAMPLE,
           temperature: float = TEMP, top_p: float = TOP_P, top_k: int = TOP_K, decoding: Optional[str] = DECODING,
           device: str = DEVICE, dtype: str = DTYPE, force: bool = FORCE, no_offload: bool = NO_OFFLOAD,
+          hub_kernels: bool = HUB_KERNELS,
           threads: Optional[int] = THREADS,
           executor: Optional[str] = typer.Option(None, "--executor", help="local (default) | ray; with --resume, "
                                                  "finishes the run on this executor"),
@@ -279,7 +286,7 @@ def bench(ctx: typer.Context, models: str = MODELS, engines: str = ENGINES,
         stages, models, prompts, tasks, task_path, limit, num_fewshot, eval_batch_size, device, dtype,
         force, threads, max_new_tokens, repeat, batch_size, seed, sample, temperature, top_p,
         executor=executor or "local", ray_address=ray_address, top_k=top_k, decoding=decoding, no_offload=no_offload,
-        timeout=timeout, engines=engines, serve=serve, reference=reference)
+        timeout=timeout, engines=engines, serve=serve, reference=reference, hub_kernels=hub_kernels)
     _run(plan, results, resume, executor, ray_address, timeout, report_name, margin)
 
 

@@ -27,6 +27,7 @@ def test_compare_writes_every_field_and_greedy_repeats_exactly(tiny_model, suite
     a, b = records(tmp_path / "a"), records(tmp_path / "b")
     load = next(r for r in a if r["kind"] == "load")
     assert LOAD_FIELDS <= load.keys() and load["prompt_format"] == "dolly" and load["params"] > 0
+    assert load["hub_kernels"] is False  # never asked for unless --hub-kernels
     prompts = [r for r in a if r["kind"] == "prompt"]
     assert len(prompts) == 2 and all(PROMPT_FIELDS <= r.keys() for r in prompts)
     assert all(len(r["latency_s_runs"]) == 2 and r["same_answer_every_run"] for r in prompts)
@@ -36,6 +37,7 @@ def test_compare_writes_every_field_and_greedy_repeats_exactly(tiny_model, suite
     assert throughput["batch_size"] == 2 and throughput["tok_per_s"] > 0
     assert {r["stage"] for r in a if r["kind"] == "stage"} == {"prompts"}
     assert "tiny-neox" in first.stdout and (tmp_path / "a" / "report.md").exists()
+    assert "transformers' Hub kernels: off" in (tmp_path / "a" / "report.md").read_text()
 
 
 def test_dolly_format_stops_at_end_token(tiny_ender, suite_file, tmp_path):

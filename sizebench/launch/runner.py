@@ -160,6 +160,7 @@ def _run_model(plan: RunPlan, spec, stages: list[str], store: RunStore, executor
     job = {
         "run_dir": str(store.dir), "model": spec.to_dict(), "attempt": attempt, "stages": stages,
         "device": plan.device, "dtype": plan.dtype, "force": plan.force, "offload": plan.offload,
+        "hub_kernels": plan.hub_kernels,
         "threads": plan.threads,
         "prompts_path": plan.prompts_path, "gen": settings["gen"], "eval": settings["eval"],
         "timeout": plan.timeout, "serve": settings["serve"],

@@ -33,6 +33,7 @@ class RunPlan:
     dtype: str = "auto"
     force: bool = False
     offload: bool = True  # on GPU, layers that do not fit the GPUs may go to CPU RAM (--no-offload: refuse)
+    hub_kernels: bool = False  # transformers' Hub kernels (code fetched from the Hub at load): only with --hub-kernels
     threads: int | None = None
     executor: str = "local"
     ray_address: str | None = None

@@ -29,6 +29,10 @@ def metadata_section(fr: Frames) -> str:
             f"  - machine: {cell(env.get('cpu'))}, {env.get('cpu_count')} CPUs, GPU: {cell(gpu)}; {cell(env.get('platform'))}",
             f"  - software: Python {cell(env.get('python'))}, {cell(versions)}; commit {cell(env.get('git_commit'))}",
         ]
+        hub_kernels = meta.get("plan", {}).get("hub_kernels")
+        if hub_kernels is not None:  # runs before the choice was recorded say nothing
+            lines.append("  - transformers' Hub kernels: " + ("on (--hub-kernels: layers replaced by kernels fetched "
+                         "from the Hugging Face Hub)" if hub_kernels else "off (the layers as transformers ships them)"))
     lines += ["", "Reproduce: `make bench` (offline ladder), or the command above; "
               "`sizebench report RUN_ID` re-renders this file from the stored records."]
     return "\n".join(lines)

@@ -59,6 +59,7 @@ class LoadRecord(Record):
     precision_label: str | None = None  # e.g. "int8 weight-only (torchao)"
     bytes_per_param: float | None = None  # weights_mem_mb in bytes / params
     engine: str = "transformers"  # older runs have no such field: they all ran on transformers
+    hub_kernels: bool | None = None  # transformers' Hub kernels asked for at load (None: older runs, or not transformers)
     kind = "load"
 
 

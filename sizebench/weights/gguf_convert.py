@@ -143,7 +143,8 @@ def convert_gguf(gguf_path: Path, target: Path) -> None:
 
     with parse_once():
         tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
+                                                     use_kernels=False)  # no code from the Hub
     # The dequantized weights are plain tensors; transformers refuses to save while the model still
     # claims to be GGUF-quantized, so drop that claim.
     model.hf_quantizer = None

@@ -42,7 +42,8 @@ class TransformersEngine(Engine):
 
         if job.get("threads"):
             torch.set_num_threads(job["threads"])
-        return loader.load(spec, job["device"], job["dtype"], job["force"], job.get("offload", True))
+        return loader.load(spec, job["device"], job["dtype"], job["force"], job.get("offload", True),
+                           job.get("hub_kernels", False))
 
 
 ENGINE = TransformersEngine()

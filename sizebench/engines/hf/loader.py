@@ -40,6 +40,7 @@ class Loaded(Session):
     params_non_embedding: int | None = None
     offloaded: bool = False  # some layers in CPU RAM (accelerate offload)
     offload_cpu_gib: float | None = None  # GiB of weights placed on the CPU when offloaded
+    hub_kernels: bool = False  # transformers' Hub kernels were asked for (--hub-kernels)
 
     def load_record(self, attempt: str) -> LoadRecord:
         import torch
@@ -58,7 +59,7 @@ class Loaded(Session):
             prompt_format=self.prompt_format, peak_rss_mb=measure.peak_rss_mb(),
             cuda_peak_mb=measure.cuda_peak_mb(self.device), import_s=self.import_s,
             params_non_embedding=self.params_non_embedding, offloaded=self.offloaded,
-            offload_cpu_gib=self.offload_cpu_gib, engine=spec.engine,
+            offload_cpu_gib=self.offload_cpu_gib, engine=spec.engine, hub_kernels=self.hub_kernels,
         )
 
     def render(self, prompt) -> formats.Rendered:
@@ -168,7 +169,9 @@ def refuse_remote_code(spec: ModelSpec, folder: Path) -> None:
 
 
 def load(spec: ModelSpec, device: str = "auto", dtype: str = "auto", force: bool = False,
-         offload: bool = True) -> Loaded:
+         offload: bool = True, hub_kernels: bool = False) -> Loaded:
+    """hub_kernels: let transformers replace layers by kernels fetched from the Hub (its default since 5.25,
+    which fails offline and runs code nobody chose); sizebench asks for them only when the user does."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -200,7 +203,7 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "auto", force: bool
         params = estimate_params(spec, located)
         placement = guard(params, embedding_share(located.path, params))
 
-    kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype), "trust_remote_code": False}
+    kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype), "trust_remote_code": False, "use_kernels": hub_kernels}
     if (quantization := precision.quantization_config(spec.precision)) is not None:
         kwargs["quantization_config"] = quantization
     if placement is not None:
@@ -231,6 +234,7 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "auto", force: bool
         params=total, n_devices=max(len(devices), 1),
         load_s=load_s, import_s=import_s, located=located, prompt_format=formats.pick(spec, tokenizer),
         params_non_embedding=non_embedding, offloaded=on_cpu > 0, offload_cpu_gib=on_cpu / 2**30 if on_cpu else None,
+        hub_kernels=hub_kernels,
     )
 
 
