@@ -135,6 +135,12 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_wide(tmp_path_factory) -> Path:
+    """Layer widths real models have (multiples of 64), which bitsandbytes' packed 4-bit CPU path needs."""
+    return build_tiny_neox(tmp_path_factory.mktemp("models") / "tiny-wide", hidden=64)
+
+
+@pytest.fixture(scope="session")
 def tiny_ender(tmp_path_factory) -> Path:
     return build_tiny_neox(tmp_path_factory.mktemp("models") / "tiny-ender", always_end=True)
 

@@ -77,6 +77,12 @@ def _block_linears(config: dict) -> list[tuple[int, int]]:
     return [(3 * h, h), (h, h), (inter, h), (h, inter)] * config["num_hidden_layers"]
 
 
+def _rotary_floats(config: dict) -> int:
+    """inv_freq and original_inv_freq: buffers, kept in float32, not parameters."""
+    h = config["hidden_size"]
+    return 2 * (int(h // config["num_attention_heads"] * config.get("rotary_pct", 0.25)) // 2)
+
+
 def _expected_bytes(config: dict, name: str) -> int:
     """Packed size of the tiny GPT-NeoX from its config: Linear weights of the blocks quantized (the
     embeddings and the output head never are), everything else at the run dtype (fp32 on CPU)."""
@@ -86,8 +92,7 @@ def _expected_bytes(config: dict, name: str) -> int:
     rows = sum(o for o, _ in linears)
     biases_norms = layers * (3 * h + h + inter + h + 4 * h) + 2 * h
     embeddings = vocab * h * (1 if config.get("tie_word_embeddings") else 2)
-    rotary = int(h // config["num_attention_heads"] * config.get("rotary_pct", 0.25)) // 2
-    buffers = 2 * rotary * 4  # inv_freq and original_inv_freq, kept in float32
+    buffers = 4 * _rotary_floats(config)
     total = quantized + biases_norms + embeddings
     if name == "fp32":
         return 4 * total + buffers
@@ -103,16 +108,16 @@ def _expected_bytes(config: dict, name: str) -> int:
 
 
 @pytest.mark.parametrize("name", list(precision.PRECISIONS))
-def test_measured_weight_memory_is_the_packed_size(tiny_model, name):
+def test_measured_weight_memory_is_the_packed_size(tiny_wide, name):
     from sizebench.engines.hf import footprint, loader
 
-    spec = resolve(f"{tiny_model}@{name}")[0]
+    spec = resolve(f"{tiny_wide}@{name}")[0]
     precision.check(spec.name, spec.precision, "cpu")  # the quant extra is installed where tests run
     loaded = loader.load(spec, "cpu")
-    config = json.loads((tiny_model / "config.json").read_text())
+    config = json.loads((tiny_wide / "config.json").read_text())
     assert footprint.weight_bytes(loaded.model) == _expected_bytes(config, name)
     naive = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
-    assert loaded.params == _expected_bytes(config, "fp32") // 4 - 4  # parameters only, not the 4 rotary buffers
+    assert loaded.params == _expected_bytes(config, "fp32") // 4 - _rotary_floats(config)  # parameters only
     quantized = sum(o * i for o, i in _block_linears(config))
     if name == "int8":  # the trap the issue names: torchao's tensor subclasses look full-size
         assert naive == 4 * loaded.params
@@ -122,23 +127,60 @@ def test_measured_weight_memory_is_the_packed_size(tiny_model, name):
     assert loaded.dtype == {"bf16": "bfloat16", "fp16": "float16"}.get(name, "float32")
 
 
-def test_a_precision_ladder_runs_end_to_end(tiny_model, suite_file, tmp_path):
+def test_a_precision_ladder_runs_end_to_end(tiny_wide, suite_file, tmp_path):
     """The quantized precisions through the real CLI and workers (generation runs under
     torch.inference_mode, where some quantized tensor types fail: optimum-quanto's int4 did); each
     variant is its own rung with its measured size."""
     from conftest import records, sizebench
 
     names = ["int8", "nf4"]
-    done = sizebench("compare", "--models", f"{tiny_model}@{','.join(names)}", "--prompts", str(suite_file),
+    done = sizebench("compare", "--models", f"{tiny_wide}@{','.join(names)}", "--prompts", str(suite_file),
                      "--repeat", "1", "--max-new-tokens", "4", "--results", str(tmp_path), "--report", "p.md")
     assert done.returncode == 0, done.stderr
-    config = json.loads((tiny_model / "config.json").read_text())
+    config = json.loads((tiny_wide / "config.json").read_text())
     loads = {r["model"]: r for r in records(tmp_path) if r["kind"] == "load"}
-    assert list(loads) == [f"tiny-neox@{n}" for n in names]
+    assert list(loads) == [f"tiny-wide@{n}" for n in names]
     for name in names:
-        load = loads[f"tiny-neox@{name}"]
+        load = loads[f"tiny-wide@{name}"]
         assert load["precision"] == name and load["weights_mem_mb"] * 2**20 == _expected_bytes(config, name)
         assert load["bytes_per_param"] == pytest.approx(load["weights_mem_mb"] * 2**20 / load["params"])
     answered = {r["model"] for r in records(tmp_path) if r["kind"] == "prompt"}
     assert answered == set(loads)
     assert "## Precision" in (tmp_path / "p.md").read_text() and not (tmp_path / "report.md").exists()
+
+
+def test_nf4_on_cpu_refuses_layers_the_packed_cpu_path_cannot_take(tiny_model, suite_file, cli, tmp_path):
+    """The tiny fixture's 32-wide layers crash bitsandbytes' packed CPU path (CPUs with AVX512-BF16) at the first
+    prompt: refused before anything loads, on every CPU, in one line naming the layer."""
+    from sizebench.engines.hf import loader
+
+    code, out, err = cli("compare", "--models", f"{tiny_model}@nf4", "--prompts", str(suite_file), "--device", "cpu")
+    assert code == 2 and err.strip().splitlines() == [
+        "error: tiny-neox@nf4: bitsandbytes' 4-bit CPU kernels need each quantized layer's input width to be a "
+        "multiple of 64 and its output width of 32; gpt_neox.layers.0.attention.query_key_value maps 32 -> 96. "
+        "Use @int8, or a GPU"]
+    assert not (tmp_path / "results").exists()
+    with pytest.raises(SizebenchError, match="query_key_value maps 32 -> 96"):  # a source located at load
+        loader.load(resolve(f"{tiny_model}@nf4")[0], "cpu")
+    precision.check_layout("tiny-neox@nf4", "nf4", "cuda", tiny_model)  # the GPU kernels take any width
+
+
+@pytest.mark.parametrize("hidden", [32, 64])
+def test_the_layout_check_agrees_with_bitsandbytes_packing(tmp_path, hidden):
+    """bitsandbytes' own CPU packing (pure torch, runs on every CPU) on each layer of a fixture: it packs exactly
+    the layers check_layout accepts."""
+    import torch
+    import bitsandbytes.functional as bnb
+
+    from conftest import build_tiny_neox
+
+    folder = build_tiny_neox(tmp_path / "m", hidden=hidden)
+    for name, outputs, inputs in precision.quantized_linears(folder):
+        packed, state = bnb.quantize_4bit(torch.randn(outputs, inputs), quant_type="nf4")
+        accepted = not (inputs % precision.NF4_CPU_INPUTS or outputs % precision.NF4_CPU_OUTPUTS)
+        try:
+            bnb._convert_weight_packed_for_cpu(packed, state)
+            packs = True
+        except (AssertionError, RuntimeError):
+            packs = False
+        assert packs == accepted, name

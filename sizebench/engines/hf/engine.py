@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sizebench.engines.base import Engine, ray_request
 from sizebench.engines.hf import precision
+from sizebench.planning.registry import LOCAL_DIR
 
 
 class TransformersEngine(Engine):
@@ -17,6 +20,8 @@ class TransformersEngine(Engine):
 
     def check(self, spec, device: str) -> None:
         precision.check(spec.name, spec.precision, device)
+        if spec.source == LOCAL_DIR:  # a config at hand: its layers are checked now, the others' at load
+            precision.check_layout(spec.name, spec.precision, device, Path(spec.location))
 
     def resources(self, spec, device: str, dtype: str, cluster_gpus: float, gpu_bytes: float) -> dict:
         """GPUs (enough to shard the model) when the run is on GPU, else RAM."""

@@ -199,6 +199,7 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "auto", force: bool
     placement = guard(spec.params) if spec.params else None
     located = sources.locate(spec)
     refuse_remote_code(spec, located.path)
+    precision.check_layout(spec.name, spec.precision, device, located.path)
     if not spec.params or spec.precision:
         params = estimate_params(spec, located)
         placement = guard(params, embedding_share(located.path, params))

@@ -14,10 +14,15 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 
 from sizebench.errors import SizebenchError
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+# bitsandbytes' packed 4-bit CPU path (0.50, taken on CPUs with AVX512-BF16) groups each quantized layer's
+# scales by 64 inputs and packs its outputs 32 rows at a time; other widths crash at the first forward.
+NF4_CPU_INPUTS = 64
+NF4_CPU_OUTPUTS = 32
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,33 @@ def check(model: str, precision: str | None, device: str) -> None:
 
         if not torch.cuda.is_bf16_supported():
             raise SizebenchError(f"{model}: this GPU has no bfloat16 support; use @fp16")
+
+
+def check_layout(model: str, precision: str | None, device: str, folder: Path) -> None:
+    """nf4 on CPU: a layer whose widths bitsandbytes' packed CPU path cannot take is one line now, on every CPU,
+    not a crash at the first prompt on CPUs that take that path. folder: the model's config.json."""
+    if precision != "nf4" or device != "cpu" or not (folder / "config.json").is_file():
+        return
+    for layer, outputs, inputs in quantized_linears(folder):
+        if inputs % NF4_CPU_INPUTS or outputs % NF4_CPU_OUTPUTS:
+            raise SizebenchError(
+                f"{model}: bitsandbytes' 4-bit CPU kernels need each quantized layer's input width to be a multiple "
+                f"of {NF4_CPU_INPUTS} and its output width of {NF4_CPU_OUTPUTS}; {layer} maps {inputs} -> {outputs}. "
+                "Use @int8, or a GPU")
+
+
+def quantized_linears(folder: Path) -> list[tuple[str, int, int]]:
+    """(name, out_features, in_features) of the Linear layers a 4-bit load quantizes (all but the output
+    embedding), read from the config on torch's meta device: no weights loaded."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    head = model.get_output_embeddings()
+    return [(name, m.out_features, m.in_features) for name, m in model.named_modules()
+            if isinstance(m, torch.nn.Linear) and m is not head]
 
 
 def _installed(module: str) -> bool:
