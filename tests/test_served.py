@@ -4,7 +4,6 @@ concurrency 1-4), a server killed mid-sweep, an endpoint down at the start, and 
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
@@ -15,8 +14,12 @@ import pytest
 from conftest import records, sizebench
 
 REPO = Path(__file__).resolve().parents[1]
-IN_PROCESS_RUN = REPO / "results" / "runs" / "20261201-141252"  # llama.cpp:smollm2-135m on all 565 sizebench_geo items
-PARITY_BAR = 0.98  # --limit 10 (30 items) meets it with 30/30; --limit 20 measured 59/60 (98.3%), RESULTS.md
+# The endpoint's scores against the same llama.cpp build in process, on --limit 10 (30 items, 120 choices). Measured
+# on a 2-core EPYC: the median choice scores the same (gap 0), the largest gap 0.77 nats (lm-eval's client-side
+# tokenizer for the endpoint, llama.cpp's own in process), the same choice on 30/30 items.
+MEDIAN_LL_GAP = 0.001
+LL_BOUND = 1.0
+PARITY_BAR = 0.98
 
 
 @pytest.mark.parametrize("expression, words", [
@@ -89,6 +92,10 @@ def _launch(module: str, log: Path):
     return Server(command, port, log, module).start(client.healthy)
 
 
+def _item_scores(rows) -> dict[tuple, list[float]]:
+    return {(r["task"], d): ll for r in rows if r["kind"] == "items" for d, ll in zip(r["doc_ids"], r["lls"])}
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     started = _launch("sizebench.engines.openai.serve_llamacpp", tmp_path_factory.mktemp("server") / "server.log")
@@ -119,15 +126,21 @@ def test_bench_through_the_endpoint_prompts_tasks_parity_and_sweep(server, tmp_p
     assert done.returncode == 0, done.stderr
     rows = records(tmp_path / "r")
     prompts = [r for r in rows if r["kind"] == "prompt"]
-    assert len(prompts) == 2 and any(r["correct"] for r in prompts) and all(r["ttft_s"] > 0 for r in prompts)
-    chosen = {(r["task"], d): c for r in rows if r["kind"] == "items" for d, c in zip(r["doc_ids"], r["chosen"])}
-    reference = {}
-    for line in (IN_PROCESS_RUN / "records.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        if r["kind"] == "items" and r["model"] == "llama.cpp:smollm2-135m":
-            reference.update({(r["task"], d): c for d, c in zip(r["doc_ids"], r["chosen"])})
-    same = sum(chosen[k] == reference[k] for k in chosen)
-    assert len(chosen) >= 30 and same / len(chosen) >= PARITY_BAR, f"{same}/{len(chosen)}"
+    assert len(prompts) == 2 and all(r["ttft_s"] > 0 and r["new_tokens"] > 0 for r in prompts)
+    # Greedy answers move with the CPU llama.cpp was built for (GGML_NATIVE), and a bare openai: endpoint gets the
+    # server's own sampling defaults (llama-cpp-python: repeat_penalty 1.1): the scores are compared instead, with
+    # the same build's in-process run on this machine.
+    here = tmp_path / "in-process"
+    done = sizebench("eval", "-m", "llama.cpp:smollm2-135m", "--limit", "10", "--results", str(here), timeout=600)
+    assert done.returncode == 0, done.stderr
+    served, local = _item_scores(rows), _item_scores(records(here))
+    assert len(served) >= 30 and served.keys() == local.keys()
+    gaps = sorted(abs(a - b) for k in served for a, b in zip(served[k], local[k], strict=True))
+    same = sum(max(range(len(served[k])), key=served[k].__getitem__) == max(range(len(local[k])), key=local[k].__getitem__)
+               for k in served)
+    median = gaps[len(gaps) // 2]
+    assert median <= MEDIAN_LL_GAP and gaps[-1] <= LL_BOUND and same / len(served) >= PARITY_BAR, \
+        f"median {median:.4f}, largest {gaps[-1]:.4f} nats, same choice {same}/{len(served)}"
     levels = [r for r in rows if r["kind"] == "sweep_level"]
     assert [lv["load"] for lv in levels] == [1, 2, 4] and all(lv["errors"] == 0 for lv in levels)
     sent = [r for r in rows if r["kind"] == "served_request"]
