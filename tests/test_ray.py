@@ -141,18 +141,60 @@ def started_by_the_run() -> list:
             if "sizebench.launch.worker" in command_line(p) or "_QueueActor" in command_line(p)]
 
 
-def once_prompts_are_stored(store, act, stop: threading.Event) -> list:
-    """In a thread: once the driver's store holds the prompts stage record (the worker has gone on to its tasks
-    stage), act on the worker process; returns the processes of the run seen, filled in then."""
+GATE_TASK = """task: gated_capitals
+custom_dataset: !function gate.load
+test_split: test
+output_type: multiple_choice
+doc_to_text: "Question: What is the capital of {{country}}?\\nAnswer:"
+doc_to_choice: "{{choices}}"
+doc_to_target: label
+metric_list:
+  - metric: acc
+"""
+GATE_CODE = """import json, time
+from pathlib import Path
+
+def load(**_ignored):
+    import datasets
+
+    entered, gate = Path({entered!r}), Path({gate!r})
+    if not entered.exists():  # the first attempt waits here, in its tasks stage, until the test opens the gate
+        entered.touch()
+        while not gate.exists():
+            time.sleep(0.05)
+    rows = [json.loads(line) for line in Path({data!r}).read_text().splitlines() if line]
+    return datasets.DatasetDict({{"test": datasets.Dataset.from_list(rows)}})
+"""
+
+
+def gated_plan(models: str, suite_file, folder) -> tuple[RunPlan, object]:
+    """A plan whose one task holds the first worker in its tasks stage (its prompts stage done and delivered)
+    until the test opens the gate: signals and kills land there on every machine, however loaded."""
+    from conftest import REPO
+
+    tasks = folder / "gated-tasks"
+    tasks.mkdir()
+    data = REPO / "sizebench" / "stages" / "tasks" / "geo" / "data" / "capitals.jsonl"
+    (tasks / "gated.yaml").write_text(GATE_TASK)
+    (tasks / "gate.py").write_text(GATE_CODE.format(entered=str(folder / "entered"), gate=str(folder / "open"),
+                                                     data=str(data)))
+    plan = RunPlan(models=tuple(resolve(models)), stages=("prompts", "tasks"), prompts_path=str(suite_file),
+                   gen=GenSettings(max_new_tokens=6, repeat=1),
+                   eval=EvalSettings(tasks=("gated_capitals",), task_path=str(tasks), limit=4,
+                                     batch_size="4")).validate()
+    return plan, folder / "entered"
+
+
+def once_in_the_tasks_stage(store, entered, act, stop: threading.Event) -> list:
+    """In a thread: once the worker waits at the gate (in its tasks stage) and the driver's store holds its prompts
+    stage record, act on the worker process; returns the processes of the run seen then."""
     seen = []
 
     def watch():
-        while not stop.wait(0.1):
-            if any(r["kind"] == "stage" and r["stage"] == "prompts" for r in stored(store)):
+        while not stop.wait(0.05):
+            if entered.exists() and any(r["kind"] == "stage" and r["stage"] == "prompts" for r in stored(store)):
                 seen.extend(started_by_the_run())
-                workers = [p for p in seen if "sizebench.launch.worker" in command_line(p)]
-                if workers:
-                    act(workers[0])
+                act(next(p for p in seen if "sizebench.launch.worker" in command_line(p)))
                 return
 
     threading.Thread(target=watch, daemon=True).start()
@@ -182,7 +224,7 @@ def assert_prompts_kept_then_resumed(store, first_attempt_failed: bool):
 
 def test_a_killed_ray_worker_keeps_the_stages_it_finished(cluster, tiny_model, suite_file, tmp_path):
     """SIGKILL to the Ray worker process in the tasks stage: a lost node, as far as the driver can tell."""
-    plan = eval_plan(str(tiny_model), suite_file)
+    plan, entered = gated_plan(str(tiny_model), suite_file, tmp_path)
     store = runner.new_run(plan, tmp_path, "test")
     killed, stop = [], threading.Event()
 
@@ -191,7 +233,7 @@ def test_a_killed_ray_worker_keeps_the_stages_it_finished(cluster, tiny_model, s
         killed.append((ray_worker, command_line(ray_worker)))
         ray_worker.kill()
 
-    processes = once_prompts_are_stored(store, kill_its_ray_worker, stop)
+    processes = once_in_the_tasks_stage(store, entered, kill_its_ray_worker, stop)
     outcome = runner.execute(plan, store, QUIET, executor=RayExecutor())
     stop.set()
     assert killed and killed[0][1].startswith("ray::run_job_on_node")
@@ -201,10 +243,10 @@ def test_a_killed_ray_worker_keeps_the_stages_it_finished(cluster, tiny_model, s
 
 
 def test_ctrl_c_keeps_the_stages_the_ray_task_finished(cluster, tiny_model, suite_file, tmp_path):
-    plan = eval_plan(str(tiny_model), suite_file)
+    plan, entered = gated_plan(str(tiny_model), suite_file, tmp_path)
     store = runner.new_run(plan, tmp_path, "test")
     stop = threading.Event()
-    processes = once_prompts_are_stored(store, lambda worker: os.kill(os.getpid(), signal.SIGINT), stop)
+    processes = once_in_the_tasks_stage(store, entered, lambda worker: os.kill(os.getpid(), signal.SIGINT), stop)
     with supervise.stop_signals():
         outcome = runner.execute(plan, store, QUIET, executor=RayExecutor())
     stop.set()
