@@ -75,7 +75,7 @@ def test_a_judge_that_follows_content_is_above_chance_and_gets_a_verdict():
     assert (c.pairs, c.consistent) == (13, 12) and c.above_chance
     table = preference.outcomes(votes, ORDER, judge=True)
     v = preference.decide(table, ORDER, 0.05)
-    r = v.vs_best["s"]
+    r = v.vs_baseline["s"]
     assert (r.n, r.a_only, r.b_only, v.status("s"), v.recommended) == (12, 12, 0, "worse by the margin or more", "xl")
 
 

@@ -78,9 +78,9 @@ def test_margin_rule_picks_the_smallest_model_within_the_margin():
     small = big.copy()
     small[400:800] = 0  # 0.60
     v = verdict.decide(outcomes({"small": small, "medium": medium, "big": big}), 0.05)
-    assert v.best == "big" and v.recommended == "medium" and v.undecided == []
+    assert v.baseline == "big" and v.recommended == "medium" and v.undecided == []
     assert v.status("small") == "worse by the margin or more"
-    assert v.vs_best["medium"].high < 0.05 and v.vs_best["small"].low >= 0.05
+    assert v.vs_baseline["medium"].high < 0.05 and v.vs_baseline["small"].low >= 0.05
     assert [(s.small, s.big) for s in v.steps] == [("small", "medium"), ("medium", "big")]
 
 
@@ -188,7 +188,10 @@ def test_mixed_precisions_order_the_verdict_as_the_summary(tmp_path):
     assert in_summary[0] == "tiny-neox@int8"
     for v in verdict.verdicts(fr):
         assert list(v.outcomes.table.columns) == in_summary
-        assert v.recommended == "tiny-neox@int8"  # equal accuracy everywhere: the smallest is the one to take
+        # equal accuracy everywhere, but 2 to 24 items cannot show a rung within 0.05 of the baseline (the largest,
+        # first in the plan among equals); the old rule took the observed best, the smallest of the tied, instead
+        assert v.baseline == v.recommended == "tiny-neox@fp32" and v.same_size == ["tiny-ender"]
+        assert v.status("tiny-neox@int8") == "not reached"
 
 
 def test_scaling_fit_recovers_a_known_slope(tmp_path):

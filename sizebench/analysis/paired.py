@@ -6,19 +6,23 @@ design", Statistics in Medicine 17:891-908, 1998): the differences whose score s
 restricted maximum likelihood variance, lies within +-z. It depends only on the discordant counts and n
 and has width at every count, zero discordant items included. In benchmarks/coverage.md it covers at
 least 93% in 89 of 90 cells (92.8% in the last), the fewest failing cells of the intervals compared.
+The margin is tested with the same score statistic: Tango's non-inferiority test, its one-sided p-value
+at delta = margin (below ALPHA exactly when the interval's upper end is below the margin). Items needed
+come from that test's variance at the margin and under the observed discordance (Nam, "Establishing
+equivalence of two treatments and sample size requirements in matched-pairs design", Biometrics
+53:1422-1430, 1997); benchmarks/accuracy.py checks their power by simulating Tango's interval.
 McNemar's exact test is `scipy.stats.binomtest` on the discordant items, Holm's correction comes from
-statsmodels, and sample sizes from statsmodels' power of a t-test on the per-item differences (a paired
-design is a one-sample test on them).
+statsmodels.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 CONFIDENCE = 0.95
+ALPHA = (1 - CONFIDENCE) / 2  # one-sided level of a margin test: the 95% interval's upper end below the margin
 POWER = 0.8  # items needed: the interval settles the question 4 times out of 5 if the observed gap is real
 MAX_ITEMS = 10_000_000
 
@@ -41,31 +45,49 @@ class Paired:
         return self.a_only + self.b_only
 
 
+def _z(confidence: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(1 - (1 - confidence) / 2))
+
+
+def _restricted_b_share(a_only, b_only, n, delta):
+    """The maximum likelihood share of b-only items under accuracy(a) - accuracy(b) = delta (Tango)."""
+    linear = -a_only - b_only + (2 * n - a_only + b_only) * delta
+    return (np.sqrt(np.maximum(linear ** 2 + 8 * n * b_only * delta * (1 - delta), 0)) - linear) / (4 * n)
+
+
+def score(a_only, b_only, n, delta):
+    """Tango's score statistic of H: accuracy(a) - accuracy(b) = delta (standard normal under H)."""
+    spread = n * (2 * _restricted_b_share(a_only, b_only, n, delta) + delta * (1 - delta))
+    gap = a_only - b_only - n * delta
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(spread > 0, gap / np.sqrt(spread), np.sign(gap) * np.inf)
+
+
 def tango_interval(a_only, b_only, n, confidence: float = CONFIDENCE):
     """Tango's (1998) score interval of accuracy(a) - accuracy(b) from the discordant counts of n paired
     items; numpy arrays of counts give arrays of limits. Returns (low, high)."""
-    from scipy.stats import norm
-
     a_only, b_only, n = np.broadcast_arrays(*(np.asarray(c, dtype=float) for c in (a_only, b_only, n)))
-    z = norm.ppf(1 - (1 - confidence) / 2)
-
-    def score(delta):
-        linear = -a_only - b_only + (2 * n - a_only + b_only) * delta
-        b_only_share = (np.sqrt(np.maximum(linear ** 2 + 8 * n * b_only * delta * (1 - delta), 0)) - linear) / (4 * n)
-        spread = n * (2 * b_only_share + delta * (1 - delta))  # at the restricted maximum likelihood (Tango)
-        gap = a_only - b_only - n * delta
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(spread > 0, gap / np.sqrt(spread), np.sign(gap) * np.inf)
+    z = _z(confidence)
 
     def solve(target, low, high):  # bisection: the score falls as delta grows
         for _ in range(60):
             middle = (low + high) / 2
-            above = score(middle) > target
+            above = score(a_only, b_only, n, middle) > target
             low, high = np.where(above, middle, low), np.where(above, high, middle)
         return (low + high) / 2
 
     estimate = (a_only - b_only) / n
     return solve(z, np.full_like(estimate, -1.0), estimate), solve(-z, estimate, np.full_like(estimate, 1.0))
+
+
+def noninferiority_p(a_only, b_only, n, margin: float) -> float:
+    """One-sided p-value of H0: accuracy(a) - accuracy(b) >= margin against < margin (Tango's score test at the
+    margin): below ALPHA exactly when the 95% interval's upper end is below the margin."""
+    from scipy.stats import norm
+
+    return float(norm.cdf(score(float(a_only), float(b_only), float(n), margin)))
 
 
 def compare(a, b) -> Paired:
@@ -94,43 +116,40 @@ def holm(pvalues: list[float]) -> list[float]:
     return [float(p) for p in multipletests(pvalues, alpha=1 - CONFIDENCE, method="holm")[1]]
 
 
-def detectable(n: int, sd: float) -> float | None:
-    """The smallest true accuracy difference these n items find (two-sided 5%) with 80% power."""
-    from statsmodels.stats.power import TTestPower
-
-    if n < 3 or sd <= 0:
-        return None
-    return float(TTestPower().solve_power(nobs=n, alpha=1 - CONFIDENCE, power=POWER, alternative="two-sided")) * sd
-
-
 def _tie_bound(items: int) -> float:
     """The upper end of the interval for two models that agree on every one of `items` items."""
     return float(tango_interval(0, 0, items)[1])
 
 
-def items_needed(gap: float, sd: float, n: int) -> int | None:
-    """Items for the interval to end on one side of the margin (80% power), if `gap` (distance of the
-    observed difference to the margin) and the per-item spread hold; None when no count would do."""
-    from statsmodels.stats.power import TTestPower
+def items_needed(a_only: int, b_only: int, n: int, margin: float) -> int | None:
+    """Items for Tango's interval to end on one side of the margin with 80% power, if the observed shares of
+    items right for a only and for b only hold: the score test at the margin with its variance there and
+    under those shares (Nam 1997); None when no count would do (the observed difference on the margin)."""
+    from scipy.stats import norm
 
-    gap = abs(gap)
-    if gap < 1e-9:  # the observed difference sits on the margin (up to float rounding)
+    a_share, b_share = a_only / n, b_only / n
+    diff = a_share - b_share
+    if abs(margin - diff) < 1e-9:
         return None
-    if sd <= 0:  # no discordant item yet: enough items for the interval's upper end to fall below the gap
-        low, high = 1, max(n, 1)
-        while _tie_bound(high) >= gap:
-            low, high = high, high * 2
-            if high > MAX_ITEMS:
-                return None
-        while low < high:
-            middle = (low + high) // 2
-            if _tie_bound(middle) < gap:
-                high = middle
-            else:
-                low = middle + 1
-        return high
-    with warnings.catch_warnings():  # no convergence means no count would do: None below
-        warnings.simplefilter("ignore")
-        needed = TTestPower().solve_power(effect_size=gap / sd, alpha=1 - CONFIDENCE, power=POWER,
-                                          alternative="two-sided")
-    return int(np.ceil(needed)) if np.isfinite(needed) and needed <= MAX_ITEMS else None
+    if a_only + b_only == 0:  # no discordant item yet: enough items for the interval's upper end to fall below
+        return _tie_items(margin)
+    null_sd = np.sqrt(2 * float(_restricted_b_share(a_share, b_share, 1.0, margin)) + margin * (1 - margin))
+    true_sd = np.sqrt(a_share + b_share - diff ** 2)
+    z_alpha, z_power = _z(CONFIDENCE), float(norm.ppf(POWER))
+    needed = ((z_alpha * null_sd + z_power * true_sd) / abs(margin - diff)) ** 2
+    return int(np.ceil(needed)) if needed <= MAX_ITEMS else None
+
+
+def _tie_items(gap: float) -> int | None:
+    low, high = 1, 2
+    while _tie_bound(high) >= gap:
+        low, high = high, high * 2
+        if high > MAX_ITEMS:
+            return None
+    while low < high:
+        middle = (low + high) // 2
+        if _tie_bound(middle) < gap:
+            high = middle
+        else:
+            low = middle + 1
+    return high
