@@ -25,6 +25,7 @@ CONFIDENCE = 0.95
 ALPHA = (1 - CONFIDENCE) / 2  # one-sided level of a margin test: the 95% interval's upper end below the margin
 POWER = 0.8  # items needed: the interval settles the question 4 times out of 5 if the observed gap is real
 MAX_ITEMS = 10_000_000
+EXACT_ITEMS = 2_000  # items needed up to this many are counted with the exact power, beyond with its approximation
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,8 @@ def compare(a, b) -> Paired:
 def holm(pvalues: list[float]) -> list[float]:
     from statsmodels.stats.multitest import multipletests
 
-    if not pvalues:
-        return []
+    if len(pvalues) < 2:  # nothing to correct for
+        return [float(p) for p in pvalues]
     return [float(p) for p in multipletests(pvalues, alpha=1 - CONFIDENCE, method="holm")[1]]
 
 
@@ -123,21 +124,56 @@ def _tie_bound(items: int) -> float:
 
 def items_needed(a_only: int, b_only: int, n: int, margin: float) -> int | None:
     """Items for Tango's interval to end on one side of the margin with 80% power, if the observed shares of
-    items right for a only and for b only hold: the score test at the margin with its variance there and
-    under those shares (Nam 1997); None when no count would do (the observed difference on the margin)."""
-    from scipy.stats import norm
-
+    items right for a only and for b only hold; None when no count would do (the observed difference on the
+    margin). The score test's variance at the margin and under those shares gives the count (Nam 1997); up to
+    EXACT_ITEMS, where few discordant items make that approximation coarse, the count is the smallest whose
+    exact power (over every outcome of the discordant counts) reaches 80%."""
     a_share, b_share = a_only / n, b_only / n
-    diff = a_share - b_share
-    if abs(margin - diff) < 1e-9:
+    if abs(margin - (a_share - b_share)) < 1e-9:
         return None
     if a_only + b_only == 0:  # no discordant item yet: enough items for the interval's upper end to fall below
         return _tie_items(margin)
+    needed = _approximate_items(a_share, b_share, margin)
+    if needed > MAX_ITEMS:
+        return None
+    if needed > EXACT_ITEMS:
+        return needed
+    low, high = 1, max(2 * needed, 2)
+    while power(a_share, b_share, high, margin) < POWER:
+        low, high = high, 2 * high
+    while low < high:  # the smallest count with 80% power (power grows with the count, up to small steps)
+        middle = (low + high) // 2
+        if power(a_share, b_share, middle, margin) >= POWER:
+            high = middle
+        else:
+            low = middle + 1
+    return high
+
+
+def _approximate_items(a_share: float, b_share: float, margin: float) -> int:
+    from scipy.stats import norm
+
+    diff = a_share - b_share
     null_sd = np.sqrt(2 * float(_restricted_b_share(a_share, b_share, 1.0, margin)) + margin * (1 - margin))
     true_sd = np.sqrt(a_share + b_share - diff ** 2)
-    z_alpha, z_power = _z(CONFIDENCE), float(norm.ppf(POWER))
-    needed = ((z_alpha * null_sd + z_power * true_sd) / abs(margin - diff)) ** 2
-    return int(np.ceil(needed)) if needed <= MAX_ITEMS else None
+    needed = ((_z(CONFIDENCE) * null_sd + float(norm.ppf(POWER)) * true_sd) / abs(margin - diff)) ** 2
+    return int(min(np.ceil(needed), MAX_ITEMS + 1))
+
+
+def power(a_share: float, b_share: float, n: int, margin: float) -> float:
+    """The chance that Tango's 95% interval of n items ends on the side of the margin the true difference
+    (a_share - b_share) is on, summed over every outcome of the discordant counts (outcomes less likely
+    than 1e-12 left out)."""
+    from scipy.stats import binom
+
+    a = np.arange(int(binom.ppf(1e-12, n, a_share)), int(binom.isf(1e-12, n, a_share)) + 1)
+    other = b_share / (1 - a_share) if a_share < 1 else 0.0
+    b = np.arange(int(binom.ppf(1e-12, n, b_share)), int(binom.isf(1e-12, n, b_share)) + 1)
+    a, b = np.meshgrid(a, b, indexing="ij")
+    mass = binom.pmf(a, n, a_share) * binom.pmf(b, n - a, other)
+    low, high = tango_interval(a, b, n)
+    settled = high < margin if a_share - b_share < margin else low >= margin
+    return float(mass[settled].sum())
 
 
 def _tie_items(gap: float) -> int | None:
