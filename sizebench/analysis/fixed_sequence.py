@@ -24,6 +24,7 @@ WITHIN = "within the margin"
 WORSE = "worse by the margin or more"
 UNDECIDED = "undecided"
 NOT_REACHED = "not reached"  # below the tier where the fixed sequence stopped: not tested
+LARGER = "larger than the baseline"  # not a candidate: compared, never tested
 BASELINE = "baseline"
 
 
@@ -32,7 +33,7 @@ class LadderTest:
     baseline: str
     margin: float
     vs_baseline: dict[str, Paired]  # baseline - rung
-    sequence: list[list[str]]  # the tiers largest first, the baseline left out: the order they are tested in
+    sequence: list[list[str]]  # the tiers from the baseline's down, it left out: the order they are tested in
     p: dict[str, float]  # Tango's score test at the margin, one-sided, not corrected
     adjusted: dict[str, float]  # fixed sequence over tiers, Holm within a tier; only rungs the sequence reached
     within: list[str]  # shown within the margin, largest first
@@ -45,6 +46,8 @@ class LadderTest:
     def status(self, model: str) -> str:
         if model == self.baseline:
             return BASELINE
+        if not any(model in tier for tier in self.sequence) and model in self.vs_baseline:
+            return LARGER
         if model in self.within:
             return WITHIN
         r = self.vs_baseline.get(model)
@@ -58,7 +61,8 @@ def test(tiers: list[list[str]], baseline: str, vs_baseline: dict[str, Paired], 
     Rungs without a comparison are left out."""
     tiers = [[m for m in tier if m == baseline or m in vs_baseline] for tier in tiers]
     tiers = [tier for tier in tiers if tier]
-    sequence = [[m for m in tier if m != baseline] for tier in reversed(tiers)]
+    top = next(i for i, tier in enumerate(tiers) if baseline in tier)  # rungs larger than the baseline: no candidates
+    sequence = [[m for m in tier if m != baseline] for tier in reversed(tiers[:top + 1])]
     sequence = [tier for tier in sequence if tier]
     p = {m: paired.noninferiority_p(r.a_only, r.b_only, r.n, margin) for m, r in vs_baseline.items()}
     adjusted: dict[str, float] = {}
