@@ -18,6 +18,7 @@ gets no verdict.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -257,7 +258,6 @@ def bradley_terry(table: pd.DataFrame, order: list[str], rounds: int = BOOTSTRAP
 
 def _fit(small: np.ndarray, big: np.ndarray, value: np.ndarray, k: int) -> np.ndarray | None:
     """One row per outcome and side: x = +1 for the bigger model, -1 for the smaller; y = the bigger won."""
-    import warnings
 
     from sklearn.linear_model import LogisticRegression
 
@@ -320,7 +320,9 @@ def agreement(one: pd.DataFrame, other: pd.DataFrame) -> Agreement:
         return Agreement(value, float("nan"), len(both))
     counts = pd.crosstab(both["outcome_x"], both["outcome_y"]).reindex(index=[-1.0, 0.0, 1.0], columns=[-1.0, 0.0, 1.0],
                                                                         fill_value=0)
-    result = cohens_kappa(counts.to_numpy())
+    with warnings.catch_warnings():  # its z test of kappa = 0 divides by zero at perfect agreement; unused here
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = cohens_kappa(counts.to_numpy())
     return Agreement(value, float(result.kappa_low), len(both))
 
 
