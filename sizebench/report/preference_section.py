@@ -116,8 +116,9 @@ def paragraph(p: Preference, order: list[str]) -> str:
                   + " of its non-tie choices. ")
         k = p.kappa_vs_human
         if k is not None:
-            intro += (f"Agreement with the human votes: Cohen's kappa {_kappa(k.kappa)} (95% lower bound "
-                      f"{_kappa(k.low)}) on {k.pairs} non-identical prompts and pairs. " if k.pairs else
+            bound = "" if math.isnan(k.kappa) else f" (95% lower bound {_kappa(k.low)})"
+            intro += (f"Agreement with the human votes: Cohen's kappa {_kappa(k.kappa)}{bound} on {k.pairs} "
+                      "non-identical prompts and pairs. " if k.pairs else
                       "Agreement with the human votes: none measurable, no non-identical prompt and pair is "
                       "determined by both. ")
         if not p.decides:

@@ -30,7 +30,7 @@ def rule(margin: float, size_label: str, baseline: str | None = None) -> str:
             "with every rung; the fixed sequence is a closed procedure, so **the chance that the recommended model "
             f"is in truth worse than the baseline by the margin or more is at most {alpha} per benchmark (each "
             "task, the pooled tasks, the prompt suite), however many rungs the ladder has** (simulated in "
-            "benchmarks/accuracy.py). p at the margin: that test's p-value adjusted for the sequence and Holm (a "
+            "benchmarks/verdict_error.py). p at the margin: that test's p-value adjusted for the sequence and Holm (a "
             "rung below the stop is not tested). Intervals: Tango's score interval for paired data (Tango 1998, "
             "Statistics in Medicine 17:891-908), from the counts of discordant items (right for one model only) "
             "and of all items; it has width even with no discordant item. McNemar p (exact, uncorrected) tests "
