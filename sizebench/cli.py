@@ -61,6 +61,8 @@ TIMEOUT = typer.Option(None, "--timeout", metavar="SECONDS",
 RAY_ADDRESS = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS", help="Ray cluster address; auto for an existing one.")
 MARGIN = typer.Option(0.05, "--margin", help="Accuracy a smaller model may lose to the best and still be recommended "
                       "(upper 95% bound of best - model below it).")
+BASELINE = typer.Option(None, "--baseline", metavar="MODEL", help="The rung every other rung is compared with "
+                        "in the verdicts (default: the largest, the most bits per weight among equals).")
 CONCURRENCY = typer.Option(None, "--concurrency", help="Load sweep of served rungs (llama.cpp-server:, vllm:, openai:): "
                            "closed loop at each of these requests in flight, e.g. 1,2,4,8.")
 REQUEST_RATE = typer.Option(None, "--request-rate", help="Load sweep with Poisson arrivals at each of these rates (requests/s).")
@@ -71,7 +73,7 @@ SWEEP_TOKENS = typer.Option(32, "--sweep-output-tokens", help="Output tokens per
 SERVER_ARGS = typer.Option("", "--server-args", help="Extra flags for launched servers (vllm serve, llama-cpp-python), one string.")
 # What `bench --resume` honours: where the run and its report are, and how to finish it. Anything else would
 # change a run already started, so it is refused rather than silently ignored.
-RESUME_OPTIONS = ("resume", "results", "report_name", "margin", "timeout", "executor", "ray_address")
+RESUME_OPTIONS = ("resume", "results", "report_name", "margin", "baseline", "timeout", "executor", "ray_address")
 
 
 @app.callback()
@@ -112,7 +114,7 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
           eval_batch_size="auto", device="auto", dtype="auto", force=False, threads=None, max_new_tokens=128,
           repeat=1, batch_size=1, seed=0, sample=False, temperature=1.0, top_p=1.0, executor="local",
           ray_address=None, top_k=50, decoding=None, no_offload=False, timeout=None, engines="transformers", serve=None,
-          reference=None, hub_kernels=False):
+          reference=None, hub_kernels=False, baseline=None):
     from sizebench.stages import evaluation
     from sizebench.planning.settings import GenSettings
     from sizebench.planning.plan import RunPlan
@@ -120,6 +122,8 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
     from sizebench.stages.suites import load_suite
 
     specs = tuple(resolve(models, _engines(engines)))
+    if baseline is not None and baseline not in [s.name for s in specs]:
+        raise SizebenchError(f"--baseline {baseline}: not one of --models ({', '.join(s.name for s in specs)})")
     if "agreement" in stages and reference is None:
         from sizebench.planning.agreement import references
 
@@ -171,7 +175,7 @@ def _check_engines(plan) -> None:
 
 def _run(plan, results: str, resume: Optional[str] = None, executor: Optional[str] = None,
          ray_address: Optional[str] = None, timeout: Optional[float] = None,
-         report_name: str = "report.md", margin: float = 0.05) -> None:
+         report_name: str = "report.md", margin: float = 0.05, baseline: Optional[str] = None) -> None:
     from sizebench import report
     from sizebench.launch import runner, supervise
     from sizebench.planning.plan import RunPlan
@@ -192,7 +196,7 @@ def _run(plan, results: str, resume: Optional[str] = None, executor: Optional[st
         outcome = runner.execute(plan, store, err)
         published = any(r["kind"] == "load" for r in store.records())
         if published:
-            report.publish([store.dir], Path(results), out, margin=margin, name=report_name)
+            report.publish([store.dir], Path(results), out, margin=margin, name=report_name, baseline=baseline)
         else:  # a report of nothing would replace a good one
             err.print(f"no model ran in run {store.run_id} (each was unavailable or failed before loading, reasons "
                       f"above); {Path(results) / report_name} was left as it was", highlight=False, soft_wrap=True)
@@ -219,14 +223,16 @@ def compare(prompts: str = typer.Option(DEFAULT_PROMPTS, "--prompts", "-p", help
             hub_kernels: bool = HUB_KERNELS,
             threads: Optional[int] = THREADS,
             executor: str = EXECUTOR, ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS,
-            timeout: Optional[float] = TIMEOUT, report_name: str = REPORT, margin: float = MARGIN) -> None:
+            timeout: Optional[float] = TIMEOUT, report_name: str = REPORT, margin: float = MARGIN,
+            baseline: Optional[str] = BASELINE) -> None:
     """Send a prompt suite to each model; answers side by side with latency and memory."""
     report_name, margin = _report_name(report_name), _margin(margin)
     _run(_plan(("prompts",), models, prompts, device=device, dtype=dtype, force=force, threads=threads,
                max_new_tokens=max_new_tokens, repeat=repeat, batch_size=batch_size, seed=seed, sample=sample,
                temperature=temperature, top_p=top_p, executor=executor, ray_address=ray_address, top_k=top_k,
-               decoding=decoding, no_offload=no_offload, timeout=timeout, engines=engines, hub_kernels=hub_kernels), results,
-         report_name=report_name, margin=margin)
+               decoding=decoding, no_offload=no_offload, timeout=timeout, engines=engines, hub_kernels=hub_kernels,
+               baseline=baseline),
+         results, report_name=report_name, margin=margin, baseline=baseline)
 
 
 @app.command("eval")
@@ -236,14 +242,15 @@ def eval_(models: str = MODELS, engines: str = ENGINES, tasks: str = TASKS, task
           hub_kernels: bool = HUB_KERNELS,
           threads: Optional[int] = THREADS,
           executor: str = EXECUTOR, ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS,
-          timeout: Optional[float] = TIMEOUT, report_name: str = REPORT, margin: float = MARGIN) -> None:
+          timeout: Optional[float] = TIMEOUT, report_name: str = REPORT, margin: float = MARGIN,
+          baseline: Optional[str] = BASELINE) -> None:
     """Run lm-evaluation-harness tasks on each model (accuracy +- stderr)."""
     report_name, margin = _report_name(report_name), _margin(margin)
     _run(_plan(("tasks",), models, tasks=tasks, task_path=task_path, limit=limit, num_fewshot=num_fewshot,
                eval_batch_size=eval_batch_size, device=device, dtype=dtype, force=force, threads=threads,
                executor=executor, ray_address=ray_address, no_offload=no_offload, timeout=timeout, engines=engines,
-               hub_kernels=hub_kernels),
-         results, report_name=report_name, margin=margin)
+               hub_kernels=hub_kernels, baseline=baseline), results, report_name=report_name, margin=margin,
+         baseline=baseline)
 
 
 @app.command()
@@ -261,7 +268,7 @@ def bench(ctx: typer.Context, models: str = MODELS, engines: str = ENGINES,
           ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS, report_name: str = REPORT,
           timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS", help=TIMEOUT.help
                                                   + " With --resume, replaces the run's limit."),
-          margin: float = MARGIN, concurrency: Optional[str] = CONCURRENCY, request_rate: Optional[str] = REQUEST_RATE,
+          margin: float = MARGIN, baseline: Optional[str] = BASELINE, concurrency: Optional[str] = CONCURRENCY, request_rate: Optional[str] = REQUEST_RATE,
           slo: Optional[str] = SLO, sweep_requests: int = SWEEP_REQUESTS, sweep_seconds: float = SWEEP_SECONDS,
           sweep_output_tokens: int = SWEEP_TOKENS, server_args: str = SERVER_ARGS,
           reference: Optional[str] = typer.Option(None, "--reference", metavar="MODEL", help="The rung every other "
@@ -269,7 +276,7 @@ def bench(ctx: typer.Context, models: str = MODELS, engines: str = ENGINES,
                                                   "group sharing a tokenizer, its largest, most precise rung)."),
           resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run id with its own settings; "
                                                "finished stages are kept. Takes only --timeout, --executor, "
-                                               "--ray-address, --results, --report and --margin.")) -> None:
+                                               "--ray-address, --results, --report, --margin and --baseline.")) -> None:
     """The whole benchmark per model: load, prompt suite, lm-eval tasks, agreement with a reference rung; then
     the report."""
     report_name, margin = _report_name(report_name), _margin(margin)
@@ -286,8 +293,8 @@ def bench(ctx: typer.Context, models: str = MODELS, engines: str = ENGINES,
         stages, models, prompts, tasks, task_path, limit, num_fewshot, eval_batch_size, device, dtype,
         force, threads, max_new_tokens, repeat, batch_size, seed, sample, temperature, top_p,
         executor=executor or "local", ray_address=ray_address, top_k=top_k, decoding=decoding, no_offload=no_offload,
-        timeout=timeout, engines=engines, serve=serve, reference=reference, hub_kernels=hub_kernels)
-    _run(plan, results, resume, executor, ray_address, timeout, report_name, margin)
+        timeout=timeout, engines=engines, serve=serve, reference=reference, hub_kernels=hub_kernels, baseline=baseline)
+    _run(plan, results, resume, executor, ray_address, timeout, report_name, margin, baseline)
 
 
 def _refuse_run_options(ctx: typer.Context) -> None:
@@ -297,14 +304,14 @@ def _refuse_run_options(ctx: typer.Context) -> None:
     if given:
         raise SizebenchError(f"--resume continues the run with the settings it started with; {', '.join(given)} "
                              f"cannot change them (with --resume: --timeout, --executor, --ray-address, --results, "
-                             f"--report, --margin)")
+                             f"--report, --margin, --baseline)")
 
 
 @app.command()
 def report(runs: Optional[list[str]] = typer.Argument(None, help="Run ids or folders (default: the latest run)."),
            results: str = RESULTS, report_name: str = REPORT,
            every_run: bool = typer.Option(False, "--every-run", help="Keep a model measured in several runs once per run."),
-           margin: float = MARGIN,
+           margin: float = MARGIN, baseline: Optional[str] = BASELINE,
            price_per_hour: Optional[float] = typer.Option(None, "--price-per-hour", help="Price of one device-hour; "
                                                           "adds money per million tokens to the cost table."),
            reference: Optional[str] = typer.Option(None, "--reference", metavar="MODEL", help="Show agreement "
@@ -319,7 +326,8 @@ def report(runs: Optional[list[str]] = typer.Argument(None, help="Run ids or fol
         raise SizebenchError(f"--price-per-hour must be a positive price, not {price_per_hour:g}")
     stores = [RunStore.open(Path(results), r) for r in runs] if runs else [RunStore.latest(Path(results))]
     report_module.publish([s.dir for s in stores], Path(results), out, latest_only=not every_run, margin=margin,
-                          price_per_hour=price_per_hour, name=_report_name(report_name), reference=reference)
+                          price_per_hour=price_per_hour, name=_report_name(report_name), reference=reference,
+                          baseline=baseline)
 
 
 @app.command()

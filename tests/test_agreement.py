@@ -68,6 +68,9 @@ def test_figures_equal_a_direct_computation_and_the_stored_form_is_a_lower_bound
     assert exact.same_top == pytest.approx(truth["same"].mean())
     assert exact.ppl_ratio == pytest.approx(np.exp(truth["ln_ratio"].mean()), rel=1e-6)
     assert exact.rms_dp == pytest.approx(np.sqrt((truth["dp"] ** 2).mean()), rel=1e-6)
+    chunk_means = truth["kld"].reshape(len(seqs), 127).mean(axis=1)  # equal chunks: the clustered standard error
+    assert exact.units == len(seqs)
+    assert exact.kld_stderr == pytest.approx(chunk_means.std(ddof=1) / np.sqrt(len(seqs)), rel=1e-5)
 
     monkeypatch.setattr(divergence, "TOP_K", 16)  # of 303 ids: the lumped rest makes it a lower bound
     stored = agreement.reference_distributions(big, seqs)
@@ -75,6 +78,18 @@ def test_figures_equal_a_direct_computation_and_the_stored_form_is_a_lower_bound
     lumped = agreement.variant_figures(small, stored)["corpus"]
     assert 0 < lumped.kld_mean < truth["kld"].mean()  # near-uniform random models: far below
     assert lumped.same_top == exact.same_top and lumped.ppl_ratio == pytest.approx(exact.ppl_ratio, rel=1e-6)
+
+
+def test_the_standard_error_counts_a_chunk_once_not_each_of_its_tokens():
+    rng = np.random.default_rng(0)
+    chunks = np.repeat(np.arange(8), 250)
+    values = rng.exponential(0.05, 8)[chunks] + rng.exponential(0.01, len(chunks))  # tokens of a chunk alike
+    naive = values.std(ddof=1) / np.sqrt(len(values))
+    means = np.array([values[chunks == c].mean() for c in range(8)])
+    clustered = divergence.clustered_stderr(values, chunks)
+    assert clustered == pytest.approx(means.std(ddof=1) / np.sqrt(8), rel=1e-9)
+    assert clustered > 5 * naive  # what treating the 2,000 tokens as independent claimed
+    assert np.isnan(divergence.clustered_stderr(values, np.zeros(len(values), int)))
 
 
 def test_a_model_against_itself_and_at_bf16_and_the_file_round_trips(ladder, tmp_path):

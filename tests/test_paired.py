@@ -74,10 +74,32 @@ def test_one_disagreement_is_never_more_certain_than_none_and_fewer_items_are_le
 
 def test_items_needed_with_no_discordant_item_is_where_the_interval_falls_below_the_gap():
     gap = 0.03
-    needed = paired.items_needed(gap, 0.0, 40)
+    needed = paired.items_needed(0, 0, 40, gap)
     assert paired.tango_interval(0, 0, needed)[1] < gap <= paired.tango_interval(0, 0, needed - 1)[1]
     half = needed // 2
     assert paired.compare(*outcomes(half, 0, 0, needed - half)).high < gap
+
+
+def test_the_margin_test_rejects_exactly_when_the_interval_ends_below_the_margin():
+    a_only, b_only = np.meshgrid(np.arange(0, 40), np.arange(0, 25))
+    a_only, b_only = a_only.ravel(), b_only.ravel()
+    high = paired.tango_interval(a_only, b_only, 300)[1]
+    p = np.array([paired.noninferiority_p(a, b, 300, 0.05) for a, b in zip(a_only, b_only)])
+    assert ((p < paired.ALPHA) == (high < 0.05)).all()
+    assert ((p < paired.ALPHA) == (high < 0.05)).any() and (p >= paired.ALPHA).any()
+
+
+def test_items_needed_uses_the_score_test_s_variance_at_the_margin():
+    # the case: right for the better model only on 3% of items, for the other only on 1%, margin 0.05:
+    # a paired t-test with the observed spread said 348, with which Tango's interval clears the margin in
+    # about two runs of three; the score test's variance at the margin asks for about 450
+    needed = paired.items_needed(30, 10, 1000, 0.05)
+    assert 430 <= needed <= 490
+    rng = np.random.default_rng(0)
+    counts = rng.multinomial(needed, [0.03, 0.01, 0.96], size=4000)
+    power = (paired.tango_interval(counts[:, 0], counts[:, 1], needed)[1] < 0.05).mean()
+    assert 0.77 <= power <= 0.84
+    assert paired.items_needed(50, 0, 1000, 0.05) is None  # the observed difference on the margin
 
 
 def test_the_verdict_s_rule_names_the_interval_it_uses():

@@ -97,7 +97,8 @@ def test_markdown_escaping_of_answers():
 
 def test_conclusion_names_smallest_within_one_stderr(run):
     text = report.render(frames.load([run.dir]), [])
-    assert "smallest model within one standard error of it is **dolly-v2-3b**" in text
+    assert "smallest model within the standard error of the difference (√(se² + se_best²), unpaired) of it is " \
+        "**dolly-v2-3b**" in text and "one standard error" not in text
     assert "Going up from minidolly-70m to dolly-v2-3b" in text and "peak memory x" in text
 
 

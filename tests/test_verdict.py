@@ -78,9 +78,9 @@ def test_margin_rule_picks_the_smallest_model_within_the_margin():
     small = big.copy()
     small[400:800] = 0  # 0.60
     v = verdict.decide(outcomes({"small": small, "medium": medium, "big": big}), 0.05)
-    assert v.best == "big" and v.recommended == "medium" and v.undecided == []
+    assert v.baseline == "big" and v.recommended == "medium" and v.undecided == []
     assert v.status("small") == "worse by the margin or more"
-    assert v.vs_best["medium"].high < 0.05 and v.vs_best["small"].low >= 0.05
+    assert v.vs_baseline["medium"].high < 0.05 and v.vs_baseline["small"].low >= 0.05
     assert [(s.small, s.big) for s in v.steps] == [("small", "medium"), ("medium", "big")]
 
 
@@ -188,7 +188,10 @@ def test_mixed_precisions_order_the_verdict_as_the_summary(tmp_path):
     assert in_summary[0] == "tiny-neox@int8"
     for v in verdict.verdicts(fr):
         assert list(v.outcomes.table.columns) == in_summary
-        assert v.recommended == "tiny-neox@int8"  # equal accuracy everywhere: the smallest is the one to take
+        # equal accuracy everywhere, but 2 to 24 items cannot show a rung within 0.05 of the baseline (the largest,
+        # first in the plan among equals); the old rule took the observed best, the smallest of the tied, instead
+        assert v.baseline == v.recommended == "tiny-neox@fp32" and v.same_size == ["tiny-ender"]
+        assert v.status("tiny-neox@int8") == "not reached"
 
 
 def test_scaling_fit_recovers_a_known_slope(tmp_path):
@@ -229,3 +232,98 @@ def test_eval_on_tiny_models_stores_items_once_and_renders_the_verdict(tiny_mode
     text = (tmp_path / "report.md").read_text()
     assert text.startswith("# sizebench report\n\n## Verdict\n\n**all tasks** (24 items")
     assert "## Paired comparisons" in text and "## Flips up the ladder" in text
+
+
+# --- issue 32: the verdict's error rate holds across the whole ladder -----------------------------
+
+def _ladder(n=1000, **behind) -> dict:
+    """The largest right on 70% of n items; each other rung right where it is except the first k of its
+    right items (k = its entry in `behind`, as a share of n), smallest first in the order given."""
+    big = np.zeros(n, dtype=int)
+    big[: int(0.7 * n)] = 1
+    out = {}
+    for name, share in behind.items():
+        rung = big.copy()
+        rung[: int(share * n)] = 0
+        out[name] = rung
+    return {**out, "big": big}
+
+
+def test_a_smaller_rung_is_not_recommended_past_a_larger_one_not_shown_within_the_margin():
+    # mid is 0.08 behind (shown worse); small is identical to the largest. Each-on-its-own (the old rule)
+    # recommended small; the fixed sequence stops at mid and never reaches small.
+    v = verdict.decide(outcomes(_ladder(small=0.0, mid=0.08)), 0.05)
+    assert v.baseline == "big" and v.recommended == "big"
+    assert v.status("mid") == "worse by the margin or more" and v.test.stopped_at == ["mid"]
+    assert v.status("small") == "not reached" and v.vs_baseline["small"].high < 0.05
+    assert "small" not in v.test.adjusted and v.undecided == ["small"]
+
+
+def test_the_baseline_is_fixed_in_advance_and_the_observed_best_is_only_shown():
+    table = _ladder(small=0.0, mid=0.0)
+    table["mid"] = table["big"].copy()
+    table["mid"][700:750] = 1  # mid is the observed best, 0.05 ahead of the largest
+    v = verdict.decide(outcomes(table), 0.05)
+    assert v.best == "mid" and v.baseline == "big"  # the old rule compared with mid, and small was 0.05 behind it
+    assert v.recommended == "small" and set(v.test.within) == {"mid", "small"}
+    chosen = verdict.decide(outcomes(table), 0.05, baseline="mid")
+    assert chosen.baseline == "mid" and chosen.status("big") == "larger than the baseline"
+    assert chosen.recommended == "mid" and chosen.status("small") == "undecided"  # 0.05 behind it
+
+
+def test_the_margin_column_is_the_score_test_at_the_margin_adjusted_for_the_sequence():
+    from sizebench.report.verdict_section import _pv, evidence_section
+
+    v = verdict.decide(outcomes(_ladder(small=0.03, mid=0.01)), 0.05)
+    assert v.recommended == "small"
+    mid, small = v.vs_baseline["mid"], v.vs_baseline["small"]
+    p_mid = paired.noninferiority_p(mid.a_only, mid.b_only, mid.n, 0.05)
+    p_small = paired.noninferiority_p(small.a_only, small.b_only, small.n, 0.05)
+    assert v.test.adjusted == {"mid": p_mid, "small": max(p_mid, p_small)}
+    row = next(line for line in evidence_section([v]).splitlines() if line.startswith("| vs baseline | big | small"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[-2] == _pv(max(p_mid, p_small)) and cells[-3] == _pv(small.p)  # McNemar apart, not the margin
+
+
+def test_rungs_of_equal_size_are_tested_together_with_holm():
+    from sizebench.analysis import fixed_sequence
+    from sizebench.analysis.paired import Paired
+
+    def versus(a_only, b_only, n=400):
+        low, high = paired.tango_interval(a_only, b_only, n)
+        return Paired(n, (a_only - b_only) / n, float(low), float(high), a_only, b_only, 1.0, 0.0)
+
+    one = next(k for k in range(40) if paired.noninferiority_p(k, 0, 400, 0.05) > paired.ALPHA / 2)
+    assert paired.noninferiority_p(one, 0, 400, 0.05) < paired.ALPHA  # each shown within on its own
+    vs = {"int8": versus(one, 0), "q8": versus(one, 0), "small": versus(0, 0)}
+    test = fixed_sequence.test([["small"], ["int8", "q8"], ["fp32"]], "fp32", vs, 0.05)
+    assert test.within == [] and test.stopped_at == ["int8", "q8"] and test.status("small") == "not reached"
+    alone = fixed_sequence.test([["small"], ["int8"], ["fp32"]], "fp32", {**vs, "int8": vs["int8"]}, 0.05)
+    assert alone.within == ["int8", "small"] and alone.recommended == "small"
+
+
+def test_the_default_baseline_is_the_largest_with_the_most_bits_per_weight():
+    from sizebench.analysis.sizes import SizeAxis
+
+    size_axis = SizeAxis("weights_mem_mb", "weight memory", {"a@int8": 100.0, "b@fp32": 400.0, "c@fp32": 400.0},
+                         ["a@int8", "b@fp32", "c@fp32"], {"a@int8": 8.0, "b@fp32": 16.0, "c@fp32": 32.0})
+    assert size_axis.tiers(["a@int8", "b@fp32", "c@fp32"]) == [["a@int8"], ["b@fp32", "c@fp32"]]
+    assert size_axis.baseline(["a@int8", "b@fp32", "c@fp32"]) == "c@fp32"
+
+
+def test_the_rule_states_the_ladder_wide_guarantee():
+    from sizebench.report.verdict_section import rule
+
+    text = rule(0.05, "total parameters")
+    assert "fixed sequence" in text and "Holm" in text and "at most 2.5% per benchmark" in text
+    assert "however many rungs" in text and "the largest rung" in text
+    assert "`--baseline tiny`" in rule(0.05, "total parameters", "tiny")
+
+
+def test_an_unknown_baseline_is_a_one_line_error(tmp_path):
+    store = make_run(tmp_path, {"s": 0.5, "l": 0.7}, n=50)
+    done = sizebench("report", store.run_id, "--results", str(tmp_path), "--baseline", "nope")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "--baseline nope" in done.stderr
+    done = sizebench("report", store.run_id, "--results", str(tmp_path), "--baseline", "s")
+    assert done.returncode == 0, done.stderr
+    assert "`--baseline s`" in (tmp_path / "report.md").read_text()

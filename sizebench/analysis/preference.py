@@ -18,13 +18,14 @@ gets no verdict.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from sizebench.analysis import paired
-from sizebench.analysis.paired import Paired
+from sizebench.analysis import fixed_sequence, paired, sizes
+from sizebench.analysis.fixed_sequence import LadderTest
 
 HUMAN = "human"
 JUDGE_PREFIX = "judge:"
@@ -33,6 +34,9 @@ BOOTSTRAP = 500
 SEED = 0
 RIDGE_C = 10.0  # sklearn's inverse L2 strength: keeps a never-beaten model's strength finite
 SCORES = {"tie": 0, "bad": 0}
+GATE_NON_TIE = 0.5  # the least share of a judge's determined, non-identical pairs where it prefers one answer
+GATE_HUMAN_PAIRS = 30  # with this many non-identical pairs determined by people and the judge, kappa gates:
+GATE_KAPPA = 0.4  # the least Cohen's kappa against the people (and its 95% lower bound above 0)
 
 
 @dataclass(frozen=True)
@@ -79,18 +83,20 @@ class Strength:
 
 
 @dataclass(frozen=True)
-class SourceVerdict:
-    best: str
-    margin: float
-    vs_best: dict[str, Paired]  # best - model on the prompts both were judged on
-    recommended: str
-    undecided: list[str]
+class Agreement:
+    """Cohen's kappa of a judge against the human votes on the non-identical prompts and pairs both determined."""
 
-    def status(self, model: str) -> str:
-        r = self.vs_best.get(model)
-        if r is None or r.high < self.margin:
-            return "within the margin"
-        return "worse by the margin or more" if r.low >= self.margin else "undecided"
+    kappa: float
+    low: float  # 95% lower bound (statsmodels' asymptotic interval)
+    pairs: int
+
+    @property
+    def gates(self) -> bool:
+        return self.pairs >= GATE_HUMAN_PAIRS
+
+    @property
+    def passes(self) -> bool:
+        return not self.gates or (self.kappa >= GATE_KAPPA and self.low > 0)
 
 
 @dataclass(frozen=True)
@@ -98,18 +104,29 @@ class Preference:
     source: str
     outcomes: pd.DataFrame  # prompt_id, small, big, outcome (+1/0/-1, NaN undetermined), label, votes
     tallies: list[Tally]
-    verdict: SourceVerdict | None
+    verdict: LadderTest | None
     strengths: list[Strength] = field(default_factory=list)
     consistency: Consistency | None = None
-    kappa_vs_human: tuple[float, int] | None = None  # Cohen's kappa and the prompts both determined (None: no humans)
+    kappa_vs_human: Agreement | None = None  # None: no human votes
 
     @property
     def is_judge(self) -> bool:
         return self.source.startswith(JUDGE_PREFIX)
 
     @property
+    def non_tie(self) -> float:
+        """The share of determined, non-identical prompts and pairs where one answer is preferred."""
+        told = self.outcomes[self.outcomes["outcome"].notna() & (self.outcomes["label"] != "identical")]
+        return float((told["outcome"] != 0).mean()) if len(told) else 0.0
+
+    @property
     def decides(self) -> bool:
-        return not self.is_judge or (self.consistency is not None and self.consistency.above_chance)
+        """The judge gate (people always decide)."""
+        if not self.is_judge:
+            return True
+        consistent = self.consistency is not None and self.consistency.above_chance
+        return consistent and self.non_tie >= GATE_NON_TIE and (self.kappa_vs_human is None
+                                                                 or self.kappa_vs_human.passes)
 
 
 def ladder(fr) -> list[str]:
@@ -197,21 +214,22 @@ def tallies(table: pd.DataFrame, order: list[str]) -> list[Tally]:
     return sorted(out, key=lambda t: (order.index(t.big) - order.index(t.small) > 1, order.index(t.small)))
 
 
-def decide(table: pd.DataFrame, order: list[str], margin: float) -> SourceVerdict | None:
-    """The preference rule against the largest rung; None when nothing was judged against it."""
-    best = order[-1]
-    judged = table[table["outcome"].notna() & (table["big"] == best)]
-    vs_best = {}
-    for model in order[:-1]:
-        rows = judged[judged["small"] == model]
-        if len(rows):
-            vs_best[model] = paired.compare((rows["outcome"] > 0).astype(int), (rows["outcome"] < 0).astype(int))
-    if not vs_best:
+def decide(table: pd.DataFrame, order: list[str], margin: float, tiers: list[list[str]] | None = None,
+           baseline: str | None = None) -> LadderTest | None:
+    """The preference rule against the baseline (default: the largest rung); None when nothing was judged
+    against it. tiers: `order` in tiers of equal size (default: every rung its own)."""
+    baseline = baseline if baseline in order else order[-1]
+    judged = table[table["outcome"].notna()]
+    vs_baseline = {}
+    for model in order:
+        below = judged[(judged["small"] == model) & (judged["big"] == baseline)]["outcome"]
+        above = -judged[(judged["small"] == baseline) & (judged["big"] == model)]["outcome"]
+        signs = pd.concat([below, above])  # +1: the baseline's answer preferred
+        if model != baseline and len(signs):
+            vs_baseline[model] = paired.compare((signs > 0).astype(int), (signs < 0).astype(int))
+    if not vs_baseline:
         return None
-    verdict = SourceVerdict(best, margin, vs_best, best, [])
-    recommended = next(m for m in order if m == best or (m in vs_best and vs_best[m].high < margin))
-    undecided = [m for m in order[:order.index(recommended)] if m in vs_best and verdict.status(m) == "undecided"]
-    return SourceVerdict(best, margin, vs_best, recommended, undecided)
+    return fixed_sequence.test(tiers or [[m] for m in order], baseline, vs_baseline, margin)
 
 
 def bradley_terry(table: pd.DataFrame, order: list[str], rounds: int = BOOTSTRAP) -> list[Strength]:
@@ -240,7 +258,6 @@ def bradley_terry(table: pd.DataFrame, order: list[str], rounds: int = BOOTSTRAP
 
 def _fit(small: np.ndarray, big: np.ndarray, value: np.ndarray, k: int) -> np.ndarray | None:
     """One row per outcome and side: x = +1 for the bigger model, -1 for the smaller; y = the bigger won."""
-    import warnings
 
     from sklearn.linear_model import LogisticRegression
 
@@ -289,13 +306,24 @@ def kappa(a: pd.Series, b: pd.Series, labels: list) -> float:
     return float(cohen_kappa_score(a, b, labels=labels))
 
 
-def agreement(one: pd.DataFrame, other: pd.DataFrame) -> tuple[float, int] | None:
-    """Cohen's kappa of two sources' outcomes (+1 / 0 / -1) on the prompts and pairs both determined."""
+def agreement(one: pd.DataFrame, other: pd.DataFrame) -> Agreement:
+    """Cohen's kappa of two sources' outcomes (+1 / 0 / -1) on the prompts and pairs both determined, the
+    identical-answer ones left out (every source records those as ties without judging them), with
+    statsmodels' 95% interval."""
+    from statsmodels.stats.inter_rater import cohens_kappa
+
     keys = ["prompt_id", "small", "big"]
-    both = one[one["outcome"].notna()].merge(other[other["outcome"].notna()], on=keys)
-    if both.empty:
-        return float("nan"), 0
-    return kappa(both["outcome_x"], both["outcome_y"], [-1.0, 0.0, 1.0]), len(both)
+    told = lambda t: t[t["outcome"].notna() & (t["label"] != "identical")]  # noqa: E731
+    both = told(one).merge(told(other), on=keys)
+    value = kappa(both["outcome_x"], both["outcome_y"], [-1.0, 0.0, 1.0]) if len(both) else float("nan")
+    if np.isnan(value):
+        return Agreement(value, float("nan"), len(both))
+    counts = pd.crosstab(both["outcome_x"], both["outcome_y"]).reindex(index=[-1.0, 0.0, 1.0], columns=[-1.0, 0.0, 1.0],
+                                                                        fill_value=0)
+    with warnings.catch_warnings():  # its z test of kappa = 0 divides by zero at perfect agreement; unused here
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = cohens_kappa(counts.to_numpy())
+    return Agreement(value, float(result.kappa_low), len(both))
 
 
 def human_agreement(fr, order: list[str]) -> list[tuple[str, str, float, int]]:
@@ -319,11 +347,12 @@ def human_agreement(fr, order: list[str]) -> list[tuple[str, str, float, int]]:
     return out
 
 
-def analyse(fr, order: list[str], margin: float) -> list[Preference]:
+def analyse(fr, order: list[str], margin: float, baseline: str | None = None) -> list[Preference]:
     """One Preference per source of votes: people first, then each LLM judge by name."""
     votes = current_votes(fr)
     if votes.empty or len(order) < 2:
         return []
+    tiers = sizes.axis(fr).tiers(order)
     sources = sorted(set(votes["model"]), key=lambda s: (s != HUMAN, s))
     results = []
     human_table = None
@@ -336,7 +365,8 @@ def analyse(fr, order: list[str], margin: float) -> list[Preference]:
         if source == HUMAN:
             human_table = table
         results.append(Preference(
-            source, table, tallies(table, order), decide(table, order, margin), bradley_terry(table, order),
+            source, table, tallies(table, order), decide(table, order, margin, tiers, baseline),
+            bradley_terry(table, order),
             consistency(mine, order) if judge else None,
             agreement(table, human_table) if judge and human_table is not None else None))
     return results

@@ -9,7 +9,7 @@ tier and are named together as equal; within a tier they keep the order the user
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -34,6 +34,7 @@ class SizeAxis:
     label: str  # "total parameters" or "weight memory"
     values: dict[str, float]  # row -> its size on this axis, for every row with a load record
     order: list[str]  # those rows, smallest first; a tier keeps the plan's order
+    bits: dict[str, float] = field(default_factory=dict)  # row -> bits per weight held, where measured
 
     @property
     def unit(self) -> str:
@@ -49,6 +50,22 @@ class SizeAxis:
         if name not in self.values:
             return [name]
         return [m for m in self.order if equal(self.values[m], self.values[name])]
+
+    def tiers(self, models: list[str]) -> list[list[str]]:
+        """`models` (smallest first) in tiers of equal size, smallest first, each keeping the given order."""
+        out: list[list[str]] = []
+        for m in models:
+            if out and m in self.values and out[-1][0] in self.values and equal(self.values[m], self.values[out[-1][0]]):
+                out[-1].append(m)
+            else:
+                out.append([m])
+        return out
+
+    def baseline(self, models: list[str]) -> str:
+        """The verdicts' default baseline among `models` (smallest first): the largest, and among equals the
+        one holding the most bits per weight (the most precise), else the first of them in the plan."""
+        top = self.tiers(models)[-1]
+        return max(top, key=lambda m: (self.bits.get(m, 0.0), -top.index(m)))
 
     def smaller(self, a: str, b: str) -> bool:
         return self.values[a] < self.values[b] and not equal(self.values[a], self.values[b])
@@ -97,7 +114,11 @@ def axis(fr: Frames) -> SizeAxis:
     values = {m: float(loads.loc[m, column]) for m in ids if not pd.isna(loads.loc[m, column])}
     planned = list(dict.fromkeys(fr.models["model"])) if not fr.models.empty else []
     position = {m: (planned.index(m) if m in planned else len(planned)) for m in values}
-    return SizeAxis(column, label, values, _tiers_in_plan_order(sorted(values, key=values.get), values, position))
+    bits = {m: float(loads.loc[m, "weights_mem_mb"]) * 2 ** 23 / float(loads.loc[m, "params"]) for m in values
+            if "weights_mem_mb" in loads and not pd.isna(loads.loc[m, "weights_mem_mb"])
+            and not pd.isna(loads.loc[m, "params"]) and loads.loc[m, "params"] > 0}
+    return SizeAxis(column, label, values, _tiers_in_plan_order(sorted(values, key=values.get), values, position),
+                    bits)
 
 
 def _tiers_in_plan_order(order: list[str], values: dict[str, float], position: dict[str, int]) -> list[str]:

@@ -1,11 +1,15 @@
 """The verdict: which model of the ladder is enough, from the stored per-item outcomes alone.
 
-The rule: per task (and for all tasks pooled, and for the prompt suite) the recommended model is the
-smallest whose accuracy is not worse than the best model's by the margin or more, i.e. the upper end
-of the 95% paired interval of (best - model) is below the margin. A smaller model whose interval
-contains the margin is one the items cannot decide on; the verdict names it and the items it needs.
+The rule: per task (and for all tasks pooled, and for the prompt suite) every rung is compared with a baseline
+fixed in advance, the largest rung (the most bits per weight among equals) or `--baseline MODEL`; the observed
+best is shown but never compared with, since picking it from the same items would bias the comparison. The
+recommended model is the smallest that `fixed_sequence` shows within the margin: Tango's score test at the
+margin, in a fixed sequence from the largest rung down that stops at the first tier not shown within, Holm
+within a tier of equal size. The chance of recommending a model in truth worse than the baseline by the
+margin or more is then at most paired.ALPHA per benchmark, for the whole ladder. A smaller model not shown
+within (nor worse by the margin) is one the items cannot decide on; the verdict names it and the items it needs.
 "Smallest" is on the one size axis of `sizebench.analysis.sizes`: total parameters, or weight memory when the
-rows hold their weights in more than one way (precisions, engines). Rows equal on it are named together.
+rows hold their weights in more than one way (precisions, engines). Rows equal on it form one tier.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from sizebench.analysis import paired, sizes
+from sizebench.analysis import fixed_sequence, paired, sizes
+from sizebench.analysis.fixed_sequence import LadderTest
+from sizebench.errors import SizebenchError
 from sizebench.runstore.frames import Frames
 from sizebench.analysis.paired import Paired
 from sizebench.analysis.sizes import SizeAxis
@@ -38,23 +44,16 @@ class Step:
     small: str
     big: str
     paired: Paired  # big - small
-    p_holm: float
     equal_size: bool = False  # the two are equal on the size axis: a step across, not up
 
 
 @dataclass(frozen=True)
 class Verdict:
     outcomes: Outcomes
-    margin: float
-    best: str
-    vs_best: dict[str, Paired]  # best - model, for every other model
-    p_holm: dict[str, float]  # of vs_best, Holm-corrected with the steps, per benchmark
+    best: str  # the observed best, shown only
+    test: LadderTest  # baseline, comparisons with it, the rungs shown within, the recommended one
     steps: list[Step]
-    recommended: str
-    undecided: list[str]  # smaller than the recommended one, and the items cannot place them
     needed: dict[str, int | None] = field(default_factory=dict)  # items that would decide, per undecided model
-    equal: list[str] = field(default_factory=list)  # as small as the recommended one and within the margin too
-    same_size: list[str] = field(default_factory=list)  # as small as the recommended one, not within the margin
 
     @property
     def n(self) -> int:
@@ -64,15 +63,12 @@ class Verdict:
         return float(self.outcomes.table[model].mean())
 
     def status(self, model: str) -> str:
-        return status(self.vs_best.get(model), self.margin)
+        return self.test.status(model)
 
-
-def status(versus_best: Paired | None, margin: float) -> str:
-    if versus_best is None or versus_best.high < margin:
-        return "within the margin"
-    if versus_best.low >= margin:
-        return "worse by the margin or more"
-    return "undecided"
+    def __getattr__(self, name: str):  # baseline, margin, vs_baseline, recommended, equal, same_size, undecided
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.test, name)
 
 
 def size_order(fr: Frames) -> tuple[list[str], SizeAxis]:
@@ -117,48 +113,40 @@ def _binary(table: pd.DataFrame) -> bool:
     return not table.empty and bool(table.isin([0, 1]).all().all())
 
 
-def decide(outcomes: Outcomes, margin: float, size_axis: SizeAxis | None = None) -> Verdict | None:
+def decide(outcomes: Outcomes, margin: float, size_axis: SizeAxis | None = None,
+           baseline: str | None = None) -> Verdict | None:
     """The verdict for one benchmark; None with fewer than two models (nothing to compare).
 
-    The table's columns are smallest first; without `size_axis` every column is its own size."""
+    The table's columns are smallest first; without `size_axis` every column is its own size. `baseline`:
+    the rung to compare with, where this benchmark has it; else the largest (`SizeAxis.baseline`)."""
     table = outcomes.table
     models = list(table.columns)
     if len(models) < 2 or table.empty:
         return None
     means = table.mean()
     best = max(models, key=lambda m: (means[m], -models.index(m)))  # ties: the smaller model
-    done: dict[tuple[str, str], Paired] = {}
-
-    def compare(a: str, b: str) -> Paired:  # a step up to the best is also a vs-best pair: compare it once
-        if (a, b) not in done:
-            done[(a, b)] = paired.compare(table[a], table[b])
-        return done[(a, b)]
-
-    vs_best = {m: compare(best, m) for m in models if m != best}
-    step_pairs = [(models[i], models[i + 1]) for i in range(len(models) - 1)]
-    step_results = {(small, big): compare(big, small) for small, big in step_pairs}
-    # One family per benchmark: every distinct pair once (a step to or from the best is a vs-best pair too)
-    family = {frozenset((best, m)): r.p for m, r in vs_best.items()}
-    for (small, big), r in step_results.items():
-        family.setdefault(frozenset((small, big)), r.p)
-    keys = sorted(family, key=lambda k: sorted(k))
-    corrected = dict(zip(keys, paired.holm([family[k] for k in keys])))
-    steps = [Step(small, big, step_results[(small, big)], corrected[frozenset((small, big))],
-                  bool(size_axis) and big in size_axis.tier(small)) for small, big in step_pairs]
-    p_holm = {m: corrected[frozenset((best, m))] for m in vs_best}
-    recommended = next(m for m in models if status(vs_best.get(m), margin) == "within the margin")
-    tier = [m for m in size_axis.tier(recommended) if m in models] if size_axis else [recommended]
-    smaller = [m for m in models[:models.index(recommended)] if m not in tier]
-    undecided = [m for m in smaller if status(vs_best[m], margin) == "undecided"]
-    needed = {m: paired.items_needed(margin - vs_best[m].diff, vs_best[m].sd, len(table)) for m in undecided}
-    within = [m for m in tier if m != recommended and status(vs_best.get(m), margin) == "within the margin"]
-    others = [m for m in tier if m != recommended and m not in within]
-    return Verdict(outcomes, margin, best, vs_best, p_holm, steps, recommended, undecided, needed, within, others)
+    tiers = size_axis.tiers(models) if size_axis else [[m] for m in models]
+    if baseline not in models:
+        baseline = size_axis.baseline(models) if size_axis else models[-1]
+    vs_baseline = {m: paired.compare(table[baseline], table[m]) for m in models if m != baseline}
+    test = fixed_sequence.test(tiers, baseline, vs_baseline, margin)
+    steps = [Step(small, big, paired.compare(table[big], table[small]), bool(size_axis) and big in size_axis.tier(small))
+             for small, big in zip(models, models[1:])]
+    needed = {m: paired.items_needed(vs_baseline[m].a_only, vs_baseline[m].b_only, len(table), margin)
+              for m in test.undecided}
+    return Verdict(outcomes, best, test, steps, needed)
 
 
-def verdicts(fr: Frames, margin: float = DEFAULT_MARGIN) -> list[Verdict]:
+def check_baseline(baseline: str | None, order: list[str]) -> None:
+    """`--baseline` must name a model of the runs."""
+    if baseline is not None and baseline not in order:
+        raise SizebenchError(f"--baseline {baseline}: not a model of these runs (models: {', '.join(order) or 'none'})")
+
+
+def verdicts(fr: Frames, margin: float = DEFAULT_MARGIN, baseline: str | None = None) -> list[Verdict]:
     order, size_axis = size_order(fr)
-    return [v for v in (decide(o, margin, size_axis) for o in outcome_sets(fr, order)) if v is not None]
+    check_baseline(baseline, order)
+    return [v for v in (decide(o, margin, size_axis, baseline) for o in outcome_sets(fr, order)) if v is not None]
 
 
 @dataclass(frozen=True)

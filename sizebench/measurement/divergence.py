@@ -131,17 +131,30 @@ class Summary:
     ln_ppl_ratio_stderr: float
     rms_dp: float  # RMS of the change in the probability of the token that followed
     mean_dp: float
+    units: int  # the chunks or answers the standard errors cluster by
 
 
-def summarise(t: PerToken) -> Summary:
+def clustered_stderr(values: np.ndarray, units: np.ndarray) -> float:
+    """The standard error of the mean of `values` when the rows of one unit (a chunk, an answer) are not
+    independent: statsmodels' cluster-robust variance of the intercept-only regression; NaN with one unit."""
+    import statsmodels.api as sm
+
+    if len(np.unique(units)) < 2:
+        return float("nan")
+    fit = sm.OLS(np.asarray(values, float), np.ones(len(values))).fit(cov_type="cluster", cov_kwds={"groups": units})
+    return float(fit.bse[0])
+
+
+def summarise(t: PerToken, units: np.ndarray) -> Summary:
+    """units: per token, the sequence (corpus chunk or answer) it was scored in."""
     n = len(t.kld)
     pct = np.percentile(t.kld, [50, 90, 99])
     ln_ratio = t.ref_next_logp - t.next_logp  # mean of it is ln PPL(variant) - ln PPL(reference)
     dp = np.exp(t.next_logp) - np.exp(t.ref_next_logp)
-    stderr = lambda x: float(np.std(x, ddof=1) / np.sqrt(n)) if n > 1 else float("nan")  # noqa: E731
-    return Summary(n, float(t.kld.mean()), stderr(t.kld), float(pct[0]), float(pct[1]), float(pct[2]),
-                   float(t.kld.max()), float(t.same_top.mean()), float(np.exp(ln_ratio.mean())), stderr(ln_ratio),
-                   float(np.sqrt(np.mean(dp ** 2))), float(dp.mean()))
+    return Summary(n, float(t.kld.mean()), clustered_stderr(t.kld, units), float(pct[0]), float(pct[1]),
+                   float(pct[2]), float(t.kld.max()), float(t.same_top.mean()), float(np.exp(ln_ratio.mean())),
+                   clustered_stderr(ln_ratio, units), float(np.sqrt(np.mean(dp ** 2))), float(dp.mean()),
+                   len(np.unique(units)))
 
 
 def choice_agreement(ref_lls: list[list[float]], lls: list[list[float]]) -> tuple[float, float]:

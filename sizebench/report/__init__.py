@@ -54,18 +54,21 @@ class Analysis:
     price_per_hour: float | None
     headline: str  # the benchmark the frontier and the scaling fit show
     agreement: dict[str, str] = field(default_factory=dict)  # variant -> reference rung (the agreement stage)
+    baseline: str | None = None  # --baseline, where given
 
 
-def analyse(fr: Frames, df: pd.DataFrame, margin: float = DEFAULT_MARGIN,
-            price_per_hour: float | None = None, reference: str | None = None) -> Analysis:
+def analyse(fr: Frames, df: pd.DataFrame, margin: float = DEFAULT_MARGIN, price_per_hour: float | None = None,
+            reference: str | None = None, baseline: str | None = None) -> Analysis:
     order, size_axis = verdict_rule.size_order(fr)
+    verdict_rule.check_baseline(baseline, order)
     sets = verdict_rule.outcome_sets(fr, order)
-    vs = [v for v in (verdict_rule.decide(o, margin, size_axis) for o in sets) if v is not None]
+    vs = [v for v in (verdict_rule.decide(o, margin, size_axis, baseline) for o in sets) if v is not None]
     costs = cost_figures.costs(fr, df)
     top = report_cost.headline(sets)
     fits, too_few = scaling.fits(fr, top) if top is not None else ([], {})
     return Analysis(vs, size_axis, costs, report_cost.frontier(sets, vs, costs), fits, too_few, margin,
-                    price_per_hour, top.name if top is not None else "", agreement_figures.references(fr, reference))
+                    price_per_hour, top.name if top is not None else "", agreement_figures.references(fr, reference),
+                    baseline)
 
 
 def render(fr: Frames, plot_files: list[str], df: pd.DataFrame | None = None, margin: float = DEFAULT_MARGIN,
@@ -78,8 +81,9 @@ def render(fr: Frames, plot_files: list[str], df: pd.DataFrame | None = None, ma
     notes = verdict_notes(fr, a.agreement)
     agreement_plot = next((p for p in plot_files if p.endswith("agreement.png")), None)
     sections = ["# sizebench report",
-                verdict_report.verdict_section(a.verdicts, a.margin, a.size_axis, not fr["task"].empty, notes),
-                preference_section(fr, a.margin), metadata_section(fr),
+                verdict_report.verdict_section(a.verdicts, a.margin, a.size_axis, not fr["task"].empty, notes,
+                                               a.baseline),
+                preference_section(fr, a.margin, a.baseline), metadata_section(fr),
                 "## Summary\n\n" + summary_prose(a.size_axis, _mapped(df)) + "\n\n" + summary_table(df),
                 verdict_report.evidence_section(a.verdicts),
                 report_cost.cost_section(a.costs, a.frontier, a.price_per_hour, prefix),
@@ -96,7 +100,7 @@ def render(fr: Frames, plot_files: list[str], df: pd.DataFrame | None = None, ma
 
 def publish(run_dirs: list[Path], results_dir: Path, console: Console, latest_only: bool = True,
             margin: float = DEFAULT_MARGIN, price_per_hour: float | None = None, name: str = "report.md",
-            reference: str | None = None) -> Path:
+            reference: str | None = None, baseline: str | None = None) -> Path:
     """Write results/<name> (and plots) and print the verdict, summary, answers and conclusion.
 
     Plots of report.md are plot_*.png; another name's take its stem (precision-report_accuracy.png),
@@ -105,7 +109,7 @@ def publish(run_dirs: list[Path], results_dir: Path, console: Console, latest_on
 
     fr = frames_module.load(run_dirs, latest_only)
     df = summary(fr)
-    a = analyse(fr, df, margin, price_per_hour, reference)
+    a = analyse(fr, df, margin, price_per_hour, reference, baseline)
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / name
     prefix = "plot_" if name == "report.md" else f"{path.stem}_"
@@ -121,7 +125,7 @@ def publish(run_dirs: list[Path], results_dir: Path, console: Console, latest_on
     plot_files = plot_files + ([drawn] if drawn else [])
     atomic.write_text(path, render(fr, plot_files, df, analysis=a, prefix=prefix))
     console.print(Markdown(verdict_report.verdict_section(a.verdicts, a.margin, a.size_axis, not fr["task"].empty,
-                                                          verdict_notes(fr, a.agreement))))
+                                                          verdict_notes(fr, a.agreement), a.baseline)))
     console.print(Markdown("## Summary\n\n" + summary_table(df)))
     answers = answers_section(fr, list(df["model"]))
     if answers:

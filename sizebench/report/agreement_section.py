@@ -20,7 +20,10 @@ PROTOCOL = (
     "tokenizer adds one) with the second half of each chunk scored, and each of the reference's answers after its "
     "rendered prompt, every answer token scored. *Same top*: tokens whose most likely next token is the "
     "reference's. *PPL ratio*: perplexity of the variant over the reference's on the same tokens (95% interval "
-    "from the per-token log ratios, which are not independent: read it as indicative). *RMS Δp*: root mean "
+    "from the per-token log ratios). The tokens of one chunk or answer are not independent, so the mean KLD's "
+    "standard error and the PPL ratio's interval treat each chunk or answer as one unit (statsmodels' "
+    "cluster-robust variance of the mean; the units are counted beside the tokens); rows recorded before that "
+    "treat tokens as independent, which makes both too narrow, and say so. *RMS Δp*: root mean "
     "square of the change in the probability of the token that came next. The reference's distributions are "
     f"stored as its top {TOP_K} log-probabilities per token plus the remaining mass, and the KL divergence is "
     "taken over those outcomes and \"any other token\": a lower bound of the exact one (merging outcomes never "
@@ -51,7 +54,7 @@ def agreement_section(fr: Frames, df: pd.DataFrame, mapping: dict[str, str], plo
         parts.append(f"Reference **{r['model']}**: {counts}; {vocab:,} ids compared; its distributions "
                      f"take {r['bytes'] / 2**20:.1f} MiB in the run folder (`{r['file']}`, "
                      f"{bytes_per_token(vocab, int(r['top_k']))} bytes a token before compression).")
-    header = ["variant", "reference", "weights in memory MiB", "tokens", "mean KLD", "median", "p90", "p99", "max",
+    header = ["variant", "reference", "weights in memory MiB", "tokens (units)", "mean KLD ± stderr", "median", "p90", "p99", "max",
               "same top", "PPL ratio (95%)", "RMS Δp"]
     for text in ("corpus", "answers"):
         rows = figures[figures["text"] == text] if not figures.empty else figures
@@ -61,7 +64,8 @@ def agreement_section(fr: Frames, df: pd.DataFrame, mapping: dict[str, str], plo
         body = []
         for _, r in rows.iterrows():
             low, high = _ratio_interval(r)
-            body.append([r["model"], r["reference"], fmt_num(weights.get(r["model"]), "{:.0f}"), f"{r['tokens']:,}",
+            body.append([r["model"], r["reference"], fmt_num(weights.get(r["model"]), "{:.0f}"),
+                         f"{r['tokens']:,} ({_units(r, text)})",
                          f"{r['kld_mean']:.5f} ± {r['kld_stderr']:.5f}", f"{r['kld_median']:.5f}",
                          f"{r['kld_p90']:.4f}", f"{r['kld_p99']:.4f}", f"{r['kld_max']:.3f}",
                          f"{100 * r['same_top']:.1f}%", f"{r['ppl_ratio']:.4f} [{low:.4f}, {high:.4f}]",
@@ -81,6 +85,13 @@ def agreement_section(fr: Frames, df: pd.DataFrame, mapping: dict[str, str], plo
     if skipped:
         parts.append("Not compared: " + "; ".join(f"{m}: {why}" for m, why in skipped) + ".")
     return "\n\n".join(parts)
+
+
+def _units(r, text: str) -> str:
+    units = r.get("units")
+    if units is None or pd.isna(units):
+        return "± as if independent"
+    return f"{int(units)} {'chunks' if text == 'corpus' else 'answers'}"
 
 
 def _ratio_interval(r) -> tuple[float, float]:

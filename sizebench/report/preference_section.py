@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 
-from sizebench.analysis import preference
+from sizebench.analysis import fixed_sequence, paired, preference
 from sizebench.analysis.preference import Preference
 from sizebench.report.markdown import table
 
@@ -44,25 +44,47 @@ def _name(p: Preference, order: list[str]) -> str:
 def _verdict_text(p: Preference) -> str:
     v = p.verdict
     if v is None:
-        return "nothing was judged against the largest rung, so there is no preference verdict."
-    if v.recommended == v.best:
-        text = f"**{v.best}**, the largest, is the one to take."
+        return "nothing was judged against the baseline, so there is no preference verdict."
+    if v.recommended == v.baseline:
+        text = f"**{v.baseline}**, the baseline, is the one to take: no smaller rung is shown within the margin."
     else:
-        r = v.vs_best[v.recommended]
-        text = (f"**{v.recommended}** is enough: the mean outcome for {v.best} (the largest) against it is "
-                f"{r.diff:+.3f} ({r.a_only} prompts to {v.best}, {r.b_only} to it, of {r.n} judged), 95% interval "
-                f"{_interval(r.low, r.high)}, below the {v.margin:g} margin.")
-    worse = [m for m in v.vs_best if v.status(m) == "worse by the margin or more"]
+        r = v.vs_baseline[v.recommended]
+        text = (f"**{v.recommended}** is enough: the mean outcome for {v.baseline} (the baseline) against it is "
+                f"{r.diff:+.3f} ({r.a_only} prompts to {v.baseline}, {r.b_only} to it, of {r.n} judged), 95% interval "
+                f"{_interval(r.low, r.high)}, below the {v.margin:g} margin (p at the margin "
+                f"{_pv(v.adjusted[v.recommended])}).")
+    worse = [m for m in v.vs_baseline if v.status(m) == fixed_sequence.WORSE]
     if worse:
         text += " Worse by the margin or more: " + "; ".join(
-            f"{m} ({v.vs_best[m].diff:+.3f} {_interval(v.vs_best[m].low, v.vs_best[m].high)}, sign test p "
-            f"{_pv(v.vs_best[m].p)})" for m in worse) + "."
+            f"{m} ({v.vs_baseline[m].diff:+.3f} {_interval(v.vs_baseline[m].low, v.vs_baseline[m].high)})"
+            for m in worse) + "."
     for m in v.undecided:
-        r = v.vs_best[m]
-        text += (f" **The votes cannot decide** whether {m} would do: best - it is {r.diff:+.3f}, 95% interval "
-                 f"{_interval(r.low, r.high)} on {r.n} judged prompts ({r.a_only} to {v.best}, {r.b_only} to {m}), "
-                 "which contains the margin.")
+        r = v.vs_baseline[m]
+        if v.status(m) == fixed_sequence.NOT_REACHED:
+            text += (f" **{m} is not tested**: the sequence stopped at {' and '.join(v.stopped_at)}; on its own the "
+                     f"baseline - it is {r.diff:+.3f}, 95% interval {_interval(r.low, r.high)}.")
+            continue
+        text += (f" **The votes cannot decide** whether {m} would do: baseline - it is {r.diff:+.3f}, 95% interval "
+                 f"{_interval(r.low, r.high)} on {r.n} judged prompts ({r.a_only} to {v.baseline}, {r.b_only} to "
+                 f"{m}), which contains the margin (p at the margin {_pv(v.adjusted[m])}).")
     return text
+
+
+def _gate(p: Preference) -> str:
+    """Why a judge may or may not decide: the three conditions of the gate, each with its figure."""
+    failed = []
+    if not p.consistency.above_chance:
+        failed.append("its position consistency is not above chance")
+    if p.non_tie < preference.GATE_NON_TIE:
+        failed.append(f"it prefers one answer on only {p.non_tie:.0%} of its determined pairs (at least "
+                      f"{preference.GATE_NON_TIE:.0%} needed)")
+    k = p.kappa_vs_human
+    if k is not None and not k.passes:
+        failed.append(f"its kappa against the human votes is {_kappa(k.kappa)} (95% lower bound "
+                      f"{_kappa(k.low)}; at least {preference.GATE_KAPPA:g} with a lower bound above 0 needed)")
+    if failed:
+        return "**It decides nothing here, no verdict: " + "; ".join(failed) + ".**"
+    return f"It passes the judge gate (one answer preferred on {p.non_tie:.0%} of its determined pairs). "
 
 
 def _raters(votes: str) -> list[str]:
@@ -92,12 +114,16 @@ def paragraph(p: Preference, order: list[str]) -> str:
                   f"{c.chance:.0%} by chance from its own choice frequencies (binomial p {_pv(c.p)}); it chose A in "
                   + (f"{c.first_shown:.0%}" if not math.isnan(c.first_shown) else "none")
                   + " of its non-tie choices. ")
-        if p.kappa_vs_human:
-            k, n = p.kappa_vs_human
-            intro += (f"Agreement with the human votes: Cohen's kappa {_kappa(k)} on {n} prompts and pairs. " if n else
-                      "Agreement with the human votes: none measurable, no prompt and pair is determined by both. ")
+        k = p.kappa_vs_human
+        if k is not None:
+            bound = "" if math.isnan(k.kappa) else f" (95% lower bound {_kappa(k.low)})"
+            intro += (f"Agreement with the human votes: Cohen's kappa {_kappa(k.kappa)}{bound} on {k.pairs} "
+                      "non-identical prompts and pairs. " if k.pairs else
+                      "Agreement with the human votes: none measurable, no non-identical prompt and pair is "
+                      "determined by both. ")
         if not p.decides:
-            return intro + "**Its consistency is not above chance, so it decides nothing here: no verdict.**"
+            return intro + _gate(p)
+        intro += _gate(p)
     return intro + _verdict_text(p)
 
 
@@ -154,30 +180,42 @@ def _drilldown(prefs: list[Preference], fr, order: list[str]) -> str:
 
 
 def rule(margin: float) -> str:
-    return (f"**The preference rule.** Per judged prompt of a pair: +1 when the best model's answer is preferred, "
+    return (f"**The preference rule.** Per judged prompt of a pair: +1 when the baseline's answer is preferred, "
             f"-1 when the other's is, 0 for a tie, both bad, or identical answers (these are not shown to raters "
-            f"and are counted apart). The best is the largest rung, against which every model is judged; the "
-            f"recommended model is the smallest whose 95% upper bound of that mean against the best is below "
-            f"`--margin {margin:g}`. The interval is the accuracy verdict's: Tango's score interval for paired "
-            "proportions (the prompts the best wins and the prompts the other wins), with McNemar's exact test (a "
-            "sign test) for p. Win rates are the bigger model's, ties counting half, with the same interval. "
-            "Several raters on one prompt and pair count once, as the sign of their summed outcomes. Sources of "
-            "votes are never pooled. An LLM judge judges every pair in both orders; where the two orders "
-            "disagree the prompt is undetermined: counted and shown, but excluded, never a tie. A judge whose "
-            "position consistency is not above chance (one-sided binomial test against the agreement its own "
-            "frequencies of A, B and tie give by chance) gets no verdict. Bradley-Terry strengths: logistic "
+            f"and are counted apart). The baseline is the largest rung, against which every model is judged, or "
+            f"`--baseline`; the mean outcome against it is the difference of two paired proportions (the prompts "
+            f"the baseline wins and the prompts the other wins), and the recommended model is chosen exactly as "
+            f"the accuracy verdict's (one implementation): Tango's score test at `--margin {margin:g}` in a fixed "
+            f"sequence from the largest rung down, stopping at the first rung not shown within the margin, Holm "
+            f"within rungs of equal size, so the chance of recommending a model the source in truth prefers less "
+            f"than the baseline by the margin or more is at most {paired.ALPHA:.1%} per source of votes. McNemar's "
+            "exact test (a sign test) is not used for the margin. Win rates are the bigger model's, ties counting "
+            "half, with Tango's interval. Several raters on one prompt and pair count once, as the sign of their "
+            "summed outcomes. Sources of votes are never pooled. An LLM judge judges every pair in both orders; "
+            "where the two orders disagree the prompt is undetermined: counted and shown, but excluded, never a "
+            "tie. **The judge gate** decides whether an LLM judge's votes give a verdict at all: its position "
+            "consistency must be above chance (one-sided binomial test against the agreement its own frequencies "
+            f"of A, B and tie give by chance), it must prefer one answer on at least {preference.GATE_NON_TIE:.0%} "
+            "of its determined pairs (a judge that calls most pairs a tie would find every rung within the "
+            f"margin), and where people voted on at least {preference.GATE_HUMAN_PAIRS} of the same non-identical "
+            f"pairs, its Cohen's kappa against them must be at least {preference.GATE_KAPPA:g} with a 95% lower "
+            "bound above 0 (statsmodels' interval). Identical-answer pairs, ties for every source without "
+            "judging, count in neither the kappa nor its number of pairs. The gate controls which judge may "
+            "decide: one that cannot tell answers apart or disagrees with people; it does not make the judge's "
+            "preference a person's, and the verdict's error rate is about the judge's own preference. "
+            "Bradley-Terry strengths: logistic "
             f"regression (scikit-learn, L2 with C = {preference.RIDGE_C:g}) on every judged prompt and pair, ties "
             f"half a win each, with {preference.BOOTSTRAP} bootstrap resamples of those outcomes (seed "
             f"{preference.SEED}).")
 
 
-def preference_section(fr, margin: float) -> str:
+def preference_section(fr, margin: float, baseline: str | None = None) -> str:
     if "vote" not in fr.tables or fr["vote"].empty:
         return ""
     from sizebench.judging import judge_prompt
 
     order = preference.ladder(fr)
-    prefs = preference.analyse(fr, order, margin)
+    prefs = preference.analyse(fr, order, margin, baseline)
     if not prefs:
         return ""
     parts = ["## Preference", "Blind side-by-side votes on the prompt suite's answers (`sizebench judge`): each "

@@ -113,8 +113,8 @@ def conclusion_section(df: pd.DataFrame, size_axis: SizeAxis, judged_tasks: froz
         best = max(scored, key=lambda s: s[2])
         enough = next(s for s in scored
                       if s[2] >= best[2] - math.sqrt((s[3] or 0) ** 2 + (best[3] or 0) ** 2))
-        lines.append(f"- **{task}**: best {best[0]} ({best[2]:.3f}); the smallest model within one standard error "
-                     f"of it is **{enough[0]}** ({size(enough[1])}, {enough[2]:.3f}).")
+        lines.append(f"- **{task}**: best {best[0]} ({best[2]:.3f}); the smallest model within the standard error of "
+                     f"the difference (√(se² + se_best²), unpaired) of it is **{enough[0]}** ({size(enough[1])}, {enough[2]:.3f}).")
     if "right" in ran and ran["judged"].fillna(0).sum():
         top = ran["right"].max()
         leaders = ran[ran["right"] == top]

@@ -98,7 +98,7 @@ def summary_prose(size_axis: SizeAxis, mapped: bool = False) -> str:
           "weight memory in MiB (the rows hold their weights in different precisions or engines)")
     return (f"One row per model, smallest first by {by}; rows equal in size keep the order they were given in. "
             "Memory in MiB (2^20 bytes): the load's peak RSS apart from the running peak over the prompt and "
-            "task stages" + ("; where an engine maps its weights file (llama.cpp), the part of the weights "
+            "task stages, and on GPU the load's CUDA peak apart from the running one in the same way" + ("; where an engine maps its weights file (llama.cpp), the part of the weights "
                              "resident at the end of a stage (the most over the stages) beside it" if mapped else "")
             + ". Accuracy is lm-eval `acc` ± stderr.")
 
@@ -109,11 +109,6 @@ def _rows(df: pd.DataFrame, model: str) -> pd.DataFrame:
 
 def task_names(df: pd.DataFrame) -> list[str]:
     return sorted(c.removeprefix("task:") for c in df.columns if c.startswith("task:"))
-
-
-def _larger(a, b):
-    values = [v for v in (a, b) if v is not None and not pd.isna(v)]
-    return max(values) if values else None
 
 
 def _acc(value) -> str:
@@ -128,7 +123,8 @@ def summary_table(df: pd.DataFrame) -> str:
     prefix = os.path.commonprefix(tasks) if len(tasks) > 1 else ""
     prefix = prefix[:prefix.rfind("_") + 1]  # "sizebench_geo_capitals" -> "capitals" in the header
     header = ["model", "params (total)", "non-emb params", "device", "weights file MiB", "weights in memory MiB",
-              "of them resident MiB", "load s", "load peak RSS MiB", "running peak RSS MiB", "CUDA peak MiB (all GPUs)", "median TTFT s",
+              "of them resident MiB", "load s", "load peak RSS MiB", "running peak RSS MiB", "load CUDA peak MiB (all GPUs)",
+              "running CUDA peak MiB (all GPUs)", "median TTFT s",
               "decode tok/s", "prompts right"] + [f"{t.removeprefix(prefix)} acc" for t in tasks] + ["status"]
     rows = []
     for _, r in df.iterrows():
@@ -144,7 +140,7 @@ def summary_table(df: pd.DataFrame) -> str:
                      devices, fmt_num(r.get("weights_mb"), "{:.0f}"), fmt_num(r.get("weights_mem_mb"), "{:.0f}"),
                      fmt_num(r.get("weights_resident_mb"), "{:.0f}"), fmt_num(r.get("load_s")),
                      fmt_num(r.get("load_peak_rss_mb"), "{:.0f}"), fmt_num(r.get("peak_rss_mb"), "{:.0f}"),
-                     fmt_num(_larger(r.get("cuda_peak_mb"), r.get("load_cuda_peak_mb")), "{:.0f}"),
+                     fmt_num(r.get("load_cuda_peak_mb"), "{:.0f}"), fmt_num(r.get("cuda_peak_mb"), "{:.0f}"),
                      fmt_num(r.get("ttft_s"), "{:.3f}"), fmt_num(r.get("decode_tok_per_s"), "{:.1f}"), score]
                     + [_acc(r.get(f"task:{t}")) for t in tasks] + [r["status"]])
     filled = [i for i in range(len(header)) if i == 0 or any(row[i] not in ("-", "") for row in rows)]

@@ -7,22 +7,36 @@ from sizebench.runstore.frames import Frames
 from sizebench.analysis.paired import Paired
 from sizebench.report.markdown import table
 from sizebench.analysis.sizes import SizeAxis
+from sizebench.analysis.fixed_sequence import NOT_REACHED, WORSE
 from sizebench.analysis.verdict import POOLED, PROMPTS, Verdict, flips
 
 FLIP_EXAMPLES = 10
 TEXT_CHARS = 90
 
 
-def rule(margin: float, size_label: str) -> str:
-    return (f"**The rule.** The recommended model is the smallest (by {size_label}) whose accuracy is not "
-            f"worse than the best model's by {margin:g} or more: the upper end of the 95% interval of "
-            f"(best - model) is below the margin `--margin {margin:g}`. A smaller model whose interval contains "
-            "the margin is one the items cannot decide on. Intervals: Tango's score interval for paired data "
-            "(Tango 1998, Statistics in Medicine 17:891-908), from the counts of discordant items (right for one "
-            "model only) and of all items; it has width even with no discordant item. p: McNemar's exact test on "
-            "the discordant items, Holm-corrected over each benchmark's comparisons. Items needed: for the "
-            "interval to land on one side of the margin with 80% power, if the observed difference and per-item "
-            "spread hold (a paired t-test's power).")
+def rule(margin: float, size_label: str, baseline: str | None = None) -> str:
+    base = (f"`--baseline {baseline}`" if baseline else
+            f"the largest rung (by {size_label}; among equals the one holding the most bits per weight)")
+    alpha = f"{paired.ALPHA:.1%}"
+    return (f"**The rule.** Every rung is compared with a baseline fixed in advance, {base}; the observed best is "
+            "shown but never compared with, since choosing it from the same items would favour it. A rung is within "
+            f"the margin when Tango's score test at the margin rejects \"baseline - rung ≥ {margin:g}\" "
+            f"(`--margin {margin:g}`) at one-sided level {alpha}: exactly when the upper end of the 95% interval of "
+            "(baseline - rung) is below the margin. The tests run in a fixed sequence from the largest rung down "
+            "and stop at the first rung not shown within the margin; rungs of equal size (precisions, engines) are "
+            "tested together with Holm's correction, and the sequence goes on only when all of them pass. The "
+            "recommended model is the smallest rung shown within the margin. Why a fixed sequence: testing each "
+            "rung on its own and taking the smallest that passes lets the chance of a wrong recommendation grow "
+            "with every rung; the fixed sequence is a closed procedure, so **the chance that the recommended model "
+            f"is in truth worse than the baseline by the margin or more is at most {alpha} per benchmark (each "
+            "task, the pooled tasks, the prompt suite), however many rungs the ladder has** (simulated in "
+            "benchmarks/verdict_error.py). p at the margin: that test's p-value adjusted for the sequence and Holm (a "
+            "rung below the stop is not tested). Intervals: Tango's score interval for paired data (Tango 1998, "
+            "Statistics in Medicine 17:891-908), from the counts of discordant items (right for one model only) "
+            "and of all items; it has width even with no discordant item. McNemar p (exact, uncorrected) tests "
+            "only whether two neighbouring rungs differ at all, not the margin. Items needed: for the interval to "
+            "land on one side of the margin with 80% power if the observed shares of discordant items hold, from "
+            "the score test's variance at the margin (Nam 1997, Biometrics 53:1422-1430).")
 
 
 def _interval(p: Paired) -> str:
@@ -33,16 +47,25 @@ def _pv(p: float) -> str:
     return f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
 
 
+def _margin_p(v: Verdict, model: str) -> str:
+    adjusted = v.test.adjusted.get(model)
+    return "not reached" if adjusted is None else _pv(adjusted)
+
+
 def paragraph(v: Verdict, notes: dict[str, str] | None = None) -> str:
     """notes: model -> a clause added where the items cannot decide on it (its agreement with the reference)."""
-    rec, best = v.recommended, v.best
+    rec, base = v.recommended, v.baseline
     head = f"**{v.outcomes.name}** ({v.n} items, {v.outcomes.metric}): "
-    if rec == best:
-        text = head + f"**{rec}** ({v.accuracy(rec):.3f}) is the best and the one to take."
+    if rec == base:
+        text = head + (f"**{rec}** ({v.accuracy(rec):.3f}), the baseline, is the one to take: no smaller rung is "
+                       "shown within the margin.")
     else:
-        r = v.vs_best[rec]
-        text = head + (f"**{rec}** is enough: {v.accuracy(rec):.3f} against {v.accuracy(best):.3f} for the best, "
-                       f"{best}; the gap is {r.diff:+.3f}, 95% interval {_interval(r)}, below the {v.margin:g} margin.")
+        r = v.vs_baseline[rec]
+        text = head + (f"**{rec}** is enough: {v.accuracy(rec):.3f} against {v.accuracy(base):.3f} for the baseline, "
+                       f"{base}; the gap is {r.diff:+.3f}, 95% interval {_interval(r)}, below the {v.margin:g} margin "
+                       f"(p at the margin {_margin_p(v, rec)}).")
+    if v.best not in (base, rec):
+        text += f" The observed best is {v.best} ({v.accuracy(v.best):.3f}), shown only: rungs are compared with the baseline."
     if v.equal:
         text += (" Equal to it in size and within the margin too, so as good a choice: " + "; ".join(
             f"**{m}** ({v.accuracy(m):.3f})" for m in v.equal) + ".")
@@ -51,28 +74,29 @@ def paragraph(v: Verdict, notes: dict[str, str] | None = None) -> str:
             f"{m} ({v.accuracy(m):.3f}, {v.status(m)})" for m in v.same_size) + ".")
     models = list(v.outcomes.table.columns)
     tier = {rec, *v.equal, *v.same_size}
-    worse = [m for m in models[:models.index(rec)] if m not in tier and v.status(m) == "worse by the margin or more"]
+    worse = [m for m in models[:models.index(rec)] if m not in tier and v.status(m) == WORSE]
     if worse:
         text += " Smaller and worse by the margin or more: " + "; ".join(
-            f"{m} ({v.vs_best[m].diff:+.3f} {_interval(v.vs_best[m])}, McNemar p {_pv(v.p_holm[m])} Holm, "
-            f"{v.vs_best[m].a_only} vs {v.vs_best[m].b_only} discordant items)" for m in worse) + "."
+            f"{m} ({v.vs_baseline[m].diff:+.3f} {_interval(v.vs_baseline[m])}, {v.vs_baseline[m].a_only} vs "
+            f"{v.vs_baseline[m].b_only} discordant items)" for m in worse) + "."
     for m in v.undecided:
-        r = v.vs_best[m]
+        r = v.vs_baseline[m]
         need = v.needed.get(m)
-        detect = paired.detectable(v.n, r.sd)
-        text += (f" **The items cannot decide** whether {m} would do: it is {r.diff:+.3f} behind the best, 95% "
-                 f"interval {_interval(r)}, which contains the margin (McNemar p {_pv(v.p_holm[m])} Holm, "
+        if v.status(m) == NOT_REACHED:
+            text += (f" **{m} is not tested**: the sequence stopped at {' and '.join(v.test.stopped_at)}, and a "
+                     f"smaller rung is tested only once every larger one is within the margin; on its own it is "
+                     f"{r.diff:+.3f} behind the baseline, 95% interval {_interval(r)}.")
+            continue
+        text += (f" **The items cannot decide** whether {m} would do: it is {r.diff:+.3f} behind the baseline, 95% "
+                 f"interval {_interval(r)}, which contains the margin (p at the margin {_margin_p(v, m)}, "
                  f"{r.a_only} vs {r.b_only} discordant items)"
-                 + ((f"; at n = {v.n} only differences of about {detect:.3f} or more are detectable (80% power)"
-                     if detect < 1 else f"; at n = {v.n} no accuracy difference is reliably detectable")
-                    if detect else "")
                  + (f"; about {need:,} items would decide." if need else "; no item count would settle it at this gap.")
                  + (notes or {}).get(m, ""))
     return text
 
 
 def verdict_section(vs: list[Verdict], margin: float, size_axis: SizeAxis, has_old_tasks: bool,
-                    notes: dict[str, str] | None = None) -> str:
+                    notes: dict[str, str] | None = None, baseline: str | None = None) -> str:
     lines = ["## Verdict"]
     if not vs:
         lines.append("No per-item outcomes with two or more models are stored in these runs, so there is no paired "
@@ -81,7 +105,7 @@ def verdict_section(vs: list[Verdict], margin: float, size_axis: SizeAxis, has_o
         return "\n\n".join(lines)
     ordered = [v for v in vs if v.outcomes.name == POOLED] + [v for v in vs if v.outcomes.name != POOLED]
     lines += [paragraph(v, notes) for v in ordered]
-    lines.append(rule(margin, size_axis.title))
+    lines.append(rule(margin, size_axis.title, baseline))
     return "\n\n".join(lines)
 
 
@@ -90,17 +114,18 @@ def evidence_section(vs: list[Verdict]) -> str:
         return ""
     parts = ["## Paired comparisons\n\nEvery model answered the same items. a - b: accuracy difference; "
              "a only / b only: items one model gets right and the other wrong (McNemar's discordant pairs)."]
-    header = ["comparison", "a", "b", "acc a", "acc b", "a - b", "95% interval", "a only", "b only", "p",
-              "p (Holm)", "vs margin"]
+    header = ["comparison", "a", "b", "acc a", "acc b", "a - b", "95% interval", "a only", "b only",
+              "McNemar p (a = b)", "p at the margin (ladder)", "vs margin"]
     for v in vs:
         rows = []
-        for m, r in v.vs_best.items():
-            rows.append(["vs best", v.best, m, f"{v.accuracy(v.best):.3f}", f"{v.accuracy(m):.3f}", f"{r.diff:+.3f}",
-                         _interval(r), r.a_only, r.b_only, _pv(r.p), _pv(v.p_holm[m]), v.status(m)])
+        for m, r in v.vs_baseline.items():
+            rows.append(["vs baseline", v.baseline, m, f"{v.accuracy(v.baseline):.3f}", f"{v.accuracy(m):.3f}",
+                         f"{r.diff:+.3f}", _interval(r), r.a_only, r.b_only, _pv(r.p), _margin_p(v, m), v.status(m)])
         for s in v.steps:
             r = s.paired
-            rows.append(["equal size" if s.equal_size else "step up", s.big, s.small, f"{v.accuracy(s.big):.3f}", f"{v.accuracy(s.small):.3f}",
-                         f"{r.diff:+.3f}", _interval(r), r.a_only, r.b_only, _pv(r.p), _pv(s.p_holm), ""])
+            rows.append(["equal size" if s.equal_size else "step up", s.big, s.small, f"{v.accuracy(s.big):.3f}",
+                         f"{v.accuracy(s.small):.3f}", f"{r.diff:+.3f}", _interval(r), r.a_only, r.b_only, _pv(r.p),
+                         "", ""])
         parts.append(f"### {v.outcomes.name} ({v.n} items, {v.outcomes.metric})\n\n" + table(header, rows))
     return "\n\n".join(parts)
 

@@ -213,6 +213,7 @@ class AgreementRecord(Record):
     rms_dp: float  # RMS over tokens of p_variant(next) - p_reference(next)
     mean_dp: float
     top_k: int  # the reference's stored form (the KLD is a lower bound of the exact one over all ids)
+    units: int | None = None  # the chunks or answers the two standard errors cluster by (None: tokens as independent)
     kind = "agreement"
     written_in = "agreement"
 

@@ -98,6 +98,11 @@ class Stored:
         mask = [np.full(len(s.ids) - 1 - s.first, s.text == text) for s in self.sequences]
         return np.concatenate(mask) if mask else np.zeros(0, bool)
 
+    def sequence_of_rows(self) -> np.ndarray:
+        """The sequence (corpus chunk or answer) each row of `compact` was scored in."""
+        parts = [np.full(len(s.ids) - 1 - s.first, i) for i, s in enumerate(self.sequences)]
+        return np.concatenate(parts) if parts else np.zeros(0, int)
+
 
 def reference_distributions(session, seqs: list[Sequence], vocab_map: list[str] | None = None) -> Stored:
     vocab_map = session.vocabulary() if vocab_map is None else vocab_map
@@ -141,7 +146,8 @@ def variant_figures(session, stored: Stored) -> dict[str, divergence.Summary]:
     for text in TEXTS:
         rows = stored.rows_of(text)
         if rows.any():
-            out[text] = divergence.summarise(divergence.PerToken(*(getattr(tokens, f)[rows] for f in fields)))
+            out[text] = divergence.summarise(divergence.PerToken(*(getattr(tokens, f)[rows] for f in fields)),
+                                             stored.sequence_of_rows()[rows])
     return out
 
 
@@ -173,4 +179,4 @@ def run(session, plan: dict, run_dir: Path, answers: list[tuple[object, str]], e
     for text, s in variant_figures(session, stored).items():
         emit(AgreementRecord(name, attempt, reference, text, s.tokens, s.kld_mean, s.kld_stderr, s.kld_median,
                              s.kld_p90, s.kld_p99, s.kld_max, s.same_top, s.ppl_ratio, s.ln_ppl_ratio_stderr,
-                             s.rms_dp, s.mean_dp, stored.top_k))
+                             s.rms_dp, s.mean_dp, stored.top_k, s.units))
