@@ -1,6 +1,7 @@
 // The judging page. Everything a model wrote is set with textContent, never as HTML. The token travels
 // in an HttpOnly cookie the server set when the printed URL was opened; this script never sees it.
 "use strict";
+if (location.search) { history.replaceState(null, "", location.pathname); }  // the token out of the address bar
 const $ = (id) => document.getElementById(id);
 let screen = null;
 let busy = false;

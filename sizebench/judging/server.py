@@ -1,8 +1,8 @@
 """The judging page's HTTP server: loopback by default, a random token required on every request.
 
 As Jupyter's: the printed URL holds the token; opening it trades the token for an HttpOnly, SameSite=Strict
-cookie and redirects to the bare page, so the token leaves the address bar and the history (a script may
-also send it in the X-Sizebench-Token header). Model output reaches the page only as JSON strings that
+cookie, and page.js replaces the URL with the bare one, so the token leaves the address bar and the
+history (a script may also send it in the X-Sizebench-Token header). Model output reaches the page only as JSON strings that
 page.js sets as text (`textContent`), and the Content-Security-Policy allows scripts from this server's
 page.js alone, so an answer holding `<script>` or `<img onerror=...>` stays inert twice over.
 
@@ -34,7 +34,6 @@ REQUEST_TIMEOUT_S = 10.0  # per read or write on a connection
 MAX_CONNECTIONS = 32  # served at once; a browser opens about six
 STATIC = {"/": ("page.html", "text/html; charset=utf-8"), "/page.js": ("page.js", "text/javascript; charset=utf-8"),
           "/page.css": ("page.css", "text/css; charset=utf-8")}
-MOVE_ON = b'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=/"><a href="/">judge</a>\n'
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
                                "img-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
@@ -125,16 +124,11 @@ class Handler(BaseHTTPRequestHandler):
         query = parse_qs(url.query)
         if not self._authorised(url):
             return
-        if url.path == "/" and "token" in query:  # the printed URL: its token becomes a cookie, the URL bare
-            # A page that moves on by itself, not a redirect: a Strict cookie set in a navigation that started
-            # elsewhere (the browser's redirect file) would not be sent on the redirect that follows it.
-            cookie = f"{self.server.cookie}={self.server.token}; HttpOnly; SameSite=Strict; Path=/"
-            self._send(200, MOVE_ON, "text/html; charset=utf-8", {"Set-Cookie": cookie})
-            return
         if url.path in STATIC:
             name, content_type = STATIC[url.path]
             body = resources.files("sizebench.judging").joinpath(name).read_bytes()
-            self._send(200, body, content_type)
+            cookie = f"{self.server.cookie}={self.server.token}; HttpOnly; SameSite=Strict; Path=/"
+            self._send(200, body, content_type, {"Set-Cookie": cookie} if "token" in query else None)
         elif url.path == "/api/next":
             rater = query.get("rater", [""])[0]
             self._answer(lambda: self.server.judging.next(rater))
