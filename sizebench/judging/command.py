@@ -94,7 +94,12 @@ def serve_page(store: RunStore, host: str, port: int, open_browser: bool, consol
 def page_lock(store: RunStore):
     """One judging page per run: two would each keep their own open screens and votes."""
     path = store.dir / "judging.lock"
-    with path.open("a+") as handle:
+    try:
+        handle = path.open("a+")
+    except OSError as exc:
+        raise SizebenchError(f"cannot write {path}: {exc.strerror or exc}; the page stores votes in the run folder") \
+            from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when this process ends, however
         except OSError:

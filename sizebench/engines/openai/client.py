@@ -124,7 +124,7 @@ def healthy(base_url: str) -> bool:
     try:
         get_json(base_url, "/models", timeout=2.0)
         return True
-    except (OSError, ValueError, http.client.HTTPException):
+    except (OSError, ValueError, RecursionError, http.client.HTTPException):
         return False
 
 
