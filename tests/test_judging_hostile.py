@@ -191,3 +191,36 @@ def test_one_run_has_one_page_and_a_rater_one_open_screen(page, old_run):
         last = page.request("/api/next?rater=ann")[1]["screen"]
     assert page.request("/api/vote", {"screen": first, "choice": "A", "rater": "ann"})[0] == 409
     assert page.request("/api/vote", {"screen": last, "choice": "A", "rater": "ann"})[0] == 200
+
+
+def test_a_real_browser_sent_to_the_redirect_file_votes_with_the_cookie_and_no_token_in_its_address(old_run, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from test_judging import _browser, _wait
+
+    results, run_id = old_run
+    seen = tmp_path / "browser.txt"
+    browser = tmp_path / "browser"
+    browser.write_text(f'#!/bin/sh\necho "$1" > {seen}\n')
+    browser.chmod(0o755)
+    env = {**os.environ, "BROWSER": str(browser), "DISPLAY": ":99", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "sizebench", "judge", run_id, "--results", str(results)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    driver = _browser()
+    try:
+        token = proc.stdout.readline().split("token=")[1].strip()
+        _wait(lambda: seen.exists() and seen.read_text().strip(), 20)
+        driver.get(seen.read_text().strip())
+        _wait(lambda: driver.find_elements(By.ID, "rater") and driver.current_url.startswith("http"))
+        assert token not in driver.current_url
+        assert driver.execute_script("return document.cookie") == ""  # HttpOnly: no script reads it
+        driver.find_element(By.ID, "rater").send_keys("eve")
+        driver.find_element(By.ID, "start").click()
+        _wait(lambda: driver.find_element(By.ID, "judging").is_displayed())
+        driver.find_element(By.CSS_SELECTOR, "[data-choice='A']").click()
+        _wait(lambda: driver.find_element(By.ID, "progress").text.startswith("1 of"))
+    finally:
+        driver.quit()
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.communicate(timeout=20)
+    assert [v["rater"] for v in _votes(results, run_id) if v["rater"]] == ["eve"]
