@@ -71,6 +71,9 @@ def serve_page(store: RunStore, host: str, port: int, open_browser: bool, consol
     if not _loopback(host) and not allow_remote:
         raise SizebenchError(f"--host {host} is not this machine's loopback: over plain HTTP anyone on that network "
                              f"who sees the token can vote; add --allow-remote to serve it there anyway")
+    if not _loopback(host):
+        err.print(f"warning: the judging page listens on {host} over plain HTTP (--allow-remote); anyone there who "
+                  f"sees the token can vote", highlight=False, soft_wrap=True)
     with page_lock(store):
         judging = Judging(store, run_items(store))
         new = judging.record_identical()

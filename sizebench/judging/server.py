@@ -2,9 +2,10 @@
 
 As Jupyter's: the printed URL holds the token; opening it trades the token for an HttpOnly, SameSite=Strict
 cookie, and page.js replaces the URL with the bare one, so the token leaves the address bar and the
-history (a script may also send it in the X-Sizebench-Token header). Model output reaches the page only as JSON strings that
-page.js sets as text (`textContent`), and the Content-Security-Policy allows scripts from this server's
-page.js alone, so an answer holding `<script>` or `<img onerror=...>` stays inert twice over.
+history (a script may also send it in the X-Sizebench-Token header). Model output reaches the page only
+as JSON strings that page.js sets as text (`textContent`), and the Content-Security-Policy allows scripts
+from this server's page.js alone, so an answer holding `<script>` or `<img onerror=...>` stays inert
+twice over.
 
 Every request is answered: a malformed one with a 4xx and nothing stored, a vote on a screen already voted
 on with 409 (sizebench.judging.screens), a failure of the server's own (a full disk) with a 500, each with
@@ -28,7 +29,6 @@ from urllib.parse import parse_qs, urlsplit
 
 from sizebench.judging.screens import Judging, Refused
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MAX_BODY = 64 * 1024
 REQUEST_TIMEOUT_S = 10.0  # per read or write on a connection
 MAX_CONNECTIONS = 32  # served at once; a browser opens about six
