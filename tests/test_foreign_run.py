@@ -78,7 +78,8 @@ def _missing_task_folder(plan: dict) -> dict:
     return {**plan, "stages": ["tasks"], "eval": {**plan["eval"], "task_path": "/nonexistent/tasks"}}
 
 
-@pytest.mark.parametrize("edit, words", [(_hidden_host, "has user info before '@'"), (_stage, "invalid stage 'exfiltrate'"),
+@pytest.mark.parametrize("edit, words", [(_hidden_host, "has user info before '@'"),
+                                         (_stage, "invalid stage 'exfiltrate'"),
                                          (_unknown_field, "holds no plan this sizebench reads"),
                                          (_missing_task_folder, "task folder '/nonexistent/tasks' does not exist")],
                          ids=["hidden-host", "stage", "unknown-field", "task-folder"])

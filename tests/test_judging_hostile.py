@@ -128,7 +128,8 @@ def test_the_token_goes_into_an_httponly_strict_cookie_and_the_page_holds_no_tok
     assert page.token in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
     pair = cookie.split(";", 1)[0]
     for path in ("/", "/page.js"):
-        with urllib.request.urlopen(urllib.request.Request(page.base + path, headers={"Cookie": pair}), timeout=10) as r:
+        request = urllib.request.Request(page.base + path, headers={"Cookie": pair})
+        with urllib.request.urlopen(request, timeout=10) as r:
             assert r.status == 200 and page.token.encode() not in r.read()
     status, _ = page.request("/api/next?rater=ann", token=None)
     assert status == 403

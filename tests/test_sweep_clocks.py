@@ -44,7 +44,8 @@ class Slow(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Connection", "close")
         self.end_headers()
-        events = [{"choices": [{"delta": {"content": "Paris"}, "finish_reason": "length"}]}, {"choices": [], "usage": {"completion_tokens": 1}}]
+        events = [{"choices": [{"delta": {"content": "Paris"}, "finish_reason": "length"}]},
+                  {"choices": [], "usage": {"completion_tokens": 1}}]
         self.wfile.write(b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n")
 
 

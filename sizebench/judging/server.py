@@ -155,8 +155,8 @@ class Handler(BaseHTTPRequestHandler):
             cookie.load(self.headers.get("Cookie", ""))
         except CookieError:
             pass
-        given = (self.headers.get("X-Sizebench-Token") or (cookie[self.server.cookie].value if self.server.cookie in cookie else "")
-                 or parse_qs(url.query).get("token", [""])[0])
+        from_cookie = cookie[self.server.cookie].value if self.server.cookie in cookie else ""
+        given = self.headers.get("X-Sizebench-Token") or from_cookie or parse_qs(url.query).get("token", [""])[0]
         if given and hmac.compare_digest(given.encode(errors="replace"), self.server.token.encode()):
             return True
         self._error(403, "this page needs the token of the URL `sizebench judge` printed")

@@ -89,7 +89,8 @@ class RunPlan:
     def describe(self) -> str:
         """What the plan runs, in lines: each model and where it comes from, the stages and their inputs."""
         lines = [f"  {m.name}: {m.engine} from {m.location}" for m in self.models]
-        lines.append(f"  stages: {', '.join(self.stages)}" + (f"; prompts: {self.prompts_path}" if self.prompts_path else ""))
+        lines.append(f"  stages: {', '.join(self.stages)}"
+                     + (f"; prompts: {self.prompts_path}" if self.prompts_path else ""))
         if "tasks" in self.stages:
             lines.append(f"  tasks: {', '.join(self.eval.tasks)}" + (
                 f" (task folder {self.eval.task_path}: its YAML may run Python code through !function)"

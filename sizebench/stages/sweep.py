@@ -78,8 +78,12 @@ def run_level(session, bodies: list[dict], mode: str, load: float, settings: Ser
 
     def one(index: int, due_s: float) -> None:
         sent_s = time.perf_counter() - started
-        out = client.stream(session.base_url, bodies[index % len(bodies)], session.request_timeout_s, session.chat,
-                            started=started + due_s)
+        try:
+            out = client.stream(session.base_url, bodies[index % len(bodies)], session.request_timeout_s,
+                                session.chat, started=started + due_s)
+        except Exception as exc:  # noqa: BLE001 (a request's thread must report back, or the level waits forever)
+            out = client.Streamed(error=f"{type(exc).__name__}: {exc}"[:300],
+                                  e2e_s=time.perf_counter() - started - due_s)
         done.put((index, due_s, sent_s, out, time.perf_counter() - started))
 
     def send(index: int, due_s: float) -> None:
