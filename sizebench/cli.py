@@ -137,16 +137,25 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
         device=device, dtype=dtype, force=force, offload=not no_offload, hub_kernels=hub_kernels, threads=threads,
         executor=executor,
         ray_address=ray_address, timeout=timeout, reference=reference, **({"serve": serve} if serve else {}),
-    ).validate()
-    if device == "cuda" and executor == "local":
+    )
+    return _checked(plan)
+
+
+def _checked(plan):
+    """A new plan or a resumed run's stored one, checked the same way: every bad setting one line, before any load."""
+    from sizebench.stages import evaluation
+    from sizebench.stages.suites import load_suite
+
+    plan = plan.validate()
+    if plan.device == "cuda" and plan.executor == "local":
         from sizebench.measurement.measure import resolve_device
 
         resolve_device("cuda")  # no GPU here: a one-line error now, not a failed model later
     _check_engines(plan)
-    if "prompts" in stages:
-        load_suite(prompts)  # bad prompt files fail here, before any model loads
-    if "tasks" in stages:
-        evaluation.validate(plan.eval.tasks, task_path)
+    if "prompts" in plan.stages:
+        load_suite(plan.prompts_path)  # bad prompt files fail here, before any model loads
+    if "tasks" in plan.stages:
+        evaluation.validate(plan.eval.tasks, plan.eval.task_path)
     return plan
 
 
@@ -183,12 +192,18 @@ def _run(plan, results: str, resume: Optional[str] = None, executor: Optional[st
 
     if resume:
         store = RunStore.open(Path(results), resume)
-        plan = RunPlan.from_dict(store.meta()["plan"])
+        try:
+            plan = RunPlan.from_dict(store.meta()["plan"])
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # a foreign or damaged run.json
+            raise SizebenchError(f"{store.dir / 'run.json'} holds no plan this sizebench reads: "
+                                 f"{type(exc).__name__}: {str(exc)[:200]}") from None
         if executor:  # a run started on one executor can be finished on another
-            plan = replace(plan, executor=executor, ray_address=ray_address).validate()
+            plan = replace(plan, executor=executor, ray_address=ray_address)
         if timeout is not None:  # a run stopped by a short --timeout can be finished with a longer one
-            plan = replace(plan, timeout=timeout).validate()
-        err.print(f"resuming run {store.run_id}", highlight=False)
+            plan = replace(plan, timeout=timeout)
+        plan = _checked(plan)  # run.json may come from anywhere: checked as a new plan is
+        err.print(f"resuming run {store.run_id}; its run.json decides what runs:\n{plan.describe()}", highlight=False,
+                  markup=False, emoji=False, soft_wrap=True)
     else:
         store = runner.new_run(plan, Path(results), "sizebench " + shlex.join(sys.argv[1:]))
         err.print(f"run {store.run_id}: {len(plan.models)} model(s), stages: {', '.join(plan.stages)}", highlight=False)
@@ -334,7 +349,10 @@ def report(runs: Optional[list[str]] = typer.Argument(None, help="Run ids or fol
 def judge(run: str = typer.Argument(..., help="Run id or folder (as `sizebench report` takes)."), results: str = RESULTS,
           judge_model: Optional[str] = typer.Option(None, "--judge", metavar="MODEL", help="An LLM judge instead of the "
                                                     "page: any model expression (built-in, hub id, folder, .gguf)."),
-          host: str = typer.Option("127.0.0.1", "--host", help="Address the page listens on (not loopback: a warning)."),
+          host: str = typer.Option("127.0.0.1", "--host", help="Address the page listens on: loopback (127.0.0.1, "
+                                   "::1), or another with --allow-remote."),
+          allow_remote: bool = typer.Option(False, "--allow-remote", help="Let --host be an address other machines "
+                                            "reach (plain HTTP: anyone who sees the token there can vote)."),
           port: int = typer.Option(0, "--port", help="Port of the page (0: any free port)."),
           no_open: bool = typer.Option(False, "--no-open", help="Only print the page's URL; do not open a browser."),
           device: str = DEVICE, dtype: str = DTYPE, threads: Optional[int] = THREADS, force: bool = FORCE) -> None:
@@ -347,7 +365,7 @@ def judge(run: str = typer.Argument(..., help="Run id or folder (as `sizebench r
 
         command.judge_with_model(store, judge_model, Settings(device, dtype, threads, force), out, err)
     else:
-        command.serve_page(store, host, port, not no_open, out, err)
+        command.serve_page(store, host, port, not no_open, out, err, allow_remote)
 
 
 def _margin(margin: float) -> float:

@@ -50,3 +50,24 @@ def test_a_tensor_of_an_unknown_type_is_corrupt(tmp_path):
 def test_an_unreadable_file_is_named(tmp_path):
     with pytest.raises(BadGGUF, match="cannot be read"):
         check(tmp_path / "absent.gguf")
+
+
+def _nested_arrays(path, depth: int):
+    """A GGUF of no tensors and one metadata field: an array of an array of ... `depth` deep (60 KB at 5,000)."""
+    field = struct.pack("<I", 9) + struct.pack("<IQ", 9, 1) * (depth - 1) + struct.pack("<IQ", 4, 0)
+    key = b"general.nested"
+    data = b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", len(key)) + key + field
+    path.write_bytes(data + b"\0" * (-len(data) % 32))  # the (empty) data section starts aligned
+    return path
+
+
+def test_arrays_nested_thousands_deep_are_corrupt_in_one_line_not_a_crash(tmp_path):
+    from conftest import sizebench
+
+    check(_nested_arrays(tmp_path / "shallow.gguf", 3))  # arrays of arrays are legal GGUF
+    deep = _nested_arrays(tmp_path / "deep.gguf", 5000)
+    with pytest.raises(BadGGUF, match="is corrupt: arrays nested more than 16 deep"):
+        check(deep)
+    done = sizebench("compare", "--models", str(deep), "--results", str(tmp_path / "results"), timeout=120)
+    assert done.returncode == 2 and "is corrupt: arrays nested" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr

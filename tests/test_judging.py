@@ -83,9 +83,9 @@ def run_copy(made_run, tmp_path) -> tuple[Path, str, Path]:
 class Page:
     """`sizebench judge RUN` in a child process, as a user starts it."""
 
-    def __init__(self, results: Path, run_id: str):
+    def __init__(self, results: Path, run_id: str, *extra: str):
         self.proc = subprocess.Popen([sys.executable, "-m", "sizebench", "judge", run_id, "--results", str(results),
-                                      "--no-open"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                      "--no-open", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
         line = self.proc.stdout.readline()
         assert line.startswith("judging page: "), line + self.proc.stderr.read()

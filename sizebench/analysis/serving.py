@@ -1,9 +1,12 @@
 """The load sweep's figures per rung and level, from its request records: latency percentiles, throughput, goodput.
 
 As `vllm bench serve` defines them: TTFT (request sent to first streamed text), TPOT ((E2E - TTFT) / (output
-tokens - 1), per request), ITL (every gap between streamed chunks, pooled), E2E (sent to last chunk).
-Percentiles by numpy's linear interpolation over the successful requests, each with its count; p99 only
-from 100 requests or more. Throughput is over the level's wall time (first request sent to last answer).
+tokens - 1), per request), ITL (every gap between streamed chunks, pooled), E2E (sent to last chunk), with
+"sent" the moment the request was due (its Poisson arrival, or its closed-loop slot freeing), so a client
+that falls behind shows as latency rather than hiding it; a level whose client sent some request more than
+FELL_BEHIND_S late is flagged. Percentiles by numpy's linear interpolation over the successful requests,
+each with its count; p99 only from 100 requests or more. Throughput is over the level's wall time (first
+request sent to last answer).
 Goodput: requests per second that met every SLO metric given; a level meets the SLO when at least
 SLO_SHARE of its requests did (all of them: errors count against it).
 """
@@ -19,6 +22,7 @@ import pandas as pd
 from sizebench.runstore.frames import Frames
 
 P99_MIN = 100
+FELL_BEHIND_S = 0.05
 SLO_SHARE = 0.9
 QUANTILES = (50, 90, 99)
 
@@ -38,6 +42,11 @@ class Level:
     slo_share: float | None
     serving: str
     slo: dict  # metric -> seconds, as given
+    behind_s: float | None = None  # the most a request was sent after it was due (None: a run before it was kept)
+
+    @property
+    def fell_behind(self) -> bool:
+        return self.behind_s is not None and self.behind_s > FELL_BEHIND_S
 
     @property
     def label(self) -> str:
@@ -87,9 +96,11 @@ def levels(fr: Frames) -> list[Level]:
         stats = {"ttft": percentiles([r["ttft_s"] for r in ok]), "tpot": percentiles([tpot(r) for r in ok]),
                  "itl": percentiles([g for r in ok for g in (r["itl_s"] or [])], len(ok)),
                  "e2e": percentiles([r["e2e_s"] for r in ok])}
+        behind = level.get("behind_s")
         out.append(Level(level["model"], level["mode"], float(level["load"]), len(rows), len(rows) - len(ok), wall,
                          len(ok) / wall, sum(int(r["output_tokens"]) for r in ok) / wall, stats,
-                         met / wall if slo else None, met / len(rows) if slo and rows else None, level["serving"], slo))
+                         met / wall if slo else None, met / len(rows) if slo and rows else None, level["serving"], slo,
+                         None if behind is None or pd.isna(behind) else float(behind)))
     return out
 
 

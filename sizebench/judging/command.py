@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
+import html
 import ipaddress
 import os
 import signal
 import socket
 import sys
+import tempfile
 import webbrowser
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,33 +61,79 @@ def judge_with_model(store: RunStore, expression: str, settings, console: Consol
                   f"`sizebench report {store.run_id}` renders them", highlight=False, soft_wrap=True)
 
 
-def serve_page(store: RunStore, host: str, port: int, open_browser: bool, console: Console, err: Console) -> None:
+def serve_page(store: RunStore, host: str, port: int, open_browser: bool, console: Console, err: Console,
+               allow_remote: bool = False) -> None:
     from sizebench.judging.screens import Judging
     from sizebench.judging.server import JudgingServer
 
     if not 0 <= port <= 65535:
         raise SizebenchError(f"--port must be 0 (any free port) to 65535, not {port}")
+    if not _loopback(host) and not allow_remote:
+        raise SizebenchError(f"--host {host} is not this machine's loopback: over plain HTTP anyone on that network "
+                             f"who sees the token can vote; add --allow-remote to serve it there anyway")
     if not _loopback(host):
-        err.print(f"warning: the judging page listens on {host}, not only on this machine; anyone who can reach it "
-                  f"and has the token can vote", highlight=False, soft_wrap=True)
-    judging = Judging(store, run_items(store))
-    new = judging.record_identical()
+        err.print(f"warning: the judging page listens on {host} over plain HTTP (--allow-remote); anyone there who "
+                  f"sees the token can vote", highlight=False, soft_wrap=True)
+    with page_lock(store):
+        judging = Judging(store, run_items(store))
+        new = judging.record_identical()
+        try:
+            server = JudgingServer((host, port), judging)
+        except (OSError, OverflowError) as exc:
+            raise SizebenchError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from exc
+        try:
+            err.print(f"run {store.run_id}: {len(judging.shown)} screens to judge; {len(judging.identical)} identical "
+                      f"answers counted as ties" + (f" ({new} recorded now)" if new else "")
+                      + "; stop with Ctrl-C, start again to resume", highlight=False, soft_wrap=True)
+            console.print(f"judging page: {server.url}", highlight=False, soft_wrap=True)
+            sys.stdout.flush()
+            with stopped_cleanly(err, "votes"), opened_in_browser(server.url, open_browser):
+                server.serve_forever(poll_interval=0.2)
+        finally:
+            server.server_close()
+
+
+@contextmanager
+def page_lock(store: RunStore):
+    """One judging page per run: two would each keep their own open screens and votes."""
+    path = store.dir / "judging.lock"
     try:
-        server = JudgingServer((host, port), judging)
-    except (OSError, OverflowError) as exc:
-        raise SizebenchError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from exc
+        handle = path.open("a+")
+    except OSError as exc:
+        raise SizebenchError(f"cannot write {path}: {exc.strerror or exc}; the page stores votes in the run folder") \
+            from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when this process ends, however
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise SizebenchError(f"run {store.run_id} already has a judging page ({holder}); use that page, or stop "
+                                 f"it first") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        yield
+
+
+@contextmanager
+def opened_in_browser(url: str, wanted: bool):
+    """As Jupyter does: the browser gets a file only this user can read that redirects to the URL, so the token
+    is never on a command line (which every user can read in /proc)."""
+    if not (wanted and _has_browser()):
+        yield
+        return
+    handle, name = tempfile.mkstemp(prefix="sizebench-judge-", suffix=".html")  # mode 0600
     try:
-        err.print(f"run {store.run_id}: {len(judging.shown)} screens to judge; {len(judging.identical)} identical "
-                  f"answers counted as ties" + (f" ({new} recorded now)" if new else "")
-                  + "; stop with Ctrl-C, start again to resume", highlight=False, soft_wrap=True)
-        console.print(f"judging page: {server.url}", highlight=False, soft_wrap=True)
-        sys.stdout.flush()
-        if open_browser and _has_browser():
-            webbrowser.open(server.url)
-        with stopped_cleanly(err, "votes"):
-            server.serve_forever(poll_interval=0.2)
+        target = html.escape(url, quote=True)
+        with os.fdopen(handle, "w", encoding="utf-8") as page:
+            page.write(f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url={target}">'
+                       f'<title>sizebench judge</title><p><a href="{target}">Open the judging page</a></p>\n')
+        webbrowser.open(Path(name).as_uri())
+        yield
     finally:
-        server.server_close()
+        Path(name).unlink(missing_ok=True)
 
 
 @contextmanager
@@ -103,15 +152,12 @@ def stopped_cleanly(err: Console, what: str):
 
 
 def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+    """Every address the name stands for is this machine's loopback (127.0.0.0/8 or ::1)."""
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        try:
-            return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
-        except OSError:
-            return False
+        found = {info[4][0] for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)}
+    except (OSError, UnicodeError):
+        return False
+    return bool(found) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in found)
 
 
 def _has_browser() -> bool:

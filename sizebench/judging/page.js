@@ -1,13 +1,14 @@
-// The judging page. Everything a model wrote is set with textContent, never as HTML.
+// The judging page. Everything a model wrote is set with textContent, never as HTML. The token travels
+// in an HttpOnly cookie the server set when the printed URL was opened; this script never sees it.
 "use strict";
-const token = document.body.dataset.token;
+if (location.search) { history.replaceState(null, "", location.pathname); }  // the token out of the address bar
 const $ = (id) => document.getElementById(id);
 let screen = null;
 let busy = false;
 
 async function call(method, path, body) {
   const response = await fetch(path, {
-    method, headers: {"X-Sizebench-Token": token, "Content-Type": "application/json"},
+    method, headers: {"Content-Type": "application/json"}, credentials: "same-origin",
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const data = await response.json();

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
 from sizebench.analysis.preference import HUMAN  # the source of the page's votes, whoever the rater
@@ -20,6 +21,7 @@ from sizebench.runstore.store import RunStore
 CHOICES = ("A", "B", "tie", "bad")
 MAX_COMMENT = 2000
 MAX_RATER = 80
+MAX_OPEN = 1000  # screens open at once over all raters; the oldest is dropped first
 
 
 class Refused(Exception):
@@ -49,7 +51,7 @@ class Judging:
         self.identical = [i for i in items if i.identical]
         self.by_pair = {(i.prompt_id, frozenset((i.small, i.big))): i for i in items}
         self.lock = threading.Lock()
-        self.open: dict[str, Screen] = {}
+        self.open: OrderedDict[str, Screen] = OrderedDict()  # one per rater: a new screen closes the rater's last
         self.votes: dict[str, dict] = {}  # screen -> the vote record, for votes not undone, in order
         undone = set()
         for r in store.records():
@@ -83,7 +85,11 @@ class Judging:
     def _issue(self, rater: str, item: Item, left: str | None = None) -> dict:
         left = left or secrets.choice((item.small, item.big))  # sides at random; the vote records them
         screen = Screen(secrets.token_urlsafe(12), rater, item, left)
+        for old in [s.id for s in self.open.values() if s.rater == rater]:
+            del self.open[old]
         self.open[screen.id] = screen
+        while len(self.open) > MAX_OPEN:
+            self.open.popitem(last=False)
         return self._show(screen)
 
     def _show(self, screen: Screen) -> dict:
@@ -108,8 +114,8 @@ class Judging:
         rater = check_rater(rater)
         if choice not in CHOICES:
             raise Refused(400, f"choice must be one of {', '.join(CHOICES)}")
-        if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
-            raise Refused(400, f"comment must be text of at most {MAX_COMMENT} characters")
+        if not isinstance(comment, str) or len(comment) > MAX_COMMENT or not _encodable(comment):
+            raise Refused(400, f"comment must be text (UTF-8) of at most {MAX_COMMENT} characters")
         with self.lock:
             screen = self.open.get(screen_id) if isinstance(screen_id, str) else None
             if screen is None:
@@ -120,9 +126,9 @@ class Judging:
             if any(self._item_of(v).key == item.key for v in self._voted(rater)):
                 del self.open[screen_id]
                 raise Refused(409, "this rater has already voted on these two answers")
-            del self.open[screen_id]
             self._append(VoteRecord(HUMAN, VOTES, screen.id, item.prompt_id, screen.left, screen.right, choice,
-                                    rater, comment.strip()))
+                                    rater, comment.strip()))  # raises (a full disk): the screen stays open
+            del self.open[screen_id]
             return self._progress(rater)
 
     def undo(self, rater: str) -> dict:
@@ -142,6 +148,15 @@ class Judging:
 
 
 def check_rater(rater) -> str:
-    if not isinstance(rater, str) or not rater.strip() or len(rater.strip()) > MAX_RATER:
+    if not isinstance(rater, str) or not rater.strip() or len(rater.strip()) > MAX_RATER or not _encodable(rater):
         raise Refused(400, f"rater must be a name of 1 to {MAX_RATER} characters")
     return rater.strip()
+
+
+def _encodable(text: str) -> bool:
+    """False for a lone surrogate (JSON's "\\ud800"): such text cannot be stored as UTF-8."""
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False

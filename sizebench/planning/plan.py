@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from sizebench.engines.openai import expression
 from sizebench.errors import SizebenchError
 from sizebench.planning.registry import ModelSpec
 from sizebench.planning.settings import EvalSettings, GenSettings, ServeSettings
@@ -42,6 +43,9 @@ class RunPlan:
     reference: str | None = None  # the agreement stage's reference for every rung (None: one per tokenizer group)
 
     def validate(self) -> "RunPlan":
+        for spec in self.models:
+            if spec.source == expression.ENDPOINT:  # a stored plan's endpoints pass the check a typed one does
+                expression.check_url(expression.split(spec.location)[0], f"model {spec.name}")
         _one_of("--device", self.device, DEVICES)
         _one_of("--dtype", self.dtype, DTYPES)
         _one_of("--executor", self.executor, EXECUTORS)
@@ -82,6 +86,19 @@ class RunPlan:
         if "prompts" in self.stages and not self.prompts_path:
             raise SizebenchError("the prompt stage needs --prompts FILE")
         return self
+
+    def describe(self) -> str:
+        """What the plan runs, in lines: each model and where it comes from, the stages and their inputs."""
+        lines = [f"  {m.name}: {m.engine} from {m.location}" for m in self.models]
+        lines.append(f"  stages: {', '.join(self.stages)}"
+                     + (f"; prompts: {self.prompts_path}" if self.prompts_path else ""))
+        if "tasks" in self.stages:
+            lines.append(f"  tasks: {', '.join(self.eval.tasks)}" + (
+                f" (task folder {self.eval.task_path}: its YAML may run Python code through !function)"
+                if self.eval.task_path else ""))
+        if self.serve.server_args:
+            lines.append(f"  server arguments: {self.serve.server_args}")
+        return "\n".join(lines)
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -25,7 +25,8 @@ def serving_section(swept: list[Level], prefix: str = "plot_") -> str:
     slo = next((lv for lv in swept if lv.slo_share is not None), None)
     rows = []
     for lv in swept:
-        rows.append([lv.model, lv.label, str(lv.requests), str(lv.errors), f"{lv.req_per_s:.2f}", f"{lv.out_tok_per_s:.1f}",
+        label = lv.label + (f" ⚠ client {lv.behind_s * 1000:.0f} ms behind" if lv.fell_behind else "")
+        rows.append([lv.model, label, str(lv.requests), str(lv.errors), f"{lv.req_per_s:.2f}", f"{lv.out_tok_per_s:.1f}",
                      _latency(lv.stats["ttft"]), _latency(lv.stats["tpot"]), _latency(lv.stats["itl"]),
                      _latency(lv.stats["e2e"]),
                      "-" if lv.goodput is None else f"{lv.goodput:.2f} ({lv.slo_share:.0%}{' ✅' if lv.meets_slo else ''})"])
@@ -39,6 +40,10 @@ def serving_section(swept: list[Level], prefix: str = "plot_") -> str:
             + ("Goodput: requests/s meeting every SLO metric (" + ", ".join(
                 f"{m} <= {s:g} s" for m, s in slo_items(swept)) + f"), with the share of requests; ✅: at least "
                f"{serving.SLO_SHARE:.0%} met it." if slo else "No --slo given: no goodput."),
+            *([f"⚠: the client sent some request of that level more than {serving.FELL_BEHIND_S * 1000:.0f} ms after "
+               "it was due (this machine could not keep the schedule); latencies count from when each was due, so "
+               "the delay is in them, but the server saw less load than the level names."]
+              if any(lv.fell_behind for lv in swept) else []),
             "Servers: " + "; ".join(f"{model}: {how}" for model, how in servers) + ".",
             table(["model", "level", "requests", "errors", "req/s", "output tok/s", "TTFT ms", "TPOT ms", "ITL ms",
                    "E2E ms", "goodput req/s"], rows),

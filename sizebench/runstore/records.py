@@ -255,12 +255,13 @@ class ServedRequestRecord(Record):
     mode: str  # "concurrency" (closed loop) or "rate" (Poisson arrivals, requests/s)
     load: float  # the level: requests in flight, or the arrival rate
     index: int
-    sent_s: float  # from the level's start
-    ttft_s: float | None
-    e2e_s: float
+    sent_s: float  # from the level's start (its first send)
+    ttft_s: float | None  # from scheduled_s
+    e2e_s: float  # scheduled_s to the last chunk with text
     output_tokens: int
     itl_s: list[float] = field(default_factory=list)  # gaps between streamed chunks, 5 decimals
     error: str | None = None
+    scheduled_s: float | None = None  # when it was due: its Poisson arrival, or its slot freeing (None: runs before)
     kind = "served_request"
     written_in = "sweep"
 
@@ -277,6 +278,7 @@ class SweepLevelRecord(Record):
     output_tokens_asked: int  # max_tokens = min_tokens, ignore_eos
     serving: str  # the server and its parallelism, in words
     slo: dict = field(default_factory=dict)  # metric -> seconds, as given
+    behind_s: float | None = None  # the most a request was sent after it was due (None: runs before)
     kind = "sweep_level"
     written_in = "sweep"
 

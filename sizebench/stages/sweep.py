@@ -1,18 +1,23 @@
 """The load sweep: a served rung under traffic, level by level, each request timed from its stream.
 
-Closed loop (`--concurrency 1,2,4`): that many requests in flight, a new one sent as each finishes. Open
-loop (`--request-rate 1,2`): Poisson arrivals at that rate (seeded), whatever is in flight. A level stops
-sending after `requests` requests or `seconds`, whichever comes first, then waits for those in flight.
-Prompts are the suite's, rendered as for the prompt stage and cycled; output length is fixed where the
-server allows it (max_tokens = min_tokens, ignore_eos; stop strings dropped). Each request's record is
-written when it finishes; a launched server found dead after a level fails the rung, records kept.
+Closed loop (`--concurrency 1,2,4`): that many requests in flight, a new one due as each finishes. Open
+loop (`--request-rate 1,2`): Poisson arrivals at that rate (seeded; the first at the level's start),
+whatever is in flight. A level stops sending after `requests` requests or `seconds`, whichever comes
+first, then waits for those in flight. Prompts are the suite's, rendered as for the prompt stage and
+cycled; output length is fixed where the server allows it (max_tokens = min_tokens, ignore_eos; stop
+strings dropped). Each request's record is written when it finishes; a launched server found dead after a
+level fails the rung, records kept.
+
+No coordinated omission: every request has its own thread (no pool to queue in), its latencies count from
+the moment it was due (`scheduled_s`, recorded beside `sent_s`), and the level records how late the client
+sent its latest request (`behind_s`), so a level where the client could not keep up is flagged.
 """
 
 from __future__ import annotations
 
 import queue
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from sizebench.engines.openai import client
 from sizebench.errors import SizebenchError
@@ -20,7 +25,6 @@ from sizebench.planning.settings import GenSettings, ServeSettings
 from sizebench.runstore.records import ServedRequestRecord, SweepLevelRecord
 from sizebench.stages.generation import WARMUP_PROMPT
 
-MAX_THREADS = 64
 
 
 def settings_of(job: dict) -> ServeSettings:
@@ -49,74 +53,84 @@ def run_sweep(session, job: dict, attempt: str, emit, progress) -> None:
     for mode, load in settings.levels:
         label = f"concurrency {load:g}" if mode == "concurrency" else f"{load:g} requests/s"
         progress(label)
-        sent, errors, wall, first_error = run_level(session, bodies, mode, load, settings, attempt, emit)
+        sent, errors, wall, first_error, behind = run_level(session, bodies, mode, load, settings, attempt, emit)
         dead = session.failed_server()
         if dead:
             raise SizebenchError(f"at {label}: {dead}")
         if sent and errors == sent:
             raise SizebenchError(f"at {label}: every request to {session.base_url} failed: {first_error}")
         emit(SweepLevelRecord(session.spec.name, attempt, mode, load, sent, errors, wall, settings.output_tokens,
-                              session.serving, dict(settings.slo)))
+                              session.serving, dict(settings.slo), round(behind, 6)))
 
 
 def run_level(session, bodies: list[dict], mode: str, load: float, settings: ServeSettings, attempt: str,
-              emit) -> tuple[int, int, float, str | None]:
-    """(requests sent, errors, wall seconds, the first error)."""
+              emit) -> tuple[int, int, float, str | None, float]:
+    """(requests sent, errors, wall seconds from the first send to the last answer, the first error, the most
+    seconds a request was sent after it was due)."""
     import numpy as np
 
     done: queue.Queue = queue.Queue()
+    limit = settings.requests
+    if mode == "rate":
+        gaps = np.random.default_rng(settings.seed).exponential(1 / load, limit)
+        due = np.concatenate(([0.0], np.cumsum(gaps)[:-1]))  # the first at once, as `vllm bench serve`
     started = time.perf_counter()
 
-    def one(index: int) -> None:
+    def one(index: int, due_s: float) -> None:
         sent_s = time.perf_counter() - started
-        done.put((index, sent_s, client.stream(session.base_url, bodies[index % len(bodies)],
-                                               session.request_timeout_s, session.chat)))
+        try:
+            out = client.stream(session.base_url, bodies[index % len(bodies)], session.request_timeout_s,
+                                session.chat, started=started + due_s)
+        except Exception as exc:  # noqa: BLE001 (a request's thread must report back, or the level waits forever)
+            out = client.Streamed(error=f"{type(exc).__name__}: {exc}"[:300],
+                                  e2e_s=time.perf_counter() - started - due_s)
+        done.put((index, due_s, sent_s, out, time.perf_counter() - started))
 
-    limit = settings.requests
-    workers = int(load) if mode == "concurrency" else min(limit, MAX_THREADS)
-    pool = ThreadPoolExecutor(max_workers=max(1, workers))
-    arrivals = np.cumsum(np.random.default_rng(settings.seed).exponential(1 / load, limit)) if mode == "rate" else None
+    def send(index: int, due_s: float) -> None:
+        threading.Thread(target=one, args=(index, due_s), daemon=True, name=f"sweep-{index}").start()
+
     sent = in_flight = errors = 0
-    first_error, last_end = None, started
+    first_error, last_end, behind = None, 0.0, 0.0
+    free_since: list[float] = [0.0] * int(load) if mode == "concurrency" else []  # when each closed-loop slot freed
 
     def collect(item) -> None:
-        nonlocal in_flight, errors, first_error, last_end
-        index, sent_s, out = item
+        nonlocal in_flight, errors, first_error, last_end, behind
+        index, due_s, sent_s, out, end_s = item
         in_flight -= 1
-        last_end = time.perf_counter()
+        last_end = max(last_end, end_s)
+        behind = max(behind, sent_s - due_s)
+        if mode == "concurrency":
+            free_since.append(end_s)
         if out.error:
             errors += 1
             first_error = first_error or out.error
         emit(ServedRequestRecord(session.spec.name, attempt, mode, load, index, round(sent_s, 6),
                                  out.ttft_s, out.e2e_s, tokens_of(session, out), [round(g, 5) for g in out.itl_s],
-                                 out.error))
+                                 out.error, round(due_s, 6)))
 
-    try:
-        while True:
-            elapsed = time.perf_counter() - started
-            open_ = sent < limit and elapsed < settings.seconds
-            if mode == "concurrency":
-                if open_ and in_flight < load:
-                    pool.submit(one, sent)
-                    sent, in_flight = sent + 1, in_flight + 1
-                    continue
-            elif open_ and arrivals[sent] < settings.seconds:
-                wait = arrivals[sent] - elapsed
-                if wait <= 0:
-                    pool.submit(one, sent)
-                    sent, in_flight = sent + 1, in_flight + 1
-                    continue
-                try:
-                    collect(done.get(timeout=wait))
-                except queue.Empty:
-                    pass
+    while True:
+        elapsed = time.perf_counter() - started
+        open_ = sent < limit and elapsed < settings.seconds
+        if mode == "concurrency":
+            if open_ and free_since:
+                send(sent, free_since.pop(0))
+                sent, in_flight = sent + 1, in_flight + 1
                 continue
-            if in_flight == 0:
-                break
-            collect(done.get())
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-    return sent, errors, last_end - started, first_error
+        elif open_ and due[sent] < settings.seconds:
+            wait = due[sent] - elapsed
+            if wait <= 0:
+                send(sent, float(due[sent]))
+                sent, in_flight = sent + 1, in_flight + 1
+                continue
+            try:
+                collect(done.get(timeout=wait))
+            except queue.Empty:
+                pass
+            continue
+        if in_flight == 0:
+            break
+        collect(done.get())
+    return sent, errors, last_end, first_error, behind
 
 
 def tokens_of(session, out) -> int:

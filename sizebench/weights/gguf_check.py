@@ -19,6 +19,7 @@ DEFAULT_ALIGNMENT = 32
 # GGUF value types -> struct formats of the fixed-size ones; 8 is a string, 9 an array
 SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 STRING, ARRAY = 8, 9
+MAX_NESTING = 16  # arrays in arrays; llama.cpp's own files nest one deep
 
 
 class BadGGUF(SizebenchError):
@@ -49,22 +50,36 @@ class _Header:
         return self.data[self.pos - length:self.pos]
 
     def value(self, kind: int):
+        """A scalar or a string; an array is walked (not recursed into: a file may nest thousands deep) and
+        skipped, None."""
         if kind in SCALARS:
             return self.take(SCALARS[kind])
         if kind == STRING:
             return self.string()
-        if kind == ARRAY:
-            item_kind, count = self.take("I"), self.take("Q")
-            if item_kind in SCALARS:  # skipped whole: a vocabulary's scores are 100k+ numbers
-                size = struct.calcsize(SCALARS[item_kind]) * count
+        if kind != ARRAY:
+            raise BadGGUF(f"unknown value type {kind}")
+        arrays = [[self.take("I"), self.take("Q")]]  # per open array: its item type, the items left
+        while arrays:
+            if len(arrays) > MAX_NESTING:
+                raise BadGGUF(f"arrays nested more than {MAX_NESTING} deep")
+            item_kind, left = arrays[-1]
+            if left == 0:
+                arrays.pop()
+            elif item_kind in SCALARS:  # skipped whole: a vocabulary's scores are 100k+ numbers
+                size = struct.calcsize(SCALARS[item_kind]) * left
                 if self.pos + size > len(self.data):
                     raise _Truncated
                 self.pos += size
+                arrays[-1][1] = 0
+            elif item_kind == STRING:
+                self.string()
+                arrays[-1][1] -= 1
+            elif item_kind == ARRAY:
+                arrays[-1][1] -= 1
+                arrays.append([self.take("I"), self.take("Q")])
             else:
-                for _ in range(count):
-                    self.value(item_kind)
-            return None
-        raise BadGGUF(f"unknown value type {kind}")
+                raise BadGGUF(f"unknown value type {item_kind}")
+        return None
 
 
 def check(path: Path) -> None:

@@ -25,13 +25,7 @@ def parse(expression: str, resolve_one) -> "ModelSpec":  # noqa: F821 (registry'
     url, hash_, fragment = body.partition("#")
     if not hash_:
         raise SizebenchError(f"'{expression}' names no served model after '#'; write {SHAPE}")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise SizebenchError(f"'{expression}': '{url}' is not an http(s) URL; write {SHAPE}")
-    try:
-        parts.port
-    except ValueError:
-        raise SizebenchError(f"'{expression}': '{url}' has a bad port; write {SHAPE}") from None
+    check_url(url, f"'{expression}'")
     name, question, query = fragment.partition("?")
     if not name.strip():
         raise SizebenchError(f"'{expression}' has an empty served model name after '#'; write {SHAPE}")
@@ -53,6 +47,21 @@ def parse(expression: str, resolve_one) -> "ModelSpec":  # noqa: F821 (registry'
     model = found[0]
     return replace(spec, family=f"{model.family}, served", params=model.params, prompt_format=model.prompt_format,
                    params_non_embedding=model.params_non_embedding, tokenizer=model.to_dict())
+
+
+def check_url(url: str, where: str) -> None:
+    """An http(s) URL of a host and port only: user info (`user:pass@`, `127.0.0.1:8000@evil.example`) is refused,
+    as it hides the host actually contacted."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SizebenchError(f"{where}: '{url}' is not an http(s) URL; write {SHAPE}")
+    if "@" in parts.netloc:
+        raise SizebenchError(f"{where}: '{url}' has user info before '@' (the host contacted would be "
+                             f"'{parts.hostname}'); give the host and port only, the key in SIZEBENCH_OPENAI_API_KEY")
+    try:
+        parts.port
+    except ValueError:
+        raise SizebenchError(f"{where}: '{url}' has a bad port; write {SHAPE}") from None
 
 
 def split(location: str) -> tuple[str, str]:

@@ -66,9 +66,9 @@ class EndpointSession(Session):
             body["top_k"] = settings.top_k
         if rendered.stop_strings:
             body["stop"] = list(rendered.stop_strings)
+        body["stream_options"] = {"include_usage": True}  # the server's token count, on both paths
         if self.chat:
-            return {**body, "messages": [{"role": "user", "content": rendered.text}],
-                    "stream_options": {"include_usage": True}}
+            return {**body, "messages": [{"role": "user", "content": rendered.text}]}
         return {**body, "prompt": rendered.text}
 
     def failed_server(self) -> str | None:
