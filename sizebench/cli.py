@@ -6,6 +6,7 @@ import shlex
 import signal
 from dataclasses import replace
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -15,6 +16,7 @@ from rich.console import Console
 
 from sizebench.errors import SizebenchError
 
+_python_warning = warnings.formatwarning
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Compare language models of different sizes: answers, accuracy, latency, memory.")
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -364,8 +366,18 @@ def cache(remove: Optional[str] = typer.Option(None, "--remove", metavar="MODEL"
     out.print(weights_cache.remove(remove, type_, everything).summary(), markup=False, soft_wrap=True)
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A skipped or repaired record is said in one line, as the errors are; other warnings as Python says them."""
+    from sizebench.runstore.jsonl import StoreWarning
+
+    if issubclass(category, StoreWarning):
+        return f"warning: {message}\n"
+    return _python_warning(message, category, filename, lineno, line)
+
+
 def main() -> None:
     debug = "--debug" in sys.argv
+    warnings.formatwarning = _one_line_warning
     try:
         code = app(standalone_mode=False)  # typer.Exit comes back as the return value here
         sys.exit(code if isinstance(code, int) else 0)

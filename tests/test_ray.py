@@ -225,8 +225,7 @@ def test_item_texts_are_written_once_per_run_on_ray(cluster, tiny_model, suite_f
     assert texts == [("sizebench_geo_capitals", "tiny-neox")]
 
     racing = Queue()  # a task that started before the first one's texts were stored sends them too
-    racing.put_nowait_batch([("record", line) for line in store.records_path.read_text().splitlines()
-                             if json.loads(line)["kind"] == "item_text"])
+    racing.put_nowait_batch([("record", row) for row in rows if row["kind"] == "item_text"])
     Delivery(store, print).take(racing)
     racing.shutdown(force=True)
     assert store.records() == rows
