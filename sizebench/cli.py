@@ -275,7 +275,7 @@ def bench(ctx: typer.Context, models: str = MODELS, engines: str = ENGINES,
     serve = run_settings.ServeSettings(
         run_settings.parse_levels(concurrency, "--concurrency", True),
         run_settings.parse_levels(request_rate, "--request-rate", False), sweep_requests, sweep_seconds,
-        sweep_output_tokens, run_settings.parse_slo(slo), seed, server_args)
+        sweep_output_tokens, run_settings.parse_slo(slo), seed, run_settings.parse_server_args(server_args))
     stages = ("prompts", "tasks", "agreement") + (("sweep",) if serve.levels else ())
     plan = None if resume else _plan(
         stages, models, prompts, tasks, task_path, limit, num_fewshot, eval_batch_size, device, dtype,

@@ -179,7 +179,7 @@ class RayExecutor:
     def cancel(self, ref, inbox, delivery: Delivery) -> None:
         """KeyboardInterrupt in the task: it stops its worker (SIGTERM, then SIGKILL), sends the records written
         meanwhile and ends; if it has not ended after the grace period, its process is killed, and the worker
-        follows it (die_with_parent)."""
+        follows it (its watchdog, supervise.Owned)."""
         self.ray.cancel(ref)
         deadline = time.monotonic() + supervise.GRACE_S + 5
         while time.monotonic() < deadline:

@@ -13,11 +13,16 @@ OpenAI layout (the first token null); every other request is the library's own.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
+import types
 import uuid
 
 import llama_cpp
 import numpy as np
+
+from sizebench.engines.openai.launch import LISTEN_FD
 
 
 class AlignedLlama(llama_cpp.Llama):
@@ -67,10 +72,26 @@ class AlignedLlama(llama_cpp.Llama):
         }
 
 
+def serve_on(fd: int):
+    """uvicorn.run's stand-in: the app served on the listening socket `fd` that sizebench bound and handed over
+    (sizebench.engines.openai.launch), so the port is ours from before the model loads; host and port unused."""
+
+    def run(app, host=None, port=None, **settings):
+        import uvicorn
+
+        sock = socket.socket(fileno=fd)
+        uvicorn.Server(uvicorn.Config(app, **settings)).run(sockets=[sock])
+
+    return types.SimpleNamespace(run=run)
+
+
 def main() -> None:
     from llama_cpp.server import __main__ as server_main
 
     llama_cpp.Llama = AlignedLlama  # the server builds its model as llama_cpp.Llama(...) (server/model.py)
+    fd = os.environ.pop(LISTEN_FD, None)
+    if fd is not None:
+        server_main.uvicorn = serve_on(int(fd))  # its main() calls uvicorn.run(app, host=..., port=..., ...)
     server_main.main()
 
 
