@@ -4,7 +4,6 @@ concurrency 1-4), a server killed mid-sweep, an endpoint down at the start, and 
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import records, sizebench
+from sizebench.runstore.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 IN_PROCESS_RUN = REPO / "results" / "runs" / "20261201-141252"  # llama.cpp:smollm2-135m on all 565 sizebench_geo items
@@ -80,13 +80,15 @@ def _smollm2_gguf() -> Path:
 
 
 def _launch(module: str, log: Path):
-    from sizebench.engines.openai import client, llamacpp_server
-    from sizebench.engines.openai.launch import Server, free_port
+    from sizebench.engines.openai import llamacpp_server
+    from sizebench.engines.openai.launch import Server, free_port, listening_socket, served_name
 
-    port = free_port()
-    command = llamacpp_server.command(_smollm2_gguf(), "model", port, 2048, 2, False)
+    listener = listening_socket() if module.startswith("sizebench") else None  # llama-cpp-python's own binds itself
+    port = listener.getsockname()[1] if listener else free_port()
+    served = served_name()
+    command = llamacpp_server.command(_smollm2_gguf(), served, port, 2048, 2, False)
     command[2] = module  # the aligned server, or llama-cpp-python's own
-    return Server(command, port, log, module).start(client.healthy)
+    return Server(command, port, log, module, served, listener).start()
 
 
 @pytest.fixture(scope="module")
@@ -101,10 +103,10 @@ def server(tmp_path_factory):
 def test_probe_passes_on_the_aligned_server_and_fails_on_llama_cpp_pythons_own(server, tmp_path):
     from sizebench.engines.openai import client
 
-    assert client.prompt_logprobs_problem(server.base_url, "model") is None
+    assert client.prompt_logprobs_problem(server.base_url, server.served) is None
     own = _launch("llama_cpp.server", tmp_path / "own.log")
     try:
-        problem = client.prompt_logprobs_problem(own.base_url, "model")
+        problem = client.prompt_logprobs_problem(own.base_url, own.served)
     finally:
         own.stop()
     assert problem and "no generated token" in problem
@@ -112,7 +114,7 @@ def test_probe_passes_on_the_aligned_server_and_fails_on_llama_cpp_pythons_own(s
 
 @pytest.mark.slow
 def test_bench_through_the_endpoint_prompts_tasks_parity_and_sweep(server, tmp_path, suite_file):
-    url = f"openai:{server.base_url}#model?tokenizer=smollm2-135m"
+    url = f"openai:{server.base_url}#{server.served}?tokenizer=smollm2-135m"
     done = sizebench("bench", "-m", url, "-p", str(suite_file), "--max-new-tokens", "16", "--limit", "10",
                      "--concurrency", "1,2,4", "--sweep-requests", "8", "--sweep-output-tokens", "6",
                      "--slo", "ttft=5,tpot=1", "--results", str(tmp_path / "r"), timeout=900)
@@ -122,8 +124,7 @@ def test_bench_through_the_endpoint_prompts_tasks_parity_and_sweep(server, tmp_p
     assert len(prompts) == 2 and any(r["correct"] for r in prompts) and all(r["ttft_s"] > 0 for r in prompts)
     chosen = {(r["task"], d): c for r in rows if r["kind"] == "items" for d, c in zip(r["doc_ids"], r["chosen"])}
     reference = {}
-    for line in (IN_PROCESS_RUN / "records.jsonl").read_text().splitlines():
-        r = json.loads(line)
+    for r in RunStore(IN_PROCESS_RUN).records():
         if r["kind"] == "items" and r["model"] == "llama.cpp:smollm2-135m":
             reference.update({(r["task"], d): c for d, c in zip(r["doc_ids"], r["chosen"])})
     same = sum(chosen[k] == reference[k] for k in chosen)
