@@ -43,13 +43,18 @@ def stop_between_records(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def start(job: dict) -> tuple[RunStore, ModelSpec]:
-    """What every worker process does first: stop on SIGTERM (or SIGHUP, unless ignored) between records, go
-    offline where the hub is unreachable; then the job's store and model. The parent's death comes as SIGTERM
-    too (its watchdog, sizebench.launch.supervise.Owned)."""
+def stop_on_signals() -> None:
+    """SIGTERM (the parent stopping us, or its death through our watchdog, sizebench.launch.supervise.Owned) and
+    SIGHUP, unless ignored (nohup), unwind between records as Ctrl-C does."""
     for signum in (signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(signum) is not signal.SIG_IGN:
             signal.signal(signum, stop_between_records)
+
+
+def start(job: dict) -> tuple[RunStore, ModelSpec]:
+    """What every worker process does first: stop on signals between records, go offline where the hub is
+    unreachable; then the job's store and model."""
+    stop_on_signals()
     go_offline_if_unreachable()
     return RunStore(job["run_dir"]), ModelSpec.from_dict(job["model"])
 

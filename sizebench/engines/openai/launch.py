@@ -28,7 +28,6 @@ from sizebench.errors import SizebenchError
 from sizebench.launch import supervise
 
 HEALTH_TIMEOUT_S = float(os.environ.get("SIZEBENCH_SERVER_START_S", "600"))  # vLLM compiles graphs for minutes
-STOP_GRACE_S = 10.0
 LOG_TAIL_LINES = 8
 LISTEN_FD = "SIZEBENCH_LISTEN_FD"  # the listening socket's descriptor, for a server that takes one
 
@@ -101,7 +100,7 @@ class Server:
             env[LISTEN_FD] = str(self.listener.fileno())
             fds = (self.listener.fileno(),)
         began = time.perf_counter()
-        self.proc = supervise.Owned(self.command, grace=STOP_GRACE_S, stdout=self._log, stderr=subprocess.STDOUT,
+        self.proc = supervise.Owned(self.command, stdout=self._log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, env=env, pass_fds=fds)
         if self.listener is not None:
             self.listener.close()  # the server holds it now
@@ -170,11 +169,11 @@ class Server:
         return " | ".join(lines[-LOG_TAIL_LINES:])[-1200:] or "empty log"
 
     def stop(self) -> None:
-        """The server's whole group: SIGTERM, SIGKILL after STOP_GRACE_S (vLLM's tensor-parallel workers too)."""
+        """The server's whole group: SIGTERM, SIGKILL after the grace (vLLM's tensor-parallel workers too)."""
         if self.listener is not None:
             self.listener.close()
         if self.proc is not None:
-            supervise.stop(self.proc, STOP_GRACE_S)
+            supervise.stop(self.proc)
         if self._log is not None:
             self._log.close()
             self._log = None
