@@ -176,3 +176,32 @@ def test_percentiles_give_p99_only_from_100_requests():
     assert hundred[99] == pytest.approx(99.01)
     gaps = percentiles([float(v) for v in range(1, 301)], requests=20)  # ITL: 300 gaps from 20 requests
     assert gaps["n"] == 300 and gaps[99] is None
+
+
+@pytest.mark.slow
+def test_two_rungs_launching_at_once_each_reach_their_own_server(tmp_path):
+    """Two llama-cpp-python servers started at the same moment (two rungs on one node): each on a port bound
+    before its model loads, each healthy under its own name, each answering its own client."""
+    launched, errors = [], []
+
+    def start(n):
+        try:
+            launched.append(_launch("sizebench.engines.openai.serve_llamacpp", tmp_path / f"server-{n}.log"))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=start, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    try:
+        assert not errors and len(launched) == 2
+        from sizebench.engines.openai.launch import listed_models
+
+        assert launched[0].port != launched[1].port
+        assert [listed_models(s.base_url) for s in launched] == [[s.served] for s in launched]
+    finally:
+        for server in launched:
+            server.stop()
+    assert not any(server.alive() for server in launched)
