@@ -220,3 +220,24 @@ def test_server_args_that_do_not_move_the_server_are_kept():
 
     assert parse_server_args("--n_ctx 512 --hostname-file x --max-model-len 8192") == \
         "--n_ctx 512 --hostname-file x --max-model-len 8192"
+
+
+def test_a_worker_killed_outright_does_not_leave_a_child_holding_its_output(tmp_path):
+    """The OOM killer takes the worker (SIGKILL) while a child it forked (a GGUF conversion) still holds its stdout:
+    the parent notices the worker is gone, ends the rest of its group and goes on (it used to wait for the child)."""
+    from sizebench.launch import supervise
+
+    script = tmp_path / "worker.py"
+    script.write_text(textwrap.dedent("""
+        import json, os, signal, subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])  # stdout inherited
+        print(json.dumps({"stage": "loading", "child": child.pid}), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """))
+    proc = supervise.start_worker([sys.executable, str(script)], grace=0.5)
+    events = []
+    following = threading.Thread(target=lambda: supervise.follow(proc, events.append), daemon=True)
+    following.start()
+    following.join(timeout=60)
+    assert not following.is_alive(), "follow() is still waiting for the worker's output"
+    assert proc.wait() == -signal.SIGKILL and all_gone([events[0]["child"]])

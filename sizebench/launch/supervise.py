@@ -148,7 +148,7 @@ class Owned(subprocess.Popen):
         end, self._watch_end = getattr(self, "_watch_end", None), None
         if end is not None:
             os.close(end)
-        if self.watchdog is not None:
+        if getattr(self, "watchdog", None) is not None:
             try:
                 self.watchdog.wait(timeout=self.grace + 5)
             except subprocess.TimeoutExpired:
