@@ -8,7 +8,8 @@ the request lm-eval's `local-completions` sends to score a context and its conti
 token (its logits were never computed): measured on "The capital of France is Paris", " of" came back at
 -10.5 nats with " of" the top choice at -0.41. Scored that way a task runs near chance level, as the
 issue's lm-eval #4158 shows. Here token i is scored by row i-1, the generated token included, in the
-OpenAI layout (the first token null); every other request is the library's own.
+OpenAI layout (the first token null); every other request is the library's own. Launched by sizebench, it
+serves on the listening socket it is handed (SIZEBENCH_LISTEN_FD), bound before the model loads.
 """
 
 from __future__ import annotations
