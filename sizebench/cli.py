@@ -6,6 +6,7 @@ import shlex
 import signal
 from dataclasses import replace
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -15,6 +16,7 @@ from rich.console import Console
 
 from sizebench.errors import SizebenchError
 
+_python_warning = warnings.formatwarning
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Compare language models of different sizes: answers, accuracy, latency, memory.")
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -302,7 +304,7 @@ def bench(ctx: typer.Context, models: str = MODELS, engines: str = ENGINES,
     serve = run_settings.ServeSettings(
         run_settings.parse_levels(concurrency, "--concurrency", True),
         run_settings.parse_levels(request_rate, "--request-rate", False), sweep_requests, sweep_seconds,
-        sweep_output_tokens, run_settings.parse_slo(slo), seed, server_args)
+        sweep_output_tokens, run_settings.parse_slo(slo), seed, run_settings.parse_server_args(server_args))
     stages = ("prompts", "tasks", "agreement") + (("sweep",) if serve.levels else ())
     plan = None if resume else _plan(
         stages, models, prompts, tasks, task_path, limit, num_fewshot, eval_batch_size, device, dtype,
@@ -397,8 +399,18 @@ def cache(remove: Optional[str] = typer.Option(None, "--remove", metavar="MODEL"
     out.print(weights_cache.remove(remove, type_, everything).summary(), markup=False, soft_wrap=True)
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A skipped or repaired record is said in one line, as the errors are; other warnings as Python says them."""
+    from sizebench.runstore.jsonl import StoreWarning
+
+    if issubclass(category, StoreWarning):
+        return f"warning: {message}\n"
+    return _python_warning(message, category, filename, lineno, line)
+
+
 def main() -> None:
     debug = "--debug" in sys.argv
+    warnings.formatwarning = _one_line_warning
     try:
         code = app(standalone_mode=False)  # typer.Exit comes back as the return value here
         sys.exit(code if isinstance(code, int) else 0)

@@ -205,10 +205,10 @@ def cli(monkeypatch, capsys):
 
 
 def records(results: Path) -> list[dict]:
-    import json
+    """The records of the one run under `results`, read as sizebench reads them."""
+    from sizebench.runstore.store import RunStore
 
-    run = next((results / "runs").iterdir())
-    return [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines() if line.strip()]
+    return RunStore(next((results / "runs").iterdir())).records()
 
 
 def command_line(process) -> str:

@@ -83,13 +83,15 @@ def _smollm2_gguf() -> Path:
 
 
 def _launch(module: str, log: Path):
-    from sizebench.engines.openai import client, llamacpp_server
-    from sizebench.engines.openai.launch import Server, free_port
+    from sizebench.engines.openai import llamacpp_server
+    from sizebench.engines.openai.launch import Server, free_port, listening_socket, served_name
 
-    port = free_port()
-    command = llamacpp_server.command(_smollm2_gguf(), "model", port, 2048, 2, False)
+    listener = listening_socket() if module.startswith("sizebench") else None  # llama-cpp-python's own binds itself
+    port = listener.getsockname()[1] if listener else free_port()
+    served = served_name()
+    command = llamacpp_server.command(_smollm2_gguf(), served, port, 2048, 2, False)
     command[2] = module  # the aligned server, or llama-cpp-python's own
-    return Server(command, port, log, module).start(client.healthy)
+    return Server(command, port, log, module, served, listener).start()
 
 
 def _item_scores(rows) -> dict[tuple, list[float]]:
@@ -108,10 +110,10 @@ def server(tmp_path_factory):
 def test_probe_passes_on_the_aligned_server_and_fails_on_llama_cpp_pythons_own(server, tmp_path):
     from sizebench.engines.openai import client
 
-    assert client.prompt_logprobs_problem(server.base_url, "model") is None
+    assert client.prompt_logprobs_problem(server.base_url, server.served) is None
     own = _launch("llama_cpp.server", tmp_path / "own.log")
     try:
-        problem = client.prompt_logprobs_problem(own.base_url, "model")
+        problem = client.prompt_logprobs_problem(own.base_url, own.served)
     finally:
         own.stop()
     assert problem and "no generated token" in problem
@@ -119,7 +121,7 @@ def test_probe_passes_on_the_aligned_server_and_fails_on_llama_cpp_pythons_own(s
 
 @pytest.mark.slow
 def test_bench_through_the_endpoint_prompts_tasks_parity_and_sweep(server, tmp_path, suite_file):
-    url = f"openai:{server.base_url}#model?tokenizer=smollm2-135m"
+    url = f"openai:{server.base_url}#{server.served}?tokenizer=smollm2-135m"
     done = sizebench("bench", "-m", url, "-p", str(suite_file), "--max-new-tokens", "16", "--limit", "10",
                      "--concurrency", "1,2,4", "--sweep-requests", "8", "--sweep-output-tokens", "6",
                      "--slo", "ttft=5,tpot=1", "--results", str(tmp_path / "r"), timeout=900)
@@ -188,3 +190,32 @@ def test_percentiles_give_p99_only_from_100_requests():
     assert hundred[99] == pytest.approx(99.01)
     gaps = percentiles([float(v) for v in range(1, 301)], requests=20)  # ITL: 300 gaps from 20 requests
     assert gaps["n"] == 300 and gaps[99] is None
+
+
+@pytest.mark.slow
+def test_two_rungs_launching_at_once_each_reach_their_own_server(tmp_path):
+    """Two llama-cpp-python servers started at the same moment (two rungs on one node): each on a port bound
+    before its model loads, each healthy under its own name, each answering its own client."""
+    launched, errors = [], []
+
+    def start(n):
+        try:
+            launched.append(_launch("sizebench.engines.openai.serve_llamacpp", tmp_path / f"server-{n}.log"))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=start, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    try:
+        assert not errors and len(launched) == 2
+        from sizebench.engines.openai.launch import listed_models
+
+        assert launched[0].port != launched[1].port
+        assert [listed_models(s.base_url) for s in launched] == [[s.served] for s in launched]
+    finally:
+        for server in launched:
+            server.stop()
+    assert not any(server.alive() for server in launched)

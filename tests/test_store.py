@@ -14,7 +14,7 @@ def test_truncated_last_line_is_ignored_with_a_warning_and_appends_continue(tmp_
     store.append(StageRecord("m", "a1", "prompts", 1.0, 10.0, None))
     with store.records_path.open("a") as handle:
         handle.write('{"kind": "prompt", "model": "m", "att')  # a kill -9 mid-write
-    with pytest.warns(UserWarning, match="truncated or damaged record on line 2"):
+    with pytest.warns(UserWarning, match="skipped line 2: not JSON"):
         assert len(store.records()) == 1
     store.append(FailureRecord("m2", "a2", "load", "boom"))
     with pytest.warns(UserWarning):

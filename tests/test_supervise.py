@@ -64,18 +64,21 @@ def test_a_stage_past_the_limit_stops_the_worker_even_one_that_ignores_sigterm(t
     assert gone(proc.pid)
 
 
-def test_a_worker_notices_its_parent_died_by_sigkill(tmp_path):
-    """The parent (a stand-in CLI) is SIGKILLed: it forwards nothing, and the worker prints nothing;
-    the worker must still stop (prctl PDEATHSIG on Linux, a polling thread elsewhere)."""
-    worker = script(tmp_path, """
-        from sizebench.launch import supervise
+@pytest.mark.parametrize("stuck", [False, True], ids=["unwinds", "stuck-in-native-code"])
+def test_a_worker_and_its_children_stop_when_its_parent_died_by_sigkill(tmp_path, stuck):
+    """The parent (a stand-in CLI) is SIGKILLed: it forwards nothing, and the worker prints nothing. The worker
+    must still get SIGTERM, and its whole group (here a child, as a launched server) end; a worker that cannot
+    unwind (stuck in native code: SIGTERM does nothing) is SIGKILLed after the grace."""
+    worker = script(tmp_path, f"""
+        import subprocess
         def stop(signum, frame):
             open(sys.argv[1], "w").write("stopped by SIGTERM")
-            sys.exit(0)
+            {"pass" if stuck else "sys.exit(0)"}
         signal.signal(signal.SIGTERM, stop)
-        supervise.die_with_parent()
-        open(sys.argv[1], "w").write("asleep")
-        time.sleep(60)
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        open(sys.argv[1], "w").write(f"asleep {{child.pid}}")
+        while True:
+            time.sleep(60)
     """)
     marker = tmp_path / "marker"
     parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
@@ -84,17 +87,19 @@ def test_a_worker_notices_its_parent_died_by_sigkill(tmp_path):
         proc = supervise.start_worker({worker + [str(marker)]!r})
         print(proc.pid, flush=True)
         time.sleep(60)
-    """)], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    """)], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path),
+                                                    "SIZEBENCH_STOP_GRACE_S": "1"})
     worker_pid = int(parent.stdout.readline())
-    while not (marker.exists() and marker.read_text() == "asleep"):  # past die_with_parent
+    while not (marker.exists() and marker.read_text().startswith("asleep")):
         assert not gone(worker_pid), "the worker ended before its parent was killed"
         time.sleep(0.05)
+    child_pid = int(marker.read_text().split()[1])
     parent.kill()
     parent.wait()
     deadline = time.monotonic() + 10
-    while not gone(worker_pid) and time.monotonic() < deadline:
+    while not (gone(worker_pid) and gone(child_pid)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert gone(worker_pid) and marker.read_text() == "stopped by SIGTERM"
+    assert gone(worker_pid) and gone(child_pid) and marker.read_text() == "stopped by SIGTERM"
 
 
 class SlowStandIn(runner.LocalExecutor):

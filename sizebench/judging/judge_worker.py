@@ -49,20 +49,23 @@ def judge(spec: ModelSpec, job: dict, store: RunStore) -> None:
     todo = [j for j in job["judgements"] if j["screen"] not in done]
     event(stage="loading")
     session = engines.get(spec.engine).load(spec, job)
-    lm, _ = session.lm("auto")
-    window = session.context_window()
-    event(stage="judging", done=len(job["judgements"]) - len(todo), total=len(job["judgements"]))
-    for number, j in enumerate(todo, start=1):
-        rendered = session.render(Prompt(j["screen"], judge_prompt.text(j["prompt"], j["context"], j["a"], j["b"])))
-        if window and session.prompt_tokens(rendered) + 8 > window:
-            event(stage="too_long", screen=j["screen"], tokens=session.prompt_tokens(rendered), window=window)
-            continue
-        replies = judge_prompt.continuations(rendered.text)
-        requests = [Instance("loglikelihood", {}, (rendered.text, reply), i) for i, reply in enumerate(replies.values())]
-        lls = {choice: round(float(ll), 4) for choice, (ll, _) in zip(replies, lm.loglikelihood(requests, disable_tqdm=True))}
-        store.append(VoteRecord(source, VOTES, j["screen"], j["prompt_id"], j["left"], j["right"],
-                                judge_prompt.choose(lls), spec.name, raw={"loglikelihood": lls}))
-        event(stage="judging", done=len(job["judgements"]) - len(todo) + number, total=len(job["judgements"]))
+    try:
+        lm, _ = session.lm("auto")
+        window = session.context_window()
+        event(stage="judging", done=len(job["judgements"]) - len(todo), total=len(job["judgements"]))
+        for number, j in enumerate(todo, start=1):
+            rendered = session.render(Prompt(j["screen"], judge_prompt.text(j["prompt"], j["context"], j["a"], j["b"])))
+            if window and session.prompt_tokens(rendered) + 8 > window:
+                event(stage="too_long", screen=j["screen"], tokens=session.prompt_tokens(rendered), window=window)
+                continue
+            replies = judge_prompt.continuations(rendered.text)
+            requests = [Instance("loglikelihood", {}, (rendered.text, reply), i) for i, reply in enumerate(replies.values())]
+            lls = {choice: round(float(ll), 4) for choice, (ll, _) in zip(replies, lm.loglikelihood(requests, disable_tqdm=True))}
+            store.append(VoteRecord(source, VOTES, j["screen"], j["prompt_id"], j["left"], j["right"],
+                                    judge_prompt.choose(lls), spec.name, raw={"loglikelihood": lls}))
+            event(stage="judging", done=len(job["judgements"]) - len(todo) + number, total=len(job["judgements"]))
+    finally:
+        session.close()  # a launched judge server stops on every way out
 
 
 if __name__ == "__main__":

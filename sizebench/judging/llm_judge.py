@@ -93,7 +93,7 @@ def run(store: RunStore, items: list[Item], spec: ModelSpec, settings: Settings,
         try:
             supervise.follow(proc, show)
             proc.wait()
-        except KeyboardInterrupt:
+        except BaseException:  # a stop signal, or an error of ours: the judge does not outlive it
             supervise.stop(proc)
             raise
     if too_long:

@@ -4,8 +4,8 @@ The task runs the same worker process as the local executor (`python -m sizebenc
 whichever node Ray picks, writing to a scratch store there. It sends each whole record line and
 each progress event, as they come (every POLL_S at most), to a queue actor on the driver's node,
 which the driver drains into its own store while it waits. What the worker finished therefore
-survives a lost node, a killed task and a Ctrl-C; a record is sent once (at most the lines of
-one interrupted send are lost, never doubled) and the driver keeps only whole lines.
+survives a lost node, a killed task and a Ctrl-C; a record is sent once (at most the records of
+one interrupted send are lost, never doubled), read by the store's own reader.
 Resume and failure handling are the runner's, unchanged: a lost node or a task that raises comes
 back as a non-zero exit and a reason; Ray does not retry the task (max_retries=0).
 A stop signal to the driver cancels the task (ray.cancel), which stops its worker as the local
@@ -28,6 +28,7 @@ from sizebench.launch import supervise
 from sizebench import engines
 from sizebench.errors import SizebenchError
 from sizebench.planning.registry import ModelSpec
+from sizebench.runstore import jsonl
 from sizebench.runstore.store import RunStore, hold_signals, item_texts
 from sizebench.launch.supervise import Interrupted, TimedOut
 
@@ -59,7 +60,7 @@ def _run_worker(job: dict, scratch: Path, inbox) -> dict:
                     kind, value = events.get(timeout=POLL_S)
                 except queue.Empty:
                     kind = None
-                _send(inbox, [("record", line) for line in records.new_lines()])
+                _send(inbox, [("record", row) for row in records.new_rows()])
                 if kind == "done":
                     ran_out = value
                     break
@@ -69,7 +70,7 @@ def _run_worker(job: dict, scratch: Path, inbox) -> dict:
         finally:  # ray.cancel (KeyboardInterrupt): stop the worker, then send what it wrote since the last look
             if proc.poll() is None:
                 supervise.stop(proc)
-            _send(inbox, [("record", line) for line in records.new_lines()])
+            _send(inbox, [("record", row) for row in records.new_rows()])
         log.seek(0)
         tail = [line for line in log.read().splitlines() if line.strip()]
     return {"returncode": proc.returncode, "log_tail": tail[-1][:300] if tail else "", "node": os.uname().nodename,
@@ -94,13 +95,13 @@ def _send(inbox, messages: list) -> None:
 
 
 class RecordTail:
-    """The whole record lines a worker appended to its store since the last look; a line cut short by a kill
-    (no newline yet, or damaged) is never sent."""
+    """The whole records a worker appended to its store since the last look, through the store's own reader
+    (sizebench.runstore.jsonl): a line not yet ended by its newline waits; a damaged one is skipped with a warning."""
 
     def __init__(self, path: Path):
-        self.path, self.offset = path, 0
+        self.path, self.offset, self.lines = path, 0, 0
 
-    def new_lines(self) -> list[str]:
+    def new_rows(self) -> list[dict]:
         try:
             with self.path.open("rb") as handle:
                 handle.seek(self.offset)
@@ -109,14 +110,9 @@ class RecordTail:
             return []
         whole = chunk[:chunk.rfind(b"\n") + 1]
         self.offset += len(whole)
-        return [line for line in whole.decode("utf-8").splitlines() if _is_record(line)]
-
-
-def _is_record(line: str) -> bool:
-    try:
-        return isinstance(json.loads(line), dict)
-    except json.JSONDecodeError:
-        return False
+        rows = [row for _, row in jsonl.decode(whole[:-1], str(self.path), first_line=self.lines + 1)] if whole else []
+        self.lines += whole.count(b"\n")
+        return rows
 
 
 def resources(job: dict, cluster_gpus: float) -> dict:
@@ -183,7 +179,7 @@ class RayExecutor:
     def cancel(self, ref, inbox, delivery: Delivery) -> None:
         """KeyboardInterrupt in the task: it stops its worker (SIGTERM, then SIGKILL), sends the records written
         meanwhile and ends; if it has not ended after the grace period, its process is killed, and the worker
-        follows it (die_with_parent)."""
+        follows it (its watchdog, supervise.Owned)."""
         self.ray.cancel(ref)
         deadline = time.monotonic() + supervise.GRACE_S + 5
         while time.monotonic() < deadline:
@@ -214,11 +210,10 @@ class Delivery:
                 ended = ended or kind == END[0]
         return ended
 
-    def record(self, line: str) -> None:
-        row = json.loads(line)
+    def record(self, row: dict) -> None:
         if row["kind"] == "item_text" and row["task"] in item_texts(self.store.records()):
             return
-        self.store.append_line(line)
+        self.store.append_rows([row])
 
 
 def _package_root() -> str:

@@ -74,6 +74,9 @@ def _follow(proc, on_event, limit: float | None) -> str | None:
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP through supervise.stop_signals
         supervise.stop(proc)
         raise Interrupted(supervise.signum_of(exc)) from None
+    except BaseException:  # an error of ours while following: the worker does not outlive it
+        supervise.stop(proc)
+        raise
 
 
 def _last_line(path: Path) -> str:

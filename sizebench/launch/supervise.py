@@ -3,8 +3,9 @@
 Workers run in their own session, so a terminal's Ctrl-C reaches only the CLI; the CLI forwards
 every way of stopping (SIGINT, SIGTERM, SIGHUP, a stage's time limit) to the worker's process group
 itself: SIGTERM, which the worker turns into an unwind outside any record write, then SIGKILL after
-a grace period. A worker whose parent dies without forwarding anything (SIGKILL, a crash) stops on
-its own through `die_with_parent`.
+a grace period. Every process sizebench starts (workers, launched servers, judges) is `Owned`: a group of
+its own, and a watchdog that stops that group when its owner dies without forwarding anything (SIGKILL,
+a crash), so nothing it started outlives it on any path.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ from contextlib import contextmanager
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 GRACE_S = float(os.environ.get("SIZEBENCH_STOP_GRACE_S", "10"))
-PARENT_ENV = "SIZEBENCH_PARENT_PID"
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
+LOOK_S = 1.0  # how often a silent worker is looked at
 STAGE_OF_EVENT = {"loading": "load", "prompts": "prompts", "batched": "prompts", "tasks": "tasks", "sweep": "sweep"}
 
 
@@ -89,25 +89,95 @@ def stop_signals():
             signal.signal(signum, handler)
 
 
-def start_worker(args: list[str], **popen) -> subprocess.Popen:
-    """The worker in its own session (group), told our pid so it can tell when we are gone."""
-    env = {**popen.pop("env", os.environ), PARENT_ENV: str(os.getpid())}
-    return subprocess.Popen(args, stdout=subprocess.PIPE, text=True, start_new_session=True, env=env, **popen)
+WATCHDOG = """
+import os, select, signal, sys, time
+group, grace = int(sys.argv[1]), float(sys.argv[2])
+def signal_group(signum):
+    try:
+        os.killpg(group, signum)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+while signal_group(0):
+    if select.select([0], [], [], 1.0)[0] and not os.read(0, 64):
+        break
+else:
+    sys.exit(0)
+if signal_group(signal.SIGTERM):
+    deadline = time.monotonic() + grace
+    while signal_group(0) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    signal_group(signal.SIGKILL)
+"""
+
+
+class Owned(subprocess.Popen):
+    """A process in a group (session) of its own that never outlives us.
+
+    Beside it runs a watchdog (a tiny `python -c`, in a session of its own too) that reads a pipe whose
+    other end only we hold: when we are gone, by any death (SIGKILL, a crash, a Ray task killed), the pipe
+    ends, and the watchdog stops the whole group, SIGTERM then SIGKILL after the grace. It ends by itself
+    once the group is gone. Nothing runs in the child between fork and exec.
+    """
+
+    def __init__(self, args, grace: float | None = None, **popen):
+        super().__init__(args, start_new_session=True, **popen)
+        self.grace = GRACE_S if grace is None else grace
+        self.watchdog: subprocess.Popen | None = None
+        read, self._watch_end = os.pipe()
+        try:
+            self.watchdog = subprocess.Popen([sys.executable, "-I", "-c", WATCHDOG, str(self.pid), str(self.grace)],
+                                             stdin=read, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                             start_new_session=True)
+        except BaseException:
+            _signal_group(self, signal.SIGKILL)
+            self.release()
+            raise
+        finally:
+            os.close(read)
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = super().wait(timeout)
+        self.release()
+        return code
+
+    def release(self) -> None:
+        """Once the process has ended (or been stopped): the watchdog ends what is left of its group, and itself."""
+        end, self._watch_end = getattr(self, "_watch_end", None), None
+        if end is not None:
+            os.close(end)
+        if getattr(self, "watchdog", None) is not None:
+            try:
+                self.watchdog.wait(timeout=self.grace + 5)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+def start_worker(args: list[str], **popen) -> Owned:
+    """A worker: its own group, owned (Owned), its stdout the progress events."""
+    return Owned(args, stdout=subprocess.PIPE, text=True, **popen)
 
 
 def stop(proc: subprocess.Popen, grace: float | None = None) -> None:
-    """SIGTERM to the worker's group, SIGKILL after `grace` s; another stop signal meanwhile kills at once."""
-    grace = GRACE_S if grace is None else grace
+    """SIGTERM to the process's group, SIGKILL after `grace` s to all that is left of it (a child the leader left
+    behind included); another stop signal meanwhile kills at once."""
+    grace = getattr(proc, "grace", GRACE_S) if grace is None else grace
     previous = {}
     if _main_thread():
         previous = {s: signal.signal(s, lambda signum, frame: _kill(proc)) for s in STOP_SIGNALS if _handled(s)}
     try:
         _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + grace
         try:
             proc.wait(timeout=grace)
+            while _signal_group(proc, 0) and time.monotonic() < deadline:  # the leader's children
+                time.sleep(0.05)
         except subprocess.TimeoutExpired:
-            _kill(proc)
-            proc.wait()
+            pass
+        _kill(proc)
+        proc.wait()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -117,13 +187,13 @@ def _kill(proc: subprocess.Popen) -> None:
     _signal_group(proc, signal.SIGKILL)
 
 
-def _signal_group(proc: subprocess.Popen, signum: int) -> None:
-    if proc.poll() is not None:
-        return
+def _signal_group(proc: subprocess.Popen, signum: int) -> bool:
+    """Signal every process of the group `proc` leads; False when none is left."""
     try:
         os.killpg(proc.pid, signum)
+        return True
     except ProcessLookupError:
-        pass
+        return False
 
 
 def follow(proc: subprocess.Popen, on_event: Callable[[dict], None], limit: float | None = None,
@@ -137,11 +207,16 @@ def follow(proc: subprocess.Popen, on_event: Callable[[dict], None], limit: floa
     threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
     stage, started = "load", time.monotonic()
     while True:
+        left = None if limit is None else max(0.0, started + limit - time.monotonic())
         try:
-            line = lines.get(timeout=None if limit is None else max(0.0, started + limit - time.monotonic()))
+            line = lines.get(timeout=LOOK_S if left is None else min(left, LOOK_S))
         except queue.Empty:
-            stop(proc, grace)
-            return stage
+            if left is not None and left <= LOOK_S:
+                stop(proc, grace)
+                return stage
+            if proc.poll() is not None:  # the worker is gone, a process it left holds its stdout: end the group
+                stop(proc, grace)
+            continue
         if line is None:
             return None
         event = _parse(line)
@@ -170,29 +245,3 @@ def _parse(line: str) -> dict | None:
     except json.JSONDecodeError:  # a library printing to stdout, not one of our events
         return None
     return event if isinstance(event, dict) else None
-
-
-def die_with_parent() -> None:
-    """In the worker: get SIGTERM (an unwind, as from the CLI) when the process that started it dies,
-    even by SIGKILL. Linux: prctl(PR_SET_PDEATHSIG); elsewhere a thread polling the parent's pid."""
-    expected = int(os.environ.get(PARENT_ENV) or os.getppid())
-    if not (sys.platform.startswith("linux") and set_pdeathsig(signal.SIGTERM)):
-        threading.Thread(target=_watch_parent, args=(expected,), daemon=True).start()
-    if os.getppid() != expected:  # it died before we asked to be told
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-def set_pdeathsig(signum: int) -> bool:
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
-
-
-def _watch_parent(expected: int) -> None:
-    while os.getppid() == expected:
-        time.sleep(1.0)
-    os.kill(os.getpid(), signal.SIGTERM)

@@ -17,7 +17,6 @@ import time
 import traceback
 
 from sizebench.weights import sources
-from sizebench.launch import supervise
 from sizebench.errors import MemoryGuardError, ModelUnavailable, SizebenchError
 from sizebench.runstore.records import FailureRecord, StageRecord
 from sizebench.planning.registry import ModelSpec
@@ -44,11 +43,18 @@ def stop_between_records(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def stop_on_signals() -> None:
+    """SIGTERM (the parent stopping us, or its death through our watchdog, sizebench.launch.supervise.Owned) and
+    SIGHUP, unless ignored (nohup), unwind between records as Ctrl-C does."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, stop_between_records)
+
+
 def start(job: dict) -> tuple[RunStore, ModelSpec]:
-    """What every worker process does first: stop on SIGTERM between records, die with the parent, go offline
-    where the hub is unreachable; then the job's store and model."""
-    signal.signal(signal.SIGTERM, stop_between_records)
-    supervise.die_with_parent()
+    """What every worker process does first: stop on signals between records, go offline where the hub is
+    unreachable; then the job's store and model."""
+    stop_on_signals()
     go_offline_if_unreachable()
     return RunStore(job["run_dir"]), ModelSpec.from_dict(job["model"])
 
@@ -100,7 +106,11 @@ def load(spec: ModelSpec, job: dict, store: RunStore, attempt: str):
     from sizebench import engines
 
     session = engines.get(spec.engine).load(spec, job)
-    store.append(session.load_record(attempt))
+    try:
+        store.append(session.load_record(attempt))
+    except BaseException:
+        session.close()  # a launched server stops with the load that failed
+        raise
     return session
 
 

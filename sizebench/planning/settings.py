@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, replace
 
 from sizebench.errors import SizebenchError
@@ -82,6 +83,23 @@ class ServeSettings:
     @property
     def levels(self) -> list[tuple[str, float]]:
         return [("concurrency", float(c)) for c in self.concurrency] + [("rate", r) for r in self.request_rates]
+
+
+OWN_SERVER_FLAGS = ("--host", "--port", "--model_alias", "--served-model-name")  # what sizebench sets on launched servers
+
+
+def parse_server_args(text: str) -> str:
+    """--server-args as given, refused where it would move the server (an open --host, a --port the health check
+    never reaches) or rename the model the health check looks for."""
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise SizebenchError(f"--server-args cannot be split as a shell would: {exc}") from None
+    taken = [w for w in words if w.split("=", 1)[0] in OWN_SERVER_FLAGS]
+    if taken:
+        raise SizebenchError(f"--server-args may not set {taken[0].split('=', 1)[0]}: sizebench launches each server "
+                             "on 127.0.0.1, on a port and under a model name of its own")
+    return text
 
 
 def parse_levels(text: str | None, flag: str, integer: bool) -> tuple:

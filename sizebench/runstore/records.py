@@ -6,7 +6,6 @@ disk keep them.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
@@ -29,8 +28,8 @@ class Record:
         super().__init_subclass__(**kwargs)
         KINDS[cls.kind] = cls
 
-    def to_json(self) -> str:
-        return json.dumps({"kind": self.kind, **asdict(self)}, ensure_ascii=False, allow_nan=False)
+    def to_row(self) -> dict:
+        return {"kind": self.kind, **asdict(self)}
 
 
 @dataclass(frozen=True)

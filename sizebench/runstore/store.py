@@ -1,21 +1,20 @@
 """The run store: one folder per run, `run.json` beside an append-only `records.jsonl`.
 
-Workers append one flushed line per record; readers tolerate a last line cut short by a kill.
+Workers append one fsynced line per record; a line that is torn or not a record is skipped on reading
+(sizebench.runstore.jsonl, the one reader and writer of record files).
 Everything downstream (report, resume) reads only these files.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import threading
 import time
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-from sizebench.runstore import atomic
+from sizebench.runstore import atomic, jsonl
 from sizebench.errors import SizebenchError
 from sizebench.runstore.records import Record
 
@@ -60,38 +59,28 @@ class RunStore:
         return cls(runs[-1])
 
     def meta(self) -> dict:
-        return json.loads((self.dir / META).read_text(encoding="utf-8"))
+        path = self.dir / META
+        try:
+            meta = json.loads(path.read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise SizebenchError(f"{path} is damaged ({type(exc).__name__}); the run's records are in {RECORDS}") from None
+        if not isinstance(meta, dict):
+            raise SizebenchError(f"{path} is damaged (a JSON {type(meta).__name__}, not the run's description)")
+        return meta
 
     def write_meta(self, meta: dict) -> None:
-        atomic.write_text(self.dir / META, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+        atomic.write_text(self.dir / META, json.dumps(jsonl.repair(meta, str(self.dir / META)), indent=2, ensure_ascii=False) + "\n")
 
     def append(self, record: Record) -> None:
-        self.append_line(record.to_json())
+        self.append_rows([record.to_row()])
 
-    def append_line(self, line: str) -> None:
-        with hold_signals(), self.records_path.open("ab+") as handle:
-            # A kill -9 mid-write leaves a line without its newline: start on a fresh line after it.
-            if handle.seek(0, os.SEEK_END) > 0:
-                handle.seek(-1, os.SEEK_END)
-                if handle.read(1) != b"\n":
-                    handle.write(b"\n")
-            handle.write(line.encode("utf-8") + b"\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+    def append_rows(self, rows: list[dict]) -> None:
+        """Whole lines (sizebench.runstore.jsonl), each a record or absent even when a stop signal comes."""
+        with hold_signals():
+            jsonl.append(self.records_path, rows)
 
     def records(self) -> list[dict]:
-        if not self.records_path.exists():
-            return []
-        rows = []
-        for number, line in enumerate(self.records_path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                warnings.warn(f"{self.records_path}: ignored a truncated or damaged record on line {number}",
-                              stacklevel=2)
-        return rows
+        return jsonl.read(self.records_path)
 
 
 def started_order(run_dir: Path) -> tuple[str, int]:

@@ -23,7 +23,6 @@ import functools
 import json
 import os
 import shutil
-import signal
 import sys
 import uuid
 from contextlib import contextmanager, redirect_stdout
@@ -200,10 +199,7 @@ def convert_in_fork(gguf_path: Path, target: Path) -> None:
     if pid == 0:  # the child: never returns, never runs the parent's exit handlers
         status = 1
         try:
-            os.close(read)
-            from sizebench.launch import supervise
-
-            supervise.set_pdeathsig(signal.SIGKILL)  # the worker killed outright takes this with it
+            os.close(read)  # in the worker's process group: stopped with it (sizebench.launch.supervise.Owned)
             with redirect_stdout(sys.stderr):  # a worker's stdout carries its progress events
                 convert_gguf(gguf_path, target)
             status = 0

@@ -40,8 +40,8 @@ class LlamaCppServerEngine(LlamaCppEngine):
 
     def load(self, spec, job: dict):
         from sizebench.engines.llamacpp import session as llamacpp
-        from sizebench.engines.openai import client, records_of
-        from sizebench.engines.openai.launch import Server, free_port
+        from sizebench.engines.openai import records_of
+        from sizebench.engines.openai.launch import Server, listening_socket, served_name
         from sizebench.engines.openai.session import EndpointSession
         from sizebench.planning.registry import file_key
 
@@ -55,12 +55,14 @@ class LlamaCppServerEngine(LlamaCppEngine):
         tokenizer = llamacpp.hf_tokenizer(source) if folder is None else llamacpp._folder_tokenizer(folder)
         threads = job.get("threads") or len(os.sched_getaffinity(0))
         n_ctx = records_of.gguf_context(path)
-        port = free_port()
+        listener = listening_socket()  # bound now: no other server can take the port while the model loads
+        port = listener.getsockname()[1]
         log = Path(job["run_dir"]) / "logs" / f"{file_key(spec.name)}-{job['attempt']}-server.log"
-        served = "model"
+        served = served_name()
         server = Server(command(path, served, port, n_ctx, threads, job["device"] == "cuda",
-                                job.get("serve", {}).get("server_args", "")), port, log, "llama-cpp-python server")
-        server.start(client.healthy)
+                                job.get("serve", {}).get("server_args", "")), port, log, "llama-cpp-python server",
+                        served, listener)
+        server.start()
         try:
             session = EndpointSession(
                 spec=spec, base_url=server.base_url, served=served, tokenizer=tokenizer,

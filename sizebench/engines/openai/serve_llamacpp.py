@@ -8,16 +8,22 @@ the request lm-eval's `local-completions` sends to score a context and its conti
 token (its logits were never computed): measured on "The capital of France is Paris", " of" came back at
 -10.5 nats with " of" the top choice at -0.41. Scored that way a task runs near chance level, as the
 issue's lm-eval #4158 shows. Here token i is scored by row i-1, the generated token included, in the
-OpenAI layout (the first token null); every other request is the library's own.
+OpenAI layout (the first token null); every other request is the library's own. Launched by sizebench, it
+serves on the listening socket it is handed (SIZEBENCH_LISTEN_FD), bound before the model loads.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import time
+import types
 import uuid
 
 import llama_cpp
 import numpy as np
+
+from sizebench.engines.openai.launch import LISTEN_FD
 
 
 class AlignedLlama(llama_cpp.Llama):
@@ -67,10 +73,26 @@ class AlignedLlama(llama_cpp.Llama):
         }
 
 
+def serve_on(fd: int):
+    """uvicorn.run's stand-in: the app served on the listening socket `fd` that sizebench bound and handed over
+    (sizebench.engines.openai.launch), so the port is ours from before the model loads; host and port unused."""
+
+    def run(app, host=None, port=None, **settings):
+        import uvicorn
+
+        sock = socket.socket(fileno=fd)
+        uvicorn.Server(uvicorn.Config(app, **settings)).run(sockets=[sock])
+
+    return types.SimpleNamespace(run=run)
+
+
 def main() -> None:
     from llama_cpp.server import __main__ as server_main
 
     llama_cpp.Llama = AlignedLlama  # the server builds its model as llama_cpp.Llama(...) (server/model.py)
+    fd = os.environ.pop(LISTEN_FD, None)
+    if fd is not None:
+        server_main.uvicorn = serve_on(int(fd))  # its main() calls uvicorn.run(app, host=..., port=..., ...)
     server_main.main()
 
 

@@ -16,6 +16,7 @@ from sizebench.engines.base import Generation, Session
 from sizebench.engines.openai import client
 from sizebench.errors import SizebenchError
 from sizebench.planning.registry import ModelSpec
+from sizebench.runstore import jsonl
 
 REQUEST_TIMEOUT_S = 600.0  # a hung server is ended by --timeout; this only bounds a single request
 
@@ -79,9 +80,10 @@ class EndpointSession(Session):
         out = client.stream(self.base_url, self.payload(rendered, settings, limit), self.request_timeout_s, self.chat)
         if out.error:
             raise SizebenchError(self.failed_server() or f"{self.base_url}: {out.error}")
-        answer = formats.cut_at_stop(out.text, rendered.stop_strings)
+        text = jsonl.repair(out.text, f"{self.base_url} answer")  # an emoji split across two streamed events
+        answer = formats.cut_at_stop(text, rendered.stop_strings)
         if self.tokenizer is not None:
-            ids = tuple(self.encode(out.text, False))
+            ids = tuple(self.encode(text, False))
         else:  # no tokenizer: the server's count, else one token per streamed chunk
             ids = tuple(range(out.usage_tokens or len(out.chunk_s)))
         tokens = self.prompt_tokens(rendered)

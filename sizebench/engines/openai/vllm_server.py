@@ -66,8 +66,8 @@ class VllmEngine(Engine):
     def load(self, spec, job: dict):
         import time
 
-        from sizebench.engines.openai import client, records_of
-        from sizebench.engines.openai.launch import Server, free_port
+        from sizebench.engines.openai import records_of
+        from sizebench.engines.openai.launch import Server, free_port, served_name
         from sizebench.engines.openai.session import EndpointSession
         from sizebench.planning.registry import file_key
         from sizebench.weights import sources
@@ -75,13 +75,13 @@ class VllmEngine(Engine):
         located = sources.locate(spec)
         count, memory_each = _gpus()
         tp = tensor_parallel(spec.params, memory_each, count)
-        port = free_port()
+        port = free_port()  # vLLM binds it before loading; another server taking it first fails the health check
         log = Path(job["run_dir"]) / "logs" / f"{file_key(spec.name)}-{job['attempt']}-server.log"
-        served = "model"
+        served = served_name()
         server = Server(command(str(located.path), served, port, tp, job.get("serve", {}).get("server_args", "")),
-                        port, log, "vLLM server")
+                        port, log, "vLLM server", served)
         started = time.perf_counter()
-        server.start(client.healthy)
+        server.start()
         try:
             tokenizer, context = records_of.tokenizer_of(spec)
             session = EndpointSession(spec=spec, base_url=server.base_url, served=served, tokenizer=tokenizer,
