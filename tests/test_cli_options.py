@@ -23,9 +23,11 @@ def test_bench_takes_margin_and_resume_refuses_what_would_change_the_run(tiny_mo
     assert ((run_dir / "records.jsonl").read_bytes(), (run_dir / "run.json").read_bytes()) == before
 
     code, _, stderr = cli("bench", "--resume", run_dir.name, "--timeout", "600", "--executor", "local",
-                          "--margin", "0.3", "--report", "again.md", "--results", str(results))
+                          "--margin", "0.3", "--baseline", "tiny-neox", "--report", "again.md", "--results",
+                          str(results))
     assert code == 0, stderr
     assert "`--margin 0.3`" in (results / "again.md").read_text()
+    assert "`--baseline tiny-neox`" in (results / "again.md").read_text()
     assert [r["model"] for r in records(results) if r["kind"] == "load"] == ["tiny-neox", "tiny-ender"]  # nothing redone
 
 

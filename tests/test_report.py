@@ -169,3 +169,18 @@ def test_report_and_plots_are_replaced_whole_never_rewritten_in_place(run, tmp_p
             reader.close()
     assert (out / "report.md").read_text() == "# sizebench report\n\nanother render\n"
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no temporary file left
+
+
+def test_the_summary_shows_the_load_and_running_cuda_peaks_apart_as_its_prose_says():
+    import pandas as pd
+
+    from sizebench.report.summary import summary_prose, summary_table
+
+    df = pd.DataFrame([{"model": "m", "params": 10 ** 8, "status": "ok", "device": "cuda", "precision": "int8",
+                        "n_devices": 1, "load_cuda_peak_mb": 900.0, "cuda_peak_mb": 400.0}])
+    header, _, row = summary_table(df).splitlines()[:3]
+    cells = dict(zip([c.strip() for c in header.strip("|").split("|")], [c.strip() for c in row.strip("|").split("|")]))
+    assert cells["load CUDA peak MiB (all GPUs)"] == "900" and cells["running CUDA peak MiB (all GPUs)"] == "400"
+    from sizebench.analysis.sizes import SizeAxis
+
+    assert "load's CUDA peak apart from the running one" in summary_prose(SizeAxis("params", "total parameters", {}, []))

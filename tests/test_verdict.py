@@ -327,3 +327,8 @@ def test_an_unknown_baseline_is_a_one_line_error(tmp_path):
     done = sizebench("report", store.run_id, "--results", str(tmp_path), "--baseline", "s")
     assert done.returncode == 0, done.stderr
     assert "`--baseline s`" in (tmp_path / "report.md").read_text()
+    for command in ("compare", "eval", "bench"):  # refused before any model loads
+        done = sizebench(command, "--models", "smollm2-135m,gemma3-270m", "--baseline", "nope", "--results",
+                         str(tmp_path / "new"))
+        assert done.returncode == 2 and done.stderr.count("\n") == 1 and "--baseline nope: not one of --models" \
+            in done.stderr, done.stderr

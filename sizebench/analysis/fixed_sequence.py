@@ -1,12 +1,14 @@
 """The ladder-wide margin test both verdicts use (accuracy and preference): one implementation.
 
 Every rung is compared with one baseline fixed in advance (not the observed best). The hypotheses "rung is
-worse than the baseline by the margin or more" are tested in a fixed sequence from the largest tier down,
+worse than the baseline by the margin or more" are tested in a fixed sequence from the baseline's tier down
+(rungs larger than a chosen baseline are compared but never candidates),
 each with Tango's score test at the margin (`paired.noninferiority_p`) at level ALPHA; the rungs of one tier
 (equal size: precisions, engines) are tested together with Holm's correction, and the sequence goes on to
 the next smaller tier only when every rung of this one is shown within the margin. This is a closed
 (serial gatekeeping) procedure: a false claim can first happen only in the first tier holding a rung that
-is in truth worse by the margin, where Holm keeps its chance at most ALPHA, so the chance of calling any rung
+is in truth worse by the margin, where Holm keeps its chance at most ALPHA (a false claim further down needs
+every rung of that tier claimed first), so the chance of calling any rung
 of the ladder within the margin when it is worse by the margin or more is at most ALPHA per benchmark,
 however many rungs the ladder has. Adjusted p-values: a rung's Holm p within its tier, never below any
 adjusted p of a larger tier (the sequence reached it only if those were below ALPHA).

@@ -65,10 +65,33 @@ class Verdict:
     def status(self, model: str) -> str:
         return self.test.status(model)
 
-    def __getattr__(self, name: str):  # baseline, margin, vs_baseline, recommended, equal, same_size, undecided
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self.test, name)
+    @property
+    def baseline(self) -> str:
+        return self.test.baseline
+
+    @property
+    def margin(self) -> float:
+        return self.test.margin
+
+    @property
+    def vs_baseline(self) -> dict[str, Paired]:
+        return self.test.vs_baseline
+
+    @property
+    def recommended(self) -> str:
+        return self.test.recommended
+
+    @property
+    def equal(self) -> list[str]:
+        return self.test.equal
+
+    @property
+    def same_size(self) -> list[str]:
+        return self.test.same_size
+
+    @property
+    def undecided(self) -> list[str]:
+        return self.test.undecided
 
 
 def size_order(fr: Frames) -> tuple[list[str], SizeAxis]:

@@ -22,8 +22,9 @@ def rule(margin: float, size_label: str, baseline: str | None = None) -> str:
             "shown but never compared with, since choosing it from the same items would favour it. A rung is within "
             f"the margin when Tango's score test at the margin rejects \"baseline - rung ≥ {margin:g}\" "
             f"(`--margin {margin:g}`) at one-sided level {alpha}: exactly when the upper end of the 95% interval of "
-            "(baseline - rung) is below the margin. The tests run in a fixed sequence from the largest rung down "
-            "and stop at the first rung not shown within the margin; rungs of equal size (precisions, engines) are "
+            "(baseline - rung) is below the margin. The tests run in a fixed sequence from the "
+            + ("baseline's size down (a larger rung is compared, never recommended)" if baseline else "largest rung down")
+            + " and stop at the first rung not shown within the margin; rungs of equal size (precisions, engines) are "
             "tested together with Holm's correction, and the sequence goes on only when all of them pass. The "
             "recommended model is the smallest rung shown within the margin. Why a fixed sequence: testing each "
             "rung on its own and taking the smallest that passes lets the chance of a wrong recommendation grow "
