@@ -109,7 +109,9 @@ def speed(reps: int, threads: int) -> dict:
 
 
 def _records(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines() if line.strip()]
+    from sizebench.runstore.store import RunStore
+
+    return RunStore(run).records()
 
 
 def parity(run: Path) -> dict:

@@ -124,7 +124,9 @@ def sweep() -> dict:
     if done.returncode != 0:
         return {"sweep_error": done.stderr.strip().splitlines()[-1:]}
     run = max((REPO / "results" / "runs").iterdir())
-    rows = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines() if line]
+    from sizebench.runstore.store import RunStore
+
+    rows = RunStore(run).records()
     split = {"load": sum(r["load_s"] + (r["convert_s"] or 0) + (r.get("import_s") or 0)
                          for r in rows if r["kind"] == "load")}
     for stage in ("prompts", "tasks"):

@@ -62,7 +62,9 @@ def sweep_once(checkout: Path, label: str) -> dict:
     if done.returncode != 0:
         return {"label": label, "error": (done.stderr.strip().splitlines() or ["?"])[-1], "wall_s": wall}
     run = max((results / "runs").iterdir())
-    rows = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines() if line]
+    from sizebench.runstore.store import RunStore
+
+    rows = RunStore(run).records()
     split = {"load": sum(r["load_s"] + (r.get("convert_s") or 0) + (r.get("import_s") or 0)
                          for r in rows if r["kind"] == "load")}
     for stage in ("prompts", "tasks"):

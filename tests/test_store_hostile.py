@@ -146,3 +146,13 @@ def test_a_damaged_run_json_is_one_line(tmp_path, cli):
     (store.dir / "run.json").write_bytes(b"")
     code, _, err = cli("report", str(store.dir), "--results", str(tmp_path / "out"))
     assert code == 2 and "run.json is damaged" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_raters_comment_with_a_lone_surrogate_is_kept_repaired_on_the_judging_page(tmp_path):
+    """Item 3 on the judging page: the vote it keeps in memory (and sends back) is the one stored, repaired."""
+    store = new_run(tmp_path, ["Paris", "Lyon"])
+    judging = Judging(store, pairs.items(frames.load([store.dir])))
+    with pytest.warns(StoreWarning, match="1 lone surrogate"):
+        judging._append(VoteRecord("human", pairs.VOTES, "s1", "p0", MODELS[0], MODELS[1], "A", "ann", "half \ud83d"))
+    assert judging.votes["s1"]["comment"] == "half \ufffd" == store.records()[-1]["comment"]
+    json.dumps(judging.votes["s1"], ensure_ascii=False).encode("utf-8")

@@ -96,7 +96,7 @@ def suite_contexts(fr: Frames) -> dict[str, str]:
         path = meta.get("plan", {}).get("prompts_path")
         if not path or not Path(path).is_file() or not str(path).endswith(".jsonl"):
             continue
-        for line in Path(path).read_text(encoding="utf-8").splitlines():
+        for line in Path(path).read_text(encoding="utf-8", errors="replace").split("\n"):  # not on U+2028
             try:
                 item = json.loads(line)
             except json.JSONDecodeError:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from sizebench.analysis.preference import HUMAN  # the source of the page's votes, whoever the rater
 from sizebench.judging.pairs import VOTES, Item
@@ -74,9 +74,9 @@ class Judging:
         return len(new)
 
     def _append(self, record) -> None:
-        self.store.append(record)
+        row = self.store.append(record)  # as stored: a rater's text repaired (lone surrogates) like any record
         if record.kind == "vote":
-            self.votes[record.screen] = {"kind": "vote", **asdict(record)}
+            self.votes[record.screen] = row
         self.used.add(record.screen)
 
     def _voted(self, rater: str) -> list[dict]:

@@ -54,17 +54,16 @@ def _warn_repaired(count: int, where: str) -> None:
         warnings.warn(f"{where}: {count} lone surrogate(s) replaced by U+FFFD", StoreWarning, stacklevel=3)
 
 
-def encode(row: dict, where: str = "record") -> bytes:
-    """One record as its line, "\\n" included; strings repaired first."""
-    count = [0]
-    row = repaired(row, count)
-    _warn_repaired(count[0], where)
+def encode(row: dict) -> bytes:
+    """One record as its line, "\\n" included; its strings repaired already (repair)."""
     return (json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
 
 
-def append(path: Path, rows: list[dict]) -> None:
-    """Append whole lines, flushed and fsynced; after a torn last line (no "\\n"), on a line of its own."""
-    data = b"".join(encode(row, str(path)) for row in rows)
+def append(path: Path, rows: list[dict]) -> list[dict]:
+    """Append whole lines, flushed and fsynced; after a torn last line (no "\\n"), on a line of its own.
+    Returns the rows as written (strings repaired)."""
+    rows = [repair(row, str(path)) for row in rows]
+    data = b"".join(encode(row) for row in rows)
     with Path(path).open("ab+") as handle:
         if handle.seek(0, os.SEEK_END) > 0:
             handle.seek(-1, os.SEEK_END)
@@ -73,6 +72,7 @@ def append(path: Path, rows: list[dict]) -> None:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
+    return rows
 
 
 def read(path: Path, is_valid: Callable[[object], str | None] | None = None) -> list[dict]:

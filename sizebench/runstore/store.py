@@ -71,13 +71,14 @@ class RunStore:
     def write_meta(self, meta: dict) -> None:
         atomic.write_text(self.dir / META, json.dumps(jsonl.repair(meta, str(self.dir / META)), indent=2, ensure_ascii=False) + "\n")
 
-    def append(self, record: Record) -> None:
-        self.append_rows([record.to_row()])
+    def append(self, record: Record) -> dict:
+        """The record appended; returns its row as stored (strings repaired)."""
+        return self.append_rows([record.to_row()])[0]
 
-    def append_rows(self, rows: list[dict]) -> None:
+    def append_rows(self, rows: list[dict]) -> list[dict]:
         """Whole lines (sizebench.runstore.jsonl), each a record or absent even when a stop signal comes."""
         with hold_signals():
-            jsonl.append(self.records_path, rows)
+            return jsonl.append(self.records_path, rows)
 
     def records(self) -> list[dict]:
         return jsonl.read(self.records_path)
