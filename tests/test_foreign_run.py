@@ -78,11 +78,16 @@ def _missing_task_folder(plan: dict) -> dict:
     return {**plan, "stages": ["tasks"], "eval": {**plan["eval"], "task_path": "/nonexistent/tasks"}}
 
 
+def _open_server(plan: dict) -> dict:
+    return {**plan, "serve": {**plan["serve"], "server_args": "--host 0.0.0.0"}}
+
+
 @pytest.mark.parametrize("edit, words", [(_hidden_host, "has user info before '@'"),
                                          (_stage, "invalid stage 'exfiltrate'"),
                                          (_unknown_field, "holds no plan this sizebench reads"),
-                                         (_missing_task_folder, "task folder '/nonexistent/tasks' does not exist")],
-                         ids=["hidden-host", "stage", "unknown-field", "task-folder"])
+                                         (_missing_task_folder, "task folder '/nonexistent/tasks' does not exist"),
+                                         (_open_server, "--server-args may not set --host")],
+                         ids=["hidden-host", "stage", "unknown-field", "task-folder", "open-server"])
 def test_a_foreign_plan_that_a_typed_command_could_not_make_is_refused_in_one_line(tmp_path, edit, words):
     run = foreign_run(tmp_path / "elsewhere" / "run", "http://127.0.0.1:9/v1", edit)
     done = sizebench("bench", "--resume", str(run), "--results", str(tmp_path / "results"), timeout=120)

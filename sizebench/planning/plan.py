@@ -14,7 +14,7 @@ from pathlib import Path
 from sizebench.engines.openai import expression
 from sizebench.errors import SizebenchError
 from sizebench.planning.registry import ModelSpec
-from sizebench.planning.settings import EvalSettings, GenSettings, ServeSettings
+from sizebench.planning.settings import EvalSettings, GenSettings, ServeSettings, parse_server_args
 from sizebench.runstore.records import STAGES
 
 EXECUTORS = ("local", "ray")
@@ -68,6 +68,7 @@ class RunPlan:
             raise SizebenchError(f"--num-fewshot must be 0 or more, got {self.eval.num_fewshot}")
         if self.eval.batch_size != "auto" and not (self.eval.batch_size.isdigit() and int(self.eval.batch_size) > 0):
             raise SizebenchError(f"--eval-batch-size must be 'auto' or a positive integer, got '{self.eval.batch_size}'")
+        parse_server_args(self.serve.server_args)  # a stored plan too (--resume): no --host or --port of its own
         if "sweep" in self.stages:
             local = [m.name for m in self.models if m.engine not in SERVED_ENGINES]
             if local:
