@@ -58,7 +58,8 @@ def test_static_decode_gives_the_eager_loops_greedy_tokens_on_cpu_in_float32(tin
         record = loaded.decode_record("a", 0.5)
         assert record.mode == mode and record.device == "cpu" and not record.compiled
         assert record.kv_bytes_per_position == 2 * 2 * 2 * 16 * 4  # layers x (K, V) x heads x head dim x fp32
-        batched[mode] = loaded.batched_throughput(prompts, settings, "a", [])  # 5 prompts: the last batch padded
+        single = [PromptRecord("tiny-neox", "a", "p0", "q", [], "", None, 10, 12, 0.1, 1.0, 11.0)]
+        batched[mode] = loaded.batched_throughput(prompts, settings, "a", single)  # 5 prompts: the last batch padded
         assert batched[mode].decode == mode and batched[mode].warmup_s > 0
     assert tokens["static"] == tokens["eager"]
     assert all(len(t) == 12 for t in tokens["eager"])

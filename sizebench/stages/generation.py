@@ -50,10 +50,9 @@ def run_prompts(loaded: Session, prompts: tuple[Prompt, ...], settings: GenSetti
     `meter` counts the timed generations only: not the warm-up, the records or the progress."""
     context = loaded.context_window()
     rendered_all = [loaded.render(p) for p in prompts]
-    fits = [r for p, r in zip(prompts, rendered_all, strict=True)
-            if too_long(loaded, p, r, settings, attempt, context) is None]
+    skips = [too_long(loaded, p, r, settings, attempt, context) for p, r in zip(prompts, rendered_all, strict=True)]
     warmup = loaded.render(WARMUP_PROMPT)
-    loaded.prepare_decode([warmup, *fits], settings)
+    loaded.prepare_decode([warmup, *(r for r, skip in zip(rendered_all, skips, strict=True) if skip is None)], settings)
     measure.sync(loaded.device)
     started = time.perf_counter()
     loaded.generate(warmup, settings, WARMUP_TOKENS)
@@ -62,8 +61,7 @@ def run_prompts(loaded: Session, prompts: tuple[Prompt, ...], settings: GenSetti
     if decode is not None:
         emit(decode)
     records = []
-    for index, (prompt, rendered) in enumerate(zip(prompts, rendered_all, strict=True)):
-        skipped = too_long(loaded, prompt, rendered, settings, attempt, context)
+    for index, (prompt, rendered, skipped) in enumerate(zip(prompts, rendered_all, skips, strict=True)):
         if skipped:
             emit(skipped)
             progress(index + 1, len(prompts))
