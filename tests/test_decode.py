@@ -130,6 +130,19 @@ def test_report_shows_each_rungs_share_of_its_limit_and_keeps_speed_ratios_where
     assert "overhead-bound" not in text and "decode speed x" in text.split("## Conclusion")[1]
 
 
+def test_a_rung_offloaded_to_cpu_ram_gets_no_single_limit(tmp_path):
+    from dataclasses import replace
+
+    from sizebench.analysis import limit
+    from sizebench.runstore import frames
+
+    store = _run(tmp_path, {"dolly-v2-3b": 6.0, "dolly-v2-7b": 3.5})
+    load = next(r for r in store.records() if r["kind"] == "load" and r["model"] == "dolly-v2-7b")
+    fields = {k: v for k, v in load.items() if k != "kind"}
+    store.append(replace(LoadRecord(**fields), attempt="b", offloaded=True, offload_cpu_gib=1.0))
+    assert set(limit.limits(frames.load([store.dir]))) == {"dolly-v2-3b"}
+
+
 def test_rows_whose_decode_does_not_fall_with_size_are_called_overhead_bound_and_get_no_speed_ratio(tmp_path):
     text = _report(_run(tmp_path, {"dolly-v2-3b": 2.0, "dolly-v2-7b": 2.9, "dolly-v2-12b": 2.1}), tmp_path)
     summary, cost = text.split("## Summary")[1].split("\n## ")[0], text.split("## Cost frontier")[1].split("\n## ")[0]

@@ -72,7 +72,7 @@ def limits(fr: Frames) -> dict[str, Limit]:
         offloaded = load.get("offloaded")
         held = _number(load.get("weights_mem_mb"))
         measured = bandwidth[(bandwidth["run_id"] == load["run_id"]) & (bandwidth["device"] == load["device"])]
-        if measured.empty or not held or (isinstance(offloaded, bool) and offloaded):
+        if measured.empty or not held or (offloaded is not None and not pd.isna(offloaded) and bool(offloaded)):
             continue
         decode = _last(decodes, model)
         mine = prompts[prompts["model"] == model] if not prompts.empty else prompts
