@@ -37,6 +37,7 @@ else
   APPEND=${GPU_CHECK_APPEND:-benchmarks/RESULTS.md}
   LIMIT_ARGS=(--min-share 0.8 ${PUBLISHED_GB_S:+--published-gb-s "$PUBLISHED_GB_S"})
 fi
+[ -x "$PY" ] || command -v "$PY" >/dev/null || { echo "no Python at $PY: run make setup, or set PYTHON" >&2; exit 2; }
 mkdir -p "$OUT"
 step() { echo "== [$SECONDS s] $*"; }
 fail() { echo "GPU CHECK FAILED at: $* (outputs in $OUT)" >&2; exit 1; }
