@@ -6,7 +6,7 @@
 speed: per model, sizebench's transformers float32 session, sizebench's llama.cpp session and plain
 llama-cpp-python (`create_completion(stream=True)`, what a user writes) on the same GGUF, greedy, the
 same rendered prompts and 64 new tokens, interleaved A B C A B C so drift hits all three. Each is given
-against this machine's limit: memory bandwidth (numpy copy of 1 GiB, read plus write, best of 5)
+against this machine's limit: memory bandwidth (sizebench.measurement.bandwidth: torch copy of 1 GiB, read plus write, best of 5)
 over the weight bytes one decode step reads (all weight tensors; the tied embedding is the output layer).
 
 parity: reads a run's records (e.g. `sizebench bench --models offline,llama.cpp:offline ...`): per
@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from sizebench import engines  # noqa: E402
 from sizebench.analysis import paired  # noqa: E402
+from sizebench.measurement import bandwidth  # noqa: E402
 from sizebench.planning.registry import resolve  # noqa: E402
 from sizebench.planning.settings import GenSettings  # noqa: E402
 from sizebench.stages.suites import load_suite  # noqa: E402
@@ -40,16 +41,7 @@ NEW_TOKENS = 64
 
 
 def bandwidth_gib_s() -> float:
-    import numpy as np
-
-    src = np.ones(2**27, dtype=np.float64)  # 1 GiB
-    dst = np.empty_like(src)
-    best = float("inf")
-    for _ in range(5):
-        started = time.perf_counter()
-        np.copyto(dst, src)
-        best = min(best, time.perf_counter() - started)
-    return 2 * src.nbytes / best / 2**30
+    return bandwidth.measure("cpu").bytes_per_s / 2**30
 
 
 def _load(name: str, threads: int):

@@ -51,6 +51,9 @@ TOP_P = typer.Option(1.0, "--top-p", help="Nucleus sampling mass (with --sample)
 TOP_K = typer.Option(50, "--top-k", help="Top-k sampling (with --sample); 0 turns it off. 50 is transformers' default.")
 DECODING = typer.Option(None, "--decoding", help="A named preset: greedy, or databricks (Databricks' Dolly pipeline: "
                         "sampling, top-p 0.92, top-k off, 256 new tokens, stop at `### End` only). Sets the flags above.")
+DECODE = typer.Option("auto", "--decode", help="transformers rungs' decode loop: static (a KV cache preallocated "
+                      "for the suite and a compiled forward, CUDA graphs on a GPU), eager (generate's default "
+                      "loop), or auto: static on CUDA, eager on CPU (measured: benchmarks/RESULTS.md).")
 TASKS = typer.Option("sizebench_geo", "--tasks", help="Comma list of lm-eval tasks or groups; dolly-card for the Dolly card suite.")
 TASK_PATH = typer.Option(None, "--task-path", help="Folder of your own lm-eval YAML tasks.")
 LIMIT = typer.Option(None, "--limit", help="Items per task (a fraction if < 1).")
@@ -116,7 +119,7 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
           eval_batch_size="auto", device="auto", dtype="auto", force=False, threads=None, max_new_tokens=128,
           repeat=1, batch_size=1, seed=0, sample=False, temperature=1.0, top_p=1.0, executor="local",
           ray_address=None, top_k=50, decoding=None, no_offload=False, timeout=None, engines="transformers", serve=None,
-          reference=None, hub_kernels=False, baseline=None):
+          reference=None, hub_kernels=False, baseline=None, decode="auto"):
     from sizebench.stages import evaluation
     from sizebench.planning.settings import GenSettings
     from sizebench.planning.plan import RunPlan
@@ -133,7 +136,8 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
             stages = tuple(s for s in stages if s != "agreement")
     plan = RunPlan(
         models=specs, stages=stages, prompts_path=prompts,
-        gen=GenSettings(max_new_tokens, repeat, seed, sample, temperature, top_p, batch_size, top_k).with_preset(decoding),
+        gen=replace(GenSettings(max_new_tokens, repeat, seed, sample, temperature, top_p, batch_size, top_k),
+                    decode=decode).with_preset(decoding),
         eval=evaluation.EvalSettings(tuple(t.strip() for t in tasks.split(",") if t.strip()), task_path, limit,
                                      num_fewshot, eval_batch_size),
         device=device, dtype=dtype, force=force, offload=not no_offload, hub_kernels=hub_kernels, threads=threads,
@@ -235,7 +239,7 @@ def compare(prompts: str = typer.Option(DEFAULT_PROMPTS, "--prompts", "-p", help
             models: str = MODELS, engines: str = ENGINES, max_new_tokens: int = MAX_NEW, repeat: int = REPEAT,
             batch_size: int = BATCH,
             seed: int = SEED, sample: bool = SAMPLE, temperature: float = TEMP, top_p: float = TOP_P,
-            top_k: int = TOP_K, decoding: Optional[str] = DECODING,
+            top_k: int = TOP_K, decoding: Optional[str] = DECODING, decode: str = DECODE,
             device: str = DEVICE, dtype: str = DTYPE, force: bool = FORCE, no_offload: bool = NO_OFFLOAD,
             hub_kernels: bool = HUB_KERNELS,
             threads: Optional[int] = THREADS,
@@ -248,7 +252,7 @@ def compare(prompts: str = typer.Option(DEFAULT_PROMPTS, "--prompts", "-p", help
                max_new_tokens=max_new_tokens, repeat=repeat, batch_size=batch_size, seed=seed, sample=sample,
                temperature=temperature, top_p=top_p, executor=executor, ray_address=ray_address, top_k=top_k,
                decoding=decoding, no_offload=no_offload, timeout=timeout, engines=engines, hub_kernels=hub_kernels,
-               baseline=baseline),
+               baseline=baseline, decode=decode),
          results, report_name=report_name, margin=margin, baseline=baseline)
 
 
@@ -277,7 +281,7 @@ def bench(ctx: typer.Context, models: str = MODELS, engines: str = ENGINES,
           num_fewshot: Optional[int] = FEWSHOT, eval_batch_size: str = EVAL_BATCH, max_new_tokens: int = MAX_NEW,
           repeat: int = REPEAT, batch_size: int = BATCH, seed: int = SEED, sample: bool = SAMPLE,
           temperature: float = TEMP, top_p: float = TOP_P, top_k: int = TOP_K, decoding: Optional[str] = DECODING,
-          device: str = DEVICE, dtype: str = DTYPE, force: bool = FORCE, no_offload: bool = NO_OFFLOAD,
+          decode: str = DECODE, device: str = DEVICE, dtype: str = DTYPE, force: bool = FORCE, no_offload: bool = NO_OFFLOAD,
           hub_kernels: bool = HUB_KERNELS,
           threads: Optional[int] = THREADS,
           executor: Optional[str] = typer.Option(None, "--executor", help="local (default) | ray; with --resume, "
@@ -310,7 +314,8 @@ def bench(ctx: typer.Context, models: str = MODELS, engines: str = ENGINES,
         stages, models, prompts, tasks, task_path, limit, num_fewshot, eval_batch_size, device, dtype,
         force, threads, max_new_tokens, repeat, batch_size, seed, sample, temperature, top_p,
         executor=executor or "local", ray_address=ray_address, top_k=top_k, decoding=decoding, no_offload=no_offload,
-        timeout=timeout, engines=engines, serve=serve, reference=reference, hub_kernels=hub_kernels, baseline=baseline)
+        timeout=timeout, engines=engines, serve=serve, reference=reference, hub_kernels=hub_kernels, baseline=baseline,
+        decode=decode)
     _run(plan, results, resume, executor, ray_address, timeout, report_name, margin, baseline)
 
 

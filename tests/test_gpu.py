@@ -38,3 +38,44 @@ def test_a_model_larger_than_the_gpu_budget_is_offloaded_to_cpu_and_still_answer
     assert answer.new_tokens >= 1
     with pytest.raises(Exception, match="--no-offload"):
         loader.load(spec, "cuda", "float32", offload=False)
+
+
+# bf16 keeps 8 bits of mantissa: one rounding is 2^-8 relative. The compiled graph fuses and reorders the same
+# arithmetic, so each logit may move by a few roundings of its own size and of the sums feeding it.
+LOGIT_ATOL, LOGIT_RTOL = 0.05, 0.02
+
+
+def test_static_compiled_decode_gives_the_eager_loops_first_step_logits_in_bf16(tiny_model):
+    """The first decode step through the compiled graph (CUDA graphs) against generate's eager loop, bf16: the
+    prefill's logits and the first compiled step's, within LOGIT_ATOL + LOGIT_RTOL x |logit|."""
+    from sizebench.engines.hf import loader
+    from sizebench.planning.registry import resolve
+    from sizebench.planning.settings import GenSettings
+    from sizebench.stages.suites import Prompt
+
+    loaded = loader.load(resolve(str(tiny_model))[0], "cuda", "bfloat16")
+    rendered = loaded.render(Prompt("p", "What is the capital of France?"))
+    enc = loaded.tokenizer(rendered.text, return_tensors="pt").to(loaded.model.device)
+    steps = {}
+    for mode in ("eager", "static"):
+        settings = GenSettings(max_new_tokens=4, stop_at_eos=False, decode=mode)
+        loaded.prepare_decode([rendered], settings)
+        loaded.generate(rendered, settings, 4)  # the compile, where static
+        kwargs = {"max_new_tokens": 4, "do_sample": False, "output_logits": True, "return_dict_in_generate": True,
+                  "pad_token_id": loaded.tokenizer.pad_token_id, **loaded.decoder.generate_kwargs()}
+        with torch.inference_mode():
+            steps[mode] = loaded.model.generate(**enc, **kwargs).logits
+        assert loaded.decode_record("a", 1.0).compiled == (mode == "static")
+    for step in (0, 1):  # the prefill, then the first step through the compiled graph
+        torch.testing.assert_close(steps["static"][step].float(), steps["eager"][step].float(),
+                                   atol=LOGIT_ATOL, rtol=LOGIT_RTOL)
+
+
+def test_the_gpu_bandwidth_is_at_least_80_percent_of_the_published_figure():
+    from sizebench.measurement import bandwidth
+
+    found = bandwidth.measure("cuda")
+    published = bandwidth.published_gb_s(found.device_name)
+    if published is None:
+        pytest.skip(f"no published bandwidth for {found.device_name} in sizebench.measurement.bandwidth")
+    assert found.bytes_per_s / 1e9 >= 0.8 * published, (found.device_name, found.bytes_per_s)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from sizebench.analysis import serving
+from sizebench.analysis import limit, serving
 from sizebench.runstore.frames import Frames
 
 
@@ -34,6 +34,12 @@ class Cost:
     joules_per_token: float | None = None
     energy_source: str | None = None
     served_level: str | None = None  # batched_tok_per_s is the load sweep's best level within the SLO (served rungs)
+    bound: limit.Limit | None = None  # the bandwidth limit of its decode, where the run measured the bandwidth
+    decode_mode: str | None = None  # transformers rungs: eager or static (older runs: not recorded)
+    compiled: bool = False
+    warmup_s: float | None = None  # the first generate: the one-time compile, where compiled
+    batched_warmup_s: float | None = None  # the first batch: the batch shape's compile
+    cache_mb: float | None = None  # static KV cache preallocated for one sequence, MiB (in the memory peaks)
 
     @staticmethod
     def hours_per_million(tok_per_s: float | None) -> float | None:
@@ -51,6 +57,8 @@ def costs(fr: Frames, summary: pd.DataFrame) -> list[Cost]:
     prompts = fr["prompt"]
     energy = fr.tables.get("energy", pd.DataFrame())
     swept = serving.levels(fr)
+    limits = limit.limits(fr)
+    decodes, throughput = fr.tables.get("decode", pd.DataFrame()), fr["throughput"]
     for _, r in summary[summary["status"] == "ok"].iterrows():
         memory, memory_kind = provisioned_mib(r)
         decode = _number(r.get("decode_tok_per_s"))
@@ -67,9 +75,16 @@ def costs(fr: Frames, summary: pd.DataFrame) -> list[Cost]:
         best = serving.best_within_slo([lv for lv in swept if lv.model == r["model"]])
         if best is not None:  # a served rung: the highest throughput its sweep reached within the SLO
             batched, batch, level = best.out_tok_per_s, None, best.label + (" within the SLO" if best.meets_slo else "")
+        ran = decodes[decodes["model"] == r["model"]] if not decodes.empty else decodes
+        loop = ran.iloc[-1] if not ran.empty else None
+        batches = throughput[throughput["model"] == r["model"]] if not throughput.empty else throughput
+        batch_warmup = _number(batches.iloc[-1].get("warmup_s")) if not batches.empty else None
         out.append(Cost(r["model"], memory, memory_kind,
                         1 / decode if decode else None, single, batched,
-                        int(batch) if batch else None, joules, source, level))
+                        int(batch) if batch else None, joules, source, level, limits.get(r["model"]),
+                        loop["mode"] if loop is not None else None, bool(loop["compiled"]) if loop is not None else False,
+                        _number(loop["warmup_s"]) if loop is not None else None, batch_warmup,
+                        _number(loop["cache_mb"]) if loop is not None else None))
     return out
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sizebench.measurement.energy import Meter
     from sizebench.planning.registry import ModelSpec
-    from sizebench.runstore.records import LoadRecord, PromptRecord, ThroughputRecord
+    from sizebench.runstore.records import DecodeRecord, LoadRecord, PromptRecord, ThroughputRecord
     from sizebench.engines.formats import Rendered
     from sizebench.stages.generation import GenSettings
     from sizebench.stages.suites import Prompt
@@ -70,6 +70,14 @@ class Session(ABC):
     @abstractmethod
     def lm(self, batch_size: str) -> tuple[Any, str]:
         """An lm-eval model scoring this loaded model, and the batch size it runs with."""
+
+    def prepare_decode(self, rendered: list["Rendered"], settings: "GenSettings") -> None:
+        """Set up the decode loop for these prompts (transformers: eager or a static cache sized for them), before
+        the warm-up; an engine with one loop has nothing to set."""
+
+    def decode_record(self, attempt: str, warmup_s: float) -> "DecodeRecord | None":
+        """How this rung decoded, with the warm-up's time (a compile, where it compiles); None: one loop only."""
+        return None
 
     def batched_throughput(self, prompts: tuple["Prompt", ...], settings: "GenSettings", attempt: str,
                            single: list["PromptRecord"]) -> "ThroughputRecord | None":

@@ -69,6 +69,7 @@ def run(job: dict) -> int:
         loaded = load(spec, job, store, attempt)
         if "prompts" in job["stages"]:
             stage = "prompts"
+            bandwidth_once(loaded, store, attempt)
             prompts_stage(loaded, job, store, attempt)
         if "tasks" in job["stages"]:
             stage = "tasks"
@@ -112,6 +113,22 @@ def load(spec: ModelSpec, job: dict, store: RunStore, attempt: str):
         session.close()  # a launched server stops with the load that failed
         raise
     return session
+
+
+def bandwidth_once(loaded, store: RunStore, attempt: str) -> None:
+    """The run's memory bandwidth on this rung's device (its decode's limit), where no rung before measured it."""
+    from dataclasses import asdict
+
+    from sizebench.measurement import bandwidth
+    from sizebench.runstore.records import BandwidthRecord
+
+    if loaded.device not in bandwidth.DEVICES or any(
+            r["kind"] == "bandwidth" and r["device"] == loaded.device for r in store.records()):
+        return
+    copy_bytes = bandwidth.fitting_copy_bytes(loaded.device)
+    if copy_bytes:
+        event(model=loaded.spec.name, stage="bandwidth")
+        store.append(BandwidthRecord(loaded.spec.name, attempt, **asdict(bandwidth.measure(loaded.device, copy_bytes))))
 
 
 def _stage_done(loaded, store: RunStore, attempt: str, stage: str, started: float) -> None:

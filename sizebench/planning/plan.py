@@ -20,6 +20,7 @@ from sizebench.runstore.records import STAGES
 EXECUTORS = ("local", "ray")
 DEVICES = ("auto", "cpu", "cuda")  # every engine places a model on one of these
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+DECODES = ("auto", "eager", "static")  # sizebench.engines.hf.decoding's modes, or the device's default
 SERVED_ENGINES = ("openai", "llama.cpp-server", "vllm")  # rungs behind an HTTP server: the load sweep's
 
 
@@ -49,6 +50,7 @@ class RunPlan:
         _one_of("--device", self.device, DEVICES)
         _one_of("--dtype", self.dtype, DTYPES)
         _one_of("--executor", self.executor, EXECUTORS)
+        _one_of("--decode", self.gen.decode, DECODES)
         for stage in self.stages:
             _one_of("stage", stage, STAGES)
         _positive("--max-new-tokens", self.gen.max_new_tokens)

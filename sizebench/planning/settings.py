@@ -22,6 +22,7 @@ class GenSettings:
     top_k: int = 50  # transformers' default when sampling; 0 turns top-k off
     stop_at_eos: bool = True  # False: a format with its own stop token (Dolly's `### End`) stops only there
     preset: str | None = None  # the named decoding preset these settings came from, if any
+    decode: str = "auto"  # transformers rungs' decode loop: eager, static, or auto (the device's default)
 
     def with_preset(self, name: str | None) -> "GenSettings":
         if name is None:

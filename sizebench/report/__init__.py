@@ -17,6 +17,7 @@ from rich.markdown import Markdown
 
 from sizebench.analysis import agreement as agreement_figures
 from sizebench.analysis import cost as cost_figures
+from sizebench.analysis import limit
 from sizebench.analysis import scaling
 from sizebench.analysis import verdict as verdict_rule
 from sizebench.runstore import atomic, frames as frames_module
@@ -55,6 +56,7 @@ class Analysis:
     headline: str  # the benchmark the frontier and the scaling fit show
     agreement: dict[str, str] = field(default_factory=dict)  # variant -> reference rung (the agreement stage)
     baseline: str | None = None  # --baseline, where given
+    overhead: str | None = None  # why the decode figures are overhead-bound, where they are
 
 
 def analyse(fr: Frames, df: pd.DataFrame, margin: float = DEFAULT_MARGIN, price_per_hour: float | None = None,
@@ -68,7 +70,7 @@ def analyse(fr: Frames, df: pd.DataFrame, margin: float = DEFAULT_MARGIN, price_
     fits, too_few = scaling.fits(fr, top) if top is not None else ([], {})
     return Analysis(vs, size_axis, costs, report_cost.frontier(sets, vs, costs), fits, too_few, margin,
                     price_per_hour, top.name if top is not None else "", agreement_figures.references(fr, reference),
-                    baseline)
+                    baseline, limit.overhead_bound(limit.limits(fr)))
 
 
 def render(fr: Frames, plot_files: list[str], df: pd.DataFrame | None = None, margin: float = DEFAULT_MARGIN,
@@ -84,11 +86,11 @@ def render(fr: Frames, plot_files: list[str], df: pd.DataFrame | None = None, ma
                 verdict_report.verdict_section(a.verdicts, a.margin, a.size_axis, not fr["task"].empty, notes,
                                                a.baseline),
                 preference_section(fr, a.margin, a.baseline), metadata_section(fr),
-                "## Summary\n\n" + summary_prose(a.size_axis, _mapped(df)) + "\n\n" + summary_table(df),
+                "## Summary\n\n" + summary_prose(a.size_axis, _mapped(df), a.overhead) + "\n\n" + summary_table(df),
                 verdict_report.evidence_section(a.verdicts),
-                report_cost.cost_section(a.costs, a.frontier, a.price_per_hour, prefix),
+                report_cost.cost_section(a.costs, a.frontier, a.price_per_hour, prefix, a.overhead),
                 report_cost.scaling_section(a.fits, a.too_few, a.headline, prefix),
-                conclusion_section(df, a.size_axis, judged), precision_section(fr, df),
+                conclusion_section(df, a.size_axis, judged, a.overhead is None), precision_section(fr, df),
                 agreement_section(fr, df, a.agreement, agreement_plot), tasks_section(fr, order), published_section(fr),
                 "## Scaling plots\n\n" + "\n\n".join(f"![{Path(p).stem}]({p})" for p in scaling_plots)
                 if scaling_plots else "",
@@ -133,7 +135,8 @@ def publish(run_dirs: list[Path], results_dir: Path, console: Console, latest_on
     skipped = skipped_tasks(fr)
     if skipped:
         console.print(Markdown(skipped))
-    conclusion = conclusion_section(df, a.size_axis, frozenset(v.outcomes.name for v in a.verdicts))
+    conclusion = conclusion_section(df, a.size_axis, frozenset(v.outcomes.name for v in a.verdicts),
+                                    a.overhead is None)
     if conclusion:
         console.print(Markdown(conclusion))
     console.print(f"report: {path}", highlight=False)

@@ -34,3 +34,8 @@ def skipped_tasks(fr: Frames) -> str:
     for reason, group in skipped.groupby("reason", sort=True):
         rows.append([", ".join(sorted(set(group["task"]))), ", ".join(dict.fromkeys(group["model"])), reason])
     return "## Skipped tasks\n\n" + table(["tasks", "models", "why"], rows)
+
+
+def overhead_sentence(reason: str) -> str:
+    return (f"**These decode figures are overhead-bound**: {reason}; they measure the decode loop more than "
+            "the model, and the conclusion draws no speed ratios from them.")

@@ -99,8 +99,10 @@ def published_section(fr: Frames) -> str:
             + table(["model", "task", "metric", "measured", "stderr", "published", "difference (stderr units)"], rows))
 
 
-def conclusion_section(df: pd.DataFrame, size_axis: SizeAxis, judged_tasks: frozenset[str] = frozenset()) -> str:
-    """judged_tasks: tasks the paired verdict covers; the unpaired one-stderr sentence stays for the others."""
+def conclusion_section(df: pd.DataFrame, size_axis: SizeAxis, judged_tasks: frozenset[str] = frozenset(),
+                       speed_ratios: bool = True) -> str:
+    """judged_tasks: tasks the paired verdict covers; the unpaired one-stderr sentence stays for the others.
+    speed_ratios: False where the decode figures are overhead-bound (they would compare the loop, not the models)."""
     lines = ["## Conclusion"]
     ran = df[df["status"] == "ok"]
     axis = size_axis.column
@@ -125,8 +127,8 @@ def conclusion_section(df: pd.DataFrame, size_axis: SizeAxis, judged_tasks: froz
         small, big = steps.iloc[i - 1], steps.iloc[i]
         ratios = []
         # Latency is left out: answers differ in length between models; TTFT and tok/s do not depend on it.
-        for column, label in (("peak_rss_mb", "running peak memory"), ("ttft_s", "time to first token"),
-                              ("decode_tok_per_s", "decode speed")):
+        speeds = (("ttft_s", "time to first token"), ("decode_tok_per_s", "decode speed")) if speed_ratios else ()
+        for column, label in (("peak_rss_mb", "running peak memory"), *speeds):
             a, b = small.get(column), big.get(column)
             if a and b and not (pd.isna(a) or pd.isna(b)):
                 ratios.append(f"{label} x{b / a:.2f}")

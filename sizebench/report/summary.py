@@ -7,9 +7,10 @@ import os
 
 import pandas as pd
 
-from sizebench.analysis import sizes
+from sizebench.analysis import limit, sizes
 from sizebench.runstore.frames import Frames
 from sizebench.report.markdown import fmt_num, fmt_params, table
+from sizebench.report.notes import overhead_sentence
 from sizebench.analysis.sizes import SizeAxis
 
 PRIMARY_METRIC = "acc"
@@ -20,6 +21,7 @@ def summary(fr: Frames) -> pd.DataFrame:
 
     Memory figures are MiB (2**20 bytes) whatever the record fields' old `_mb` names say; GiB for offload."""
     rows = []
+    limits = limit.limits(fr)
     for _, m in fr.models.iterrows():
         name = m["model"]
         row = {"model": name, "params": m["params_published"], "status": "not run",
@@ -49,6 +51,7 @@ def summary(fr: Frames) -> pd.DataFrame:
             row["ttft_s"] = prompts["ttft_s"].median()
             row["latency_s"] = prompts["latency_s"].median()
             row["decode_tok_per_s"] = prompts["decode_tok_per_s"].dropna().median()
+            row["decode_share"] = limits[name].share if name in limits else None
             judged = prompts[prompts["correct"].notna()]
             row["right"], row["judged"] = int(judged["correct"].astype(bool).sum()), len(judged)
         throughput = _rows(fr["throughput"], name)
@@ -87,12 +90,17 @@ def offload_gib(load: pd.Series) -> float | None:
     return None
 
 
+def _share(value) -> float | None:
+    return None if value is None or pd.isna(value) else value * 100
+
+
 def _text(value) -> str | None:
     return value if isinstance(value, str) else None  # NaN where an older record has no such field
 
 
-def summary_prose(size_axis: SizeAxis, mapped: bool = False) -> str:
-    """`mapped`: some row's engine maps its weights file, and the resident part has its column."""
+def summary_prose(size_axis: SizeAxis, mapped: bool = False, overhead: str | None = None) -> str:
+    """`mapped`: some row's engine maps its weights file, and the resident part has its column; `overhead`: why
+    the decode figures are overhead-bound (sizebench.analysis.limit), said beside them."""
     by = ("total parameters (embeddings included; non-emb: without the input and untied output embeddings, "
           "Pythia's count)" if size_axis.column == "params" else
           "weight memory in MiB (the rows hold their weights in different precisions or engines)")
@@ -100,7 +108,8 @@ def summary_prose(size_axis: SizeAxis, mapped: bool = False) -> str:
             "Memory in MiB (2^20 bytes): the load's peak RSS apart from the running peak over the prompt and "
             "task stages, and on GPU the load's CUDA peak apart from the running one in the same way" + ("; where an engine maps its weights file (llama.cpp), the part of the weights "
                              "resident at the end of a stage (the most over the stages) beside it" if mapped else "")
-            + ". Accuracy is lm-eval `acc` ± stderr.")
+            + ". Accuracy is lm-eval `acc` ± stderr."
+            + ("" if overhead is None else " " + overhead_sentence(overhead)))
 
 
 def _rows(df: pd.DataFrame, model: str) -> pd.DataFrame:
@@ -125,7 +134,7 @@ def summary_table(df: pd.DataFrame) -> str:
     header = ["model", "params (total)", "non-emb params", "device", "weights file MiB", "weights in memory MiB",
               "of them resident MiB", "load s", "load peak RSS MiB", "running peak RSS MiB", "load CUDA peak MiB (all GPUs)",
               "running CUDA peak MiB (all GPUs)", "median TTFT s",
-              "decode tok/s", "prompts right"] + [f"{t.removeprefix(prefix)} acc" for t in tasks] + ["status"]
+              "decode tok/s", "decode % of limit", "prompts right"] + [f"{t.removeprefix(prefix)} acc" for t in tasks] + ["status"]
     rows = []
     for _, r in df.iterrows():
         # int(): combined runs leave NaN for models without prompts, and the column turns float
@@ -141,7 +150,8 @@ def summary_table(df: pd.DataFrame) -> str:
                      fmt_num(r.get("weights_resident_mb"), "{:.0f}"), fmt_num(r.get("load_s")),
                      fmt_num(r.get("load_peak_rss_mb"), "{:.0f}"), fmt_num(r.get("peak_rss_mb"), "{:.0f}"),
                      fmt_num(r.get("load_cuda_peak_mb"), "{:.0f}"), fmt_num(r.get("cuda_peak_mb"), "{:.0f}"),
-                     fmt_num(r.get("ttft_s"), "{:.3f}"), fmt_num(r.get("decode_tok_per_s"), "{:.1f}"), score]
+                     fmt_num(r.get("ttft_s"), "{:.3f}"), fmt_num(r.get("decode_tok_per_s"), "{:.1f}"),
+                     fmt_num(_share(r.get("decode_share")), "{:.0f}%"), score]
                     + [_acc(r.get(f"task:{t}")) for t in tasks] + [r["status"]])
     filled = [i for i in range(len(header)) if i == 0 or any(row[i] not in ("-", "") for row in rows)]
     return table([header[i] for i in filled], [[row[i] for i in filled] for row in rows])

@@ -56,7 +56,9 @@ def load(run_dirs: list[Path], latest_only: bool = True) -> Frames:
     records = _current_attempts(records)
     if latest_only:
         started = records["run_id"].map({run_dir.name: n for n, run_dir in enumerate(ordered)})
-        records = records[started == started.groupby(records["model"]).transform("max")]
+        # a run's bandwidth stays with every rung of that run shown, whichever rung measured it
+        records = records[(started == started.groupby(records["model"]).transform("max"))
+                          | (records["kind"] == "bandwidth")]
         model_table = model_table.drop_duplicates("model", keep="last")
     tables = {}
     for kind in record_classes.KINDS:

@@ -106,8 +106,39 @@ class ThroughputRecord(Record):
     wall_s: float
     tok_per_s: float  # aggregate over the batched suite
     single_stream_tok_per_s: float  # the same prompts one at a time, for the ratio
+    decode: str | None = None  # the decode mode (older runs: eager, not stored)
+    warmup_s: float | None = None  # the untimed first batch (8 new tokens): the batch shape's compile, where static
     kind = "throughput"
     written_in = "prompts"
+
+
+@dataclass(frozen=True)
+class DecodeRecord(Record):
+    """How a transformers rung decoded in the prompt stage (sizebench.engines.hf.decoding); older runs have none
+    (they decoded eager)."""
+
+    mode: str  # "eager" or "static"
+    device: str
+    warmup_s: float  # the first generate (8 new tokens, untimed in the figures): the compile, where compiled
+    cache_len: int | None  # static: positions preallocated per sequence
+    cache_mb: float | None  # static: MiB of KV cache preallocated for one sequence (in the memory peaks)
+    kv_bytes_per_position: int  # KV cache bytes of one sequence per position attended (a static cache: averaged)
+    compiled: bool = False  # transformers compiled the forward (it does not on CPU or with CPU offload)
+    kind = "decode"
+    written_in = "prompts"
+
+
+@dataclass(frozen=True)
+class BandwidthRecord(Record):
+    """The device's memory bandwidth, measured once per run and device by the first rung's worker
+    (sizebench.measurement.bandwidth); `model` names that rung. Older runs have none."""
+
+    device: str
+    device_name: str
+    bytes_per_s: float  # best of the runs, read plus write
+    copy_bytes: int
+    runs_s: list[float] = field(default_factory=list)
+    kind = "bandwidth"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ recorded as skipped for that model, with both numbers.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from sizebench.engines import formats
@@ -48,11 +49,19 @@ def run_prompts(loaded: Session, prompts: tuple[Prompt, ...], settings: GenSetti
 
     `meter` counts the timed generations only: not the warm-up, the records or the progress."""
     context = loaded.context_window()
-    loaded.generate(loaded.render(WARMUP_PROMPT), settings, WARMUP_TOKENS)
+    rendered_all = [loaded.render(p) for p in prompts]
+    skips = [too_long(loaded, p, r, settings, attempt, context) for p, r in zip(prompts, rendered_all, strict=True)]
+    warmup = loaded.render(WARMUP_PROMPT)
+    loaded.prepare_decode([warmup, *(r for r, skip in zip(rendered_all, skips, strict=True) if skip is None)], settings)
+    measure.sync(loaded.device)
+    started = time.perf_counter()
+    loaded.generate(warmup, settings, WARMUP_TOKENS)
+    measure.sync(loaded.device)
+    decode = loaded.decode_record(attempt, time.perf_counter() - started)
+    if decode is not None:
+        emit(decode)
     records = []
-    for index, prompt in enumerate(prompts):
-        rendered = loaded.render(prompt)
-        skipped = too_long(loaded, prompt, rendered, settings, attempt, context)
+    for index, (prompt, rendered, skipped) in enumerate(zip(prompts, rendered_all, skips, strict=True)):
         if skipped:
             emit(skipped)
             progress(index + 1, len(prompts))

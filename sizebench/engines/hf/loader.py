@@ -10,7 +10,7 @@ from typing import Any
 
 from sizebench.engines import formats
 from sizebench.engines.base import Generation, Session
-from sizebench.engines.hf import footprint, precision, prompting, scoring
+from sizebench.engines.hf import decoding, footprint, precision, prompting, scoring
 from sizebench.errors import MemoryGuardError, SizebenchError
 from sizebench.measurement import measure, memory
 from sizebench.measurement.measure import resolve_device
@@ -41,6 +41,7 @@ class Loaded(Session):
     offloaded: bool = False  # some layers in CPU RAM (accelerate offload)
     offload_cpu_gib: float | None = None  # GiB of weights placed on the CPU when offloaded
     hub_kernels: bool = False  # transformers' Hub kernels were asked for (--hub-kernels)
+    decoder: decoding.Decoder = field(default_factory=lambda: decoding.Decoder("eager"))  # set by prepare_decode
 
     def load_record(self, attempt: str) -> LoadRecord:
         import torch
@@ -73,6 +74,12 @@ class Loaded(Session):
 
     def generate(self, rendered, settings, max_new_tokens=None, meter=None) -> Generation:
         return prompting.generate_once(self, rendered, settings, max_new_tokens, meter)
+
+    def prepare_decode(self, rendered, settings) -> None:
+        prompting.prepare_decode(self, rendered, settings)
+
+    def decode_record(self, attempt: str, warmup_s: float):
+        return prompting.decode_record(self, attempt, warmup_s)
 
     def batched_throughput(self, prompts, settings, attempt, single):
         return prompting.batched_throughput(self, prompts, settings, attempt, single)

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 
 from sizebench.engines import formats
 from sizebench.engines.base import Generation
-from sizebench.measurement import energy, measure
+from sizebench.engines.hf import decoding
+from sizebench.measurement import energy, measure, memory
 from sizebench.planning.settings import GenSettings
-from sizebench.runstore.records import PromptRecord, ThroughputRecord
+from sizebench.runstore.records import DecodeRecord, PromptRecord, ThroughputRecord
 
 if TYPE_CHECKING:
     from sizebench.engines.hf.loader import Loaded
@@ -38,7 +39,27 @@ def generate_kwargs(loaded: "Loaded", rendered: formats.Rendered, settings: GenS
         kwargs.update(temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k)
     else:
         kwargs.update(temperature=None, top_p=None, top_k=None)  # silence sampling defaults under greedy
-    return kwargs
+    return {**kwargs, **loaded.decoder.generate_kwargs()}
+
+
+def prepare_decode(loaded: "Loaded", rendered: list[formats.Rendered], settings: GenSettings) -> None:
+    """The rung's decode mode for this suite: static sizes its cache for the longest of `rendered` plus the
+    new-token limit, one shape for every call (batches are padded to it)."""
+    mode = decoding.resolve(settings.decode, loaded.device)
+    cache_len = None
+    if mode == "static":
+        cache_len = max(prompt_tokens(loaded, r) for r in rendered) + settings.max_new_tokens
+    loaded.decoder = decoding.Decoder(mode, cache_len, compile=mode == "static" and loaded.device != "cpu")
+
+
+def decode_record(loaded: "Loaded", attempt: str, warmup_s: float) -> DecodeRecord:
+    decoder = loaded.decoder
+    per_position = decoding.kv_bytes_per_position(loaded.model.config, memory.DTYPE_BYTES.get(loaded.dtype, 4),
+                                                  decoder.cache_len)
+    return DecodeRecord(
+        loaded.spec.name, attempt, decoder.mode, loaded.device, warmup_s, decoder.cache_len,
+        per_position * decoder.cache_len / 2**20 if decoder.cache_len else None, per_position,
+        compiled=getattr(loaded.model, "_compiled_call", None) is not None)
 
 
 def stop_criteria(loaded: "Loaded", stops: tuple[str, ...]):
@@ -105,23 +126,32 @@ def prompt_tokens(loaded: "Loaded", rendered: formats.Rendered) -> int:
 
 def batched_throughput(loaded: "Loaded", prompts: tuple["Prompt", ...], settings: GenSettings, attempt: str,
                        single: list[PromptRecord]) -> ThroughputRecord:
-    """Aggregate tokens/s of the suite in left-padded batches; latency figures stay single-stream."""
+    """Aggregate tokens/s of the suite in left-padded batches; latency figures stay single-stream.
+
+    Static decoding pads a short last batch to the batch size with copies of its last prompt (one shape, one
+    compiled graph); only the real rows' tokens count."""
     import torch
 
     tok, model, size = loaded.tokenizer, loaded.model, settings.batch_size
     rendered = [loaded.render(p) for p in prompts]
     kwargs = generate_kwargs(loaded, rendered[0], settings, settings.max_new_tokens)
+    static = loaded.decoder.mode == "static"
     side, tok.padding_side = tok.padding_side, "left"
     try:
         def run(batch: list[formats.Rendered], **override):
+            real = len(batch)
+            batch = batch + [batch[-1]] * (size - real) if static else batch
             enc = tok([r.text for r in batch], return_tensors="pt", padding=True,
                       add_special_tokens=batch[0].add_special_tokens).to(model.device)
             torch.manual_seed(settings.seed)
             with torch.inference_mode():
-                return model.generate(**enc, **{**kwargs, **override}), enc["input_ids"].shape[1]
+                return model.generate(**enc, **{**kwargs, **override})[:real], enc["input_ids"].shape[1]
 
-        run(rendered[:size], max_new_tokens=WARMUP_TOKENS)
         measure.sync(loaded.device)
+        started = time.perf_counter()
+        run(rendered[:size], max_new_tokens=WARMUP_TOKENS)  # the batch shape's compile, where static
+        measure.sync(loaded.device)
+        warmup_s = time.perf_counter() - started
         started = time.perf_counter()
         outputs = [run(rendered[i:i + size]) for i in range(0, len(rendered), size)]
         measure.sync(loaded.device)
@@ -131,7 +161,7 @@ def batched_throughput(loaded: "Loaded", prompts: tuple["Prompt", ...], settings
     new_tokens = sum(sum(new_token_counts(out, prompt_length, kwargs)) for out, prompt_length in outputs)
     single_tps = sum(r.new_tokens for r in single) / sum(r.latency_s for r in single)
     return ThroughputRecord(loaded.spec.name, attempt, size, len(prompts), new_tokens, wall,
-                            new_tokens / wall, single_tps)
+                            new_tokens / wall, single_tps, loaded.decoder.mode, warmup_s)
 
 
 def new_token_counts(out, prompt_length: int, kwargs: dict) -> list[int]:
