@@ -98,4 +98,4 @@ def test_runs_recorded_before_the_identity_still_render_on_the_one_axis(tmp_path
     from rich.console import Console
 
     path = report.publish([run], tmp_path / "out", Console(file=io.StringIO()))
-    assert "**tiny-neox@fp32** (1.000), the baseline" in path.read_text().split("## Summary")[0]
+    assert "**tiny-neox@fp32** (0.417), the baseline, is the one to take" in path.read_text().split("## Summary")[0]
