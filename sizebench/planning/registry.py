@@ -48,10 +48,34 @@ def _dolly(name: str, hub_id: str, params: int, non_embedding: int) -> ModelSpec
                      params_non_embedding=non_embedding)
 
 
-# Totals from the GPT-NeoX configs instantiated on torch's meta device (tests/test_registry.py checks
-# them): dolly-v2-3b/7b/12b have pythia-2.8b/6.9b/12b's shapes with Dolly's 50,280-token vocabulary;
-# miniDolly has pythia-70m's shape (hidden 512, 6 layers, untied output; vocabulary 50,304 as in
-# pythia-70m's config). The non-embedding figures are Pythia's published ones.
+def _neox(hidden: int, layers: int, heads: int, vocab: int) -> dict:
+    """A GPT-NeoX config.json as Pythia's (EleutherAI/pythia README's table and models/*.yml)."""
+    return {"model_type": "gpt_neox", "architectures": ["GPTNeoXForCausalLM"], "hidden_size": hidden,
+            "num_hidden_layers": layers, "num_attention_heads": heads, "intermediate_size": 4 * hidden,
+            "vocab_size": vocab, "max_position_embeddings": 2048, "rotary_pct": 0.25, "rotary_emb_base": 10000,
+            "use_parallel_residual": True, "tie_word_embeddings": False, "hidden_act": "gelu",
+            "layer_norm_eps": 1e-5, "bos_token_id": 0, "eos_token_id": 0}
+
+
+# The architectures of the built-in hub models, keyed by hub id, so sizebench knows their shapes (placement,
+# `sizebench plan`, random-weight rungs) without the Hub: dolly-v2-3b/7b/12b have pythia-2.8b/6.9b/12b's
+# shapes with Dolly's 50,280-token vocabulary; miniDolly has pythia-70m's (vocabulary 50,304).
+CONFIGS: dict[str, dict] = {
+    "marouni/miniDolly": _neox(512, 6, 8, 50_304),
+    "databricks/dolly-v2-3b": _neox(2560, 32, 32, 50_280),
+    "databricks/dolly-v2-7b": _neox(4096, 32, 32, 50_280),
+    "databricks/dolly-v2-12b": _neox(5120, 36, 40, 50_280),
+}
+
+
+def known_config(spec: "ModelSpec") -> dict | None:
+    """The architecture sizebench knows for a hub model without fetching anything (a copy), else None."""
+    config = CONFIGS.get(spec.location) if spec.source == HUB else None
+    return dict(config) if config else None
+
+
+# Totals from CONFIGS instantiated on torch's meta device (tests/test_registry.py checks them); the
+# non-embedding figures are Pythia's published ones.
 BUILTINS: tuple[ModelSpec, ...] = (
     ModelSpec("minidolly-70m", "miniDolly (GPT-NeoX)", 70_426_624, HUB, "marouni/miniDolly", "main", "dolly",
               params_non_embedding=18_915_328),
