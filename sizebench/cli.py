@@ -35,6 +35,9 @@ DTYPE = typer.Option("auto", help="auto | float32 | bfloat16 | float16 (auto: fp
                                    "where the GPU has no bf16).")
 NO_OFFLOAD = typer.Option(False, "--no-offload", help="On GPU, refuse a model that does not fit the GPUs instead of "
                           "putting some of its layers in CPU RAM.")
+WEIGHTS = typer.Option("real", "--weights", help="real | random: random weights built from each model's config "
+                       "(no download), a cost-only rung: load, memory and speed; the prompt suite, throughput batch "
+                       "and load sweep run, tasks and agreement do not, and answers are never scored.")
 FORCE = typer.Option(False, "--force", help="Load even when the memory guard says it will not fit.")
 THREADS = typer.Option(None, help="torch threads in each worker (default: torch's choice).")
 MAX_NEW = typer.Option(128, "--max-new-tokens", help="Generation length limit per answer.")
@@ -110,7 +113,7 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
           eval_batch_size="auto", device="auto", dtype="auto", force=False, threads=None, max_new_tokens=128,
           repeat=1, batch_size=1, seed=0, sample=False, temperature=1.0, top_p=1.0, executor="local",
           ray_address=None, top_k=50, decoding=None, no_offload=False, timeout=None, engines="transformers", serve=None,
-          reference=None):
+          reference=None, weights="real"):
     from sizebench.stages import evaluation
     from sizebench.planning.settings import GenSettings
     from sizebench.planning.plan import RunPlan
@@ -118,6 +121,13 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
     from sizebench.stages.suites import load_suite
 
     specs = tuple(resolve(models, _engines(engines)))
+    if weights not in ("real", "random"):
+        raise SizebenchError(f"--weights takes real or random, not '{weights}'")
+    if weights == "random":
+        from sizebench.planning.registry import with_random_weights
+
+        specs = tuple(with_random_weights(s) for s in specs)
+        stages = tuple(s for s in stages if s in ("prompts", "sweep"))  # cost only: nothing to score
     if "agreement" in stages and reference is None:
         from sizebench.planning.agreement import references
 
@@ -215,13 +225,14 @@ def compare(prompts: str = typer.Option(DEFAULT_PROMPTS, "--prompts", "-p", help
             device: str = DEVICE, dtype: str = DTYPE, force: bool = FORCE, no_offload: bool = NO_OFFLOAD,
             threads: Optional[int] = THREADS,
             executor: str = EXECUTOR, ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS,
-            timeout: Optional[float] = TIMEOUT, report_name: str = REPORT, margin: float = MARGIN) -> None:
+            timeout: Optional[float] = TIMEOUT, report_name: str = REPORT, margin: float = MARGIN,
+            weights: str = WEIGHTS) -> None:
     """Send a prompt suite to each model; answers side by side with latency and memory."""
     report_name, margin = _report_name(report_name), _margin(margin)
     _run(_plan(("prompts",), models, prompts, device=device, dtype=dtype, force=force, threads=threads,
                max_new_tokens=max_new_tokens, repeat=repeat, batch_size=batch_size, seed=seed, sample=sample,
                temperature=temperature, top_p=top_p, executor=executor, ray_address=ray_address, top_k=top_k,
-               decoding=decoding, no_offload=no_offload, timeout=timeout, engines=engines), results,
+               decoding=decoding, no_offload=no_offload, timeout=timeout, engines=engines, weights=weights), results,
          report_name=report_name, margin=margin)
 
 
@@ -256,7 +267,7 @@ def bench(ctx: typer.Context, models: str = MODELS, engines: str = ENGINES,
                                                   + " With --resume, replaces the run's limit."),
           margin: float = MARGIN, concurrency: Optional[str] = CONCURRENCY, request_rate: Optional[str] = REQUEST_RATE,
           slo: Optional[str] = SLO, sweep_requests: int = SWEEP_REQUESTS, sweep_seconds: float = SWEEP_SECONDS,
-          sweep_output_tokens: int = SWEEP_TOKENS, server_args: str = SERVER_ARGS,
+          sweep_output_tokens: int = SWEEP_TOKENS, server_args: str = SERVER_ARGS, weights: str = WEIGHTS,
           reference: Optional[str] = typer.Option(None, "--reference", metavar="MODEL", help="The rung every other "
                                                   "rung's next-token agreement is measured against (default: per "
                                                   "group sharing a tokenizer, its largest, most precise rung)."),
@@ -279,7 +290,7 @@ def bench(ctx: typer.Context, models: str = MODELS, engines: str = ENGINES,
         stages, models, prompts, tasks, task_path, limit, num_fewshot, eval_batch_size, device, dtype,
         force, threads, max_new_tokens, repeat, batch_size, seed, sample, temperature, top_p,
         executor=executor or "local", ray_address=ray_address, top_k=top_k, decoding=decoding, no_offload=no_offload,
-        timeout=timeout, engines=engines, serve=serve, reference=reference)
+        timeout=timeout, engines=engines, serve=serve, reference=reference, weights=weights)
     _run(plan, results, resume, executor, ray_address, timeout, report_name, margin)
 
 

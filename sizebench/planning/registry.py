@@ -16,6 +16,10 @@ from sizebench.errors import SizebenchError
 
 # Where a model's weights come from; see sizebench.weights.sources for how each is loaded.
 HUB, GGUF_PACKAGE, LOCAL_DIR, GGUF_FILE = "hub", "gguf-package", "local", "gguf-file"
+# `--weights`: the distributed weights, or random ones built from the config (a cost-only rung whose name
+# carries RANDOM_MARK, so every table marks it and it never mixes with the real rows of the same model).
+REAL, RANDOM = "real", "random"
+RANDOM_MARK = "random weights: cost only"
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class ModelSpec:
     precision: str | None = None  # how the weights are held in memory (`name@int8`); see sizebench.engines.hf.precision
     engine: str = "transformers"  # what runs the model; with precision, the row's identity (sizebench.analysis.sizes)
     tokenizer: dict | None = None  # an endpoint's (`openai:`): the spec of the model whose tokenizer renders prompts
+    weights: str = "real"  # REAL, or RANDOM: built from the config with random weights (`--weights random`)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -225,6 +230,14 @@ def with_type(spec: ModelSpec, engine: str, type_: str | None) -> ModelSpec:
     for an engine other than transformers, `name@type` on transformers as before."""
     name = spec.name if engine == "transformers" else f"{engine}:{spec.name}"
     return replace(spec, name=f"{name}@{type_}" if type_ else name, precision=type_, engine=engine)
+
+
+def with_random_weights(spec: ModelSpec) -> ModelSpec:
+    """The cost-only rung of `spec`: random weights from its config, in the run dtype or precision."""
+    if spec.engine != "transformers" or spec.source in (GGUF_PACKAGE, GGUF_FILE):
+        raise SizebenchError(f"--weights random builds a transformers model from its config; {spec.name} "
+                             f"({spec.engine}, {spec.source}) has none to build from")
+    return replace(spec, name=f"{spec.name} ({RANDOM_MARK})", weights=RANDOM)
 
 
 def _resolve_one(part: str) -> list[ModelSpec]:

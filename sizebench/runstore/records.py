@@ -59,6 +59,8 @@ class LoadRecord(Record):
     precision_label: str | None = None  # e.g. "int8 weight-only (torchao)"
     bytes_per_param: float | None = None  # weights_mem_mb in bytes / params
     engine: str = "transformers"  # older runs have no such field: they all ran on transformers
+    weights: str = "real"  # "random": built from the config, a cost-only rung (`--weights random`)
+    tokenizer: str | None = None  # a random-weight rung's tokenizer: the model's own, or a stand-in (named)
     kind = "load"
 
 

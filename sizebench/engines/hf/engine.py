@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sizebench.engines.base import Engine, ray_request
 from sizebench.engines.hf import precision
+from sizebench.planning.registry import RANDOM
 
 
 class TransformersEngine(Engine):
@@ -42,6 +43,10 @@ class TransformersEngine(Engine):
 
         if job.get("threads"):
             torch.set_num_threads(job["threads"])
+        if spec.weights == RANDOM:
+            from sizebench.engines.hf import random_weights
+
+            return random_weights.load(spec, job["device"], job["dtype"], job["force"], job.get("offload", True))
         return loader.load(spec, job["device"], job["dtype"], job["force"], job.get("offload", True))
 
 

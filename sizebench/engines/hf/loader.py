@@ -41,6 +41,7 @@ class Loaded(Session):
     params_non_embedding: int | None = None
     offloaded: bool = False  # some layers in CPU RAM (accelerate offload)
     offload_cpu_gib: float | None = None  # GiB of weights placed on the CPU when offloaded
+    tokenizer_name: str | None = None  # a random-weight rung's: the model's own, or the stand-in's name
 
     def load_record(self, attempt: str) -> LoadRecord:
         import torch
@@ -59,7 +60,8 @@ class Loaded(Session):
             prompt_format=self.prompt_format, peak_rss_mb=measure.peak_rss_mb(),
             cuda_peak_mb=measure.cuda_peak_mb(self.device), import_s=self.import_s,
             params_non_embedding=self.params_non_embedding, offloaded=self.offloaded,
-            offload_cpu_gib=self.offload_cpu_gib, engine=spec.engine,
+            offload_cpu_gib=self.offload_cpu_gib, engine=spec.engine, weights=spec.weights,
+            tokenizer=self.tokenizer_name,
         )
 
     def render(self, prompt) -> formats.Rendered:

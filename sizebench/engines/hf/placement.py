@@ -202,12 +202,18 @@ def _unquantized(model) -> set[str]:
 def meta_model(config: dict, dtype: str):
     """The model class of `config`, built on torch's meta device in `dtype`: shapes without memory."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
-    fields = {k: v for k, v in config.items() if k != "model_type"}
-    built = AutoConfig.for_model(config["model_type"], **fields)
     with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(built, dtype=getattr(torch, dtype), trust_remote_code=False)
+        return AutoModelForCausalLM.from_config(build_config(config), dtype=getattr(torch, dtype),
+                                                trust_remote_code=False)
+
+
+def build_config(config: dict):
+    """transformers' config object of a config.json dict."""
+    from transformers import AutoConfig
+
+    return AutoConfig.for_model(config["model_type"], **{k: v for k, v in config.items() if k != "model_type"})
 
 
 def text_config(config: dict) -> dict:
