@@ -392,8 +392,8 @@ def plan_(models: str = MODELS, engines: str = ENGINES,
     def gib(value) -> str:
         return "-" if value is None else f"{value / 2**30:.2f}"
 
-    table = Table(title=f"sizebench plan: {where.described}; KV cache for "
-                        f"{context or 'up to 2048'} tokens x batch {batch_size}")
+    table = Table(title=f"sizebench plan: {where.described}; KV cache for {context or 'up to 2048'} tokens x "
+                        f"batch {batch_size}; total = weights + KV cache + activations + 5% allocator slack")
     for column in ("model", "dtype", "where", "weights GiB", "KV cache GiB", "activations GiB", "total GiB",
                    "budget GiB"):
         table.add_column(column, overflow="fold")

@@ -77,7 +77,7 @@ def half_the_weights_free(cfg, dtype="float32") -> int:
     whole = placement.place(cfg, dtype, [], RAM_GIB * 2**30)
     largest = max(u.weight_bytes for u in placement.layer_units(json.dumps(cfg, sort_keys=True), dtype))
     runtime = whole.activation_bytes + whole.kv_bytes + largest
-    return int((runtime + whole.weights_bytes / 2) / (1 - placement.GPU_SLACK))
+    return int((runtime + whole.weights_bytes / 2) / (1 - placement.ALLOCATOR_SLACK))
 
 
 def emit_only(model, token_id: int) -> None:

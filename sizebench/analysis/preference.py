@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from sizebench.analysis import paired
+from sizebench.analysis import paired, sizes
 from sizebench.analysis.paired import Paired
 
 HUMAN = "human"
@@ -119,7 +119,7 @@ def ladder(fr) -> list[str]:
     prompts = fr["prompt"]
     if prompts.empty:
         return []
-    answered = set(prompts["model"])
+    answered = set(prompts["model"]) - sizes.cost_only(fr)  # random weights' answers are noise: never judged
     return [m for m in size_order(fr)[0] if m in answered]
 
 

@@ -114,6 +114,8 @@ def _row(spec: ModelSpec, where: Machine, dtype: str, context: int | None, batch
                              context, batch)
     budget = (sum(where.gpu_free) + (placed.max_memory.get("cpu", 0) if placed.kind == "offload" else 0)
               if where.gpu_free else where.ram_free)
+    if placed.kind == "one-gpu":
+        budget = where.gpu_free[placed.device_map[""]]
     label = spec.precision or run_in
     return Row(spec.name, spec.engine, label, placed.kind, _words(placed, where), placed.weights_bytes,
                placed.kv_bytes, placed.activation_bytes, placed.total_bytes, budget, placed.cpu_bytes, notes)
@@ -138,6 +140,16 @@ def _gguf_row(spec: ModelSpec, where: Machine, context: int | None, batch: int) 
                    "converted to GGUF at its first run; plan the .gguf file then")
     path = Path(spec.location) if spec.source == GGUF_FILE else sources.package_gguf(spec)
     meta, tensors = gguf_check.tables(path)
+    try:
+        return _gguf_figures(spec, where, context, batch, meta, tensors)
+    except KeyError as missing:
+        raise SizebenchError(f"{spec.name}: its GGUF has no {missing} field; cannot plan its KV cache") from None
+
+
+def _gguf_figures(spec: ModelSpec, where: Machine, context: int | None, batch: int, meta: dict, tensors) -> Row:
+    from sizebench.engines.hf import placement
+    from sizebench.engines.llamacpp.engine import TYPE_BITS
+
     arch = meta.get("general.architecture", "llama")
     hidden = int(meta[f"{arch}.embedding_length"])
     embed = next((t for t in tensors if t.name == "token_embd.weight"), None)
@@ -154,7 +166,8 @@ def _gguf_row(spec: ModelSpec, where: Machine, context: int | None, batch: int) 
     if spec.precision:  # made by llama.cpp's quantizer at the first run: its bits per weight, stated
         weights = int(sum(t.elements for t in tensors) * TYPE_BITS[spec.precision] / 8)
         notes.append(f"{spec.precision}: {TYPE_BITS[spec.precision]:g} bits per weight as llama-quantize states them")
-    total = weights + kv_layer * int(meta[f"{arch}.block_count"]) + activations
+    kv = kv_layer * int(meta[f"{arch}.block_count"])
+    total = int((weights + kv + activations) * (1 + placement.ALLOCATOR_SLACK))
     if where.gpu_free:
         budget, kind, words = max(where.gpu_free), "one-gpu", "one GPU (every layer offloaded to it)"
     else:
@@ -162,4 +175,4 @@ def _gguf_row(spec: ModelSpec, where: Machine, context: int | None, batch: int) 
     if total > budget:
         kind, words = "refuse", f"refused: needs {total / memory.GIB:.1f} GiB, {budget / memory.GIB:.1f} GiB there"
     return Row(spec.name, spec.engine, spec.precision or (spec.quantization or "GGUF"), kind, words, weights,
-               total - weights - activations, activations, total, budget, 0, notes)
+               kv, activations, total, budget, 0, notes)

@@ -43,7 +43,7 @@ class LoadRecord(Record):
     quantization: str | None
     convert_s: float | None  # one-time GGUF -> safetensors conversion; None when the cache was used
     load_s: float  # from_pretrained from local files
-    load_kind: str  # "cold" (converted now) or "cached"
+    load_kind: str  # "cold" (converted now), "cached", or "random" (built from the config, nothing read)
     dtype: str
     device: str
     n_devices: int

@@ -54,8 +54,9 @@ class Loaded(Session):
             weights_mb=located.weights_bytes / 2**20, weights_mem_mb=held / 2**20,
             precision=spec.precision, precision_label=variant.label if variant else None,
             bytes_per_param=held / self.params if self.params else None,
-            quantization=spec.quantization, convert_s=located.convert_s, load_s=self.load_s,
-            load_kind="cold" if located.convert_s is not None else "cached", dtype=self.dtype,
+            quantization=spec.quantization, convert_s=located.convert_s, load_s=self.load_s, dtype=self.dtype,
+            load_kind="random" if spec.weights == registry.RANDOM else "cold" if located.convert_s is not None
+            else "cached",
             device=self.device, n_devices=self.n_devices, threads=torch.get_num_threads(),
             prompt_format=self.prompt_format, peak_rss_mb=measure.peak_rss_mb(),
             cuda_peak_mb=measure.cuda_peak_mb(self.device), import_s=self.import_s,

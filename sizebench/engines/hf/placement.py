@@ -21,7 +21,7 @@ from sizebench.measurement import memory
 
 DEFAULT_CONTEXT = 2048  # tokens of KV cache planned for (Dolly's and Pythia's whole window)
 DEFAULT_BATCH = 1
-GPU_SLACK = 0.05  # of each GPU's free memory kept for the caching allocator's fragmentation
+ALLOCATOR_SLACK = 0.05  # kept for the allocator's rounding and fragmentation: of each GPU's free memory, of a total
 ATTENTION_SCORE_BYTES = 4  # an eager or math-path attention's scores are upcast to float32
 
 
@@ -45,11 +45,12 @@ class Placement:
     weights_bytes: int = 0
     kv_bytes: int = 0  # KV cache at the planned context and batch
     activation_bytes: int = 0  # per GPU that runs layers (on CPU: once)
+    slack_bytes: int = 0  # ALLOCATOR_SLACK of weights, KV cache and activations
     device_bytes: dict = field(default_factory=dict)  # {gpu index | "cpu": weights + KV + activations planned there}
 
     @property
     def total_bytes(self) -> int:
-        return self.weights_bytes + self.kv_bytes + self.activation_bytes
+        return self.weights_bytes + self.kv_bytes + self.activation_bytes + self.slack_bytes
 
     def from_pretrained_kwargs(self) -> dict:
         kwargs: dict = {"device_map": self.device_map}
@@ -69,12 +70,13 @@ def place(config: dict, dtype: str, gpu_free: list[int], ram_free: int, precisio
         context = min(DEFAULT_CONTEXT, text_config(config).get("max_position_embeddings") or DEFAULT_CONTEXT)
     kv_layer, activations = runtime_bytes(config, dtype, context, batch)
     n_layers = sum(u.layer for u in units)
-    figures = dict(weights_bytes=sum(u.weight_bytes for u in units), kv_bytes=kv_layer * n_layers,
-                   activation_bytes=activations)
+    weights = sum(u.weight_bytes for u in units)
+    figures = dict(weights_bytes=weights, kv_bytes=kv_layer * n_layers, activation_bytes=activations,
+                   slack_bytes=int(ALLOCATOR_SLACK * (weights + kv_layer * n_layers + activations)))
     if not gpu_free:
         return _on_cpu(name, figures, ram_free, dtype, precision)
     need = {u.name: u.weight_bytes + (kv_layer if u.layer else 0) for u in units}
-    budgets = {i: int(free * (1 - GPU_SLACK)) - activations for i, free in enumerate(gpu_free)}
+    budgets = {i: int(free * (1 - ALLOCATOR_SLACK)) - activations for i, free in enumerate(gpu_free)}
     whole = sum(need.values())
     best = max(budgets, key=budgets.get)
     if whole <= budgets[best]:
@@ -150,8 +152,8 @@ def _on_cpu(name: str, figures: dict, ram_free: int, dtype: str, precision: str 
         memory.check_fits(name, params, per_param, "cpu", ram_free)
     except MemoryGuardError as exc:
         return Placement("refuse", reason=str(exc), **figures)
-    total = weights + figures["kv_bytes"] + figures["activation_bytes"]
-    return Placement("cpu", {"": "cpu"}, {"cpu": ram_free}, weights, device_bytes={"cpu": total}, **figures)
+    return Placement("cpu", {"": "cpu"}, {"cpu": ram_free}, weights, **figures,
+                     device_bytes={"cpu": sum(figures.values())})
 
 
 @lru_cache(maxsize=32)
