@@ -384,9 +384,9 @@ def plan_(models: str = MODELS, engines: str = ENGINES,
     where = fit.machine(gpu, ram)
     rows = fit.plan_rows(resolve(models, _engines(engines)), where, dtype, context, batch_size, not no_offload)
     if json_out:
-        out.print_json(json.dumps({"machine": where.described, "context": context, "batch_size": batch_size,
-                                   "cuda_context_bytes": fit.CUDA_CONTEXT_BYTES,
-                                   "rungs": [r.to_dict() for r in rows]}))
+        print(json.dumps({"machine": where.described, "context": context, "batch_size": batch_size,
+                          "cuda_context_bytes": fit.CUDA_CONTEXT_BYTES, "rungs": [r.to_dict() for r in rows]},
+                         indent=1))  # not rich's print_json: it wraps long strings at the console's width
         return
 
     def gib(value) -> str:
