@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, records, sizebench
+from conftest import REPO, sizebench
 
 pytest.importorskip("transformers")
 
@@ -92,7 +92,8 @@ def test_random_rungs_are_cost_only_in_every_table_and_the_verdict_ignores_them(
     cost = sizebench("bench", "--models", "minidolly-70m", "--weights", "random", "--prompts", str(suite_file),
                      "--max-new-tokens", "4", "--batch-size", "2", "--results", str(tmp_path), env=offline)
     assert cost.returncode == 0, cost.stderr
-    rows = records(tmp_path)
+    rows = [json.loads(line) for run in (tmp_path / "runs").iterdir()
+            for line in (run / "records.jsonl").read_text().splitlines() if line.strip()]
     mark = "minidolly-70m (random weights: cost only)"
     assert {r["stage"] for r in rows if r["kind"] == "stage" and r["model"] == mark} == {"prompts"}  # no tasks
     assert all(r["correct"] is None for r in rows if r["kind"] == "prompt" and r["model"] == mark)
@@ -101,11 +102,12 @@ def test_random_rungs_are_cost_only_in_every_table_and_the_verdict_ignores_them(
     both = sizebench("report", *runs, "--results", str(tmp_path))
     assert both.returncode == 0, both.stderr
     report = (tmp_path / "report.md").read_text()
-    assert report.count("minidolly") == report.count(mark) > 0  # every table that shows it marks it
     verdict = report.split("\n## ")[1]
-    assert verdict.startswith("Verdict") and "minidolly" not in verdict and "tiny-neox" in verdict
-    for table in re.findall(r"(?:^\|.*\n)+", report, flags=re.M):
-        assert "minidolly" not in table or mark in table
+    assert verdict.startswith("Verdict") and "minidolly" not in verdict
+    tables = re.findall(r"(?:^\|.*\n)+", report, flags=re.M)
+    assert sum("minidolly" in t for t in tables) >= 2  # the summary and the answers at least
+    for table in tables:  # every table that shows the rung marks it, on each line that names it
+        assert all(mark in line for line in table.splitlines() if "minidolly" in line)
 
 
 def test_what_has_no_config_to_build_from_is_one_line():
