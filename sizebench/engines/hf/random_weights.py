@@ -121,7 +121,9 @@ def tokenizer_for(spec: ModelSpec, vocab_size: int):
         tokenizer = AutoTokenizer.from_pretrained(where, revision=spec.revision if spec.source == HUB else None,
                                                   local_files_only=True, trust_remote_code=False)
         name = f"the model's own ({where})"
-    except (OSError, ValueError):
+        if not tokenizer("a b", add_special_tokens=False)["input_ids"]:  # built from a config alone: no vocabulary
+            raise ValueError("empty tokenizer")
+    except (OSError, ValueError, TypeError):
         tokenizer, name = stand_in(vocab_size), f"{STAND_IN} ({vocab_size:,} ids)"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
