@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import lru_cache
 from pathlib import Path
 
 from sizebench.engines import formats
@@ -130,6 +131,7 @@ def tokenizer_for(spec: ModelSpec, vocab_size: int):
     return tokenizer, name
 
 
+@lru_cache(maxsize=4)  # built once per vocabulary size in a process (50k tokens: a second and some MiB)
 def stand_in(vocab_size: int):
     """A byte-level BPE without merges (every byte a token, so any text encodes) whose ids fill the model's
     vocabulary: id 0 is the end-of-text token, then the 256 bytes, then unused two-byte tokens."""
