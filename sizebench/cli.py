@@ -39,6 +39,9 @@ NO_OFFLOAD = typer.Option(False, "--no-offload", help="On GPU, refuse a model th
                           "putting some of its layers in CPU RAM.")
 HUB_KERNELS = typer.Option(False, "--hub-kernels", help="Let transformers replace layers by kernels it fetches "
                            "from the Hugging Face Hub at load (binary code; needs the network). Off by default.")
+WEIGHTS = typer.Option("real", "--weights", help="real | random: random weights built from each model's config "
+                       "(no download), a cost-only rung: load, memory and speed; the prompt suite, throughput batch "
+                       "and load sweep run, tasks and agreement do not, and answers are never scored.")
 FORCE = typer.Option(False, "--force", help="Load even when the memory guard says it will not fit.")
 THREADS = typer.Option(None, help="torch threads in each worker (default: torch's choice).")
 MAX_NEW = typer.Option(128, "--max-new-tokens", help="Generation length limit per answer.")
@@ -119,7 +122,7 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
           eval_batch_size="auto", device="auto", dtype="auto", force=False, threads=None, max_new_tokens=128,
           repeat=1, batch_size=1, seed=0, sample=False, temperature=1.0, top_p=1.0, executor="local",
           ray_address=None, top_k=50, decoding=None, no_offload=False, timeout=None, engines="transformers", serve=None,
-          reference=None, hub_kernels=False, baseline=None, decode="auto"):
+          reference=None, hub_kernels=False, baseline=None, decode="auto", weights="real"):
     from sizebench.stages import evaluation
     from sizebench.planning.settings import GenSettings
     from sizebench.planning.plan import RunPlan
@@ -127,6 +130,13 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
     from sizebench.stages.suites import load_suite
 
     specs = tuple(resolve(models, _engines(engines)))
+    if weights not in ("real", "random"):
+        raise SizebenchError(f"--weights takes real or random, not '{weights}'")
+    if weights == "random":
+        from sizebench.planning.registry import with_random_weights
+
+        specs = tuple(with_random_weights(s) for s in specs)
+        stages = tuple(s for s in stages if s in ("prompts", "sweep"))  # cost only: nothing to score
     if baseline is not None and baseline not in [s.name for s in specs]:
         raise SizebenchError(f"--baseline {baseline}: not one of --models ({', '.join(s.name for s in specs)})")
     if "agreement" in stages and reference is None:
@@ -245,14 +255,14 @@ def compare(prompts: str = typer.Option(DEFAULT_PROMPTS, "--prompts", "-p", help
             threads: Optional[int] = THREADS,
             executor: str = EXECUTOR, ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS,
             timeout: Optional[float] = TIMEOUT, report_name: str = REPORT, margin: float = MARGIN,
-            baseline: Optional[str] = BASELINE) -> None:
+            baseline: Optional[str] = BASELINE, weights: str = WEIGHTS) -> None:
     """Send a prompt suite to each model; answers side by side with latency and memory."""
     report_name, margin = _report_name(report_name), _margin(margin)
     _run(_plan(("prompts",), models, prompts, device=device, dtype=dtype, force=force, threads=threads,
                max_new_tokens=max_new_tokens, repeat=repeat, batch_size=batch_size, seed=seed, sample=sample,
                temperature=temperature, top_p=top_p, executor=executor, ray_address=ray_address, top_k=top_k,
                decoding=decoding, no_offload=no_offload, timeout=timeout, engines=engines, hub_kernels=hub_kernels,
-               baseline=baseline, decode=decode),
+               baseline=baseline, decode=decode, weights=weights),
          results, report_name=report_name, margin=margin, baseline=baseline)
 
 
@@ -291,7 +301,7 @@ def bench(ctx: typer.Context, models: str = MODELS, engines: str = ENGINES,
                                                   + " With --resume, replaces the run's limit."),
           margin: float = MARGIN, baseline: Optional[str] = BASELINE, concurrency: Optional[str] = CONCURRENCY, request_rate: Optional[str] = REQUEST_RATE,
           slo: Optional[str] = SLO, sweep_requests: int = SWEEP_REQUESTS, sweep_seconds: float = SWEEP_SECONDS,
-          sweep_output_tokens: int = SWEEP_TOKENS, server_args: str = SERVER_ARGS,
+          sweep_output_tokens: int = SWEEP_TOKENS, server_args: str = SERVER_ARGS, weights: str = WEIGHTS,
           reference: Optional[str] = typer.Option(None, "--reference", metavar="MODEL", help="The rung every other "
                                                   "rung's next-token agreement is measured against (default: per "
                                                   "group sharing a tokenizer, its largest, most precise rung)."),
@@ -315,7 +325,7 @@ def bench(ctx: typer.Context, models: str = MODELS, engines: str = ENGINES,
         force, threads, max_new_tokens, repeat, batch_size, seed, sample, temperature, top_p,
         executor=executor or "local", ray_address=ray_address, top_k=top_k, decoding=decoding, no_offload=no_offload,
         timeout=timeout, engines=engines, serve=serve, reference=reference, hub_kernels=hub_kernels, baseline=baseline,
-        decode=decode)
+        decode=decode, weights=weights)
     _run(plan, results, resume, executor, ray_address, timeout, report_name, margin, baseline)
 
 
@@ -385,6 +395,51 @@ def _report_name(name: str) -> str:
     if Path(name).name != name or not name.endswith(".md"):
         raise SizebenchError(f"--report takes a file name ending in .md (it goes in --results), got '{name}'")
     return name
+
+
+@app.command("plan")
+def plan_(models: str = MODELS, engines: str = ENGINES,
+          gpu: Optional[str] = typer.Option(None, "--gpu", help="Card sizes, one per GPU: 16GiB,16GiB (or T4, which "
+                                            "has no bf16); the plan subtracts the CUDA context. Default: this machine."),
+          ram: Optional[str] = typer.Option(None, "--ram", help="RAM for offloaded layers and CPU runs, e.g. 110GiB "
+                                            "(default: free RAM here)."),
+          dtype: str = DTYPE, context: Optional[int] = typer.Option(None, "--context", help="Tokens of KV cache per "
+                                                                    "sequence (default 2048, or a shorter window)."),
+          batch_size: int = typer.Option(1, "--batch-size", help="Sequences at once."),
+          no_offload: bool = NO_OFFLOAD, json_out: bool = typer.Option(False, "--json", help="One JSON object.")) -> None:
+    """Where each rung would go (one GPU, sharded, offloaded, refused) and what it needs, from configs alone."""
+    import json
+
+    from rich.table import Table
+
+    from sizebench.planning import fit
+    from sizebench.planning.plan import DTYPES
+    from sizebench.planning.registry import resolve
+
+    if dtype not in DTYPES:
+        raise SizebenchError(f"--dtype must be one of {', '.join(DTYPES)}, not '{dtype}'")
+    if (context is not None and context <= 0) or batch_size <= 0:
+        raise SizebenchError("--context and --batch-size must be positive")
+    where = fit.machine(gpu, ram)
+    rows = fit.plan_rows(resolve(models, _engines(engines)), where, dtype, context, batch_size, not no_offload)
+    if json_out:
+        print(json.dumps({"machine": where.described, "context": context, "batch_size": batch_size,
+                          "cuda_context_bytes": fit.CUDA_CONTEXT_BYTES, "rungs": [r.to_dict() for r in rows]},
+                         indent=1))  # not rich's print_json: it wraps long strings at the console's width
+        return
+
+    def gib(value) -> str:
+        return "-" if value is None else f"{value / 2**30:.2f}"
+
+    table = Table(title=f"sizebench plan: {where.described}; KV cache for {context or 'up to 2048'} tokens x "
+                        f"batch {batch_size}; total = weights + KV cache + activations + 5% allocator slack")
+    for column in ("model", "dtype", "where", "weights GiB", "KV cache GiB", "activations GiB", "total GiB",
+                   "budget GiB"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(r.model, r.dtype, "; ".join([r.where, *r.notes]), gib(r.weights_bytes), gib(r.kv_bytes),
+                      gib(r.activation_bytes), gib(r.total_bytes), gib(r.budget_bytes))
+    out.print(table)
 
 
 @app.command()

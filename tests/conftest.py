@@ -64,6 +64,22 @@ def build_tiny_neox(folder: Path, always_end: bool = False, always_eos: bool = F
     return folder
 
 
+RAM_GIB = 110  # the Dolly seeds' T4 box
+
+
+def half_the_weights_free(cfg, dtype="float32") -> int:
+    """Free GPU memory for the runtime (activations, KV cache, room to stream one offloaded layer in) and half
+    the weights: what tests/test_gpu.py gives the loader so that offload must engage."""
+    import json
+
+    from sizebench.engines.hf import placement
+
+    whole = placement.place(cfg, dtype, [], RAM_GIB * 2**30)
+    largest = max(u.weight_bytes for u in placement.layer_units(json.dumps(cfg, sort_keys=True), dtype))
+    runtime = whole.activation_bytes + whole.kv_bytes + largest
+    return int((runtime + whole.weights_bytes / 2) / (1 - placement.ALLOCATOR_SLACK))
+
+
 def emit_only(model, token_id: int) -> None:
     """Weights of a GPT-NeoX set so that every next token is `token_id`, whatever came before."""
     import torch

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import records, sizebench
+from conftest import half_the_weights_free, records, sizebench
 
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")]
@@ -20,19 +20,26 @@ def test_auto_dtype_is_bf16_on_gpu_and_cuda_peak_is_recorded(tiny_model, suite_f
 
 
 def test_a_model_larger_than_the_gpu_budget_is_offloaded_to_cpu_and_still_answers(tiny_model, monkeypatch):
-    """The guard sees a GPU with almost nothing free: accelerate puts the layers that do not fit in RAM."""
+    """The GPU holds the runtime and half the weights: the placement puts the last layers in RAM, and the
+    loader loads exactly that placement."""
+    import json
+
     from sizebench.stages import generation
-    from sizebench.engines.hf import loader
+    from sizebench.engines.hf import loader, placement
     from sizebench.measurement import memory
     from sizebench.planning.registry import resolve
     from sizebench.stages.suites import Prompt
 
     spec = resolve(str(tiny_model))[0]
-    weights = sum(f.stat().st_size for f in tiny_model.glob("*.safetensors"))
-    monkeypatch.setattr(memory, "gpu_free_bytes", lambda: [weights // 2])  # half the weights fit
+    config = json.loads((tiny_model / "config.json").read_text())
+    free = half_the_weights_free(config)
+    monkeypatch.setattr(memory, "gpu_free_bytes", lambda: [free])
+    planned = placement.place(config, "float32", [free], memory.ram_free_bytes())
     loaded = loader.load(spec, "cuda", "float32")
-    assert loaded.offloaded and loaded.offload_cpu_gib > 0
-    assert "cpu" in set(loaded.model.hf_device_map.values())
+    assert loaded.offloaded and loaded.offload_cpu_gib == pytest.approx(planned.cpu_bytes / 2**30)
+    assert {0, "cpu"} <= set(loaded.model.hf_device_map.values())
+    assert {k: str(v) for k, v in loaded.model.hf_device_map.items()} == \
+        {k: str(v) for k, v in planned.device_map.items()}
     answer = loaded.generate(loaded.render(Prompt("p", "What is the capital of France?")),
                                       generation.GenSettings(max_new_tokens=4))
     assert answer.new_tokens >= 1

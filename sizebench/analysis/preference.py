@@ -136,7 +136,7 @@ def ladder(fr) -> list[str]:
     prompts = fr["prompt"]
     if prompts.empty:
         return []
-    answered = set(prompts["model"])
+    answered = set(prompts["model"]) - sizes.cost_only(fr)  # random weights' answers are noise: never judged
     return [m for m in size_order(fr)[0] if m in answered]
 
 

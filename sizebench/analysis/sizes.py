@@ -20,6 +20,14 @@ from sizebench.engines.hf.precision import ALIASES
 DEFAULT_ENGINE = "transformers"  # every run recorded before engines were named ran on transformers
 
 
+def cost_only(fr: Frames) -> set[str]:
+    """Rows of random-weight rungs (`--weights random`): measured for cost, never for quality."""
+    loads = fr["load"]
+    if loads.empty or "weights" not in loads:
+        return set()
+    return set(loads.loc[loads["weights"] == "random", "model"])
+
+
 @dataclass(frozen=True)
 class Identity:
     name: str  # the row as the report names it (what the user typed, `@precision` included)

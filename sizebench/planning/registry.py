@@ -16,6 +16,10 @@ from sizebench.errors import SizebenchError
 
 # Where a model's weights come from; see sizebench.weights.sources for how each is loaded.
 HUB, GGUF_PACKAGE, LOCAL_DIR, GGUF_FILE = "hub", "gguf-package", "local", "gguf-file"
+# `--weights`: the distributed weights, or random ones built from the config (a cost-only rung whose name
+# carries RANDOM_MARK, so every table marks it and it never mixes with the real rows of the same model).
+REAL, RANDOM = "real", "random"
+RANDOM_MARK = "random weights: cost only"
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class ModelSpec:
     precision: str | None = None  # how the weights are held in memory (`name@int8`); see sizebench.engines.hf.precision
     engine: str = "transformers"  # what runs the model; with precision, the row's identity (sizebench.analysis.sizes)
     tokenizer: dict | None = None  # an endpoint's (`openai:`): the spec of the model whose tokenizer renders prompts
+    weights: str = "real"  # REAL, or RANDOM: built from the config with random weights (`--weights random`)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,10 +53,34 @@ def _dolly(name: str, hub_id: str, params: int, non_embedding: int) -> ModelSpec
                      params_non_embedding=non_embedding)
 
 
-# Totals from the GPT-NeoX configs instantiated on torch's meta device (tests/test_registry.py checks
-# them): dolly-v2-3b/7b/12b have pythia-2.8b/6.9b/12b's shapes with Dolly's 50,280-token vocabulary;
-# miniDolly has pythia-70m's shape (hidden 512, 6 layers, untied output; vocabulary 50,304 as in
-# pythia-70m's config). The non-embedding figures are Pythia's published ones.
+def _neox(hidden: int, layers: int, heads: int, vocab: int) -> dict:
+    """A GPT-NeoX config.json as Pythia's (EleutherAI/pythia README's table and models/*.yml)."""
+    return {"model_type": "gpt_neox", "architectures": ["GPTNeoXForCausalLM"], "hidden_size": hidden,
+            "num_hidden_layers": layers, "num_attention_heads": heads, "intermediate_size": 4 * hidden,
+            "vocab_size": vocab, "max_position_embeddings": 2048, "rotary_pct": 0.25, "rotary_emb_base": 10000,
+            "use_parallel_residual": True, "tie_word_embeddings": False, "hidden_act": "gelu",
+            "layer_norm_eps": 1e-5, "bos_token_id": 0, "eos_token_id": 0}
+
+
+# The architectures of the built-in hub models, keyed by hub id, so sizebench knows their shapes (placement,
+# `sizebench plan`, random-weight rungs) without the Hub: dolly-v2-3b/7b/12b have pythia-2.8b/6.9b/12b's
+# shapes with Dolly's 50,280-token vocabulary; miniDolly has pythia-70m's (vocabulary 50,304).
+CONFIGS: dict[str, dict] = {
+    "marouni/miniDolly": _neox(512, 6, 8, 50_304),
+    "databricks/dolly-v2-3b": _neox(2560, 32, 32, 50_280),
+    "databricks/dolly-v2-7b": _neox(4096, 32, 32, 50_280),
+    "databricks/dolly-v2-12b": _neox(5120, 36, 40, 50_280),
+}
+
+
+def known_config(spec: "ModelSpec") -> dict | None:
+    """The architecture sizebench knows for a hub model without fetching anything (a copy), else None."""
+    config = CONFIGS.get(spec.location) if spec.source == HUB else None
+    return dict(config) if config else None
+
+
+# Totals from CONFIGS instantiated on torch's meta device (tests/test_registry.py checks them); the
+# non-embedding figures are Pythia's published ones.
 BUILTINS: tuple[ModelSpec, ...] = (
     ModelSpec("minidolly-70m", "miniDolly (GPT-NeoX)", 70_426_624, HUB, "marouni/miniDolly", "main", "dolly",
               params_non_embedding=18_915_328),
@@ -201,6 +230,14 @@ def with_type(spec: ModelSpec, engine: str, type_: str | None) -> ModelSpec:
     for an engine other than transformers, `name@type` on transformers as before."""
     name = spec.name if engine == "transformers" else f"{engine}:{spec.name}"
     return replace(spec, name=f"{name}@{type_}" if type_ else name, precision=type_, engine=engine)
+
+
+def with_random_weights(spec: ModelSpec) -> ModelSpec:
+    """The cost-only rung of `spec`: random weights from its config, in the run dtype or precision."""
+    if spec.engine != "transformers" or spec.source in (GGUF_PACKAGE, GGUF_FILE):
+        raise SizebenchError(f"--weights random builds a transformers model from its config; {spec.name} "
+                             f"({spec.engine}, {spec.source}) has none to build from")
+    return replace(spec, name=f"{spec.name} ({RANDOM_MARK})", weights=RANDOM)
 
 
 def _resolve_one(part: str) -> list[ModelSpec]:

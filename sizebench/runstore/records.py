@@ -42,7 +42,7 @@ class LoadRecord(Record):
     quantization: str | None
     convert_s: float | None  # one-time GGUF -> safetensors conversion; None when the cache was used
     load_s: float  # from_pretrained from local files
-    load_kind: str  # "cold" (converted now) or "cached"
+    load_kind: str  # "cold" (converted now), "cached", or "random" (built from the config, nothing read)
     dtype: str
     device: str
     n_devices: int
@@ -59,6 +59,8 @@ class LoadRecord(Record):
     bytes_per_param: float | None = None  # weights_mem_mb in bytes / params
     engine: str = "transformers"  # older runs have no such field: they all ran on transformers
     hub_kernels: bool | None = None  # transformers' Hub kernels asked for at load (None: older runs, or not transformers)
+    weights: str = "real"  # "random": built from the config, a cost-only rung (`--weights random`)
+    tokenizer: str | None = None  # a random-weight rung's tokenizer: the model's own, or a stand-in (named)
     kind = "load"
 
 

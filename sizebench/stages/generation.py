@@ -19,6 +19,7 @@ from collections.abc import Callable
 from sizebench.engines import formats
 from sizebench.engines.base import Generation, Session  # noqa: F401 (Generation: the stage's result type)
 from sizebench.measurement import energy, measure
+from sizebench.planning.registry import RANDOM
 from sizebench.planning.settings import PRESETS, GenSettings  # noqa: F401 (the stage's settings)
 from sizebench.runstore.records import PromptRecord, PromptSkipRecord
 from sizebench.stages.suites import Prompt, is_correct
@@ -71,7 +72,8 @@ def run_prompts(loaded: Session, prompts: tuple[Prompt, ...], settings: GenSetti
         decode_runs = [r.decode_tok_per_s for r in runs if r.decode_tok_per_s is not None]
         record = PromptRecord(
             model=loaded.spec.name, attempt=attempt, prompt_id=prompt.id, prompt=prompt.text, context=prompt.context,
-            expected=list(prompt.expected), answer=first.answer, correct=is_correct(first.answer, prompt.expected),
+            expected=list(prompt.expected), answer=first.answer,
+            correct=None if loaded.spec.weights == RANDOM else is_correct(first.answer, prompt.expected),
             prompt_tokens=first.prompt_tokens, new_tokens=first.new_tokens,
             ttft_s=measure.median([r.ttft_s for r in runs]),
             latency_s=measure.median([r.latency_s for r in runs]),

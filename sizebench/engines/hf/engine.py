@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sizebench.engines.base import Engine, ray_request
 from sizebench.engines.hf import precision
-from sizebench.planning.registry import LOCAL_DIR
+from sizebench.planning.registry import LOCAL_DIR, RANDOM
 
 
 class TransformersEngine(Engine):
@@ -47,6 +47,10 @@ class TransformersEngine(Engine):
 
         if job.get("threads"):
             torch.set_num_threads(job["threads"])
+        if spec.weights == RANDOM:
+            from sizebench.engines.hf import random_weights
+
+            return random_weights.load(spec, job["device"], job["dtype"], job["force"], job.get("offload", True))
         return loader.load(spec, job["device"], job["dtype"], job["force"], job.get("offload", True),
                            job.get("hub_kernels", False))
 

@@ -10,10 +10,11 @@ from typing import Any
 
 from sizebench.engines import formats
 from sizebench.engines.base import Generation, Session
-from sizebench.engines.hf import decoding, footprint, precision, prompting, scoring
+from sizebench.engines.hf import decoding, footprint, placement, precision, prompting, scoring
 from sizebench.errors import MemoryGuardError, SizebenchError
 from sizebench.measurement import measure, memory
 from sizebench.measurement.measure import resolve_device
+from sizebench.planning import registry
 from sizebench.planning.registry import ModelSpec
 from sizebench.runstore.records import LoadRecord
 from sizebench.weights import sources
@@ -42,6 +43,7 @@ class Loaded(Session):
     offload_cpu_gib: float | None = None  # GiB of weights placed on the CPU when offloaded
     hub_kernels: bool = False  # transformers' Hub kernels were asked for (--hub-kernels)
     decoder: decoding.Decoder = field(default_factory=lambda: decoding.Decoder("eager"))  # set by prepare_decode
+    tokenizer_name: str | None = None  # a random-weight rung's: the model's own, or the stand-in's name
 
     def load_record(self, attempt: str) -> LoadRecord:
         import torch
@@ -54,13 +56,15 @@ class Loaded(Session):
             weights_mb=located.weights_bytes / 2**20, weights_mem_mb=held / 2**20,
             precision=spec.precision, precision_label=variant.label if variant else None,
             bytes_per_param=held / self.params if self.params else None,
-            quantization=spec.quantization, convert_s=located.convert_s, load_s=self.load_s,
-            load_kind="cold" if located.convert_s is not None else "cached", dtype=self.dtype,
+            quantization=spec.quantization, convert_s=located.convert_s, load_s=self.load_s, dtype=self.dtype,
+            load_kind="random" if spec.weights == registry.RANDOM else "cold" if located.convert_s is not None
+            else "cached",
             device=self.device, n_devices=self.n_devices, threads=torch.get_num_threads(),
             prompt_format=self.prompt_format, peak_rss_mb=measure.peak_rss_mb(),
             cuda_peak_mb=measure.cuda_peak_mb(self.device), import_s=self.import_s,
             params_non_embedding=self.params_non_embedding, offloaded=self.offloaded,
             offload_cpu_gib=self.offload_cpu_gib, engine=spec.engine, hub_kernels=self.hub_kernels,
+            weights=spec.weights, tokenizer=self.tokenizer_name,
         )
 
     def render(self, prompt) -> formats.Rendered:
@@ -186,36 +190,40 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "auto", force: bool
     dtype = precision.run_dtype(spec.precision, resolve_dtype(spec.dtype if dtype == "auto" else dtype, device))
     precision.check(spec.name, spec.precision, device)
 
-    def guard(params: int, embedding_share: float = 0.0) -> memory.Placement | None:
-        # A variant (name@int8) plans with its own bytes per parameter; a plain run with its dtype's.
-        per_param = precision.bytes_per_param(spec.precision, dtype, embedding_share) if spec.precision else dtype
-        if device != "cuda":
+    def guard(params: int, embedding_share: float = 0.0, config: dict | None = None) -> placement.Placement | None:
+        if device != "cuda":  # a variant (name@int8) plans with its own bytes per parameter; a plain run with its dtype's
+            per_param = precision.bytes_per_param(spec.precision, dtype, embedding_share) if spec.precision else dtype
             memory.check_fits(spec.name, params, per_param, device, memory.available_bytes(device), force)
             return None
-        needed = memory.required_bytes(params, per_param)
-        placement = memory.place(needed, memory.gpu_free_bytes(), memory.ram_free_bytes(), offload, spec.name)
-        if placement.kind == "refuse":
+        if not config or "model_type" not in config:
+            return None  # placed once the config is at hand
+        placed = placement.place(config, dtype, memory.gpu_free_bytes(), memory.ram_free_bytes(), spec.precision,
+                                 offload, spec.name)
+        if placed.kind == "refuse":
             if not force:
-                raise MemoryGuardError(placement.reason)
-            placement = memory.Placement("shard", "auto")  # --force: accelerate places what it can
-        return placement
+                raise MemoryGuardError(placed.reason)
+            placed = placement.Placement("shard", "auto")  # --force: accelerate places what it can
+        return placed
 
-    # With a published count, refuse before a download or conversion that could not be used anyway
-    # (for a variant, quantized embeddings assumed: a lower bound); otherwise, and again for a variant
-    # once the config tells the embeddings' share, when the weights are located.
-    placement = guard(spec.params) if spec.params else None
+    # With a published count or a known architecture, refuse before a download or conversion that could not
+    # be used anyway (for a variant, quantized embeddings assumed: a lower bound); otherwise, and again for a
+    # variant once the config tells the embeddings' share, when the weights are located. On GPU the
+    # placement of every layer comes from the config as located.
+    placed = guard(spec.params, config=registry.known_config(spec)) if spec.params else None
     located = sources.locate(spec)
     refuse_remote_code(spec, located.path)
     precision.check_layout(spec.name, spec.precision, device, located.path)
-    if not spec.params or spec.precision:
+    if device == "cuda":
+        placed = guard(0, config=_config(located.path)) or placement.Placement("shard", "auto")
+    elif not spec.params or spec.precision:
         params = estimate_params(spec, located)
-        placement = guard(params, embedding_share(located.path, params))
+        guard(params, embedding_share(located.path, params))
 
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype), "trust_remote_code": False, "use_kernels": hub_kernels}
     if (quantization := precision.quantization_config(spec.precision)) is not None:
         kwargs["quantization_config"] = quantization
-    if placement is not None:
-        kwargs.update(placement.from_pretrained_kwargs())
+    if placed is not None:
+        kwargs.update(placed.from_pretrained_kwargs())
     import_s = import_model_class(located.path)
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(located.path, trust_remote_code=False)
@@ -233,7 +241,8 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "auto", force: bool
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     device_map = getattr(model, "hf_device_map", None) or {"": device}
-    on_cpu = memory.offloaded_bytes({n: p.numel() * p.element_size() for n, p in model.named_parameters()},
+    tensors = [*model.named_parameters(), *model.named_buffers()]
+    on_cpu = memory.offloaded_bytes({n: t.numel() * t.element_size() for n, t in tensors},
                                     device_map) if device == "cuda" else 0
     devices = {d for d in device_map.values() if d not in ("cpu", "disk")} if device == "cuda" else {device}
     total, non_embedding = count_params(model)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from sizebench.engines import formats
 from sizebench.engines.base import Generation
 from sizebench.engines.hf import decoding
 from sizebench.measurement import energy, measure, memory
+from sizebench.planning.registry import RANDOM
 from sizebench.planning.settings import GenSettings
 from sizebench.runstore.records import DecodeRecord, PromptRecord, ThroughputRecord
 
@@ -27,6 +29,8 @@ def generate_kwargs(loaded: "Loaded", rendered: formats.Rendered, settings: GenS
     stop_ids = formats.stop_token_ids(tok, rendered.stop_strings)
     if not settings.stop_at_eos:  # only the format's own stop tokens, where it has any
         stop_ids = [i for i in stop_ids if i != tok.eos_token_id] or stop_ids
+    if loaded.spec.weights == RANDOM:  # a cost-only rung: every answer runs to max_new_tokens
+        stop_ids, rendered = [], replace(rendered, stop_strings=())
     kwargs = {
         "max_new_tokens": max_new_tokens, "do_sample": settings.do_sample,
         "eos_token_id": stop_ids or None, "pad_token_id": tok.pad_token_id,
