@@ -47,10 +47,11 @@ def two_models(tiny_model, tmp_path, suite_file):
 
 
 def content(store):
-    """A store's records without what differs between runs: timings, memory, attempt ids."""
+    """A store's records without what differs between runs: timings, memory, attempt ids; and the bandwidth, measured
+    once per run and device locally but once per task on Ray (a task sees only its node's scratch store)."""
     keep = {"kind", "model", "stage", "prompt_id", "answer", "correct", "new_tokens", "prompt_tokens", "params",
             "dtype", "device", "prompt_format"}
-    rows = [{k: v for k, v in r.items() if k in keep} for r in store.records()]
+    rows = [{k: v for k, v in r.items() if k in keep} for r in store.records() if r["kind"] != "bandwidth"]
     return sorted(rows, key=lambda r: sorted((k, str(v)) for k, v in r.items()))
 
 
