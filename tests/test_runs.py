@@ -181,11 +181,16 @@ def test_each_stop_signal_ends_the_worker_exits_128_plus_it_and_resume_finishes(
     assert all(json.loads(line) for line in lines)  # nothing half-written
     assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
     assert not any(json.loads(line)["kind"] == "stage" for line in lines)
+    from sizebench.runstore import frames
+    from sizebench.report.summary import summary
+    # the rung stopped mid-stage says so in the report, not "ok" beside its half-measured prompts
+    assert summary(frames.load([run_dir]))["status"].tolist() == [
+        f"interrupted (prompts): stopped by {name}; --resume finishes it"]
 
     resumed = sizebench("bench", "--resume", run_dir.name, "--results", str(results))
     assert resumed.returncode == 0, resumed.stderr
-    from sizebench.runstore import frames
     assert len(frames.load([run_dir])["prompt"]) == 30
+    assert summary(frames.load([run_dir]))["status"].tolist() == ["ok"]
 
 
 def wait_for_line(parent: subprocess.Popen, text: str, timeout: float = 300) -> list[str]:

@@ -180,6 +180,11 @@ def _run_model(plan: RunPlan, spec, stages: list[str], store: RunStore, executor
         returncode, tail = executor.run(job, store, on_event)
     except TimedOut as exc:
         return _timed_out(spec.name, attempt, exc, store, show)
+    except (Interrupted, KeyboardInterrupt) as exc:  # the rung in progress says so, not "ok" with half a stage
+        name = signal.Signals(supervise.signum_of(exc)).name
+        store.append(FailureRecord(spec.name, attempt, seen["stage"], f"stopped by {name}; --resume finishes it",
+                                   interrupted=True))
+        raise
     if returncode == 0:
         return "ok"
     if returncode == UNAVAILABLE:

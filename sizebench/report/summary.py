@@ -64,9 +64,10 @@ def summary(fr: Frames) -> pd.DataFrame:
         failed = _rows(fr["failed"], name)
         if not failed.empty:
             last_failure = failed.iloc[-1]
-            flag = last_failure.get("unavailable")
-            if flag is not None and not pd.isna(flag) and bool(flag):
+            if _flag(last_failure, "unavailable"):
                 row["status"] = f"unavailable: {last_failure['reason']}"
+            elif _flag(last_failure, "interrupted"):
+                row["status"] = f"interrupted ({last_failure['stage']}): {last_failure['reason']}"
             else:
                 row["status"] = f"failed ({last_failure['stage']}): {last_failure['reason']}"
         rows.append(row)
@@ -88,6 +89,11 @@ def offload_gib(load: pd.Series) -> float | None:
         if value is not None and not pd.isna(value):
             return float(value) * scale
     return None
+
+
+def _flag(record: pd.Series, field: str) -> bool:
+    value = record.get(field)  # NaN where an older record has no such field
+    return value is not None and not pd.isna(value) and bool(value)
 
 
 def _share(value) -> float | None:

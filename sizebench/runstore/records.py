@@ -277,6 +277,9 @@ class FailureRecord(Record):
     # True when the model could not be had here (not in the HF cache offline, refused by the memory
     # guard): the reason carries the remedy, and it is not a failure of the model or of sizebench.
     unavailable: bool = False
+    # True when the run was stopped by a signal while this model's stage ran: what it finished is kept, and
+    # `--resume` redoes the stage.
+    interrupted: bool = False
     kind = "failed"
 
 
