@@ -55,8 +55,9 @@ def check_fits(name: str, params: int, dtype: str | float, device: str, availabl
         raise MemoryGuardError(
             f"{name}: needs about {needed / GIB:.1f} GiB in {label} "
             f"({params / 1e9:.2f}B params x {bytes_per_param(dtype):g} bytes + margin) but only "
-            f"{available / GIB:.1f} GiB of {where} is free; use a smaller model, --dtype bfloat16, "
-            "a GPU, or --force to try anyway"
+            f"{available / GIB:.1f} GiB of {where} is free; use a smaller model, "
+            + ("--dtype bfloat16, " if bytes_per_param(dtype) > 2 else "a lower precision (@int8, @nf4), ")
+            + "a GPU, or --force to try anyway"
         )
     return needed
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from sizebench.runstore.frames import Frames
-from sizebench.analysis.sizes import base_model
+from sizebench.analysis.sizes import base_model, cost_only
 from sizebench.report.markdown import fmt_num, table
 from sizebench.report.summary import _rows, task_names
 
@@ -57,10 +57,12 @@ def precision_section(fr: Frames, df: pd.DataFrame) -> str:
         return ""  # no model was measured at more than one precision
     tasks = task_names(df)
     rows = []
+    noise = cost_only(fr)  # random weights' answers are noise: never compared
     for _, r in v.iterrows():
         differ, compared, lost, gained = answer_changes(fr, r["model"], r["reference"])
         changes = "reference" if r["model"] == r["reference"] else (
-            f"{differ}/{compared} ({lost} right→wrong, {gained} wrong→right)" if compared else "-")
+            f"{differ}/{compared} ({lost} right→wrong, {gained} wrong→right)"
+            if compared and not {r["model"], r["reference"]} & noise else "-")
         deltas = []
         for task in tasks:
             mine, ref = r.get(f"task:{task}"), v.loc[v["model"] == r["reference"]].iloc[0].get(f"task:{task}")
@@ -136,6 +138,6 @@ def _compare(a: pd.Series, b: pd.Series, tasks: list[str]) -> str:
         parts.append(f"accuracy {a['pooled_acc']:.3f} vs {b['pooled_acc']:.3f} over all task items")
     if pd.notna(a.get("decode_tok_per_s")) and pd.notna(b.get("decode_tok_per_s")):
         parts.append(f"decode {a['decode_tok_per_s']:.1f} vs {b['decode_tok_per_s']:.1f} tok/s")
-    if "right" in a and pd.notna(a.get("right")) and pd.notna(b.get("right")):
+    if all(pd.notna(x.get("right")) and x.get("judged", 0) > 0 for x in (a, b)):  # judged: expected answers given
         parts.append(f"prompts right {int(a['right'])} vs {int(b['right'])}")
     return ", ".join(parts) or "no comparable figures"

@@ -11,7 +11,7 @@ from sizebench.runstore.frames import Frames
 from sizebench.report.markdown import fmt_num, cell, table
 from sizebench.report.notes import decoding
 from sizebench.report.summary import task_names
-from sizebench.analysis.sizes import SizeAxis
+from sizebench.analysis.sizes import SizeAxis, cost_only
 
 ANSWER_CHARS = 90
 PROMPT_CHARS = 300  # a prompt too long for a context window would fill pages
@@ -44,7 +44,12 @@ def answers_section(fr: Frames, order: list[str]) -> str:
     if prompts.empty and skipped.empty:
         return ""
     shown = pd.concat([prompts, skipped]).sort_values(["run_id", "seq"], kind="stable")
-    models = [m for m in order if m in set(shown["model"])]
+    noise = cost_only(fr)  # random weights' answers are noise: their rungs are left out
+    models = [m for m in order if m in set(shown["model"]) - noise]
+    left_out = (" Rungs with random weights (cost only) are left out: their answers are noise."
+                if noise & set(shown["model"]) else "")
+    if not models:
+        return f"## Answers side by side\n\n{left_out.strip()}" if left_out else ""
     first_seen = shown.drop_duplicates("prompt_id")[["prompt_id", "prompt", "expected"]]
     rows = []
     for _, p in first_seen.iterrows():
@@ -63,7 +68,8 @@ def answers_section(fr: Frames, order: list[str]) -> str:
     return (f"## Answers side by side\n\nAnswers from {decoding(fr)}, trimmed to "
             f"{ANSWER_CHARS} characters (full text in the run's records.jsonl). "
             "✅/❌: an expected answer (case- and accent-insensitive) appears in the answer or not. "
-            "⏭: not sent to that model, the prompt and its answer would not fit in its context window.\n\n"
+            "⏭: not sent to that model, the prompt and its answer would not fit in its context window."
+            f"{left_out}\n\n"
             + table(["prompt", "expected"] + models, rows))
 
 
@@ -137,9 +143,10 @@ def conclusion_section(df: pd.DataFrame, size_axis: SizeAxis, judged_tasks: froz
             step = (f"x{big[axis] / small[axis]:.1f} {grows}" if size_axis.smaller(small["model"], big["model"])
                     else f"equal in {size_axis.label}")
             lines.append(f"- Going up from {small['model']} to {big['model']} ({step}): {', '.join(ratios)}.")
-    failed = df[df["status"].str.startswith(("failed", "unavailable"))]
+    failed = df[df["status"].str.startswith(("failed", "unavailable", "interrupted"))]
     for _, r in failed.iterrows():
-        lines.append(f"- {r['model']} has no result: {cell(r['status'])}.")
+        outcome = "did not finish" if r["status"].startswith("interrupted") else "has no result"
+        lines.append(f"- {r['model']} {outcome}: {cell(r['status'])}.")
     return "\n".join(lines) if len(lines) > 1 else ""
 
 
