@@ -18,7 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 REPORTS = ("report.md", "precision-report.md", "engines-report.md", "served-report.md", "preference-report.md",
-           "agreement-report.md")
+           "agreement-report.md", "dolly-cost-report.md")
 RENDER = ("import sys; from pathlib import Path; from rich.console import Console; from sizebench import report;"
           "report.publish([Path(p) for p in sys.argv[3:]], Path(sys.argv[1]), Console(file=open('/dev/null', 'w')),"
           " name=sys.argv[2])")
