@@ -205,9 +205,9 @@ def test_a_real_browser_sent_to_the_redirect_file_votes_with_the_cookie_and_no_t
     browser.write_text(f'#!/bin/sh\necho "$1" > {seen}\n')
     browser.chmod(0o755)
     env = {**os.environ, "BROWSER": str(browser), "DISPLAY": ":99", "PYTHONUNBUFFERED": "1"}
+    driver = _browser()  # before the server starts: a browser that cannot start leaves no server behind
     proc = subprocess.Popen([sys.executable, "-m", "sizebench", "judge", run_id, "--results", str(results)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
-    driver = _browser()
     try:
         token = proc.stdout.readline().split("token=")[1].strip()
         _wait(lambda: seen.exists() and seen.read_text().strip(), 20)
