@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# The tests' fake engine (tests/fake_engine), `fake:FOLDER`, in this process and every worker it starts; the
+# workers import this checkout's sizebench (REPO first), whatever else the environment has installed.
+os.environ["SIZEBENCH_EXTRA_ENGINES"] = "fake=fake_engine.engine"
+os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests"), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
 CORPUS = [
     "What is the capital of France? The capital of France is Paris.",
     "What is the highest mountain in Japan? Mount Fuji is the highest mountain in Japan.",
