@@ -68,7 +68,7 @@ class FakeSession(Session):
     def lm(self, batch_size: str):
         from fake_engine.lm import FakeLM
 
-        return FakeLM(self.behaviour), "1"
+        return FakeLM(self.behaviour, self.clock), "1"
 
 
 class FakeEngine(Engine):

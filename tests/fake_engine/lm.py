@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from lm_eval.api.model import LM
 
-from fake_engine.model import Behaviour, answer_to, words
+from fake_engine.model import Behaviour, Clock, answer_to, words
 
 
 class FakeLM(LM):
-    def __init__(self, behaviour: Behaviour):
+    """Silent, as lm-eval's models are while they score: each request advances the clock by score_s."""
+
+    def __init__(self, behaviour: Behaviour, clock: Clock):
         super().__init__()
-        self.behaviour = behaviour
+        self.behaviour, self.clock = behaviour, clock
 
     def loglikelihood(self, requests) -> list[tuple[float, bool]]:
         scores = []
         for request in requests:
+            self.clock.advance(self.behaviour.score_s)
             context, continuation = request.args
             right = continuation.strip() == answer_to(self.behaviour, context)
             scores.append((-1.0 if right else -2.0 - len(words(continuation)), right))

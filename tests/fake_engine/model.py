@@ -19,6 +19,7 @@ class Behaviour:
     prefill_s: float = 0.001  # the clock's seconds per prompt token
     token_s: float = 0.01  # the clock's seconds per new token
     load_s: float = 0.0  # the clock's seconds to load
+    score_s: float = 0.0  # the clock's seconds per lm-eval request scored
     real_time: bool = True  # the clock's seconds also pass in the process (the supervisor's clocks see them)
     context: int = 2048  # tokens of the context window
     fail_at: str | None = None  # "load" or "generate": where the failure below happens
