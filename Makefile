@@ -19,7 +19,7 @@ ARGS ?=
 LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 LLAMA_SHARE := $(VENV)/share/sizebench/llama.cpp
 
-.PHONY: bench test test-fast setup llama-cpp browser clean lock lock-check wheelhouse
+.PHONY: bench test test-fast lint setup llama-cpp browser clean lock lock-check wheelhouse
 
 setup: $(VENV)/.installed
 
@@ -84,6 +84,10 @@ browser:
 
 bench: setup
 	$(BIN)/sizebench bench --models $(MODELS) --prompts $(PROMPTS) --tasks $(TASKS) $(ARGS)
+
+# Lint only (pyproject.toml's [tool.ruff]); the formatter is not applied yet.
+lint: setup
+	$(BIN)/ruff check .
 
 test: setup llama-cpp browser
 	$(BIN)/python -m pytest -q -ra $(ARGS)

@@ -40,7 +40,7 @@ def load(run_dirs: list[Path], latest_only: bool = True) -> Frames:
         store = RunStore(run_dir)
         meta = store.meta()
         metas.append(meta)
-        for order, spec in enumerate(meta["plan"]["models"]):
+        for spec in meta["plan"]["models"]:
             models.append({"model": spec["name"], "params_published": spec["params"], "location": spec["location"],
                            "source": spec["source"], "run_id": store.run_id,
                            "params_non_embedding_published": spec.get("params_non_embedding")})
