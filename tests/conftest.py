@@ -23,6 +23,16 @@ CORPUS = [
 ]
 
 
+MODEL_FIXTURES = {"tiny_model", "tiny_wide", "tiny_ender", "tiny_eos", "offline_ladder_compare"}
+
+
+def pytest_collection_modifyitems(items):
+    """A test using a model fixture builds a torch model: marked `models`, outside the fast tier."""
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.models)
+
+
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
     """No test touches the user's results or the network; the GGUF cache stays shared (slow tests)."""
@@ -180,6 +190,18 @@ def offline_ladder_compare(tmp_path_factory) -> Path:
                      "--max-new-tokens", "16", "--repeat", "1", "--results", str(results), timeout=900, env=offline)
     assert done.returncode == 0, done.stderr
     return results
+
+
+@pytest.fixture
+def fake_ladder(tmp_path) -> str:
+    """Two fake models, `fake:small` (1M parameters, knows France's capital) and `fake:big` (3M, knows more): the
+    model expression for both (tests/fake_engine)."""
+    from fake_engine import make_model
+
+    small = make_model(tmp_path / "fake-models" / "small", params=1_000_000, answers={"France": "Paris"})
+    big = make_model(tmp_path / "fake-models" / "big", params=3_000_000,
+                     answers={"France": "Paris", "Japan": "Mount Fuji", "Peru": "Lima"})
+    return f"fake:{small},fake:{big}"
 
 
 @pytest.fixture

@@ -174,6 +174,7 @@ def _wait(condition, timeout: float = 10.0):
     raise AssertionError("the page did not get there in time")
 
 
+@pytest.mark.browser
 def test_browser_votes_by_keyboard_and_mouse_resumes_after_a_restart_and_keeps_answers_inert(run_copy):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By

@@ -218,8 +218,8 @@ def test_cli_default_margin_is_the_verdict_default():
     assert inspect.signature(cli.report).parameters["margin"].default.default == verdict.DEFAULT_MARGIN
 
 
-def test_eval_on_tiny_models_stores_items_once_and_renders_the_verdict(tiny_model, tiny_ender, tmp_path):
-    done = sizebench("eval", "--models", f"{tiny_model},{tiny_ender}", "--tasks", "sizebench_geo", "--limit", "8",
+def test_eval_on_a_ladder_stores_items_once_and_renders_the_verdict(fake_ladder, tmp_path):
+    done = sizebench("eval", "--models", fake_ladder, "--tasks", "sizebench_geo", "--limit", "8",
                      "--results", str(tmp_path))
     assert done.returncode == 0, done.stderr
     rows = records(tmp_path)
