@@ -23,7 +23,8 @@ CORPUS = [
 ]
 
 
-MODEL_FIXTURES = {"tiny_model", "tiny_wide", "tiny_ender", "tiny_eos", "offline_ladder_compare"}
+# Fixtures that build torch models: the shared ones here, and test_agreement's ladder and test_judging's run
+MODEL_FIXTURES = {"tiny_model", "tiny_wide", "tiny_ender", "tiny_eos", "offline_ladder_compare", "ladder", "made_run"}
 
 
 def pytest_collection_modifyitems(items):

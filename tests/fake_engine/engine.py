@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fake_engine.model import Behaviour, Clock, answer_to, fail, words
+import numpy as np
+
+from fake_engine.model import BYTES_PER_PARAM, VOCABULARY, Behaviour, Clock, answer_to, fail, ids_of, words
 from sizebench.engines import formats
 from sizebench.engines.base import Engine, Generation, Session, ray_request
 from sizebench.errors import SizebenchError
@@ -14,13 +15,8 @@ from sizebench.measurement import measure
 from sizebench.planning.registry import LOCAL_DIR, ModelSpec
 from sizebench.runstore.records import LoadRecord
 
-BYTES_PER_PARAM = 2  # the fake weights are held as bfloat16
 DTYPE = "bfloat16"
 DEVICE = "fake"  # no real device: the worker measures no bandwidth and no CUDA memory for it
-
-
-def token_id(word: str) -> int:
-    return zlib.crc32(word.encode("utf-8")) % 50_000
 
 
 @dataclass
@@ -63,7 +59,31 @@ class FakeSession(Session):
         started = self.clock.now
         first = self.clock.advance(prompt_tokens * self.behaviour.prefill_s + self.behaviour.token_s) - started
         latency = self.clock.advance(self.behaviour.token_s * (len(answer) - 1)) - started
-        return Generation(" ".join(answer), tuple(token_id(w) for w in answer), prompt_tokens, first, latency)
+        return Generation(" ".join(answer), tuple(ids_of(" ".join(answer))), prompt_tokens, first, latency)
+
+    # ---- next-token distributions (the agreement stage) ---------------------------------------------
+
+    def vocabulary(self) -> list[str]:
+        return list(VOCABULARY)
+
+    def text_ids(self, text: str) -> list[int]:
+        return ids_of(text)
+
+    def begin_ids(self) -> list[int]:
+        return [0]
+
+    def prompt_ids(self, rendered: formats.Rendered) -> list[int]:
+        return ([0] if rendered.add_special_tokens else []) + ids_of(rendered.text)
+
+    def next_token_logits(self, ids: list[int], first: int) -> np.ndarray:
+        """Per position, logits every fake model shares (seeded by the token and its position) plus this model's
+        own noise (seeded by its parameter count too): models of one ladder agree closely, never exactly."""
+        rows = []
+        for position in range(first, len(ids) - 1):
+            shared = np.random.default_rng([ids[position], position]).standard_normal(len(VOCABULARY))
+            own = np.random.default_rng([ids[position], position, self.behaviour.params]).standard_normal(len(VOCABULARY))
+            rows.append(3 * shared + self.behaviour.logit_noise * own)
+        return np.asarray(rows, dtype=np.float32).reshape(-1, len(VOCABULARY))
 
     def lm(self, batch_size: str):
         from fake_engine.lm import FakeLM

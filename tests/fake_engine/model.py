@@ -6,8 +6,13 @@ import json
 import os
 import signal
 import time
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+VOCAB_SIZE = 256  # the fake tokenizer: id 0 begins a text, a word is 1 + its crc32 modulo the rest
+VOCABULARY = ["<s>"] + [f"w{i}" for i in range(1, VOCAB_SIZE)]
+BYTES_PER_PARAM = 2  # the fake weights are held as bfloat16
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,7 @@ class Behaviour:
     fail_at: str | None = None  # "load" or "generate": where the failure below happens
     failure: str = "error"  # "error" (an exception), "unavailable" (sizebench's ModelUnavailable), "crash" (SIGKILL)
     fail_after: int = 0  # generations that succeed before the failure at "generate"
+    logit_noise: float = 0.5  # how far this model's next-token logits stray from the fake ladder's shared ones
 
     @classmethod
     def of(cls, folder: Path) -> "Behaviour":
@@ -32,14 +38,24 @@ class Behaviour:
 
 
 def make_model(folder: Path, **behaviour) -> Path:
-    """A fake model folder, `fake:FOLDER` in a model expression; `behaviour`: Behaviour's fields."""
+    """A fake model folder, `fake:FOLDER` in a model expression; `behaviour`: Behaviour's fields. Every fake
+    model has the same vocab.json (one tokenizer, as sizebench.planning.agreement groups rungs), and a sparse
+    weights file of its bytes (what the planning reads as a local model's size)."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps({"model_type": "fake", "fake": asdict(Behaviour(**behaviour))}))
+    chosen = Behaviour(**behaviour)
+    (folder / "config.json").write_text(json.dumps({"model_type": "fake", "fake": asdict(chosen)}))
+    (folder / "vocab.json").write_text(json.dumps({token: i for i, token in enumerate(VOCABULARY)}))
+    with (folder / "weights.bin").open("wb") as weights:
+        weights.truncate(chosen.params * BYTES_PER_PARAM)
     return folder
 
 
 def words(text: str) -> list[str]:
     return text.split()
+
+
+def ids_of(text: str) -> list[int]:
+    return [1 + zlib.crc32(word.encode("utf-8")) % (VOCAB_SIZE - 1) for word in words(text)]
 
 
 def answer_to(behaviour: Behaviour, text: str) -> str:
