@@ -92,9 +92,10 @@ lint: setup
 test: setup llama-cpp browser
 	$(BIN)/python -m pytest -q -ra $(ARGS)
 
-# The fast tier: no real model, no torch model, no llama.cpp build, no browser, no Ray, no GPU (pyproject.toml's
-# markers); the pipeline runs on the tests' fake engine (tests/fake_engine). Under 2 minutes on 2 cores.
-FAST := not slow and not models and not llamacpp and not browser and not ray and not gpu
+# The fast tier: no real model, no torch model, no llama.cpp build, no browser, no Ray, no GPU and nothing long
+# (pyproject.toml's markers); the pipeline runs on the tests' fake engine (tests/fake_engine). Under 2 minutes
+# on 2 cores.
+FAST := not slow and not models and not llamacpp and not browser and not ray and not gpu and not long
 test-fast: setup
 	$(BIN)/python -m pytest -q -ra -m "$(FAST)" $(ARGS)
 

@@ -1,9 +1,12 @@
 """Report options on the commands that run models, and what `bench --resume` takes: runs of the fake engine's
 ladder (conftest.fake_ladder) through the CLI's entry point."""
 
+import pytest
+
 from conftest import records
 
 
+@pytest.mark.long
 def test_bench_takes_margin_and_resume_refuses_what_would_change_the_run(fake_ladder, suite_file, tmp_path, cli):
     results = tmp_path / "r"
     code, _, stderr = cli("bench", "--models", fake_ladder, "--prompts", str(suite_file),
@@ -30,6 +33,7 @@ def test_bench_takes_margin_and_resume_refuses_what_would_change_the_run(fake_la
     assert [r["model"] for r in records(results) if r["kind"] == "load"] == ["fake:small", "fake:big"]  # nothing redone
 
 
+@pytest.mark.long
 def test_eval_takes_report_and_margin(fake_ladder, tmp_path, cli):
     code, _, stderr = cli("eval", "--models", fake_ladder, "--limit", "2", "--report", "e.md",
                           "--margin", "0.25", "--results", str(tmp_path))

@@ -58,6 +58,7 @@ def test_a_task_that_cannot_be_built_fails_the_stage(tiny, tmp_path, task, reaso
     assert out == []  # not recorded as a skip
 
 
+@pytest.mark.long
 def test_a_broken_task_is_a_failed_row_and_exit_status_1(tmp_path):
     folder = broken_task_folder(tmp_path)
     done = sizebench("eval", "--models", f"fake:{make_model(tmp_path / 'tiny-fake')}", "--tasks", "my_even,my_fn", "--task-path", str(folder),
@@ -78,6 +79,7 @@ def test_bundled_tasks_load_offline():
     assert all(len(t.eval_docs) >= 150 for t in tasks.values())
 
 
+@pytest.mark.long
 def test_lm_evals_own_tasks_are_indexed_only_where_a_task_needs_them(tmp_path):
     """The bundled and user tasks alone skip indexing lm-eval's ~14,000 task files (seconds in every worker); a
     group with one of lm-eval's tasks, a tag lm-eval's tasks carry too, or a dict member needs the full index."""
@@ -145,6 +147,7 @@ def test_dolly_card_task_offline_is_skipped_quickly_with_one_line(tiny, monkeypa
     assert any(r.kind == "task" for r in out)  # the rest ran
 
 
+@pytest.mark.long
 def test_dolly_card_expands_and_unknown_tasks_are_refused(tmp_path):
     assert evaluation.expand(["dolly-card"]) == list(evaluation.DOLLY_CARD)
     with pytest.raises(SizebenchError, match="unknown task 'sizebench_ge'; did you mean 'sizebench_geo'"):

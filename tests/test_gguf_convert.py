@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from conftest import tiny_gguf, tiny_llama_gguf
 
@@ -57,6 +58,7 @@ print(located.path, (located.path / "model.safetensors").stat().st_ino, located.
 """
 
 
+@pytest.mark.models
 def test_two_sweeps_converting_one_gguf_at_once_both_end_with_one_valid_entry(tmp_path, monkeypatch):
     """Each sweep's entry is still the one it was handed when both are done, and nothing else is left."""
     from transformers import AutoModelForCausalLM

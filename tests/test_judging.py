@@ -277,6 +277,7 @@ def test_judge_refuses_bad_input_in_one_line(run_copy):
         assert len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.long
 def test_a_run_recorded_before_judging_existed_is_judged_and_a_judge_that_cannot_load_fails_in_one_line(tmp_path):
     from conftest import REPO, tiny_gguf
 

@@ -64,6 +64,7 @@ def test_dolly_format_stops_at_end_token(tiny_ender, suite_file, tmp_path):
     assert all(r["new_tokens"] == 1 and r["answer"] == "" for r in prompts)
 
 
+@pytest.mark.long
 def test_a_broken_model_fails_alone_and_is_named(fake_model, suite_file, tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
@@ -80,6 +81,7 @@ def test_a_broken_model_fails_alone_and_is_named(fake_model, suite_file, tmp_pat
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.models
 def test_remote_code_is_refused(tmp_path, suite_file):
     folder = tmp_path / "custom"
     folder.mkdir()
@@ -91,6 +93,7 @@ def test_remote_code_is_refused(tmp_path, suite_file):
     assert "trust_remote_code" in failed["reason"] and "never runs remote code" in failed["reason"]
 
 
+@pytest.mark.long
 def test_sigkill_of_a_worker_keeps_the_others_and_resume_redoes_only_the_missing(tmp_path):
     many, tiny = fake_many(tmp_path)
     results = tmp_path / "r"
@@ -133,6 +136,7 @@ def test_sigkill_of_a_worker_keeps_the_others_and_resume_redoes_only_the_missing
     assert current["failed"].empty
 
 
+@pytest.mark.long
 def test_report_rerenders_from_disk(fake_model, suite_file, tmp_path):
     assert sizebench("compare", "--models", f"fake:{fake_model}", "--prompts", str(suite_file), "--repeat", "1",
                      "--max-new-tokens", "4", "--results", str(tmp_path)).returncode == 0
@@ -169,6 +173,7 @@ def start(*args: str) -> subprocess.Popen:
                             text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=foreground_dispositions)
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_each_stop_signal_ends_the_worker_exits_128_plus_it_and_resume_finishes(tmp_path, signum):
     """Ctrl-C, `kill PID` or a CI job cancelled, a closed terminal: no worker is left, nothing half-written."""
@@ -220,6 +225,7 @@ def silent_scorer(tmp_path):
     return make_model(tmp_path / "tiny-fake", score_s=10.0)
 
 
+@pytest.mark.long
 def test_sigterm_in_the_accuracy_stage_stops_the_silent_worker(tmp_path):
     """The issue's case: `sizebench eval`, SIGTERM to the CLI while lm-eval prints nothing for minutes."""
     parent = start("eval", "--models", f"fake:{silent_scorer(tmp_path)}", "--limit", "4", "--results", str(tmp_path / "r"))
