@@ -122,6 +122,7 @@ def test_another_tokenizer_is_not_compared(ladder, tmp_path):
     assert agreement.mismatch(stored, session(str(ladder["big"])).vocabulary()) is None
 
 
+@pytest.mark.long
 def test_bench_runs_the_reference_first_resumes_the_stage_and_the_report_shows_it(suite_file, tmp_path):
     """The stage's place in a run (reference first, resume, report) on the fake engine's ladder of one
     tokenizer; the figures themselves are checked on real models above."""
