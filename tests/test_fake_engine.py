@@ -78,6 +78,19 @@ def test_an_unavailable_model_is_not_a_failure_and_a_failing_one_keeps_what_it_f
     assert not [r for r in rows if r["kind"] == "stage"]
 
 
+def test_a_worker_that_dies_without_a_word_is_failed_by_the_runner_with_the_signal(suite_file, tmp_path):
+    """A worker process SIGKILLed mid-stage (the OOM killer's way) writes nothing more: the runner names it."""
+    crashing = make_model(tmp_path / "crashing", fail_at="generate", fail_after=2, failure="crash")
+    plan = RunPlan(models=tuple(resolve(f"fake:{crashing}")), stages=("prompts",), prompts_path=str(suite_file),
+                   gen=GenSettings(max_new_tokens=8, repeat=1)).validate()
+    store = runner.new_run(plan, tmp_path / "results", "test")
+    outcome = runner.execute(plan, store, QUIET)  # the local executor: a worker process
+    assert outcome.failed == ["fake:crashing"]
+    (failure,) = [r for r in store.records() if r["kind"] == "failed"]
+    assert failure["stage"] == "prompts" and failure["reason"].startswith("worker killed by SIGKILL (out of memory?")
+    assert [r["prompt_id"] for r in store.records() if r["kind"] == "prompt"] == ["mini-001"]
+
+
 def test_an_engine_registers_by_name_from_the_environment(monkeypatch, tmp_path):
     assert "fake" in engines.names() and engines.get("fake").name == "fake"
     (spec,) = resolve(f"fake:{make_model(tmp_path / 'm')}")

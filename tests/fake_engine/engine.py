@@ -106,7 +106,7 @@ class FakeEngine(Engine):
 
     def load(self, spec, job: dict) -> FakeSession:
         behaviour = Behaviour.of(Path(spec.location))
-        clock = Clock(behaviour.real_time)
+        clock = Clock()
         fail(behaviour, "load")
         load_s = clock.advance(behaviour.load_s)
         return FakeSession(spec, behaviour, clock, load_s, prompt_format=behaviour.prompt_format)

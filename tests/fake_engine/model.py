@@ -25,7 +25,6 @@ class Behaviour:
     token_s: float = 0.01  # the clock's seconds per new token
     load_s: float = 0.0  # the clock's seconds to load
     score_s: float = 0.0  # the clock's seconds per lm-eval request scored
-    real_time: bool = True  # the clock's seconds also pass in the process (the supervisor's clocks see them)
     context: int = 2048  # tokens of the context window
     fail_at: str | None = None  # "load" or "generate": where the failure below happens
     failure: str = "error"  # "error" (an exception), "unavailable" (sizebench's ModelUnavailable), "crash" (SIGKILL)
@@ -65,14 +64,15 @@ def answer_to(behaviour: Behaviour, text: str) -> str:
 
 
 class Clock:
-    """The fake model's time: advanced by what it does, by the same amounts on every machine."""
+    """The fake model's time: advanced by what it does, by the same amounts on every machine. The seconds also
+    pass in the process, so the supervisor's clocks (timeouts) and the tests' signals see them go by."""
 
-    def __init__(self, real_time: bool):
-        self.now, self.real_time = 0.0, real_time
+    def __init__(self):
+        self.now = 0.0
 
     def advance(self, seconds: float) -> float:
         self.now += seconds
-        if self.real_time and seconds > 0:
+        if seconds > 0:
             time.sleep(seconds)
         return self.now
 
