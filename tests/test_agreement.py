@@ -81,6 +81,7 @@ def test_figures_equal_a_direct_computation_and_the_stored_form_is_a_lower_bound
     assert lumped.same_top == exact.same_top and lumped.ppl_ratio == pytest.approx(exact.ppl_ratio, rel=1e-6)
 
 
+@pytest.mark.long
 def test_the_standard_error_counts_a_chunk_once_not_each_of_its_tokens():
     rng = np.random.default_rng(0)
     chunks = np.repeat(np.arange(8), 250)

@@ -81,6 +81,7 @@ def test_debug_shows_the_traceback():
     assert "Traceback" in done.stderr and "SizebenchError" in done.stderr
 
 
+@pytest.mark.long
 def test_cuda_asked_for_without_a_gpu(tmp_path, cli):
     import torch
 

@@ -253,6 +253,7 @@ def test_a_cli_killed_by_sigkill_takes_its_silent_worker_with_it(tmp_path):
     assert not alive(workers), "an orphaned worker is still running"
 
 
+@pytest.mark.long
 def test_timeout_one_second_fails_each_model_and_the_sweep_goes_on(suite_file, tmp_path):
     tiny = make_model(tmp_path / "tiny-fake", load_s=30.0)
     second = tmp_path / "second"

@@ -65,6 +65,7 @@ def _create_in_the_same_second(results, barrier, out):
         out.put(f"error: {exc!r}")
 
 
+@pytest.mark.long
 def test_sweeps_started_in_the_same_second_keep_separate_runs_processes(tmp_path):
     ctx = multiprocessing.get_context("fork")
     n = 8
