@@ -70,10 +70,10 @@ def speed(reps: int, threads: int) -> dict:
         plain = llama_cpp.Llama(str(cpp.gguf_path), n_ctx=cpp.context_window(), n_threads=threads,
                                 n_threads_batch=threads, verbose=False)
         rendered = [cpp.render(p) for p in prompts]
-        sides = {
-            "transformers_fp32": lambda r: hf.generate(r, settings).decode_tok_per_s,
-            "sizebench_llama_cpp": lambda r: cpp.generate(r, settings).decode_tok_per_s,
-            "plain_llama_cpp_python": lambda r: plain_decode(plain, r.text),
+        sides = {  # each called within this iteration: the loop's variables are the ones meant
+            "transformers_fp32": lambda r: hf.generate(r, settings).decode_tok_per_s,  # noqa: B023
+            "sizebench_llama_cpp": lambda r: cpp.generate(r, settings).decode_tok_per_s,  # noqa: B023
+            "plain_llama_cpp_python": lambda r: plain_decode(plain, r.text),  # noqa: B023
         }
         for run in sides.values():
             run(rendered[0])  # warm each side

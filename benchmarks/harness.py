@@ -59,7 +59,7 @@ def overhead(loaded, prompts, reps: int, max_new_tokens: int) -> dict:
     loaded.generate(rendered[0], settings, 8)  # warm both paths
     plain_generate(loaded.model, loaded.tokenizer, rendered[0].text, 8)
     ratios, same = [], True
-    for rep in range(reps):
+    for _ in range(reps):
         for r in rendered:
             ours = loaded.generate(r, settings)
             text, plain_latency = plain_generate(loaded.model, loaded.tokenizer, r.text, max_new_tokens)
@@ -178,13 +178,13 @@ def main() -> None:
 
 
 def render(f: dict, argv: str) -> str:
-    o, s, t, l = f["overhead"], f["stability"], f["throughput"], f["load"]
+    o, s, t, ld = f["overhead"], f["stability"], f["throughput"], f["load"]
     rows = [
         ("Harness overhead: sizebench latency / plain generate (median of per-prompt ratios)",
          f"{o['overhead_ratio_median']:.3f} (p90 {o['overhead_ratio_p90']:.3f}, {o['overhead_pairs']} pairs); "
          f"identical answers: {o['identical_answers']}", o["goal"], o["overhead_ratio_median"] <= 1.03),
-        ("Load: cold GGUF (convert + load) / cached", f"{l['load_speedup']:.0f}x ({l['cold_load_s']:.1f} s vs "
-         f"{l['cached_load_s']:.2f} s)", l["goal"], l["load_speedup"] >= 20),
+        ("Load: cold GGUF (convert + load) / cached", f"{ld['load_speedup']:.0f}x ({ld['cold_load_s']:.1f} s vs "
+         f"{ld['cached_load_s']:.2f} s)", ld["goal"], ld["load_speedup"] >= 20),
         (f"Batched (batch {t['batch_size']}) sizebench / plain batched generate",
          f"{t['batched_vs_plain_ratio']:.3f} ({t['batched_tok_per_s']:.1f} vs {t['plain_batched_tok_per_s']:.1f} tok/s; "
          f"single stream {t['single_stream_tok_per_s']:.1f} tok/s, x{t['batched_vs_single_speedup']:.1f})",

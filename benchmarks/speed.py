@@ -238,7 +238,7 @@ def main() -> None:
         started = time.strftime("%H:%M", time.gmtime())
         kept = json.loads(OUT.read_text()).get("sweep", {}) if args.append and OUT.exists() else {}
         earlier = kept.get("runs", [])
-        result = {"sweep": lambda: sweep(args.old, args.sweeps, earlier, lambda partial: save("sweep", partial)),
+        result = {"sweep": lambda: sweep(args.old, args.sweeps, earlier, lambda partial: save("sweep", partial)),  # noqa: B023 (called at once)
                   "convert": lambda: convert(args.old, args.pairs), "cold": lambda: cold(args.old, args.pairs),
                   "accuracy": lambda: accuracy(args.limit, args.reps)}[section]()
         result.update(started_utc=started, load_average_after=os.getloadavg())

@@ -127,7 +127,6 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
     from sizebench.planning.settings import GenSettings
     from sizebench.planning.plan import RunPlan
     from sizebench.planning.registry import resolve
-    from sizebench.stages.suites import load_suite
 
     specs = tuple(resolve(models, _engines(engines)))
     if weights not in ("real", "random"):

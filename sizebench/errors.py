@@ -1,5 +1,8 @@
-"""Errors the user can act on. The CLI prints them as one line and exits 2; in a worker, each but
-ModelUnavailable and MemoryGuardError makes the model failed (exit status 1, `--resume` retries it)."""
+"""Errors the user can act on. The CLI prints them as one line and exits 2; in a worker, ModelUnavailable and
+MemoryGuardError make the model unavailable (exit status UNAVAILABLE), each other one failed (exit status 3,
+`--resume` retries it); an error of any other type fails it too (exit status 1)."""
+
+UNAVAILABLE = 4  # a worker's exit status for a model that cannot be had here: not an error by itself
 
 
 class SizebenchError(Exception):

@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# The tests' fake engine (tests/fake_engine), `fake:FOLDER`, in this process and every worker it starts; the
+# workers import this checkout's sizebench (REPO first), whatever else the environment has installed.
+os.environ["SIZEBENCH_EXTRA_ENGINES"] = "fake=fake_engine.engine"
+os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests"), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
 CORPUS = [
     "What is the capital of France? The capital of France is Paris.",
     "What is the highest mountain in Japan? Mount Fuji is the highest mountain in Japan.",
@@ -17,6 +21,17 @@ CORPUS = [
     "### Instruction: ### Response: Input: Question: Answer:",
     "Rome Berlin Madrid Tokyo Lima Cairo Everest Fuji Euro yen dollar peso",
 ]
+
+
+# Fixtures that build torch models: the shared ones here, and test_agreement's ladder and test_judging's run
+MODEL_FIXTURES = {"tiny_model", "tiny_wide", "tiny_ender", "tiny_eos", "offline_ladder_compare", "ladder", "made_run"}
+
+
+def pytest_collection_modifyitems(items):
+    """A test using a model fixture builds a torch model: marked `models`, outside the fast tier."""
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.models)
 
 
 @pytest.fixture(autouse=True)
@@ -176,6 +191,18 @@ def offline_ladder_compare(tmp_path_factory) -> Path:
                      "--max-new-tokens", "16", "--repeat", "1", "--results", str(results), timeout=900, env=offline)
     assert done.returncode == 0, done.stderr
     return results
+
+
+@pytest.fixture
+def fake_ladder(tmp_path) -> str:
+    """Two fake models, `fake:small` (1M parameters, knows France's capital) and `fake:big` (3M, knows more): the
+    model expression for both (tests/fake_engine)."""
+    from fake_engine import make_model
+
+    small = make_model(tmp_path / "fake-models" / "small", params=1_000_000, answers={"France": "Paris"})
+    big = make_model(tmp_path / "fake-models" / "big", params=3_000_000,
+                     answers={"France": "Paris", "Japan": "Mount Fuji", "Peru": "Lima"})
+    return f"fake:{small},fake:{big}"
 
 
 @pytest.fixture

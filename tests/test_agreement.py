@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import build_tiny_neox, records, sizebench
+from fake_engine import make_model
 from sizebench import engines
 from sizebench.measurement import divergence
 from sizebench.planning.registry import resolve
@@ -80,6 +81,7 @@ def test_figures_equal_a_direct_computation_and_the_stored_form_is_a_lower_bound
     assert lumped.same_top == exact.same_top and lumped.ppl_ratio == pytest.approx(exact.ppl_ratio, rel=1e-6)
 
 
+@pytest.mark.long
 def test_the_standard_error_counts_a_chunk_once_not_each_of_its_tokens():
     rng = np.random.default_rng(0)
     chunks = np.repeat(np.arange(8), 250)
@@ -121,45 +123,51 @@ def test_another_tokenizer_is_not_compared(ladder, tmp_path):
     assert agreement.mismatch(stored, session(str(ladder["big"])).vocabulary()) is None
 
 
-def test_bench_runs_the_reference_first_resumes_the_stage_and_the_report_shows_it(ladder, suite_file, tmp_path):
+@pytest.mark.long
+def test_bench_runs_the_reference_first_resumes_the_stage_and_the_report_shows_it(suite_file, tmp_path):
+    """The stage's place in a run (reference first, resume, report) on the fake engine's ladder of one
+    tokenizer; the figures themselves are checked on real models above."""
+    fakes = tmp_path / "fakes"
+    small, mid, big = (make_model(fakes / name, params=params, answers={"France": "Paris"}, logit_noise=noise)
+                       for name, params, noise in (("small", 100_000, 0.8), ("mid", 200_000, 0.6), ("big", 300_000, 0.4)))
     results = tmp_path / "results"
-    models = f"{ladder['small']},{ladder['small']}@bf16,{ladder['big']}"
+    models = f"fake:{small},fake:{mid},fake:{big}"
     done = sizebench("bench", "--models", models, "--prompts", str(suite_file), "--limit", "6",
                      "--max-new-tokens", "8", "--results", str(results))
     assert done.returncode == 0, done.stderr
     run = next((results / "runs").iterdir())
     rows = records(results)
     loads = [r["model"] for r in rows if r["kind"] == "load"]
-    assert loads[0] == "tiny-64"  # the reference (the largest of the tokenizer group) ran first
+    assert loads[0] == "fake:big"  # the reference (the largest of the tokenizer group) ran first
     (dist,) = [r for r in rows if r["kind"] == "distributions"]
-    assert dist["model"] == "tiny-64" and set(dist["tokens"]) == {"corpus", "answers"}
+    assert dist["model"] == "fake:big" and set(dist["tokens"]) == {"corpus", "answers"}
     assert (run / dist["file"]).stat().st_size == dist["bytes"]
     figures = {(r["model"], r["text"]): r for r in rows if r["kind"] == "agreement"}
-    assert set(figures) == {(m, t) for m in ("tiny-32", "tiny-32@bf16") for t in ("corpus", "answers")}
-    assert all(r["reference"] == "tiny-64" and 0 < r["kld_mean"] for r in figures.values())
+    assert set(figures) == {(m, t) for m in ("fake:small", "fake:mid") for t in ("corpus", "answers")}
+    assert all(r["reference"] == "fake:big" and 0 < r["kld_mean"] for r in figures.values())
 
     report = (results / "report.md").read_text()
     assert "## Agreement with the reference rung" in report and "### Choices on the tasks" in report
-    assert "| tiny-32@bf16 | tiny-64 |" in report and (results / "plot_agreement.png").exists()
+    assert "| fake:mid | fake:big |" in report and (results / "plot_agreement.png").exists()
 
     # a worker killed in the agreement stage leaves no stage record: resume redoes that stage alone
     lines = (run / "records.jsonl").read_text().splitlines()
-    cut = [i for i, line in enumerate(lines) if json.loads(line).get("model") == "tiny-32@bf16"
+    cut = [i for i, line in enumerate(lines) if json.loads(line).get("model") == "fake:mid"
            and json.loads(line)["kind"] in ("agreement", "stage") and json.loads(line).get("stage", "agreement") == "agreement"]
     (run / "records.jsonl").write_text("\n".join(line for i, line in enumerate(lines) if i not in cut) + "\n")
     stamp = (run / dist["file"]).stat().st_mtime_ns
     again = sizebench("bench", "--resume", run.name, "--results", str(results))
     assert again.returncode == 0, again.stderr
     rows = records(results)
-    assert sum(r["kind"] == "load" and r["model"] == "tiny-32@bf16" for r in rows) == 2
+    assert sum(r["kind"] == "load" and r["model"] == "fake:mid" for r in rows) == 2
     assert sum(r["kind"] == "load" for r in rows) == 4  # no other model was loaded again
     assert (run / dist["file"]).stat().st_mtime_ns == stamp
     assert {(r["model"], r["text"]) for r in rows if r["kind"] == "agreement"} == set(figures)
 
-    refused = sizebench("report", run.name, "--results", str(results), "--reference", "tiny-32")
+    refused = sizebench("report", run.name, "--results", str(results), "--reference", "fake:small")
     assert refused.returncode == 2 and refused.stderr.strip().count("\n") == 0
-    assert "no next-token distributions stored for it (stored: tiny-64)" in refused.stderr
-    chosen = sizebench("report", run.name, "--results", str(results), "--reference", "tiny-64")
+    assert "no next-token distributions stored for it (stored: fake:big)" in refused.stderr
+    chosen = sizebench("report", run.name, "--results", str(results), "--reference", "fake:big")
     assert chosen.returncode == 0, chosen.stderr
 
 

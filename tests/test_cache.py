@@ -14,6 +14,7 @@ from conftest import tiny_llama_gguf
 from sizebench.errors import SizebenchError
 from sizebench.weights import cache, gguf_requant as rq
 
+pytestmark = pytest.mark.llamacpp  # the cache is filled by llama.cpp's quantizer
 SMOL = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 

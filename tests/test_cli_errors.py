@@ -54,7 +54,11 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("args, message", CASES, ids=[" ".join(a) for a, _ in CASES])
+LONG = {"eval --tasks no_such_task", "eval --task-path bad-yaml --tasks mine"}  # lm-eval indexes its every task
+
+
+@pytest.mark.parametrize("args, message", [
+    pytest.param(a, m, id=" ".join(a), marks=[pytest.mark.long] if " ".join(a) in LONG else []) for a, m in CASES])
 def test_bad_input(tmp_path, cli, args, message):
     bad_prompt_files(tmp_path)
     (tmp_path / "blocker").write_text("a file where a folder should be")
@@ -77,6 +81,7 @@ def test_debug_shows_the_traceback():
     assert "Traceback" in done.stderr and "SizebenchError" in done.stderr
 
 
+@pytest.mark.long
 def test_cuda_asked_for_without_a_gpu(tmp_path, cli):
     import torch
 

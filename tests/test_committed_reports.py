@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.long  # each report rendered in a fresh process
 REPO = Path(__file__).resolve().parents[1]
 REPORTS = ("report.md", "precision-report.md", "engines-report.md", "served-report.md", "preference-report.md",
            "agreement-report.md", "dolly-cost-report.md")

@@ -111,6 +111,7 @@ def _report(store, tmp_path) -> str:
     return report.publish([store.dir], tmp_path / "out", Console(file=io.StringIO())).read_text()
 
 
+@pytest.mark.long
 def test_report_shows_each_rungs_share_of_its_limit_and_keeps_speed_ratios_where_decode_falls_with_size(tmp_path):
     from sizebench.analysis import limit
     from sizebench.runstore import frames
@@ -143,6 +144,7 @@ def test_a_rung_offloaded_to_cpu_ram_gets_no_single_limit(tmp_path):
     assert set(limit.limits(frames.load([store.dir]))) == {"dolly-v2-3b"}
 
 
+@pytest.mark.long
 def test_rows_whose_decode_does_not_fall_with_size_are_called_overhead_bound_and_get_no_speed_ratio(tmp_path):
     text = _report(_run(tmp_path, {"dolly-v2-3b": 2.0, "dolly-v2-7b": 2.9, "dolly-v2-12b": 2.1}), tmp_path)
     summary, cost = text.split("## Summary")[1].split("\n## ")[0], text.split("## Cost frontier")[1].split("\n## ")[0]

@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from conftest import records, sizebench
@@ -48,6 +49,7 @@ def test_hub_id_name_runs_end_to_end_and_an_unavailable_model_is_not_a_failure(t
     assert "| someorg/tiny-dolly |" in summary and "unavailable: someorg/not-downloaded" in summary
 
 
+@pytest.mark.long
 def test_a_run_where_no_model_ran_keeps_the_last_report(tmp_path, suite_file):
     results = tmp_path / "r"
     results.mkdir()

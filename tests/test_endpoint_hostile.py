@@ -103,6 +103,7 @@ def _catch(call):
         return exc
 
 
+@pytest.mark.long
 def test_a_trickling_stream_ends_at_the_request_timeout(endpoint):
     out = _within(15, lambda: client.stream(endpoint + "/trickle/v1", {"prompt": "x"}, timeout=2.0))
     assert isinstance(out, client.Streamed) and "no complete answer within 2 s" in out.error

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from conftest import records, sizebench
+from fake_engine import make_model
 from sizebench.stages import evaluation
 from sizebench.errors import SizebenchError
 
@@ -57,9 +58,10 @@ def test_a_task_that_cannot_be_built_fails_the_stage(tiny, tmp_path, task, reaso
     assert out == []  # not recorded as a skip
 
 
-def test_a_broken_task_is_a_failed_row_and_exit_status_1(tiny_model, tmp_path):
+@pytest.mark.long
+def test_a_broken_task_is_a_failed_row_and_exit_status_1(tmp_path):
     folder = broken_task_folder(tmp_path)
-    done = sizebench("eval", "--models", str(tiny_model), "--tasks", "my_even,my_fn", "--task-path", str(folder),
+    done = sizebench("eval", "--models", f"fake:{make_model(tmp_path / 'tiny-fake')}", "--tasks", "my_even,my_fn", "--task-path", str(folder),
                      "--results", str(tmp_path / "r"))
     assert done.returncode == 1, done.stderr
     rows = records(tmp_path / "r")
@@ -67,7 +69,7 @@ def test_a_broken_task_is_a_failed_row_and_exit_status_1(tiny_model, tmp_path):
     assert [(r["stage"], r["reason"], r["unavailable"]) for r in failed] == [
         ("tasks", "task 'my_fn' cannot be built: KeyError: 'label_id'", False)]
     assert not [r for r in rows if r["kind"] == "task_skipped"]
-    assert "failed: tiny-neox" in done.stderr and "--resume" in done.stderr and "Traceback" not in done.stderr
+    assert "failed: fake:tiny-fake" in done.stderr and "--resume" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_bundled_tasks_load_offline():
@@ -77,6 +79,7 @@ def test_bundled_tasks_load_offline():
     assert all(len(t.eval_docs) >= 150 for t in tasks.values())
 
 
+@pytest.mark.long
 def test_lm_evals_own_tasks_are_indexed_only_where_a_task_needs_them(tmp_path):
     """The bundled and user tasks alone skip indexing lm-eval's ~14,000 task files (seconds in every worker); a
     group with one of lm-eval's tasks, a tag lm-eval's tasks carry too, or a dict member needs the full index."""
@@ -144,6 +147,7 @@ def test_dolly_card_task_offline_is_skipped_quickly_with_one_line(tiny, monkeypa
     assert any(r.kind == "task" for r in out)  # the rest ran
 
 
+@pytest.mark.long
 def test_dolly_card_expands_and_unknown_tasks_are_refused(tmp_path):
     assert evaluation.expand(["dolly-card"]) == list(evaluation.DOLLY_CARD)
     with pytest.raises(SizebenchError, match="unknown task 'sizebench_ge'; did you mean 'sizebench_geo'"):

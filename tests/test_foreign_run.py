@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -82,6 +81,7 @@ def _open_server(plan: dict) -> dict:
     return {**plan, "serve": {**plan["serve"], "server_args": "--host 0.0.0.0"}}
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("edit, words", [(_hidden_host, "has user info before '@'"),
                                          (_stage, "invalid stage 'exfiltrate'"),
                                          (_unknown_field, "holds no plan this sizebench reads"),
@@ -95,6 +95,7 @@ def test_a_foreign_plan_that_a_typed_command_could_not_make_is_refused_in_one_li
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.long
 def test_a_foreign_run_shows_what_it_will_run_and_the_key_reaches_only_this_machine(tmp_path, endpoint):
     run = foreign_run(tmp_path / "elsewhere" / "run", endpoint)
     done = sizebench("bench", "--resume", str(run), "--results", str(tmp_path / "results"), timeout=300,

@@ -5,10 +5,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from conftest import tiny_gguf, tiny_llama_gguf
 
 
+@pytest.mark.long
 def test_parse_once_reads_the_same_values_once_and_restores_everything(tmp_path):
     import gguf
     import transformers.modeling_gguf_pytorch_utils as legacy
@@ -57,6 +59,7 @@ print(located.path, (located.path / "model.safetensors").stat().st_ino, located.
 """
 
 
+@pytest.mark.models
 def test_two_sweeps_converting_one_gguf_at_once_both_end_with_one_valid_entry(tmp_path, monkeypatch):
     """Each sweep's entry is still the one it was handed when both are done, and nothing else is left."""
     from transformers import AutoModelForCausalLM
@@ -76,6 +79,7 @@ def test_two_sweeps_converting_one_gguf_at_once_both_end_with_one_valid_entry(tm
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["gguf-hashes.json", "safetensors"]
 
 
+@pytest.mark.long
 def test_a_conversion_that_finishes_second_leaves_the_first_entry_in_place(tmp_path):
     """A sweep that found no entry when it started converts too; the entry another sweep is loading stays."""
     from sizebench.weights.gguf_convert import convert_gguf

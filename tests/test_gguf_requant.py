@@ -43,6 +43,7 @@ def _tensors(path: Path) -> dict:
     return {t.name: t for t in gguf.GGUFReader(path).tensors}
 
 
+@pytest.mark.llamacpp
 def test_types_are_llama_cpps_ftypes():
     import llama_cpp
 
@@ -56,6 +57,7 @@ def test_types_are_llama_cpps_ftypes():
     assert rq.canonical("q4_k") is None and rq.canonical("int8") is None
 
 
+@pytest.mark.llamacpp
 def test_f32_is_the_dequantized_source_with_its_metadata(cache, tiny):
     import gguf
 
@@ -83,6 +85,7 @@ def test_f32_is_the_dequantized_source_with_its_metadata(cache, tiny):
     assert after["tokenizer.ggml.token_type"][0] == ["ARRAY", "INT32"]
 
 
+@pytest.mark.llamacpp
 def test_q8_0_loads_and_requantizing_its_f32_gives_it_back(cache, tiny):
     import llama_cpp
 
@@ -102,6 +105,7 @@ def test_q8_0_loads_and_requantizing_its_f32_gives_it_back(cache, tiny):
         assert np.array_equal(np.asarray(again[name].data), np.asarray(tensor.data)), name
 
 
+@pytest.mark.llamacpp
 def test_made_once_timed_and_recorded(cache, tiny):
     first = rq.prepare(tiny, "q8_0")
     assert first.convert_s > 0 and first.path == rq.source_dir(tiny) / "q8_0.gguf"
@@ -146,6 +150,7 @@ def test_unknown_type_and_missing_file_are_refused(cache, tiny, tmp_path):
     assert not (cache / "llama.cpp").exists()
 
 
+@pytest.mark.llamacpp
 def test_a_failed_quantization_is_one_line(tmp_path):
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"GGUF" + b"\0" * 60)

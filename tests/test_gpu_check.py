@@ -17,6 +17,7 @@ def check(out: Path, **env) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", str(SCRIPT), "--cpu"], capture_output=True, text=True, timeout=900, env=env)
 
 
+@pytest.mark.long
 def test_a_bandwidth_below_80_percent_of_the_published_figure_fails_the_check_loudly_and_first(tmp_path):
     done = check(tmp_path / "out", PUBLISHED_GB_S="1000000")
     assert done.returncode == 1

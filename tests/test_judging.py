@@ -174,6 +174,7 @@ def _wait(condition, timeout: float = 10.0):
     raise AssertionError("the page did not get there in time")
 
 
+@pytest.mark.browser
 def test_browser_votes_by_keyboard_and_mouse_resumes_after_a_restart_and_keeps_answers_inert(run_copy):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
@@ -276,6 +277,7 @@ def test_judge_refuses_bad_input_in_one_line(run_copy):
         assert len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.long
 def test_a_run_recorded_before_judging_existed_is_judged_and_a_judge_that_cannot_load_fails_in_one_line(tmp_path):
     from conftest import REPO, tiny_gguf
 

@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import time
@@ -101,6 +100,7 @@ def test_a_vote_the_store_refuses_keeps_its_screen(page, old_run):
     assert [(v["choice"], v["comment"]) for v in _votes(results, run_id) if v["rater"]] == [("B", "ok")]
 
 
+@pytest.mark.long
 def test_idle_connections_get_503_past_the_cap_and_a_half_sent_body_times_out(page):
     host, port = page.base.removeprefix("http://").rsplit(":", 1)
     idle = [socket.create_connection((host, int(port)), timeout=5) for _ in range(MAX_CONNECTIONS)]
@@ -194,6 +194,7 @@ def test_one_run_has_one_page_and_a_rater_one_open_screen(page, old_run):
     assert page.request("/api/vote", {"screen": last, "choice": "A", "rater": "ann"})[0] == 200
 
 
+@pytest.mark.browser
 def test_a_real_browser_sent_to_the_redirect_file_votes_with_the_cookie_and_no_token_in_its_address(old_run, tmp_path):
     from selenium.webdriver.common.by import By
 

@@ -7,6 +7,7 @@ from sizebench.errors import SizebenchError
 from sizebench.planning.registry import resolve
 
 pytest.importorskip("llama_cpp")  # installed by `make test`'s set-up (make llama-cpp)
+pytestmark = pytest.mark.llamacpp
 
 
 def test_an_engine_prefix_applies_to_every_model_of_a_group_and_every_type_after_it():

@@ -11,6 +11,7 @@ import pytest
 from conftest import REPO, tiny_llama_gguf
 
 llama_cpp = pytest.importorskip("llama_cpp")
+pytestmark = pytest.mark.llamacpp
 
 TASKS = ["sizebench_geo"]
 PAIRS = [("abc", "ab"), ("abc", "c"), ("abc", "bca"), ("bcab", "cab"), ("a", "bbb"), ("", "abc")]

@@ -87,6 +87,7 @@ def test_a_worker_stopped_during_the_health_wait_takes_the_whole_server_with_it(
     assert all_gone(pids), [psutil.Process(p).cmdline() for p in pids if not gone(p)]
 
 
+@pytest.mark.long
 def test_a_server_that_never_turns_healthy_fails_in_one_line_and_leaves_nothing(tmp_path, monkeypatch):
     """Stopped as a group, SIGKILL after the grace: the server shrugs off SIGTERM and so does its child."""
     monkeypatch.setattr(launch, "HEALTH_TIMEOUT_S", 1.0)
@@ -112,6 +113,7 @@ class Models(BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.long
 def test_another_server_on_the_port_is_never_taken_for_ours(tmp_path, monkeypatch):
     """Two rungs launching at once: the port chosen for ours is taken by the other rung's server first. Its
     /v1/models answers, but not under our name: ours is not healthy (the old check passed at once)."""

@@ -11,6 +11,7 @@ from sizebench.measurement.memory import GIB
 pytest.importorskip("transformers")
 
 
+@pytest.mark.models
 def test_the_t4_question_for_the_dolly_ladder():
     done = sizebench("plan", "--models", "dolly,dolly-v2-12b@nf4,openai:http://127.0.0.1:9/v1#served", "--gpu", "T4",
                      "--ram", "110GiB", "--json", env={"HF_HUB_OFFLINE": "1"})

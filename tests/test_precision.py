@@ -165,6 +165,7 @@ def test_nf4_on_cpu_refuses_layers_the_packed_cpu_path_cannot_take(tiny_model, s
     precision.check_layout("tiny-neox@nf4", "nf4", "cuda", tiny_model)  # the GPU kernels take any width
 
 
+@pytest.mark.models
 @pytest.mark.parametrize("hidden", [32, 64])
 def test_the_layout_check_agrees_with_bitsandbytes_packing(tmp_path, hidden):
     """bitsandbytes' own CPU packing (pure torch, runs on every CPU) on each layer of a fixture: it packs exactly

@@ -7,6 +7,7 @@ import math
 from dataclasses import asdict
 
 import numpy as np
+import pytest
 import pandas as pd
 
 from sizebench.analysis import preference
@@ -31,6 +32,7 @@ def _judge(prompt, small, big, first: str, second: str) -> list[VoteRecord]:
     return [_vote("judge:j", prompt, small, big, first, "j"), _vote("judge:j", prompt, big, small, second, "j")]
 
 
+@pytest.mark.long
 def test_bradley_terry_recovers_simulated_strengths_within_its_intervals():
     truth = {"s": -1.5, "m": -0.8, "l": -0.3, "xl": 0.0}
     rng = np.random.default_rng(1)

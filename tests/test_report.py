@@ -74,6 +74,7 @@ def test_plots_exist_and_open(run, tmp_path):
     assert "![plot_accuracy](plot_accuracy.png)" in (tmp_path / "report.md").read_text()
 
 
+@pytest.mark.long
 def test_rendering_is_deterministic(run, tmp_path):
     """Byte for byte, report and plots, whatever order sets and dicts of strings take in the process."""
     first, second = rendered_apart(run.dir, tmp_path / "out")
@@ -144,6 +145,7 @@ def test_a_resumed_stage_shows_only_the_attempt_that_finished(tmp_path):
     assert fr["load"]["attempt"].tolist() == ["b"] and fr["failed"].empty
 
 
+@pytest.mark.long
 def test_report_and_plots_are_replaced_whole_never_rewritten_in_place(run, tmp_path, monkeypatch):
     """Another sweep or a reader opening results/ mid-render sees the old file or the new one, never half: a
     reader that opened each file before the next render keeps reading the old file whole, and the name then

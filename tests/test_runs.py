@@ -1,4 +1,6 @@
-"""Whole runs on the tiny GPT-NeoX fixture, through the real CLI and worker processes."""
+"""Whole runs through the real CLI and worker processes: on the tiny GPT-NeoX fixture where what is checked is
+the engine's (records, greedy repeats, stops, load failures), on the fake engine where it is the pipeline's
+(signals, kills, resume, timeouts, the report)."""
 
 import json
 import os
@@ -11,6 +13,20 @@ import psutil
 import pytest
 
 from conftest import command_line, records, sizebench
+from fake_engine import make_model
+
+@pytest.fixture
+def fake_model(tmp_path):
+    """A fake model answering the suite_file's two questions, a token each 10 ms on its clock."""
+    return make_model(tmp_path / "tiny-fake", answers={"France": "Paris", "Japan": "Mount Fuji"})
+
+
+def fake_many(tmp_path) -> tuple:
+    """Thirty questions, and a fake model that takes 0.1 s on each (two tokens): stopped or killed mid-suite."""
+    many = tmp_path / "many.txt"
+    many.write_text("\n".join(f"Question number {i}? => {i}" for i in range(30)) + "\n")
+    return many, make_model(tmp_path / "tiny-fake", token_s=0.05, default_answer="two words")
+
 
 PROMPT_FIELDS = {"prompt_id", "prompt", "expected", "answer", "correct", "prompt_tokens", "new_tokens", "ttft_s",
                  "latency_s", "decode_tok_per_s", "ttft_s_runs", "latency_s_runs", "decode_tok_per_s_runs"}
@@ -48,22 +64,24 @@ def test_dolly_format_stops_at_end_token(tiny_ender, suite_file, tmp_path):
     assert all(r["new_tokens"] == 1 and r["answer"] == "" for r in prompts)
 
 
-def test_a_broken_model_fails_alone_and_is_named(tiny_model, suite_file, tmp_path):
+@pytest.mark.long
+def test_a_broken_model_fails_alone_and_is_named(fake_model, suite_file, tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.json").write_text(json.dumps({"model_type": "gpt_neox"}))
     (broken / "model.safetensors").write_bytes(b"not a safetensors file")
-    done = sizebench("compare", "--models", f"{broken},{tiny_model}", "--prompts", str(suite_file),
+    done = sizebench("compare", "--models", f"{broken},fake:{fake_model}", "--prompts", str(suite_file),
                      "--repeat", "1", "--max-new-tokens", "4", "--results", str(tmp_path / "r"))
     assert done.returncode == 1
     rows = records(tmp_path / "r")
     failed = [r for r in rows if r["kind"] == "failed"]
     assert [r["model"] for r in failed] == ["broken"] and failed[0]["reason"]
-    assert len([r for r in rows if r["kind"] == "prompt" and r["model"] == "tiny-neox"]) == 2
+    assert len([r for r in rows if r["kind"] == "prompt" and r["model"] == "fake:tiny-fake"]) == 2
     assert "failed" in (tmp_path / "r" / "report.md").read_text()
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.models
 def test_remote_code_is_refused(tmp_path, suite_file):
     folder = tmp_path / "custom"
     folder.mkdir()
@@ -75,13 +93,13 @@ def test_remote_code_is_refused(tmp_path, suite_file):
     assert "trust_remote_code" in failed["reason"] and "never runs remote code" in failed["reason"]
 
 
-def test_sigkill_of_a_worker_keeps_the_others_and_resume_redoes_only_the_missing(tiny_model, tmp_path):
-    many = tmp_path / "many.txt"
-    many.write_text("\n".join(f"Question number {i}? => {i}" for i in range(30)) + "\n")
+@pytest.mark.long
+def test_sigkill_of_a_worker_keeps_the_others_and_resume_redoes_only_the_missing(tmp_path):
+    many, tiny = fake_many(tmp_path)
     results = tmp_path / "r"
     second = tmp_path / "second"
-    second.symlink_to(tiny_model, target_is_directory=True)
-    cmd = [sys.executable, "-m", "sizebench", "compare", "--models", f"{second},{tiny_model}", "--prompts", str(many),
+    second.symlink_to(tiny, target_is_directory=True)
+    cmd = [sys.executable, "-m", "sizebench", "compare", "--models", f"fake:{second},fake:{tiny}", "--prompts", str(many),
            "--max-new-tokens", "48", "--repeat", "3", "--results", str(results)]
     parent = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
@@ -90,7 +108,7 @@ def test_sigkill_of_a_worker_keeps_the_others_and_resume_redoes_only_the_missing
         time.sleep(0.1)
         runs = list((results / "runs").glob("*/records.jsonl")) if (results / "runs").exists() else []
         lines = runs[0].read_text().splitlines() if runs else []
-        if sum('"kind": "prompt"' in line and '"model": "second"' in line for line in lines) >= 2:
+        if sum('"kind": "prompt"' in line and '"model": "fake:second"' in line for line in lines) >= 2:
             for child in psutil.Process(parent.pid).children(recursive=True):
                 if "sizebench.launch.worker" in command_line(child):
                     os.kill(child.pid, signal.SIGKILL)
@@ -100,26 +118,27 @@ def test_sigkill_of_a_worker_keeps_the_others_and_resume_redoes_only_the_missing
     assert parent.returncode == 1
     rows = records(results)
     failure = next(r for r in rows if r["kind"] == "failed")
-    assert failure["model"] == "second" and "SIGKILL" in failure["reason"]
-    assert {r["stage"] for r in rows if r["kind"] == "stage" and r["model"] == "tiny-neox"} == {"prompts"}
-    tiny_prompts = len([r for r in rows if r["kind"] == "prompt" and r["model"] == "tiny-neox"])
+    assert failure["model"] == "fake:second" and "SIGKILL" in failure["reason"]
+    assert {r["stage"] for r in rows if r["kind"] == "stage" and r["model"] == "fake:tiny-fake"} == {"prompts"}
+    tiny_prompts = len([r for r in rows if r["kind"] == "prompt" and r["model"] == "fake:tiny-fake"])
 
     run_id = next((results / "runs").iterdir()).name
     resumed = sizebench("bench", "--resume", run_id, "--results", str(results))
     assert resumed.returncode == 0, resumed.stderr
     after = records(results)
     loads = [r["model"] for r in after if r["kind"] == "load"]
-    assert loads.count("tiny-neox") == 1 and loads.count("second") == 2  # only the killed model ran again
-    assert len([r for r in after if r["kind"] == "prompt" and r["model"] == "tiny-neox"]) == tiny_prompts
+    assert loads.count("fake:tiny-fake") == 1 and loads.count("fake:second") == 2  # only the killed model ran again
+    assert len([r for r in after if r["kind"] == "prompt" and r["model"] == "fake:tiny-fake"]) == tiny_prompts
 
     from sizebench.runstore import frames
     current = frames.load([next((results / "runs").iterdir())])
-    assert len(current["prompt"][current["prompt"]["model"] == "second"]) == 30
+    assert len(current["prompt"][current["prompt"]["model"] == "fake:second"]) == 30
     assert current["failed"].empty
 
 
-def test_report_rerenders_from_disk(tiny_model, suite_file, tmp_path):
-    assert sizebench("compare", "--models", str(tiny_model), "--prompts", str(suite_file), "--repeat", "1",
+@pytest.mark.long
+def test_report_rerenders_from_disk(fake_model, suite_file, tmp_path):
+    assert sizebench("compare", "--models", f"fake:{fake_model}", "--prompts", str(suite_file), "--repeat", "1",
                      "--max-new-tokens", "4", "--results", str(tmp_path)).returncode == 0
     first = (tmp_path / "report.md").read_text()
     (tmp_path / "report.md").unlink()
@@ -154,13 +173,13 @@ def start(*args: str) -> subprocess.Popen:
                             text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=foreground_dispositions)
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
-def test_each_stop_signal_ends_the_worker_exits_128_plus_it_and_resume_finishes(tiny_model, tmp_path, signum):
+def test_each_stop_signal_ends_the_worker_exits_128_plus_it_and_resume_finishes(tmp_path, signum):
     """Ctrl-C, `kill PID` or a CI job cancelled, a closed terminal: no worker is left, nothing half-written."""
-    many = tmp_path / "many.txt"
-    many.write_text("\n".join(f"Question number {i}? => {i}" for i in range(30)) + "\n")
+    many, tiny = fake_many(tmp_path)
     results = tmp_path / "r"
-    parent = start("compare", "--models", str(tiny_model), "--prompts", str(many), "--max-new-tokens", "8",
+    parent = start("compare", "--models", f"fake:{tiny}", "--prompts", str(many), "--max-new-tokens", "8",
                    "--repeat", "2", "--results", str(results))
     deadline, workers = time.time() + 180, []
     while time.time() < deadline:
@@ -206,10 +225,16 @@ def wait_for_line(parent: subprocess.Popen, text: str, timeout: float = 300) -> 
     raise AssertionError(f"never saw {text!r}: {''.join(seen)[-2000:]}")
 
 
-def test_sigterm_in_the_accuracy_stage_stops_the_silent_worker(tiny_model, tmp_path):
+def silent_scorer(tmp_path):
+    """A fake model that takes 10 s a request in lm-eval, printing nothing meanwhile."""
+    return make_model(tmp_path / "tiny-fake", score_s=10.0)
+
+
+@pytest.mark.long
+def test_sigterm_in_the_accuracy_stage_stops_the_silent_worker(tmp_path):
     """The issue's case: `sizebench eval`, SIGTERM to the CLI while lm-eval prints nothing for minutes."""
-    parent = start("eval", "--models", str(tiny_model), "--limit", "4", "--results", str(tmp_path / "r"))
-    wait_for_line(parent, "tiny-neox: tasks")
+    parent = start("eval", "--models", f"fake:{silent_scorer(tmp_path)}", "--limit", "4", "--results", str(tmp_path / "r"))
+    wait_for_line(parent, "fake:tiny-fake: tasks")
     workers = workers_of(parent)
     assert workers
     parent.send_signal(signal.SIGTERM)
@@ -219,10 +244,10 @@ def test_sigterm_in_the_accuracy_stage_stops_the_silent_worker(tiny_model, tmp_p
     assert "interrupted by SIGTERM: resume with" in rest and "Traceback" not in rest
 
 
-def test_a_cli_killed_by_sigkill_takes_its_silent_worker_with_it(tiny_model, tmp_path):
+def test_a_cli_killed_by_sigkill_takes_its_silent_worker_with_it(tmp_path):
     """SIGKILL cannot be caught or forwarded: the worker, silent in lm-eval, must notice its parent died."""
-    parent = start("eval", "--models", str(tiny_model), "--limit", "4", "--results", str(tmp_path / "r"))
-    wait_for_line(parent, "tiny-neox: tasks")
+    parent = start("eval", "--models", f"fake:{silent_scorer(tmp_path)}", "--limit", "4", "--results", str(tmp_path / "r"))
+    wait_for_line(parent, "fake:tiny-fake: tasks")
     workers = workers_of(parent)
     assert workers
     parent.kill()
@@ -233,15 +258,17 @@ def test_a_cli_killed_by_sigkill_takes_its_silent_worker_with_it(tiny_model, tmp
     assert not alive(workers), "an orphaned worker is still running"
 
 
-def test_timeout_one_second_fails_each_model_and_the_sweep_goes_on(tiny_model, suite_file, tmp_path):
+@pytest.mark.long
+def test_timeout_one_second_fails_each_model_and_the_sweep_goes_on(suite_file, tmp_path):
+    tiny = make_model(tmp_path / "tiny-fake", load_s=30.0)
     second = tmp_path / "second"
-    second.symlink_to(tiny_model, target_is_directory=True)
-    done = sizebench("compare", "--models", f"{tiny_model},{second}", "--prompts", str(suite_file), "--timeout", "1",
+    second.symlink_to(tiny, target_is_directory=True)
+    done = sizebench("compare", "--models", f"fake:{tiny},fake:{second}", "--prompts", str(suite_file), "--timeout", "1",
                      "--results", str(tmp_path / "r"))
     assert done.returncode == 1, done.stderr
     failed = [r for r in records(tmp_path / "r") if r["kind"] == "failed"]
     assert [(r["model"], r["reason"]) for r in failed] == [
-        ("tiny-neox", "timeout after 1 s in stage load"), ("second", "timeout after 1 s in stage load")]
+        ("fake:tiny-fake", "timeout after 1 s in stage load"), ("fake:second", "timeout after 1 s in stage load")]
     assert "failed: timeout after 1 s in stage load" in done.stderr and "Traceback" not in done.stderr
     assert "no model ran" in done.stderr  # nothing loaded within a second: the report is left as it was
     assert "reasons in the lines above" in done.stderr and "reasons in the report" not in done.stderr

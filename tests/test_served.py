@@ -5,7 +5,6 @@ concurrency 1-4), a server killed mid-sweep, an endpoint down at the start, and 
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 from pathlib import Path
 

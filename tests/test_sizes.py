@@ -88,6 +88,7 @@ def test_the_cost_frontier_shows_memory_to_run_not_the_load_transient(ladder_run
     assert "memory to run MiB" in report.render(fr, [], df, analysis=a)
 
 
+@pytest.mark.long
 def test_runs_recorded_before_the_identity_still_render_on_the_one_axis(tmp_path):
     run = shutil.copytree(OLD_RUN, tmp_path / OLD_RUN.name)
     fr = frames.load([run])

@@ -39,6 +39,7 @@ def test_a_conversion_error_is_a_failure_not_unavailable(tmp_path, monkeypatch):
     assert not isinstance(info.value, ModelUnavailable)
 
 
+@pytest.mark.models
 def test_a_gguf_that_fails_to_convert_is_a_failed_model_and_exit_status_1(tmp_path, monkeypatch):
     monkeypatch.setenv("SIZEBENCH_CACHE", str(tmp_path / "cache"))
     gguf = tiny_gguf(tmp_path / "m.gguf")

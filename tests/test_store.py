@@ -65,6 +65,7 @@ def _create_in_the_same_second(results, barrier, out):
         out.put(f"error: {exc!r}")
 
 
+@pytest.mark.long
 def test_sweeps_started_in_the_same_second_keep_separate_runs_processes(tmp_path):
     ctx = multiprocessing.get_context("fork")
     n = 8
@@ -153,7 +154,7 @@ def test_a_record_class_registers_its_kind_and_its_stage_by_being_defined(tmp_pa
     from dataclasses import dataclass
 
     from sizebench.runstore import frames, records
-    from sizebench.runstore.store import RunStore
+    from sizebench.runstore.store import RunStore, kind_stage
 
     @dataclass(frozen=True)
     class NoteRecord(records.Record):
@@ -162,7 +163,7 @@ def test_a_record_class_registers_its_kind_and_its_stage_by_being_defined(tmp_pa
         written_in = "prompts"
 
     try:
-        assert records.KINDS["test_note"] is NoteRecord and frames.kind_stage()["test_note"] == "prompts"
+        assert records.KINDS["test_note"] is NoteRecord and kind_stage()["test_note"] == "prompts"
         store = RunStore.create(tmp_path, {"plan": {"models": []}})
         store.append(NoteRecord("m", "a1", "first try"))
         store.append(NoteRecord("m", "a2", "second try"))

@@ -13,6 +13,7 @@ import pytest
 from rich.console import Console
 
 from conftest import command_line
+from fake_engine import make_model
 from sizebench.launch import runner, supervise
 from sizebench.planning.settings import GenSettings
 from sizebench.planning.plan import RunPlan
@@ -129,18 +130,20 @@ class SlowStandIn(runner.LocalExecutor):
         """)
 
 
-def test_timeout_fails_the_model_keeps_its_records_and_the_sweep_goes_on(tmp_path, tiny_model, suite_file):
+def test_timeout_fails_the_model_keeps_its_records_and_the_sweep_goes_on(tmp_path, suite_file):
+    """The stand-in executor does the work: the models are only names (fake model folders, nothing built)."""
+    tiny = make_model(tmp_path / "tiny")
     second = tmp_path / "second"
-    second.symlink_to(tiny_model, target_is_directory=True)
-    plan = RunPlan(models=tuple(resolve(f"{tiny_model},{second}")), stages=("prompts",), prompts_path=str(suite_file),
+    second.symlink_to(tiny, target_is_directory=True)
+    plan = RunPlan(models=tuple(resolve(f"{tiny},{second}")), stages=("prompts",), prompts_path=str(suite_file),
                    gen=GenSettings(max_new_tokens=4, repeat=1), timeout=1.5).validate()
     store = runner.new_run(plan, tmp_path / "r", "test")
     outcome = runner.execute(plan, store, QUIET, executor=SlowStandIn())
-    assert outcome.failed == ["tiny-neox", "second"] and outcome.exit_code == 1
-    assert [(store.dir / f"{m}.stopped").read_text() for m in ("tiny-neox", "second")] == ["SIGTERM"] * 2
+    assert outcome.failed == ["tiny", "second"] and outcome.exit_code == 1
+    assert [(store.dir / f"{m}.stopped").read_text() for m in ("tiny", "second")] == ["SIGTERM"] * 2
     rows = store.records()
     reasons = {r["model"]: (r["stage"], r["reason"]) for r in rows if r["kind"] == "failed"}
-    assert reasons == {m: ("prompts", "timeout after 1.5 s in stage prompts") for m in ("tiny-neox", "second")}
+    assert reasons == {m: ("prompts", "timeout after 1.5 s in stage prompts") for m in ("tiny", "second")}
     assert len([r for r in rows if r["kind"] == "prompt"]) == 4  # what each finished is kept
     assert not [p for p in psutil.Process().children(recursive=True) if "stand_in.py" in command_line(p)]
 

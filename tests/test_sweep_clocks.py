@@ -7,7 +7,6 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -73,6 +72,7 @@ def _session(base_url: str):
     return EndpointSession(spec, base_url, "m", None, "chat", None, request_timeout_s=30.0)
 
 
+@pytest.mark.long
 def test_poisson_requests_are_all_sent_on_time_and_timed_from_when_they_were_due(slow_endpoint):
     session = _session(slow_endpoint)
     settings = ServeSettings(request_rates=(100.0,), requests=80, seconds=60, output_tokens=4, seed=3)

@@ -9,6 +9,7 @@ from sizebench.engines.hf import loader
 from sizebench.planning.registry import resolve
 from sizebench.stages.suites import Prompt
 
+pytestmark = pytest.mark.models  # the tiny GPT-NeoX fixtures, by name (request.getfixturevalue)
 PROMPTS = (Prompt("p1", "What is the capital of France?"), Prompt("p2", "Name a mountain."),
            Prompt("p3", "What is the highest mountain in Japan? Answer with one word."))
 

@@ -146,6 +146,7 @@ def make_run(tmp_path, accuracies, family_of=lambda m: "fam", with_items=True, n
     return store
 
 
+@pytest.mark.long
 def test_report_opens_with_the_verdict_and_shows_evidence_flips_and_cost(tmp_path):
     from rich.console import Console
 
@@ -204,6 +205,7 @@ def test_scaling_fit_recovers_a_known_slope(tmp_path):
     assert too_few == {} and fits[0].per_decade == pytest.approx(0.1, abs=0.02)
 
 
+@pytest.mark.long
 def test_bad_margin_and_price_are_one_line_errors(tmp_path):
     for args in (["--margin", "2"], ["--margin", "0"], ["--price-per-hour", "-1"]):
         done = sizebench("report", "--results", str(tmp_path), *args)
@@ -218,8 +220,9 @@ def test_cli_default_margin_is_the_verdict_default():
     assert inspect.signature(cli.report).parameters["margin"].default.default == verdict.DEFAULT_MARGIN
 
 
-def test_eval_on_tiny_models_stores_items_once_and_renders_the_verdict(tiny_model, tiny_ender, tmp_path):
-    done = sizebench("eval", "--models", f"{tiny_model},{tiny_ender}", "--tasks", "sizebench_geo", "--limit", "8",
+@pytest.mark.long
+def test_eval_on_a_ladder_stores_items_once_and_renders_the_verdict(fake_ladder, tmp_path):
+    done = sizebench("eval", "--models", fake_ladder, "--tasks", "sizebench_geo", "--limit", "8",
                      "--results", str(tmp_path))
     assert done.returncode == 0, done.stderr
     rows = records(tmp_path)
@@ -322,6 +325,7 @@ def test_the_rule_states_the_ladder_wide_guarantee():
     assert "`--baseline tiny`" in rule(0.05, "total parameters", "tiny")
 
 
+@pytest.mark.long
 def test_an_unknown_baseline_is_a_one_line_error(tmp_path):
     store = make_run(tmp_path, {"s": 0.5, "l": 0.7}, n=50)
     done = sizebench("report", store.run_id, "--results", str(tmp_path), "--baseline", "nope")

@@ -6,11 +6,14 @@ import math
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import verdict_error  # noqa: E402
 
 
+@pytest.mark.long
 def test_the_fixed_sequence_holds_alpha_across_the_ladder_and_items_needed_has_its_power():
     reps = 1500
     result = verdict_error.run(reps, 1500, seed=11, grid=[(0.03, 0.01), (0.05, 0.05), (0.1, 0.1)])

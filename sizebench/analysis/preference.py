@@ -167,7 +167,7 @@ def _oriented(votes: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     bigger_right = rows["right"].map(rank) > rows["left"].map(rank)
     rows["small"] = np.where(bigger_right, rows["left"], rows["right"])
     rows["big"] = np.where(bigger_right, rows["right"], rows["left"])
-    rows["outcome"] = [outcome(c, l, r, b) for c, l, r, b in zip(rows["choice"], rows["left"], rows["right"], rows["big"])]
+    rows["outcome"] = [outcome(c, left, right, b) for c, left, right, b in zip(rows["choice"], rows["left"], rows["right"], rows["big"])]
     return rows
 
 
@@ -197,8 +197,8 @@ def outcomes(votes: pd.DataFrame, order: list[str], judge: bool) -> pd.DataFrame
     if rows.empty:
         return pd.DataFrame(columns=columns)
     rows["label"] = [{1: "big", -1: "small"}.get(o) or c for o, c in zip(rows["outcome"], rows["choice"])]
-    rows["rater"] = [("smaller as A" if l == s else "bigger as A") if judge else r
-                     for l, s, r in zip(rows["left"], rows["small"], rows["rater"])]
+    rows["rater"] = [("smaller as A" if left == s else "bigger as A") if judge else r
+                     for left, s, r in zip(rows["left"], rows["small"], rows["rater"])]
     combined = [{"prompt_id": p, "small": s, "big": b, **_combine(g, judge)}
                 for (p, s, b), g in rows.groupby(["prompt_id", "small", "big"], sort=False)]
     return pd.DataFrame(combined, columns=columns)
@@ -208,7 +208,7 @@ def tallies(table: pd.DataFrame, order: list[str]) -> list[Tally]:
     out = []
     for (small, big), g in table.groupby(["small", "big"], sort=False):
         labels = g["label"].value_counts()
-        count = lambda name: int(labels.get(name, 0))  # noqa: E731
+        count = lambda name: int(labels.get(name, 0))  # noqa: E731, B023 (used within this iteration)
         out.append(Tally(small, big, count("big"), count("small"), count("tie"), count("bad"), count("identical"),
                          count("undetermined") + count("one order only")))
     return sorted(out, key=lambda t: (order.index(t.big) - order.index(t.small) > 1, order.index(t.small)))

@@ -3,7 +3,9 @@
 An `Engine` knows its types (the `@TYPE` suffixes it offers), checks a rung cheaply before anything
 loads, says what a rung needs from Ray, and loads a model into a `Session`. A `Session` renders,
 counts and generates prompts with timing, gives an lm-eval model for the tasks stage and writes its
-own load record. Nothing outside an engine's folder branches on which engine runs.
+own load record. Some code outside the engines' folders still compares engine names (planning/plan.py's
+SERVED_ENGINES, planning/fit.py, planning/registry.py's transformers default, report/precision_section.py);
+issue 29 moves those answers into the engines.
 """
 
 from __future__ import annotations

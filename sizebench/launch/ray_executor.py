@@ -181,7 +181,7 @@ class RayExecutor:
         meanwhile and ends; if it has not ended after the grace period, its process is killed, and the worker
         follows it (its watchdog, supervise.Owned)."""
         self.ray.cancel(ref)
-        deadline = time.monotonic() + supervise.GRACE_S + 5
+        deadline = time.monotonic() + supervise.GRACE_S + supervise.SETTLE_S
         while time.monotonic() < deadline:
             if delivery.take(inbox):
                 return

@@ -24,8 +24,7 @@ from sizebench.runstore.records import FailureRecord
 from sizebench.planning.registry import file_key
 from sizebench.runstore.store import RunStore, completed, item_texts
 from sizebench.launch.supervise import Interrupted, TimedOut
-
-UNAVAILABLE = 4  # the worker's exit status for a model that cannot be had here (sizebench.launch.worker)
+from sizebench.errors import UNAVAILABLE
 
 __all__ = ["Interrupted", "TimedOut", "Outcome", "LocalExecutor", "execute", "new_run"]
 

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 GRACE_S = float(os.environ.get("SIZEBENCH_STOP_GRACE_S", "10"))
+SETTLE_S = 5.0  # past the grace (SIGKILL sent), how long a stopped process's group takes to be gone
 LOOK_S = 1.0  # how often a silent worker is looked at
 STAGE_OF_EVENT = {"loading": "load", "prompts": "prompts", "batched": "prompts", "tasks": "tasks", "sweep": "sweep"}
 
@@ -150,7 +151,7 @@ class Owned(subprocess.Popen):
             os.close(end)
         if getattr(self, "watchdog", None) is not None:
             try:
-                self.watchdog.wait(timeout=self.grace + 5)
+                self.watchdog.wait(timeout=self.grace + SETTLE_S)
             except subprocess.TimeoutExpired:
                 pass
 

@@ -17,13 +17,11 @@ import time
 import traceback
 
 from sizebench.weights import sources
-from sizebench.errors import MemoryGuardError, ModelUnavailable, SizebenchError
+from sizebench.errors import UNAVAILABLE, MemoryGuardError, ModelUnavailable, SizebenchError
 from sizebench.runstore.records import FailureRecord, StageRecord
 from sizebench.planning.registry import ModelSpec
 from sizebench.runstore.store import RunStore, item_texts
 
-
-UNAVAILABLE = 4
 
 
 def event(**fields) -> None:

@@ -131,8 +131,6 @@ def _words(placed, where: Machine) -> str:
 
 
 def _gguf_row(spec: ModelSpec, where: Machine, context: int | None, batch: int) -> Row:
-    from sizebench.engines.hf import placement
-    from sizebench.engines.llamacpp.engine import TYPE_BITS
     from sizebench.weights import gguf_check, sources
 
     if spec.source not in (GGUF_FILE, GGUF_PACKAGE):

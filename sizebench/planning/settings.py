@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from sizebench.errors import SizebenchError
 
 DEFAULT_TASKS = ("sizebench_geo",)
+WARMUP_TOKENS = 8  # new tokens of an untimed warm-up generation: the prompt stage's, and each batch shape's
 
 
 @dataclass(frozen=True)

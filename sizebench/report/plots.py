@@ -106,7 +106,7 @@ def frontier(points: dict[str, tuple[float | None, float | None, float, float, f
     fig, axes = plt.subplots(1, len(axes_data), figsize=(5.2 * len(axes_data), 4), dpi=100, squeeze=False)
     for ax, (index, label, key) in zip(axes[0], axes_data):
         shown = {m: v for m, v in points.items() if v[index] is not None}
-        for model, v in shown.items():
+        for v in shown.values():
             ax.errorbar([v[index]], [v[2]], yerr=[[v[2] - v[3]], [v[4] - v[2]]], marker="o", capsize=3,
                         color="tab:blue", alpha=0.8)
         ax.set_ylim(0, 1)
@@ -141,7 +141,7 @@ def _label(ax, at: dict[str, tuple[float, float]], size: int = 7) -> None:
         left, right = px + 5 * per_point, px + 5 * per_point + char * len(name)
         for step in (0, -1, 1, -2, 2, -3, 3, -4, 4):
             base = py + 5 * per_point + step * line
-            if not any(left < r and l < right and abs(base - b) < line for l, r, b in placed):
+            if not any(left < r and other < right and abs(base - b) < line for other, r, b in placed):
                 break
         placed.append((left, right, base))
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, (base - py) / per_point), fontsize=size)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-import pandas as pd
 
 from sizebench.analysis import fixed_sequence, paired, preference
 from sizebench.analysis.preference import Preference

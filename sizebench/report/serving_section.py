@@ -47,7 +47,7 @@ def serving_section(swept: list[Level], prefix: str = "plot_") -> str:
             "Servers: " + "; ".join(f"{model}: {how}" for model, how in servers) + ".",
             table(["model", "level", "requests", "errors", "req/s", "output tok/s", "TTFT ms", "TPOT ms", "ITL ms",
                    "E2E ms", "goodput req/s"], rows),
-            f"The plot shows median E2E and TTFT against output-token throughput, one line per rung through its levels.",
+            "The plot shows median E2E and TTFT against output-token throughput, one line per rung through its levels.",
             f"![{prefix}latency_throughput]({prefix}latency_throughput.png)"]
     return "\n\n".join(text)
 

@@ -1,7 +1,7 @@
 """Stored runs as pandas DataFrames, one per record kind, with superseded rows removed.
 
-A stage's rows are those of the attempt that finished it (or, unfinished, of its latest attempt), so
-a resumed run shows each prompt once. With several runs, a model measured twice shows its latest run.
+A stage's rows are those of the attempt that finished it (or, unfinished, of its latest attempt:
+sizebench.runstore.store.counted), so a resumed run shows each prompt once. With several runs, a model measured twice shows its latest run.
 """
 
 from __future__ import annotations
@@ -12,14 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from sizebench.runstore import records as record_classes
-from sizebench.runstore.store import RunStore, started_order
+from sizebench.runstore.store import RunStore, counted, started_order
 
-
-
-def kind_stage() -> dict[str, str]:
-    """Record kind -> the stage whose finishing attempt supersedes its rows, from the record classes.
-    item_text is written once per run (by the first model) and kept whatever happens to that stage."""
-    return {kind: cls.written_in for kind, cls in record_classes.KINDS.items() if cls.written_in}
 
 
 @dataclass
@@ -33,19 +27,22 @@ class Frames:
 
 
 def load(run_dirs: list[Path], latest_only: bool = True) -> Frames:
-    rows, metas, models = [], [], []
+    rows, counts, metas, models = [], [], [], []  # counts: whether each row counts (store.counted)
     kind_columns: dict[str, set] = {}
     ordered = sorted((Path(p) for p in run_dirs), key=started_order)
     for run_dir in ordered:
         store = RunStore(run_dir)
         meta = store.meta()
         metas.append(meta)
-        for order, spec in enumerate(meta["plan"]["models"]):
+        for spec in meta["plan"]["models"]:
             models.append({"model": spec["name"], "params_published": spec["params"], "location": spec["location"],
                            "source": spec["source"], "run_id": store.run_id,
                            "params_non_embedding_published": spec.get("params_non_embedding")})
-        for seq, record in enumerate(store.records()):
+        run_records = store.records()
+        kept = {id(record) for record in counted(run_records)}
+        for seq, record in enumerate(run_records):
             rows.append({**record, "run_id": store.run_id, "seq": seq})
+            counts.append(id(record) in kept)
             kind_columns.setdefault(record["kind"], set()).update(record)
     records = pd.DataFrame(rows)
     model_table = pd.DataFrame(models, columns=["model", "params_published", "location", "source", "run_id",
@@ -53,7 +50,7 @@ def load(run_dirs: list[Path], latest_only: bool = True) -> Frames:
     if records.empty:
         return Frames(metas, model_table.drop_duplicates("model", keep="last"),
                       {kind: pd.DataFrame() for kind in record_classes.KINDS})
-    records = _current_attempts(records)
+    records = records[counts]
     if latest_only:
         started = records["run_id"].map({run_dir.name: n for n, run_dir in enumerate(ordered)})
         # a run's bandwidth stays with every rung of that run shown, whichever rung measured it
@@ -67,17 +64,3 @@ def load(run_dirs: list[Path], latest_only: bool = True) -> Frames:
     return Frames(metas, model_table.reset_index(drop=True), tables)
 
 
-def _current_attempts(records: pd.DataFrame) -> pd.DataFrame:
-    """Keep, per (run, model, stage), the finishing attempt; the latest load; failures not since redone."""
-    if "stage" not in records:  # no stage finished and nothing failed yet (an early Ctrl-C)
-        records = records.assign(stage=None)
-    group = records["kind"].map(kind_stage()).fillna(records["kind"])  # prompts/tasks for stage rows, else kind
-    finished = (records[records["kind"] == "stage"].groupby(["run_id", "model", "stage"])["attempt"].last()
-                .rename_axis(["run_id", "model", "group"]).rename("finished").reset_index())
-    frame = records.assign(group=group).merge(finished, on=["run_id", "model", "group"], how="left")
-    last_in_group = frame.groupby(["run_id", "model", "group"])["attempt"].transform("last")
-    latest = frame.groupby(["run_id", "model"])["attempt"].transform("last")
-    wanted = frame["finished"].fillna(last_in_group)
-    keep = (frame["kind"] == "stage") | ((frame["kind"] == "failed") & (frame["attempt"] == latest)) | (
-        ~frame["kind"].isin(["stage", "failed"]) & (frame["attempt"] == wanted))
-    return records[keep.to_numpy()]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sizebench.runstore import atomic, jsonl
 from sizebench.errors import SizebenchError
-from sizebench.runstore.records import Record
+from sizebench.runstore.records import KINDS, Record
 
 RECORDS = "records.jsonl"
 META = "run.json"
@@ -135,12 +135,38 @@ def completed(records: list[dict]) -> set[tuple[str, str]]:
     return {(r["model"], r["stage"]) for r in records if r["kind"] == "stage"}
 
 
-def current(records: list[dict], kind: str, model: str) -> list[dict]:
-    """One model's rows of a kind, from the attempt that finished their stage (else its latest attempt)."""
-    from sizebench.runstore.records import KINDS
+def kind_stage() -> dict[str, str]:
+    """Record kind -> the stage whose finishing attempt supersedes its rows, from the record classes.
+    item_text is written once per run (by the first model) and kept whatever happens to that stage."""
+    return {kind: cls.written_in for kind, cls in KINDS.items() if cls.written_in}
 
-    stage = KINDS[kind].written_in
-    finished = [r["attempt"] for r in records if r["kind"] == "stage" and r["model"] == model and r["stage"] == stage]
-    rows = [r for r in records if r["kind"] == kind and r["model"] == model]
-    attempt = finished[-1] if finished else (rows[-1]["attempt"] if rows else None)
-    return [r for r in rows if r["attempt"] == attempt]
+
+def counted(records: list[dict]) -> list[dict]:
+    """The records of one run that count, in order: which attempt's records count, decided here only.
+
+    A row written in a stage (its class's `written_in`) counts from the model's attempt that finished that
+    stage, else from the model's latest attempt that wrote into that stage; any other kind from the latest
+    attempt that wrote that kind (the latest load). Stage records all count; a failure only from the model's
+    latest attempt (a failure since redone does not)."""
+    written_in = kind_stage()
+    finished, last_in_group, latest = {}, {}, {}
+    for r in records:
+        if r["kind"] == "stage":
+            finished[(r["model"], r["stage"])] = r["attempt"]
+        last_in_group[(r["model"], written_in.get(r["kind"], r["kind"]))] = r["attempt"]
+        latest[r["model"]] = r["attempt"]
+
+    def counts(r: dict) -> bool:
+        if r["kind"] == "stage":
+            return True
+        if r["kind"] == "failed":
+            return r["attempt"] == latest[r["model"]]
+        key = (r["model"], written_in.get(r["kind"], r["kind"]))
+        return r["attempt"] == finished.get(key, last_in_group[key])
+
+    return [r for r in records if counts(r)]
+
+
+def current(records: list[dict], kind: str, model: str) -> list[dict]:
+    """One model's rows of a kind that count (counted)."""
+    return [r for r in counted(records) if r["kind"] == kind and r["model"] == model]

@@ -20,11 +20,10 @@ from sizebench.engines import formats
 from sizebench.engines.base import Generation, Session  # noqa: F401 (Generation: the stage's result type)
 from sizebench.measurement import energy, measure
 from sizebench.planning.registry import RANDOM
-from sizebench.planning.settings import PRESETS, GenSettings  # noqa: F401 (the stage's settings)
+from sizebench.planning.settings import PRESETS, WARMUP_TOKENS, GenSettings  # noqa: F401 (the stage's settings)
 from sizebench.runstore.records import PromptRecord, PromptSkipRecord
 from sizebench.stages.suites import Prompt, is_correct
 
-WARMUP_TOKENS = 8
 WARMUP_PROMPT = Prompt("warm-up", "What is the capital of France?")  # short and fixed: never the suite's
 
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sizebench.errors import SizebenchError
+from sizebench.measurement.memory import DTYPE_BYTES
 
-DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 # bitsandbytes' packed 4-bit CPU path (0.50, taken on CPUs with AVX512-BF16) groups each quantized layer's
 # scales by 64 inputs and packs its outputs 32 rows at a time; other widths crash at the first forward.
 NF4_CPU_INPUTS = 64

@@ -12,14 +12,13 @@ from sizebench.engines.base import Generation
 from sizebench.engines.hf import decoding
 from sizebench.measurement import energy, measure, memory
 from sizebench.planning.registry import RANDOM
-from sizebench.planning.settings import GenSettings
+from sizebench.planning.settings import WARMUP_TOKENS, GenSettings
 from sizebench.runstore.records import DecodeRecord, PromptRecord, ThroughputRecord
 
 if TYPE_CHECKING:
     from sizebench.engines.hf.loader import Loaded
     from sizebench.stages.suites import Prompt
 
-WARMUP_TOKENS = 8  # the batched run's warm-up, as the prompt stage's
 UNKNOWN_LENGTH = 10**9  # transformers' model_max_length when a tokenizer names none is int(1e30)
 CONTEXT_FIELDS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
 

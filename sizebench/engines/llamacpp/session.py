@@ -24,7 +24,12 @@ from sizebench.runstore.records import LoadRecord
 from sizebench.weights import gguf_check, sources
 
 MAX_CONTEXT = 4096  # KV cache allocated: the model's training context or this, whichever is less
-TOKEN_PIECE_BYTES = 64
+
+
+def context_tokens(metadata: dict) -> int:
+    """The context llama.cpp opens for a GGUF with this metadata, in process or served (llama.cpp-server)."""
+    trained = metadata.get(f"{metadata.get('general.architecture')}.context_length") or MAX_CONTEXT
+    return min(int(trained), MAX_CONTEXT)
 
 
 @dataclass
@@ -194,9 +199,8 @@ def load(spec: ModelSpec, device: str, threads: int) -> LlamaCppSession:
     n_gpu_layers = -1 if device == "cuda" else 0
     tokenizer = hf_tokenizer(source) if folder is None else _folder_tokenizer(folder)
     metadata, tensors = gguf_check.tables(path)
-    trained = metadata.get(f"{metadata.get('general.architecture')}.context_length") or MAX_CONTEXT
     started = time.perf_counter()
-    llm = llama_cpp.Llama(str(path), n_ctx=min(trained, MAX_CONTEXT), n_threads=threads, n_threads_batch=threads,
+    llm = llama_cpp.Llama(str(path), n_ctx=context_tokens(metadata), n_threads=threads, n_threads_batch=threads,
                           n_gpu_layers=n_gpu_layers, verbose=False, logits_all=False, n_batch=512)
     load_s = time.perf_counter() - started
     prompt_format = formats.pick(spec, tokenizer)

@@ -59,7 +59,7 @@ def check_url(url: str, where: str) -> None:
         raise SizebenchError(f"{where}: '{url}' has user info before '@' (the host contacted would be "
                              f"'{parts.hostname}'); give the host and port only, the key in SIZEBENCH_OPENAI_API_KEY")
     try:
-        parts.port
+        parts.port  # noqa: B018 (reading the port is what checks it)
     except ValueError:
         raise SizebenchError(f"{where}: '{url}' has a bad port; write {SHAPE}") from None
 

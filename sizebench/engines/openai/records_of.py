@@ -8,8 +8,6 @@ from sizebench.engines import formats
 from sizebench.planning.registry import GGUF_FILE, GGUF_PACKAGE, ModelSpec
 from sizebench.runstore.records import LoadRecord
 
-MAX_CONTEXT = 4096  # as the llama.cpp engine: the trained context or this, whichever is less
-
 
 def gguf_path(spec: ModelSpec) -> Path | None:
     from sizebench.weights import sources
@@ -20,11 +18,12 @@ def gguf_path(spec: ModelSpec) -> Path | None:
 
 
 def gguf_context(path: Path) -> int:
+    """The context llama.cpp's server opens for this GGUF: the llama.cpp engine's."""
+    from sizebench.engines.llamacpp.session import context_tokens
     from sizebench.weights import gguf_check
 
     metadata, _ = gguf_check.tables(path)
-    trained = metadata.get(f"{metadata.get('general.architecture')}.context_length") or MAX_CONTEXT
-    return min(int(trained), MAX_CONTEXT)
+    return context_tokens(metadata)
 
 
 def tokenizer_of(spec: ModelSpec):
