@@ -107,3 +107,14 @@ def test_an_engine_registers_by_name_from_the_environment(monkeypatch, tmp_path)
     monkeypatch.delenv(engines.EXTRA_ENGINES_VARIABLE)
     with pytest.raises(SizebenchError, match="unknown engine 'fake'"):
         engines.get("fake")
+
+
+def test_agreement_over_one_answer_has_no_stderr_and_fails_nothing(fake_ladder, tmp_path):
+    """One prompt: the answers are one cluster, so there is no clustered standard error (it was a NaN, which the
+    store refuses: the worker failed)."""
+    one = tmp_path / "one.txt"
+    one.write_text("What is the capital of France? => Paris\n")
+    outcome, rows = execute(fake_ladder, tmp_path, one, ("prompts", "agreement"))
+    assert outcome.exit_code == 0 and not outcome.failed
+    answers = [r for r in rows if r["kind"] == "agreement" and r["units"] == 1]
+    assert answers and all(r["kld_stderr"] is None and r["ln_ppl_ratio_stderr"] is None for r in answers)

@@ -121,26 +121,27 @@ def exact_kld(ref_logits: np.ndarray, logits: np.ndarray, vocab: int) -> np.ndar
 class Summary:
     tokens: int
     kld_mean: float
-    kld_stderr: float
+    kld_stderr: float | None  # None: one unit, no estimate
     kld_median: float
     kld_p90: float
     kld_p99: float
     kld_max: float
     same_top: float  # share of tokens
     ppl_ratio: float  # PPL(variant) / PPL(reference) on the same tokens
-    ln_ppl_ratio_stderr: float
+    ln_ppl_ratio_stderr: float | None
     rms_dp: float  # RMS of the change in the probability of the token that followed
     mean_dp: float
     units: int  # the chunks or answers the standard errors cluster by
 
 
-def clustered_stderr(values: np.ndarray, units: np.ndarray) -> float:
+def clustered_stderr(values: np.ndarray, units: np.ndarray) -> float | None:
     """The standard error of the mean of `values` when the rows of one unit (a chunk, an answer) are not
-    independent: statsmodels' cluster-robust variance of the intercept-only regression; NaN with one unit."""
+    independent: statsmodels' cluster-robust variance of the intercept-only regression; None with one unit
+    (no estimate; a record holds no NaN)."""
     import statsmodels.api as sm
 
     if len(np.unique(units)) < 2:
-        return float("nan")
+        return None
     fit = sm.OLS(np.asarray(values, float), np.ones(len(values))).fit(cov_type="cluster", cov_kwds={"groups": units})
     return float(fit.bse[0])
 

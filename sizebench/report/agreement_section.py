@@ -66,7 +66,7 @@ def agreement_section(fr: Frames, df: pd.DataFrame, mapping: dict[str, str], plo
             low, high = _ratio_interval(r)
             body.append([r["model"], r["reference"], fmt_num(weights.get(r["model"]), "{:.0f}"),
                          f"{r['tokens']:,} ({_units(r, text)})",
-                         f"{r['kld_mean']:.5f} ± {r['kld_stderr']:.5f}", f"{r['kld_median']:.5f}",
+                         f"{r['kld_mean']:.5f}" + (f" ± {r['kld_stderr']:.5f}" if pd.notna(r["kld_stderr"]) else ""), f"{r['kld_median']:.5f}",
                          f"{r['kld_p90']:.4f}", f"{r['kld_p99']:.4f}", f"{r['kld_max']:.3f}",
                          f"{100 * r['same_top']:.1f}%", f"{r['ppl_ratio']:.4f} [{low:.4f}, {high:.4f}]",
                          f"{100 * r['rms_dp']:.2f}%"])

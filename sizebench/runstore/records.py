@@ -234,14 +234,14 @@ class AgreementRecord(Record):
     text: str  # "corpus" (the bundled prose) or "answers" (the reference's own answers to the prompt suite)
     tokens: int
     kld_mean: float  # KL(reference || variant), nats per token
-    kld_stderr: float
+    kld_stderr: float | None  # None: the text came in one unit (chunk or answer), no estimate
     kld_median: float
     kld_p90: float
     kld_p99: float
     kld_max: float
     same_top: float  # share of tokens whose most likely next token is the reference's
     ppl_ratio: float  # PPL(variant) / PPL(reference) on these tokens
-    ln_ppl_ratio_stderr: float
+    ln_ppl_ratio_stderr: float | None
     rms_dp: float  # RMS over tokens of p_variant(next) - p_reference(next)
     mean_dp: float
     top_k: int  # the reference's stored form (the KLD is a lower bound of the exact one over all ids)
