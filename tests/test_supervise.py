@@ -37,15 +37,20 @@ def gone(pid: int) -> bool:
 
 
 def test_the_clock_restarts_at_each_stage(tmp_path):
-    """Three stages of 0.7 s each under a 1.5 s limit: 2.1 s in all, no stage over, nothing stopped."""
-    proc = supervise.start_worker(script(tmp_path, """
-        for stage in ("loading", "prompts", "tasks"):
+    """Every stage (and the load) 0.8 s under a 1.5 s limit: no stage over, nothing stopped. Two stages on one
+    clock would be 1.6 s (the agreement stage ran on the tasks' clock before the stages' list was one)."""
+    from sizebench.runstore.records import STAGES
+
+    stages = ("loading", "tasks", "agreement", "prompts", "sweep")
+    assert set(stages[1:]) == set(STAGES)
+    proc = supervise.start_worker(script(tmp_path, f"""
+        for stage in {stages!r}:
             event(stage=stage, done=0, total=1)
-            time.sleep(0.7)
+            time.sleep(0.8)
     """))
     seen = []
     assert supervise.follow(proc, seen.append, limit=1.5) is None
-    assert proc.wait() == 0 and [e["stage"] for e in seen] == ["loading", "prompts", "tasks"]
+    assert proc.wait() == 0 and [e["stage"] for e in seen] == list(stages)
 
 
 def test_a_stage_past_the_limit_stops_the_worker_even_one_that_ignores_sigterm(tmp_path):

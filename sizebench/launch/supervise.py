@@ -21,11 +21,14 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 
+from sizebench.runstore.records import STAGES
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 GRACE_S = float(os.environ.get("SIZEBENCH_STOP_GRACE_S", "10"))
 SETTLE_S = 5.0  # past the grace (SIGKILL sent), how long a stopped process's group takes to be gone
 LOOK_S = 1.0  # how often a silent worker is looked at
-STAGE_OF_EVENT = {"loading": "load", "prompts": "prompts", "batched": "prompts", "tasks": "tasks", "sweep": "sweep"}
+# The events that start a stage's clock: every stage's own start event (sizebench.launch.worker.tracked), loading
+STAGE_OF_EVENT = {"loading": "load", **{stage: stage for stage in STAGES}}
 
 
 class Signalled(KeyboardInterrupt):

@@ -9,6 +9,7 @@ failure the worker could name, 130 when stopped, 1 otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -129,33 +130,45 @@ def bandwidth_once(loaded, store: RunStore, attempt: str) -> None:
         store.append(BandwidthRecord(loaded.spec.name, attempt, **asdict(bandwidth.measure(loaded.device, copy_bytes))))
 
 
-def _stage_done(loaded, store: RunStore, attempt: str, stage: str, started: float) -> None:
+@contextlib.contextmanager
+def tracked(loaded, store: RunStore, attempt: str, stage: str, **start):
+    """Every stage inside one tracker: the peaks reset, the start event (which starts the supervisor's clock for
+    the stage), the stage timed, and its StageRecord written when it finishes."""
     from sizebench.measurement import measure
 
+    measure.reset_peak_rss()
+    measure.reset_cuda_peak(loaded.device)
+    started = time.perf_counter()
+    event(model=loaded.spec.name, stage=stage, **start)
+    yield
     store.append(StageRecord(loaded.spec.name, attempt, stage, time.perf_counter() - started,
                              loaded.peak_rss_mb(), measure.cuda_peak_mb(loaded.device),
                              loaded.resident_weights_mb()))
 
 
 def prompts_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
-    from sizebench.measurement import energy, measure
     from sizebench.stages import generation
-    from sizebench.runstore.records import EnergyRecord
     from sizebench.stages.suites import load_suite
 
     suite = load_suite(job["prompts_path"])
     settings = generation.GenSettings(**job["gen"])
-    measure.reset_peak_rss()
-    measure.reset_cuda_peak(loaded.device)
-    started = time.perf_counter()
     name = loaded.spec.name
-    event(model=name, stage="prompts", done=0, total=len(suite.prompts))  # starts the stage's clock
 
     def emit(record) -> None:
         store.append(record)
         if record.kind == "prompt_skipped":
             event(model=name, stage="prompt_skipped", prompt_id=record.prompt_id, reason=record.reason)
 
+    with tracked(loaded, store, attempt, "prompts", done=0, total=len(suite.prompts)):
+        _prompts(loaded, suite, settings, attempt, store, emit)
+
+
+def _prompts(loaded, suite, settings, attempt: str, store: RunStore, emit) -> None:
+    from sizebench.measurement import energy
+    from sizebench.runstore.records import EnergyRecord
+    from sizebench.stages import generation
+
+    name = loaded.spec.name
     meter = energy.Meter(loaded.device)
     singles = generation.run_prompts(
         loaded, suite.prompts, settings, attempt, emit,
@@ -170,51 +183,40 @@ def prompts_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
         batched = loaded.batched_throughput(tuple(p for p in suite.prompts if p.id in ran), settings, attempt, singles)
         if batched is not None:  # an engine that does not batch in process measures single streams only
             store.append(batched)
-    _stage_done(loaded, store, attempt, "prompts", started)
 
 
 def tasks_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
     from sizebench.stages import evaluation
-    from sizebench.measurement import measure
 
     settings = evaluation.EvalSettings(**job["eval"])
-    measure.reset_peak_rss()
-    measure.reset_cuda_peak(loaded.device)
-    started = time.perf_counter()
-    event(model=loaded.spec.name, stage="tasks")
-    why_not = loaded.tasks_unavailable()  # an endpoint that cannot score prompts: skipped, never run at chance level
-    if why_not:
-        from sizebench.runstore.records import SkipRecord
+    with tracked(loaded, store, attempt, "tasks"):
+        why_not = loaded.tasks_unavailable()  # an endpoint that cannot score prompts: skipped, never at chance level
+        if why_not:
+            from sizebench.runstore.records import SkipRecord
 
-        for task in evaluation.expand(settings.tasks):
-            store.append(SkipRecord(loaded.spec.name, attempt, task, why_not))
-        _stage_done(loaded, store, attempt, "tasks", started)
-        return
-    texts_done = frozenset(job.get("texts_done", ())) | item_texts(store.records())  # once per run
-    evaluation.run_tasks(loaded, loaded.spec.name, settings, attempt, store.append, texts_done)
-    _stage_done(loaded, store, attempt, "tasks", started)
+            for task in evaluation.expand(settings.tasks):
+                store.append(SkipRecord(loaded.spec.name, attempt, task, why_not))
+            return
+        texts_done = frozenset(job.get("texts_done", ())) | item_texts(store.records())  # once per run
+        evaluation.run_tasks(loaded, loaded.spec.name, settings, attempt, store.append, texts_done)
 
 
 def sweep_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
     from sizebench.stages import sweep
 
-    started = time.perf_counter()
-    event(model=loaded.spec.name, stage="sweep")
-    sweep.run_sweep(loaded, job, attempt, store.append, lambda text: event(model=loaded.spec.name, stage="sweep", level=text))
-    _stage_done(loaded, store, attempt, "sweep", started)
+    with tracked(loaded, store, attempt, "sweep"):
+        sweep.run_sweep(loaded, job, attempt, store.append,
+                        lambda text: event(model=loaded.spec.name, stage="sweep", level=text))
+
+
 def agreement_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
     from pathlib import Path
 
-    from sizebench.measurement import measure
     from sizebench.stages import agreement
 
-    measure.reset_peak_rss()
-    measure.reset_cuda_peak(loaded.device)
-    started = time.perf_counter()
-    event(model=loaded.spec.name, stage="agreement")
-    agreement.run(loaded, job["agreement"], Path(job["run_dir"]), own_answers(loaded.spec.name, job, store),
-                  store.append, attempt)
-    _stage_done(loaded, store, attempt, "agreement", started)
+    with tracked(loaded, store, attempt, "agreement"):
+        agreement.run(loaded, job["agreement"], Path(job["run_dir"]), own_answers(loaded.spec.name, job, store),
+                      store.append, attempt)
 
 
 def own_answers(name: str, job: dict, store: RunStore) -> list:
