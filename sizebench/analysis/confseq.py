@@ -127,8 +127,8 @@ def sequence(diffs, margin: float, population: int | None = None, alpha: float =
     kept = candidates[(best_up < threshold) & (best_down < threshold)]
     low, high = (max(kept[0] - GRID_STEP, -1.0), min(kept[-1] + GRID_STEP, 1.0)) if len(kept) else (-1.0, 1.0)
     if population is not None:  # the logical bound, between grid points too
-        total = float(((d + 1) / 2).sum())
-        low, high = max(low, 2 * total / population - 1), min(high, 1 - 2 * (len(d) - total) / population)
+        unseen = population - len(d)  # each a difference of -1 at worst and 1 at best
+        low, high = max(low, (d.sum() - unseen) / population), min(high, (d.sum() + unseen) / population)
     at_or_above = candidates >= margin
     p = float(np.exp(-best_down[at_or_above]).max()) if at_or_above.any() else 0.0
     return Sequence(len(d), population, float(low), float(high), min(p, 1.0), margin)
