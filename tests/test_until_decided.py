@@ -1,0 +1,77 @@
+"""The runner's answer after each chunk of `--until-decided`, and the report of a chunked task, from stored records
+alone (no model: seconds)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sizebench.analysis import sequential, verdict
+from sizebench.launch.runner import schedule
+from sizebench.planning.plan import RunPlan
+from sizebench.planning.registry import resolve
+from sizebench.planning.settings import EvalSettings
+from sizebench.report import verdict_section
+from sizebench.runstore import frames
+from sizebench.runstore.records import ChunkRecord, ItemsRecord, StopRecord
+from sizebench.runstore.store import RunStore
+
+from test_verdict import load
+
+N = 196
+
+
+def _run(tmp_path, small_right, big_right, chunks_run: int):
+    """small answered all N items; big (the baseline) the first chunks_run chunks of 32 in a drawn order."""
+    store = RunStore.create(tmp_path, {"command": "sizebench eval --until-decided", "environment": {},
+                                       "plan": {"models": [{"name": m, "params": p, "location": m, "source": "hub"}
+                                                           for m, p in (("small", 10**8), ("big", 10**9))]}})
+    store.append(load("small", 10**8))
+    store.append(load("big", 10**9))
+    store.append(ItemsRecord("small", "a", "geo", list(range(N)), [0] * N, scores={"acc": [int(x) for x in small_right]}))
+    drawn = [int(i) for i in np.random.default_rng(1).permutation(N)]
+    for k in range(chunks_run):
+        part = drawn[32 * k:32 * (k + 1)]
+        store.append(ItemsRecord("big", "b", "geo", sorted(part), [0] * len(part),
+                                 scores={"acc": [int(big_right[i]) for i in sorted(part)]}))
+        store.append(ChunkRecord("big", "b", "geo", N, part, 2.0, 32, 0))
+    return store, drawn
+
+
+def test_a_clear_gap_is_decided_after_few_chunks_and_a_tie_goes_on(tmp_path):
+    big = np.ones(N, dtype=int)
+    settings = EvalSettings(until_decided=True, margin=0.05)
+    worse = np.ones(N, dtype=int)
+    worse[::2] = 0  # half the items wrong: far worse than the margin
+    store, _ = _run(tmp_path / "a", worse, big, 2)
+    assert sequential.answer(store.dir, "geo", 64, settings) == sequential.DECIDED
+    store, _ = _run(tmp_path / "b", big, big, 1)
+    assert sequential.answer(store.dir, "geo", 32, settings) == sequential.GO  # 32 ties cannot bound the gap yet
+    assert sequential.answer(store.dir, "geo", 32, EvalSettings(until_decided=True, max_items=32)) == "--max-items 32"
+    assert sequential.answer(store.dir, "geo", 32, EvalSettings(until_decided=True, max_seconds=1.5)) == \
+        "--max-seconds 1.5"
+
+
+def test_the_report_says_where_a_task_stopped_and_shows_the_sequence(tmp_path):
+    worse = np.ones(N, dtype=int)
+    worse[::2] = 0
+    store, drawn = _run(tmp_path, worse, np.ones(N, dtype=int), 2)
+    store.append(StopRecord("big", "b", "geo", N, 64, "decided", 4.0, 0.05))
+    fr = frames.load([store.dir])
+    (v,) = verdict.verdicts(fr)
+    assert v.outcomes.chunked.population == N and v.n == 64
+    assert list(v.outcomes.table.index) == drawn[:64]  # the order drawn, which the sequence follows
+    assert v.baseline == "big" and v.status("small") == "worse by the margin or more"
+    r, s = v.vs_baseline["small"], v.sequences["small"]
+    assert (r.low, r.high) == (s.low, s.high) and s.low >= 0.05
+    text = verdict_section.paragraph(v)
+    assert "64 of 196 items" in text and "stopped after 64 of 196 items (decided" in text
+    assert f"[{s.low:+.3f}, {s.high:+.3f}]" in text  # the sequence's interval, not Tango's
+    assert "Until decided" in verdict_section.verdict_section([v], 0.05, verdict.size_order(fr)[1], True)
+
+
+def test_the_baseline_runs_its_tasks_after_every_other_rung():
+    models = tuple(resolve("offline"))
+    plan = RunPlan(models, ("prompts", "tasks"), "p.txt", eval=EvalSettings(until_decided=True))
+    order = schedule(plan, {})
+    assert [plan.models[i - 1].name for i, _ in order][-1] == "gemma3-270m"
+    assert schedule(plan, {"smollm2-135m": "gemma3-270m"})[-1] == (2, ("tasks",))  # the reference runs first too
