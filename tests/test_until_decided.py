@@ -75,3 +75,20 @@ def test_the_baseline_runs_its_tasks_after_every_other_rung():
     order = schedule(plan, {})
     assert [plan.models[i - 1].name for i, _ in order][-1] == "gemma3-270m"
     assert schedule(plan, {"smollm2-135m": "gemma3-270m"})[-1] == (2, ("tasks",))  # the reference runs first too
+
+
+def test_accuracy_of_a_rung_stopped_early_says_n_of_the_task(tmp_path):
+    from sizebench.report import sections
+    from sizebench.report.summary import summary, summary_table
+    from sizebench.runstore.records import TaskRecord
+
+    worse = np.ones(N, dtype=int)
+    worse[::2] = 0
+    store, _ = _run(tmp_path, worse, np.ones(N, dtype=int), 2)
+    store.append(StopRecord("big", "b", "geo", N, 64, "decided", 4.0, 0.05))
+    store.append(TaskRecord("big", "b", "geo", "acc", 1.0, 0.0, 64, None, None, None, 4.0))
+    store.append(TaskRecord("small", "a", "geo", "acc", 0.5, 0.036, N, None, None, None, 9.0))
+    fr = frames.load([store.dir])
+    table = summary_table(summary(fr))
+    assert "1.000 ± 0.000 (n 64 of 196, until decided)" in table and "0.500 ± 0.036 |" in table
+    assert "64 of 196 (until decided)" in sections.tasks_section(fr, ["small", "big"])
