@@ -120,7 +120,9 @@ def outcome_sets(fr: Frames, order: list[str]) -> list[Outcomes]:
     if not items.empty:
         for task in sorted(items["task"].unique()):
             rows = items[items["task"] == task]
-            models = [m for m in order if m in set(rows["model"])]
+            last = rows.drop_duplicates("model", keep="last").set_index("model")[["run_id", "attempt"]]
+            rows = rows[[(r, a) == tuple(last.loc[m]) for m, r, a in zip(rows["model"], rows["run_id"], rows["attempt"])]]
+            models = [m for m in order if m in set(rows["model"])]  # each model's last attempt: its chunks, if chunked
             scores = {m: [r for r in rows.loc[rows["model"] == m, "scores"]] for m in models}
             metric = next((k for k in METRICS if all(all(k in (s or {}) for s in scores[m]) for m in models)), None)
             if metric is None or not models:

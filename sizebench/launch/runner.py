@@ -7,6 +7,7 @@ killer, a segfault) gets a failure record written for it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -57,7 +58,11 @@ class LocalExecutor:
         log_path = logs / f"{stem}.log"
         with log_path.open("w") as log:
             proc = supervise.start_worker(self.command(job_path), stderr=log, stdin=subprocess.PIPE)
-            ran_out = _follow(proc, answering(proc, on_event), job.get("timeout"))
+            try:
+                ran_out = _follow(proc, answering(proc, on_event), job.get("timeout"))
+            finally:
+                with contextlib.suppress(OSError):  # a worker gone with an answer unread
+                    proc.stdin.close()
         if ran_out:
             raise TimedOut(ran_out, job["timeout"])
         return proc.returncode, _last_line(log_path)
