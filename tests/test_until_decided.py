@@ -92,3 +92,30 @@ def test_accuracy_of_a_rung_stopped_early_says_n_of_the_task(tmp_path):
     table = summary_table(summary(fr))
     assert "1.000 ± 0.000 (n 64 of 196, until decided)" in table and "0.500 ± 0.036 |" in table
     assert "64 of 196 (until decided)" in sections.tasks_section(fr, ["small", "big"])
+
+
+def test_the_runner_s_answer_reaches_the_waiting_worker(tmp_path):
+    """The local executor's pipe: a worker that asks after a chunk gets the runner's answer on its stdin."""
+    import json
+    import sys
+
+    from sizebench.launch.runner import LocalExecutor
+
+    script = ("import json, sys\n"
+              "print(json.dumps({'model': 'm', 'stage': 'chunk', 'task': 't', 'done': 32, 'total': 64}), flush=True)\n"
+              "print(json.dumps({'model': 'm', 'stage': 'heard', 'text': sys.stdin.readline().strip()}), flush=True)\n")
+
+    class Scripted(LocalExecutor):
+        def command(self, job_path):
+            return [sys.executable, "-c", script]
+
+    store = RunStore.create(tmp_path, {"command": "test", "plan": {"models": []}})
+    seen = []
+
+    def on_event(event):
+        seen.append(event)
+        return "decided" if event["stage"] == "chunk" else None
+
+    code, _ = Scripted().run({"model": {"name": "m"}, "attempt": "a", "timeout": 30}, store, on_event)
+    assert code == 0 and seen[-1] == {"model": "m", "stage": "heard", "text": "decided"}
+    assert json.loads((store.dir / "jobs" / "m-a.json").read_text())["attempt"] == "a"
