@@ -119,3 +119,14 @@ def test_the_runner_s_answer_reaches_the_waiting_worker(tmp_path):
     code, _ = Scripted().run({"model": {"name": "m"}, "attempt": "a", "timeout": 30}, store, on_event)
     assert code == 0 and seen[-1] == {"model": "m", "stage": "heard", "text": "decided"}
     assert json.loads((store.dir / "jobs" / "m-a.json").read_text())["attempt"] == "a"
+
+
+def test_bad_sequential_options_are_one_line_errors():
+    from conftest import sizebench
+
+    for args, words in ((("eval", "--until-decided", "--chunk", "0"), "--chunk must be a positive integer"),
+                        (("eval", "--max-items", "5"), "go with --until-decided"),
+                        (("eval", "--until-decided", "--max-seconds", "-1"), "--max-seconds must be a positive")):
+        done = sizebench(*args)
+        assert done.returncode == 2 and done.stderr.strip().splitlines() == [f"error: {done.stderr.strip()[7:]}"]
+        assert words in done.stderr and "Traceback" not in done.stderr
