@@ -64,7 +64,7 @@ def test_the_report_says_where_a_task_stopped_and_shows_the_sequence(tmp_path):
     r, s = v.vs_baseline["small"], v.sequences["small"]
     assert (r.low, r.high) == (s.low, s.high) and s.low >= 0.05
     text = verdict_section.paragraph(v)
-    assert "64 of 196 items" in text and "stopped after 64 of 196 items (decided" in text
+    assert "64 of 196 items" in text and "stopped after 64 of 196 items (decided, margin 0.05): 3.1x fewer items" in text
     assert f"[{s.low:+.3f}, {s.high:+.3f}]" in text  # the sequence's interval, not Tango's
     assert "Until decided" in verdict_section.verdict_section([v], 0.05, verdict.size_order(fr)[1], True)
 

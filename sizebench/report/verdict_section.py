@@ -75,10 +75,13 @@ def chunked_note(v: Verdict) -> str:
         return ""
     why = {"decided": "decided", None: "still running when the records were read"}.get(c.reason, c.reason)
     full = c.wall_s * c.population / v.n if v.n else 0.0
-    return (f" *`--until-decided`: {c.model} stopped after {v.n} of {c.population} items ({why}, margin "
-            f"{c.margin:g}); {c.wall_s:.0f} s of its time in lm-eval against about {full:.0f} s for all "
-            f"{c.population} (its time per item so far, {c.population / v.n:.1f}x); the other rungs answered all "
-            "items.*")
+    text = (f" *`--until-decided`: {c.model} stopped after {v.n} of {c.population} items ({why}, margin "
+            f"{c.margin:g}): {c.population / v.n:.1f}x fewer items; {c.wall_s:.0f} s of its time in lm-eval against "
+            f"about {full:.0f} s for all {c.population} at its time per item; the other rungs answered all items.")
+    if v.n >= c.population:  # sampled without replacement to the last item: the task's own difference, exactly
+        text += (" With every item answered the sequence is the difference on these items exactly; a full run's "
+                 "Tango interval speaks of items like them, so it can be undecided where this is not.")
+    return text + "*"
 
 
 def paragraph(v: Verdict, notes: dict[str, str] | None = None) -> str:
