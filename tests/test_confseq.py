@@ -70,3 +70,13 @@ def test_bad_input_is_refused():
             confseq.sequence(bad, 0.05)
     with pytest.raises(ValueError):
         confseq.sequence([1, 0, 1], 0.05, population=2)
+
+
+def test_the_truth_is_not_ruled_out_by_rounding_at_the_last_items():
+    """0.55 * 200 is 110.00000000000001 in floating point: the last item's mean left must not leave [0, 1] by that."""
+    d = np.zeros(200, dtype=int)
+    d[:40], d[40:60] = 1, -1
+    for seed in range(20):
+        items = np.random.default_rng(seed).permutation(d)
+        up, down = confseq.max_log_capital((items + 1) / 2, [(items.mean() + 1) / 2], 200, 0.05)
+        assert np.isfinite(up[0]) and np.isfinite(down[0])

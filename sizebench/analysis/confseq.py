@@ -42,6 +42,7 @@ GRID_STEP = 0.002  # in the difference: confseq's default 1000 breaks over [0, 1
 TRUNCATE = 0.5  # the bets at most half the largest that keeps the capital nonnegative (confseq's trunc_scale)
 PRIOR_MEAN, PRIOR_VARIANCE, PRIOR_ITEMS = 0.5, 0.25, 1
 BLOCK = 512  # items per block of the capital's computation
+EXACT = 1e-9  # a mean of the items left this far outside [0, 1] is impossible; closer, it is rounding
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def max_log_capital(x, m, population: int | None, alpha: float) -> tuple[np.ndar
         else:
             with np.errstate(divide="ignore", invalid="ignore"):
                 left = (population * m - seen[t - 1]) / (population - (t - 1))
-        impossible = (left < 0) | (left > 1)
+        impossible = (left < -EXACT) | (left > 1 + EXACT)  # not a rounding error of an exact mean
         inside = np.clip(left, 0, 1)
         with np.errstate(divide="ignore", invalid="ignore"):
             up = np.minimum(bets[start:t[-1]], TRUNCATE / inside)
@@ -104,7 +105,7 @@ def max_log_capital(x, m, population: int | None, alpha: float) -> tuple[np.ndar
         gone |= impossible.any(axis=1)
     if population is not None:  # the items seen, the last one included, bound the population's mean
         total = seen[-1]
-        gone |= (m[:, 0] < total / population - 1e-12) | (m[:, 0] > 1 - (len(x) - total) / population + 1e-12)
+        gone |= (m[:, 0] < total / population - EXACT) | (m[:, 0] > 1 - (len(x) - total) / population + EXACT)
     return np.where(gone, np.inf, best_up), np.where(gone, np.inf, best_down)
 
 
