@@ -79,6 +79,14 @@ SWEEP_REQUESTS = typer.Option(32, "--sweep-requests", help="Requests per load le
 SWEEP_SECONDS = typer.Option(60.0, "--sweep-seconds", help="Seconds per load level, at most (no request sent after).")
 SWEEP_TOKENS = typer.Option(32, "--sweep-output-tokens", help="Output tokens per sweep request (fixed where the server allows).")
 SERVER_ARGS = typer.Option("", "--server-args", help="Extra flags for launched servers (vllm serve, llama-cpp-python), one string.")
+UNTIL_DECIDED = typer.Option(False, "--until-decided", help="Each task's items in a seeded random order: every other "
+                              "rung answers them all, then the baseline rung chunk by chunk until every comparison "
+                              "with it is decided against --margin (an anytime-valid confidence sequence) or the "
+                              "items run out.")
+CHUNK = typer.Option(32, "--chunk", help="Items per chunk with --until-decided (larger keeps a GPU's batches full).")
+MAX_ITEMS = typer.Option(None, "--max-items", help="With --until-decided: the baseline's items per task at most.")
+MAX_SECONDS = typer.Option(None, "--max-seconds", metavar="SECONDS", help="With --until-decided: no new chunk of a "
+                           "task once the baseline has spent this long on it.")
 # What `bench --resume` honours: where the run and its report are, and how to finish it. Anything else would
 # change a run already started, so it is refused rather than silently ignored.
 RESUME_OPTIONS = ("resume", "results", "report_name", "margin", "baseline", "timeout", "executor", "ray_address")
@@ -122,7 +130,7 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
           eval_batch_size="auto", device="auto", dtype="auto", force=False, threads=None, max_new_tokens=128,
           repeat=1, batch_size=1, seed=0, sample=False, temperature=1.0, top_p=1.0, executor="local",
           ray_address=None, top_k=50, decoding=None, no_offload=False, timeout=None, engines="transformers", serve=None,
-          reference=None, hub_kernels=False, baseline=None, decode="auto", weights="real"):
+          reference=None, hub_kernels=False, baseline=None, decode="auto", weights="real", sequential=None, margin=0.05):
     from sizebench.stages import evaluation
     from sizebench.planning.settings import GenSettings
     from sizebench.planning.plan import RunPlan
@@ -147,8 +155,9 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
         models=specs, stages=stages, prompts_path=prompts,
         gen=replace(GenSettings(max_new_tokens, repeat, seed, sample, temperature, top_p, batch_size, top_k),
                     decode=decode).with_preset(decoding),
-        eval=evaluation.EvalSettings(tuple(t.strip() for t in tasks.split(",") if t.strip()), task_path, limit,
-                                     num_fewshot, eval_batch_size),
+        eval=replace(evaluation.EvalSettings(tuple(t.strip() for t in tasks.split(",") if t.strip()), task_path, limit,
+                                             num_fewshot, eval_batch_size), margin=margin, baseline=baseline,
+                     **(sequential or {})),
         device=device, dtype=dtype, force=force, offload=not no_offload, hub_kernels=hub_kernels, threads=threads,
         executor=executor,
         ray_address=ray_address, timeout=timeout, reference=reference, **({"serve": serve} if serve else {}),
@@ -273,14 +282,20 @@ def eval_(models: str = MODELS, engines: str = ENGINES, tasks: str = TASKS, task
           threads: Optional[int] = THREADS,
           executor: str = EXECUTOR, ray_address: Optional[str] = RAY_ADDRESS, results: str = RESULTS,
           timeout: Optional[float] = TIMEOUT, report_name: str = REPORT, margin: float = MARGIN,
-          baseline: Optional[str] = BASELINE) -> None:
+          baseline: Optional[str] = BASELINE, until_decided: bool = UNTIL_DECIDED, chunk: int = CHUNK,
+          max_items: Optional[int] = MAX_ITEMS, max_seconds: Optional[float] = MAX_SECONDS) -> None:
     """Run lm-evaluation-harness tasks on each model (accuracy +- stderr)."""
     report_name, margin = _report_name(report_name), _margin(margin)
     _run(_plan(("tasks",), models, tasks=tasks, task_path=task_path, limit=limit, num_fewshot=num_fewshot,
                eval_batch_size=eval_batch_size, device=device, dtype=dtype, force=force, threads=threads,
                executor=executor, ray_address=ray_address, no_offload=no_offload, timeout=timeout, engines=engines,
-               hub_kernels=hub_kernels, baseline=baseline), results, report_name=report_name, margin=margin,
-         baseline=baseline)
+               hub_kernels=hub_kernels, baseline=baseline, margin=margin,
+               sequential=_sequential(until_decided, chunk, max_items, max_seconds)),
+         results, report_name=report_name, margin=margin, baseline=baseline)
+
+
+def _sequential(until_decided: bool, chunk: int, max_items: Optional[int], max_seconds: Optional[float]) -> dict:
+    return {"until_decided": until_decided, "chunk": chunk, "max_items": max_items, "max_seconds": max_seconds}
 
 
 @app.command()
@@ -304,6 +319,8 @@ def bench(ctx: typer.Context, models: str = MODELS, engines: str = ENGINES,
           reference: Optional[str] = typer.Option(None, "--reference", metavar="MODEL", help="The rung every other "
                                                   "rung's next-token agreement is measured against (default: per "
                                                   "group sharing a tokenizer, its largest, most precise rung)."),
+          until_decided: bool = UNTIL_DECIDED, chunk: int = CHUNK, max_items: Optional[int] = MAX_ITEMS,
+          max_seconds: Optional[float] = MAX_SECONDS,
           resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run id with its own settings; "
                                                "finished stages are kept. Takes only --timeout, --executor, "
                                                "--ray-address, --results, --report, --margin and --baseline.")) -> None:
@@ -324,7 +341,8 @@ def bench(ctx: typer.Context, models: str = MODELS, engines: str = ENGINES,
         force, threads, max_new_tokens, repeat, batch_size, seed, sample, temperature, top_p,
         executor=executor or "local", ray_address=ray_address, top_k=top_k, decoding=decoding, no_offload=no_offload,
         timeout=timeout, engines=engines, serve=serve, reference=reference, hub_kernels=hub_kernels, baseline=baseline,
-        decode=decode, weights=weights)
+        decode=decode, weights=weights, sequential=_sequential(until_decided, chunk, max_items, max_seconds),
+        margin=margin)
     _run(plan, results, resume, executor, ray_address, timeout, report_name, margin, baseline)
 
 

@@ -58,15 +58,18 @@ class LadderTest:
         return UNDECIDED if model in self.adjusted else NOT_REACHED
 
 
-def test(tiers: list[list[str]], baseline: str, vs_baseline: dict[str, Paired], margin: float) -> LadderTest:
+def test(tiers: list[list[str]], baseline: str, vs_baseline: dict[str, Paired], margin: float,
+         p: dict[str, float] | None = None) -> LadderTest:
     """tiers: smallest first, each in its own order, the baseline in one of them; vs_baseline: baseline - rung.
-    Rungs without a comparison are left out."""
+    Rungs without a comparison are left out. p: each rung's p-value of "baseline - rung >= margin" where another
+    test gives it (the anytime-valid one of a chunked task, sizebench.analysis.confseq); else Tango's."""
     tiers = [[m for m in tier if m == baseline or m in vs_baseline] for tier in tiers]
     tiers = [tier for tier in tiers if tier]
     top = next(i for i, tier in enumerate(tiers) if baseline in tier)  # rungs larger than the baseline: no candidates
     sequence = [[m for m in tier if m != baseline] for tier in reversed(tiers[:top + 1])]
     sequence = [tier for tier in sequence if tier]
-    p = {m: paired.noninferiority_p(r.a_only, r.b_only, r.n, margin) for m, r in vs_baseline.items()}
+    p = p if p is not None else {m: paired.noninferiority_p(r.a_only, r.b_only, r.n, margin)
+                                 for m, r in vs_baseline.items()}
     adjusted: dict[str, float] = {}
     within: list[str] = []
     stopped: list[str] = []

@@ -14,12 +14,12 @@ rows hold their weights in more than one way (precisions, engines). Rows equal o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
-from sizebench.analysis import fixed_sequence, paired, sizes
+from sizebench.analysis import confseq, fixed_sequence, paired, sizes
 from sizebench.analysis.fixed_sequence import LadderTest
 from sizebench.errors import SizebenchError
 from sizebench.runstore.frames import Frames
@@ -33,10 +33,22 @@ PROMPTS = "prompt suite"
 
 
 @dataclass(frozen=True)
+class Chunked:
+    """A task the baseline rung ran chunk by chunk (`--until-decided`): the table's rows are in the order drawn."""
+
+    model: str  # the rung run in chunks
+    population: int  # the task's items
+    reason: str | None  # why it stopped (None: it had not, when the records were read)
+    wall_s: float  # its time in lm-eval on the items it ran
+    margin: float  # the margin the runner decided against
+
+
+@dataclass(frozen=True)
 class Outcomes:
     name: str  # a task, POOLED or PROMPTS
     metric: str
     table: pd.DataFrame  # one row per item every model answered, one 0/1 column per model, smallest first
+    chunked: Chunked | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,7 @@ class Verdict:
     test: LadderTest  # baseline, comparisons with it, the rungs shown within, the recommended one
     steps: list[Step]
     needed: dict[str, int | None] = field(default_factory=dict)  # items that would decide, per undecided model
+    sequences: dict[str, confseq.Sequence] = field(default_factory=dict)  # chunked tasks: baseline - rung
 
     @property
     def n(self) -> int:
@@ -105,17 +118,24 @@ def outcome_sets(fr: Frames, order: list[str]) -> list[Outcomes]:
     sets = []
     items = fr["items"]
     if not items.empty:
-        latest = items.drop_duplicates(["model", "task"], keep="last")
-        for task in sorted(latest["task"].unique()):
-            rows = latest[latest["task"] == task].set_index("model")
-            models = [m for m in order if m in rows.index]
-            metric = next((m for m in METRICS if all(m in (rows.loc[x, "scores"] or {}) for x in models)), None)
+        for task in sorted(items["task"].unique()):
+            rows = items[items["task"] == task]
+            last = rows.drop_duplicates("model", keep="last").set_index("model")[["run_id", "attempt"]]
+            rows = rows[[(r, a) == tuple(last.loc[m]) for m, r, a in zip(rows["model"], rows["run_id"], rows["attempt"])]]
+            models = [m for m in order if m in set(rows["model"])]  # each model's last attempt: its chunks, if chunked
+            scores = {m: [r for r in rows.loc[rows["model"] == m, "scores"]] for m in models}
+            metric = next((k for k in METRICS if all(all(k in (s or {}) for s in scores[m]) for m in models)), None)
             if metric is None or not models:
                 continue
-            columns = {m: pd.Series(rows.loc[m, "scores"][metric], index=rows.loc[m, "doc_ids"]) for m in models}
+            columns = {m: pd.concat([pd.Series(s[metric], index=d, dtype=float) for s, d in
+                                     zip(scores[m], rows.loc[rows["model"] == m, "doc_ids"])]) for m in models}
+            columns = {m: c[~c.index.duplicated(keep="last")] for m, c in columns.items()}  # chunks: one row each
             table = pd.DataFrame(columns).dropna().sort_index()
+            chunked, drawn = _chunked(fr, task)
+            if chunked is not None:
+                table = table.loc[[d for d in drawn if d in table.index]]
             if _binary(table):
-                sets.append(Outcomes(task, metric, table.astype(int)))
+                sets.append(Outcomes(task, metric, table.astype(int), chunked))
         if len(sets) > 1:
             common = [m for m in order if all(m in s.table for s in sets)]
             pooled = pd.concat({s.name: s.table[common] for s in sets}, names=["task", "doc_id"])
@@ -130,6 +150,22 @@ def outcome_sets(fr: Frames, order: list[str]) -> list[Outcomes]:
         if not table.empty and models:
             sets.append(Outcomes(PROMPTS, "expected answer found", table.astype(bool).astype(int)))
     return sets
+
+
+def _chunked(fr: Frames, task: str) -> tuple[Chunked | None, list[int]]:
+    """The task's chunked run, if the baseline ran it in chunks, and the doc ids in the order drawn."""
+    chunks = fr["chunk"]
+    if chunks.empty or task not in set(chunks["task"]):
+        return None, []
+    rows = chunks[chunks["task"] == task]
+    model = rows["model"].iloc[-1]
+    rows = rows[rows["model"] == model]
+    drawn = [int(d) for part in rows["drawn"] for d in part]
+    stops = fr["stopped"]
+    stop = stops[(stops["task"] == task) & (stops["model"] == model)] if not stops.empty else stops
+    reason = stop["reason"].iloc[-1] if not stop.empty else None
+    margin = float(stop["margin"].iloc[-1]) if not stop.empty else DEFAULT_MARGIN
+    return Chunked(model, int(rows["population"].iloc[-1]), reason, float(rows["wall_s"].sum()), margin), drawn
 
 
 def _binary(table: pd.DataFrame) -> bool:
@@ -149,15 +185,22 @@ def decide(outcomes: Outcomes, margin: float, size_axis: SizeAxis | None = None,
     means = table.mean()
     best = max(models, key=lambda m: (means[m], -models.index(m)))  # ties: the smaller model
     tiers = size_axis.tiers(models) if size_axis else [[m] for m in models]
+    chunked = outcomes.chunked
     if baseline not in models:
-        baseline = size_axis.baseline(models) if size_axis else models[-1]
+        baseline = chunked.model if chunked and chunked.model in models else (
+            size_axis.baseline(models) if size_axis else models[-1])
     vs_baseline = {m: paired.compare(table[baseline], table[m]) for m in models if m != baseline}
-    test = fixed_sequence.test(tiers, baseline, vs_baseline, margin)
+    sequences, p = {}, None
+    if chunked is not None:  # the items were drawn until decided: the confidence sequence, not Tango's interval
+        sequences = {m: confseq.sequence(table[baseline] - table[m], margin, chunked.population) for m in vs_baseline}
+        vs_baseline = {m: replace(r, low=sequences[m].low, high=sequences[m].high) for m, r in vs_baseline.items()}
+        p = {m: s.p_within for m, s in sequences.items()}
+    test = fixed_sequence.test(tiers, baseline, vs_baseline, margin, p)
     steps = [Step(small, big, paired.compare(table[big], table[small]), bool(size_axis) and big in size_axis.tier(small))
              for small, big in zip(models, models[1:])]
     needed = {m: paired.items_needed(vs_baseline[m].a_only, vs_baseline[m].b_only, len(table), margin)
               for m in test.undecided}
-    return Verdict(outcomes, best, test, steps, needed)
+    return Verdict(outcomes, best, test, steps, needed, sequences)
 
 
 def check_baseline(baseline: str | None, order: list[str]) -> None:
@@ -209,9 +252,10 @@ def _describer(fr: Frames, outcomes: Outcomes, small: str, big: str):
     items = fr["items"]
     answers = {}
     for model in (small, big):
-        row = items[(items["model"] == model) & (items["task"] == outcomes.name)].iloc[-1]
-        picked = row["chosen"] if len(row["chosen"]) else row["answers"]
-        answers[model] = dict(zip(row["doc_ids"], picked))
+        answers[model] = {}
+        for _, row in items[(items["model"] == model) & (items["task"] == outcomes.name)].iterrows():  # chunks too
+            picked = row["chosen"] if len(row["chosen"]) else row["answers"]
+            answers[model].update(zip(row["doc_ids"], picked))
 
     def answer(model, doc, choices):
         value = answers[model].get(doc)

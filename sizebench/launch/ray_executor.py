@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import subprocess
 import sys
 import tempfile
 import threading
@@ -37,22 +38,24 @@ POLL_S = 0.1  # how often the task looks for new records, and the driver for wha
 END = ("end", None)  # the task's last message, whatever way it ends short of a kill
 
 
-def run_job_on_node(job: dict, inbox) -> dict:
+def run_job_on_node(job: dict, inbox, outbox=None) -> dict:
     """Body of the Ray task: one worker process in a scratch folder, its records and events sent to inbox
-    as they come; returns its exit status."""
+    as they come, the driver's answers (after a chunk of --until-decided) from outbox to its stdin; returns its
+    exit status."""
     try:
         with tempfile.TemporaryDirectory(prefix="sizebench-") as scratch:
-            return _run_worker({**job, "run_dir": scratch}, Path(scratch), inbox)
+            return _run_worker({**job, "run_dir": scratch}, Path(scratch), inbox, outbox)
     finally:
         inbox.put(END)
 
 
-def _run_worker(job: dict, scratch: Path, inbox) -> dict:
+def _run_worker(job: dict, scratch: Path, inbox, outbox=None) -> dict:
     job_path = scratch / "job.json"
     job_path.write_text(json.dumps(job))
     records = RecordTail(scratch / "records.jsonl")
     with (scratch / "worker.log").open("w+") as log:
-        proc = supervise.start_worker([sys.executable, "-m", "sizebench.launch.worker", str(job_path)], stderr=log)
+        proc = supervise.start_worker([sys.executable, "-m", "sizebench.launch.worker", str(job_path)], stderr=log,
+                                      stdin=subprocess.PIPE)
         try:
             events = _followed(proc, job.get("timeout"))
             while True:
@@ -66,6 +69,7 @@ def _run_worker(job: dict, scratch: Path, inbox) -> dict:
                     break
                 if kind == "event":
                     _send(inbox, [(kind, value)])
+                _answer(proc, outbox)
             proc.wait()
         finally:  # ray.cancel (KeyboardInterrupt): stop the worker, then send what it wrote since the last look
             if proc.poll() is None:
@@ -87,6 +91,18 @@ def _followed(proc, limit: float | None) -> queue.Queue:
 
     threading.Thread(target=follow, daemon=True).start()
     return out
+
+
+def _answer(proc, outbox) -> None:
+    """The driver's answers so far, each a line to the worker's stdin."""
+    if outbox is None:
+        return
+    for reply in outbox.get_nowait_batch(outbox.qsize()):
+        try:
+            proc.stdin.write(reply + "\n")
+            proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass
 
 
 def _send(inbox, messages: list) -> None:
@@ -138,10 +154,10 @@ class RayExecutor:
 
     def run(self, job: dict, store: RunStore, on_event) -> tuple[int, str]:
         options = resources(job, self.ray.cluster_resources().get("GPU", 0))
-        inbox = self._inbox()
-        delivery = Delivery(store, on_event)
+        inbox, outbox = self._inbox(), self._inbox()
+        delivery = Delivery(store, on_event, outbox)
         try:
-            ref = self.task.options(max_retries=0, **options).remote(job, inbox)
+            ref = self.task.options(max_retries=0, **options).remote(job, inbox, outbox)
             try:
                 result = self._wait(ref, inbox, delivery)
             except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP through supervise.stop_signals
@@ -149,6 +165,7 @@ class RayExecutor:
                 raise Interrupted(supervise.signum_of(exc)) from None
         finally:
             inbox.shutdown(force=True)
+            outbox.shutdown(force=True)
         if isinstance(result, str):
             return 1, result
         if result.get("timed_out"):  # what it finished is in the store already
@@ -194,8 +211,8 @@ class Delivery:
     """The task's messages into the driver's store and display: each record line appended as it comes,
     an item_text the run already holds (another model's task got there first) dropped."""
 
-    def __init__(self, store: RunStore, on_event):
-        self.store, self.on_event = store, on_event
+    def __init__(self, store: RunStore, on_event, outbox=None):
+        self.store, self.on_event, self.outbox = store, on_event, outbox
 
     def take(self, inbox) -> bool:
         """Everything queued so far; True once the task's last message came. A stop signal meanwhile waits
@@ -206,7 +223,9 @@ class Delivery:
                 if kind == "record":
                     self.record(value)
                 elif kind == "event":
-                    self.on_event(value)
+                    reply = self.on_event(value)
+                    if reply is not None and self.outbox is not None:  # the worker waits for it
+                        self.outbox.put(reply)
                 ended = ended or kind == END[0]
         return ended
 

@@ -7,8 +7,10 @@ killer, a segfault) gets a failure record written for it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -54,14 +56,32 @@ class LocalExecutor:
         job_path.write_text(json.dumps(job, indent=1))
         log_path = logs / f"{stem}.log"
         with log_path.open("w") as log:
-            proc = supervise.start_worker(self.command(job_path), stderr=log)
-            ran_out = _follow(proc, on_event, job.get("timeout"))
+            proc = supervise.start_worker(self.command(job_path), stderr=log, stdin=subprocess.PIPE)
+            try:
+                ran_out = _follow(proc, answering(proc, on_event), job.get("timeout"))
+            finally:
+                with contextlib.suppress(OSError):  # a worker gone with an answer unread
+                    proc.stdin.close()
         if ran_out:
             raise TimedOut(ran_out, job["timeout"])
         return proc.returncode, _last_line(log_path)
 
     def command(self, job_path: Path) -> list[str]:
         return [sys.executable, "-m", "sizebench.launch.worker", str(job_path)]
+
+
+def answering(proc, on_event):
+    """on_event, whose answer (after a chunk of --until-decided) goes to the worker's stdin; a worker gone since
+    is not an error here (its exit status says what happened)."""
+    def handle(event: dict) -> None:
+        reply = on_event(event)
+        if reply is not None:
+            try:
+                proc.stdin.write(reply + "\n")
+                proc.stdin.flush()
+            except (BrokenPipeError, OSError):
+                pass
+    return handle
 
 
 def _follow(proc, on_event, limit: float | None) -> str | None:
@@ -102,9 +122,9 @@ def execute(plan: RunPlan, store: RunStore, console: Console, executor=None) -> 
     outcome = Outcome(store.run_id, [])
     mapping = _agreement_plan(plan, console)
     try:
-        for index in [i + 1 for i in agreement.run_order(plan.models, mapping)]:
+        for index, wanted in schedule(plan, mapping):
             spec = plan.models[index - 1]
-            stages = [s for s in plan.stages if (spec.name, s) not in done and (s != "agreement" or spec.name in mapping)]
+            stages = [s for s in wanted if (spec.name, s) not in done and (s != "agreement" or spec.name in mapping)]
             if not stages:
                 progress.line(index, spec.name, "already complete, skipped")
                 continue
@@ -131,6 +151,26 @@ def execute(plan: RunPlan, store: RunStore, console: Console, executor=None) -> 
         meta["unavailable"] = sorted(set(meta.get("unavailable", [])) | set(outcome.unavailable))
     store.write_meta(meta)
     return outcome
+
+
+def schedule(plan: RunPlan, mapping: dict[str, str]) -> list[tuple[int, tuple[str, ...]]]:
+    """(plan index from 1, stages) per worker, in order. With --until-decided the baseline's tasks run after every
+    other rung's, since the runner decides each chunk against their outcomes: the baseline goes last, or, where the
+    agreement stage needs it first as a reference, its tasks alone go last in a worker of their own."""
+    order = [i + 1 for i in agreement.run_order(plan.models, mapping)]
+    if not (plan.eval.until_decided and "tasks" in plan.stages):
+        return [(i, plan.stages) for i in order]
+    chunked = plan.models.index(next(m for m in plan.models if m.name == chunked_rung(plan))) + 1
+    if plan.models[chunked - 1].name not in set(mapping.values()):
+        return [(i, plan.stages) for i in order if i != chunked] + [(chunked, plan.stages)]
+    rest = tuple(s for s in plan.stages if s != "tasks")
+    return [(i, rest if i == chunked else plan.stages) for i in order] + [(chunked, ("tasks",))]
+
+
+def chunked_rung(plan: RunPlan) -> str:
+    from sizebench.analysis.sequential import baseline_rung
+
+    return baseline_rung(plan.models, plan.eval.baseline)
 
 
 def _skipped_note(store: RunStore, model: str) -> str:
@@ -168,12 +208,18 @@ def _run_model(plan: RunPlan, spec, stages: list[str], store: RunStore, executor
         "timeout": plan.timeout, "serve": settings["serve"],
         "texts_done": sorted(item_texts(store.records())),  # a worker on Ray sees only its own scratch store
         "agreement": agreement_job,
+        "chunked": plan.eval.until_decided and spec.name == chunked_rung(plan),
     }
     seen = {"stage": "load"}
 
-    def on_event(event: dict) -> None:
-        seen["stage"] = event.get("stage", seen["stage"])
+    def on_event(event: dict) -> str | None:
+        seen["stage"] = supervise.STAGE_OF_EVENT.get(event.get("stage"), seen["stage"])  # a stage, not a sub-event
         show(event)
+        if event.get("stage") == "chunk":  # the worker waits for this answer: go on, or why to stop
+            from sizebench.analysis import sequential
+
+            return sequential.answer(store.dir, event["task"], int(event["done"]), plan.eval)
+        return None
 
     try:
         returncode, tail = executor.run(job, store, on_event)
@@ -243,6 +289,8 @@ class ProgressLog:
             return
         text = f"prompts {event['done']}/{event['total']}" if stage == "prompts" else \
             (f"sweep: {event['level']}" if "level" in event else stage)
+        if stage == "chunk":
+            text = f"{event['task']}: {event['done']}/{event['total']} items"
         if self.live:
             self.live.update(self.bar, description=f"{event['model']}: {text}")
         elif (index, stage) != self.last_stage or stage != "prompts" or event["done"] % 10 == 0 \

@@ -198,7 +198,22 @@ def tasks_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
                 store.append(SkipRecord(loaded.spec.name, attempt, task, why_not))
             return
         texts_done = frozenset(job.get("texts_done", ())) | item_texts(store.records())  # once per run
-        evaluation.run_tasks(loaded, loaded.spec.name, settings, attempt, store.append, texts_done)
+        if settings.until_decided and job.get("chunked"):
+            from sizebench.stages import sequential
+
+            sequential.run(loaded, loaded.spec.name, settings, attempt, store.append,
+                           lambda task, done, size: ask_runner(loaded.spec.name, task, done, size), texts_done)
+        else:
+            evaluation.run_tasks(loaded, loaded.spec.name, settings, attempt, store.append, texts_done)
+
+
+def ask_runner(model: str, task: str, done: int, size: int) -> str:
+    """After a chunk (its records stored): an event for the runner, then its answer, one line on stdin."""
+    event(model=model, stage="chunk", task=task, done=done, total=size)
+    line = sys.stdin.readline()
+    if not line:
+        raise SizebenchError(f"no answer from the runner after {done} items of {task} (its pipe closed)")
+    return line.strip()
 
 
 def sweep_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:

@@ -70,6 +70,15 @@ class RunPlan:
             raise SizebenchError(f"--num-fewshot must be 0 or more, got {self.eval.num_fewshot}")
         if self.eval.batch_size != "auto" and not (self.eval.batch_size.isdigit() and int(self.eval.batch_size) > 0):
             raise SizebenchError(f"--eval-batch-size must be 'auto' or a positive integer, got '{self.eval.batch_size}'")
+        _positive("--chunk", self.eval.chunk)
+        if self.eval.max_items is not None:
+            _positive("--max-items", self.eval.max_items)
+        if self.eval.max_seconds is not None and not self.eval.max_seconds > 0:
+            raise SizebenchError(f"--max-seconds must be a positive number of seconds, got {self.eval.max_seconds:g}")
+        if self.eval.until_decided and "tasks" not in self.stages:
+            raise SizebenchError("--until-decided needs the tasks stage (a weights-only run has none)")
+        if not self.eval.until_decided and (self.eval.chunk != 32 or self.eval.max_items or self.eval.max_seconds):
+            raise SizebenchError("--chunk, --max-items and --max-seconds go with --until-decided")
         parse_server_args(self.serve.server_args)  # a stored plan too (--resume): no --host or --port of its own
         if "sweep" in self.stages:
             local = [m.name for m in self.models if m.engine not in SERVED_ENGINES]

@@ -62,6 +62,13 @@ class EvalSettings:
     limit: float | None = None
     num_fewshot: int | None = None
     batch_size: str = "auto"
+    until_decided: bool = False  # the baseline rung chunk by chunk until the task's verdict is decided
+    chunk: int = 32  # items per chunk (--chunk)
+    max_items: int | None = None  # the baseline's items per task at most (--max-items), None: the task's
+    max_seconds: float | None = None  # the baseline's seconds per task at most (--max-seconds): no chunk after
+    order_seed: int = 0  # the items' random order
+    margin: float = 0.05  # the margin the runner decides against
+    baseline: str | None = None  # the rung run chunk by chunk (None: the largest)
 
 
 

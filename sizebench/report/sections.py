@@ -10,7 +10,7 @@ from sizebench.analysis import reference
 from sizebench.runstore.frames import Frames
 from sizebench.report.markdown import fmt_num, cell, table
 from sizebench.report.notes import decoding
-from sizebench.report.summary import task_names
+from sizebench.report.summary import stopped_early, task_names
 from sizebench.analysis.sizes import SizeAxis, cost_only
 
 ANSWER_CHARS = 90
@@ -85,8 +85,10 @@ def tasks_section(fr: Frames, order: list[str]) -> str:
         rows = []
         for model in order:
             for _, t in tasks[tasks["model"] == model].sort_values(["task", "metric"]).iterrows():
+                size = stopped_early(fr, model, t["task"])
                 rows.append([model, t["task"], t["metric"], f"{t['value']:.4f}", fmt_num(t.get("stderr"), "{:.4f}"),
-                             int(t["n"]), fmt_num(t.get("num_fewshot"), "{:.0f}"), fmt_num(t.get("wall_s"), "{:.1f}")])
+                             f"{int(t['n'])} of {size} (until decided)" if size else int(t["n"]),
+                             fmt_num(t.get("num_fewshot"), "{:.0f}"), fmt_num(t.get("wall_s"), "{:.1f}")])
         parts.append("## Accuracy (lm-evaluation-harness)\n\n"
                      + table(["model", "task", "metric", "value", "stderr", "n", "few-shot", "stage wall s"], rows))
     if not skipped.empty:

@@ -60,7 +60,7 @@ def summary(fr: Frames) -> pd.DataFrame:
             row["batch_size"] = throughput.iloc[-1]["batch_size"]
         tasks = _rows(fr["task"], name)
         for _, t in tasks[tasks["metric"] == PRIMARY_METRIC].iterrows() if not tasks.empty else []:
-            row[f"task:{t['task']}"] = (t["value"], t["stderr"], t["n"])
+            row[f"task:{t['task']}"] = (t["value"], t["stderr"], t["n"], stopped_early(fr, name, t["task"]))
         failed = _rows(fr["failed"], name)
         if not failed.empty:
             last_failure = failed.iloc[-1]
@@ -126,11 +126,23 @@ def task_names(df: pd.DataFrame) -> list[str]:
     return sorted(c.removeprefix("task:") for c in df.columns if c.startswith("task:"))
 
 
+def stopped_early(fr: Frames, model: str, task: str) -> int | None:
+    """The task's size where `--until-decided` stopped this model before its last item (its accuracy counts fewer)."""
+    stops = fr["stopped"]
+    if stops.empty:
+        return None
+    rows = stops[(stops["model"] == model) & (stops["task"] == task)]
+    if rows.empty or rows["items"].iloc[-1] >= rows["population"].iloc[-1]:
+        return None
+    return int(rows["population"].iloc[-1])
+
+
 def _acc(value) -> str:
     if not isinstance(value, tuple):
         return "-"
-    acc, stderr, _ = value
-    return f"{acc:.3f} ± {stderr:.3f}" if stderr is not None and not math.isnan(stderr) else f"{acc:.3f}"
+    acc, stderr, n = value[:3]
+    text = f"{acc:.3f} ± {stderr:.3f}" if stderr is not None and not math.isnan(stderr) else f"{acc:.3f}"
+    return text + (f" (n {int(n)} of {value[3]}, until decided)" if len(value) > 3 and value[3] else "")
 
 
 def summary_table(df: pd.DataFrame) -> str:

@@ -11,6 +11,17 @@ from sizebench.analysis.fixed_sequence import NOT_REACHED, WORSE
 from sizebench.analysis.verdict import POOLED, PROMPTS, Verdict, flips
 
 FLIP_EXAMPLES = 10
+CHUNKED_RULE = (
+    "**Until decided.** A task marked `--until-decided` drew its items in a seeded random order; every rung but the "
+    "baseline answered all of them, the baseline chunk by chunk until no rung the sequence tests was undecided. Its "
+    "comparisons use the items the baseline answered, in the order drawn, and an anytime-valid 95% confidence "
+    "sequence for the difference over all the task's items (Waudby-Smith & Ramdas's hedged betting sequence, "
+    "sampling without replacement), valid at every chunk boundary and so where the run stopped; p at the margin is "
+    "its anytime-valid p-value, in the same fixed sequence and Holm correction. The pooled verdict pools the items "
+    "every rung answered, so a task stopped early counts with the items it ran; its interval is Tango's "
+    "fixed-sample one over those items, a summary beside the per-task sequences, which carry the guarantee. The "
+    "prompt suite is not chunked: every rung answers every prompt. Items needed, where a chunked task ran out of "
+    "items undecided, is the count for a new fixed-sample run; the sequence needs more.")
 TEXT_CHARS = 90
 
 
@@ -44,6 +55,10 @@ def _interval(p: Paired) -> str:
     return f"[{p.low:+.3f}, {p.high:+.3f}]"
 
 
+def _kind(v: Verdict) -> str:
+    return "95% confidence sequence" if v.outcomes.chunked else "95% interval"
+
+
 def _pv(p: float) -> str:
     return f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
 
@@ -53,18 +68,36 @@ def _margin_p(v: Verdict, model: str) -> str:
     return "not reached" if adjusted is None else _pv(adjusted)
 
 
+def chunked_note(v: Verdict) -> str:
+    """Where a task ran until decided: where it stopped, and the baseline's time against all items."""
+    c = v.outcomes.chunked
+    if c is None:
+        return ""
+    why = {"decided": "decided", None: "still running when the records were read"}.get(c.reason, c.reason)
+    full = c.wall_s * c.population / v.n if v.n else 0.0
+    text = (f" *`--until-decided`: {c.model} stopped after {v.n} of {c.population} items ({why}, margin "
+            f"{c.margin:g}): {c.population / v.n:.1f}x fewer items; {c.wall_s:.0f} s of its time in lm-eval against "
+            f"about {full:.0f} s for all {c.population} at its time per item; the other rungs answered all items.")
+    if v.n >= c.population:  # sampled without replacement to the last item: the task's own difference, exactly
+        text += (" With every item answered the sequence is the difference on these items exactly; a full run's "
+                 "Tango interval speaks of items like them, so it can be undecided where this is not.")
+    return text + "*"
+
+
 def paragraph(v: Verdict, notes: dict[str, str] | None = None) -> str:
     """notes: model -> a clause added where the items cannot decide on it (its agreement with the reference)."""
     rec, base = v.recommended, v.baseline
-    head = f"**{v.outcomes.name}** ({v.n} items, {v.outcomes.metric}): "
+    size = f"{v.n} of {v.outcomes.chunked.population} items" if v.outcomes.chunked else f"{v.n} items"
+    head = f"**{v.outcomes.name}** ({size}, {v.outcomes.metric}): "
     if rec == base:
         text = head + (f"**{rec}** ({v.accuracy(rec):.3f}), the baseline, is the one to take: no smaller rung is "
                        "shown within the margin.")
     else:
         r = v.vs_baseline[rec]
         text = head + (f"**{rec}** is enough: {v.accuracy(rec):.3f} against {v.accuracy(base):.3f} for the baseline, "
-                       f"{base}; the gap is {r.diff:+.3f}, 95% interval {_interval(r)}, below the {v.margin:g} margin "
+                       f"{base}; the gap is {r.diff:+.3f}, {_kind(v)} {_interval(r)}, below the {v.margin:g} margin "
                        f"(p at the margin {_margin_p(v, rec)}).")
+    text += chunked_note(v)
     if v.best not in (base, rec):
         text += f" The observed best is {v.best} ({v.accuracy(v.best):.3f}), shown only: rungs are compared with the baseline."
     if v.equal:
@@ -86,12 +119,14 @@ def paragraph(v: Verdict, notes: dict[str, str] | None = None) -> str:
         if v.status(m) == NOT_REACHED:
             text += (f" **{m} is not tested**: the sequence stopped at {' and '.join(v.test.stopped_at)}, and a "
                      f"smaller rung is tested only once every larger one is within the margin; on its own it is "
-                     f"{r.diff:+.3f} behind the baseline, 95% interval {_interval(r)}.")
+                     f"{r.diff:+.3f} behind the baseline, {_kind(v)} {_interval(r)}.")
             continue
-        text += (f" **The items cannot decide** whether {m} would do: it is {r.diff:+.3f} behind the baseline, 95% "
-                 f"interval {_interval(r)}, which contains the margin (p at the margin {_margin_p(v, m)}, "
+        text += (f" **The items cannot decide** whether {m} would do: it is {r.diff:+.3f} behind the baseline, "
+                 f"{_kind(v)} {_interval(r)}, which contains the margin (p at the margin {_margin_p(v, m)}, "
                  f"{r.a_only} vs {r.b_only} discordant items)"
-                 + (f"; about {need:,} items would decide." if need else "; no item count would settle it at this gap.")
+                 + ((f"; a fixed-sample run of about {need:,} items would decide (the sequence, valid at every look, "
+                     "needs more)." if v.outcomes.chunked else f"; about {need:,} items would decide.") if need
+                    else "; no item count would settle it at this gap.")
                  + (notes or {}).get(m, ""))
     return text
 
@@ -107,6 +142,8 @@ def verdict_section(vs: list[Verdict], margin: float, size_axis: SizeAxis, has_o
     ordered = [v for v in vs if v.outcomes.name == POOLED] + [v for v in vs if v.outcomes.name != POOLED]
     lines += [paragraph(v, notes) for v in ordered]
     lines.append(rule(margin, size_axis.title, baseline))
+    if any(v.outcomes.chunked for v in vs):
+        lines.append(CHUNKED_RULE)
     return "\n\n".join(lines)
 
 
@@ -127,7 +164,10 @@ def evidence_section(vs: list[Verdict]) -> str:
             rows.append(["equal size" if s.equal_size else "step up", s.big, s.small, f"{v.accuracy(s.big):.3f}",
                          f"{v.accuracy(s.small):.3f}", f"{r.diff:+.3f}", _interval(r), r.a_only, r.b_only, _pv(r.p),
                          "", ""])
-        parts.append(f"### {v.outcomes.name} ({v.n} items, {v.outcomes.metric})\n\n" + table(header, rows))
+        c = v.outcomes.chunked
+        size = (f"{v.n} of {c.population} items run until decided; vs baseline: the 95% confidence sequence, step up: "
+                f"Tango's interval on these items" if c else f"{v.n} items")
+        parts.append(f"### {v.outcomes.name} ({size}, {v.outcomes.metric})\n\n" + table(header, rows))
     return "\n\n".join(parts)
 
 

@@ -204,6 +204,35 @@ class ItemTextRecord(Record):
 
 
 @dataclass(frozen=True)
+class ChunkRecord(Record):
+    """One chunk of `--until-decided` on the baseline rung: the items drawn, in the order drawn (the confidence
+    sequence follows that order), and the time lm-eval took on them."""
+
+    task: str
+    population: int  # the task's items (after --limit)
+    drawn: list[int]  # doc ids, in the order drawn
+    wall_s: float
+    chunk: int  # --chunk
+    seed: int
+    kind = "chunk"
+    written_in = "tasks"
+
+
+@dataclass(frozen=True)
+class StopRecord(Record):
+    """Where `--until-decided` stopped the baseline rung on a task, and why (the runner's decision, or no items left)."""
+
+    task: str
+    population: int
+    items: int  # items the baseline answered
+    reason: str  # "decided", "items ran out", "--max-items ...", "--max-seconds ..."
+    wall_s: float  # the baseline's time in lm-eval on this task, every chunk
+    margin: float  # the margin the runner decided against
+    kind = "stopped"
+    written_in = "tasks"
+
+
+@dataclass(frozen=True)
 class SkipRecord(Record):
     task: str
     reason: str

@@ -120,14 +120,7 @@ def run_tasks(session, model_name: str, settings: EvalSettings, attempt: str,
     """The tasks on the session's lm-eval model (sizebench.engines.base.Session.lm)."""
     import lm_eval
 
-    manager = task_manager(settings.task_path, settings.tasks)
-    runnable = {}  # name -> built Task, handed to lm-eval as it is, so each data set is prepared once
-    for task in expand(settings.tasks):
-        built, reason = _build(task, manager)
-        if reason:
-            emit(SkipRecord(model_name, attempt, task, reason))
-        for leaf in built:
-            runnable.setdefault(leaf.config.task, leaf)
+    manager, runnable = built_tasks(settings, model_name, attempt, emit)
     if not runnable:
         return []
     started = time.perf_counter()
@@ -142,6 +135,24 @@ def run_tasks(session, model_name: str, settings: EvalSettings, attempt: str,
         emit(record)
     emit_items(results, runnable, model_name, attempt, emit, texts_done)
     return records
+
+
+def built_tasks(settings: EvalSettings, model_name: str, attempt: str, emit: Callable) -> tuple[object, dict]:
+    """lm-eval's task manager and the leaf tasks to run, name -> built Task (handed to lm-eval as it is, so each data
+    set is prepared once), each pinned (sizebench.stages.chunks: an item's few-shot context from its own index);
+    a task whose data set is not here gets a skip record."""
+    from sizebench.stages import chunks
+
+    manager = task_manager(settings.task_path, settings.tasks)
+    runnable = {}
+    for task in expand(settings.tasks):
+        built, reason = _build(task, manager)
+        if reason:
+            emit(SkipRecord(model_name, attempt, task, reason))
+        for leaf in built:
+            chunks.pin(leaf)
+            runnable.setdefault(leaf.config.task, leaf)
+    return manager, runnable
 
 
 def emit_items(results: dict, runnable: dict, model_name: str, attempt: str, emit: Callable,
