@@ -66,7 +66,7 @@ def test_two_tasks_give_the_same_store_as_the_local_executor(cluster, two_models
 
 def test_a_task_that_raises_is_recorded_as_failed(cluster, two_models, tmp_path):
     executor = RayExecutor()
-    executor.task = ray.remote(lambda job, inbox: 1 / 0)
+    executor.task = ray.remote(lambda job, inbox, outbox: 1 / 0)
     store = runner.new_run(two_models, tmp_path, "test")
     outcome = runner.execute(two_models, store, QUIET, executor=executor)
     assert outcome.exit_code == 1 and len(outcome.failed) == 2
