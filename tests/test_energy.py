@@ -70,7 +70,7 @@ def test_the_prompt_stage_meters_its_timed_generations_only(tiny_model, suite_fi
     forward passes of its timed generations (one per new token), not the warm-up's or the TTFT runs'."""
     from sizebench.stages import generation
     from sizebench.engines.hf import loader
-    from sizebench.launch import worker
+    from sizebench.stages.stage import Context
     from sizebench.planning.registry import resolve
     from sizebench.runstore.store import RunStore
 
@@ -85,7 +85,7 @@ def test_the_prompt_stage_meters_its_timed_generations_only(tiny_model, suite_fi
     loaded.model.register_forward_pre_hook(one_joule)
     store = RunStore.create(tmp_path / "results", {"plan": {"models": []}})
     job = {"prompts_path": str(suite_file), "gen": asdict(generation.GenSettings(max_new_tokens=6, repeat=2))}
-    worker.prompts_stage(loaded, job, store, "a")
+    generation.STAGE.run(Context(loaded, job, store, "a", lambda stage, **fields: None, None))
     rows = store.records()
     used = next(r for r in rows if r["kind"] == "energy")
     assert used["new_tokens"] == sum(2 * r["new_tokens"] for r in rows if r["kind"] == "prompt") > 0

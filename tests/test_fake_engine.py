@@ -126,14 +126,14 @@ def test_every_stage_starts_its_own_memory_peak_and_writes_its_record(tmp_path):
     import os
     from types import SimpleNamespace
 
+    from sizebench import stages
     from sizebench.measurement import measure
-    from sizebench.runstore.records import STAGES
 
     if not os.access("/proc/self/clear_refs", os.W_OK):
         pytest.skip("no resettable peak RSS (Linux's /proc/self/clear_refs) here")
     loaded = SimpleNamespace(spec=SimpleNamespace(name="m"), device="cpu", peak_rss_mb=measure.peak_rss_mb,
                              resident_weights_mb=lambda: None)
-    for stage in STAGES:
+    for stage in stages.names():
         held = b"x" * (300 * 2**20)
         del held
         before, written = measure.peak_rss_mb(), []

@@ -39,17 +39,17 @@ def gone(pid: int) -> bool:
 def test_the_clock_restarts_at_each_stage(tmp_path):
     """Every stage (and the load) 0.8 s under a 1.5 s limit: no stage over, nothing stopped. Two stages on one
     clock would be 1.6 s (the agreement stage ran on the tasks' clock before the stages' list was one)."""
-    from sizebench.runstore.records import STAGES
+    from sizebench.stages import CLOCKS, names
 
     stages = ("loading", "tasks", "agreement", "prompts", "sweep")
-    assert set(stages[1:]) == set(STAGES)
+    assert set(stages[1:]) == set(names())
     proc = supervise.start_worker(script(tmp_path, f"""
         for stage in {stages!r}:
             event(stage=stage, done=0, total=1)
             time.sleep(0.8)
     """))
     seen = []
-    assert supervise.follow(proc, seen.append, limit=1.5) is None
+    assert supervise.follow(proc, seen.append, limit=1.5, clocks=CLOCKS) is None
     assert proc.wait() == 0 and [e["stage"] for e in seen] == list(stages)
 
 
@@ -65,7 +65,9 @@ def test_a_stage_past_the_limit_stops_the_worker_even_one_that_ignores_sigterm(t
         while True:
             time.sleep(60)
     """))
-    assert supervise.follow(proc, lambda e: None, limit=1.0, grace=0.5) == "prompts"
+    from sizebench.stages import CLOCKS
+
+    assert supervise.follow(proc, lambda e: None, limit=1.0, grace=0.5, clocks=CLOCKS) == "prompts"
     assert marker.read_text() == "seen" and proc.returncode == -signal.SIGKILL
     assert gone(proc.pid)
 

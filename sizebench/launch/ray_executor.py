@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from sizebench.launch import supervise
-from sizebench import engines
+from sizebench import engines, stages
 from sizebench.errors import SizebenchError
 from sizebench.planning.registry import ModelSpec
 from sizebench.runstore import jsonl
@@ -87,7 +87,7 @@ def _followed(proc, limit: float | None) -> queue.Queue:
     out: queue.Queue = queue.Queue()
 
     def follow() -> None:
-        out.put(("done", supervise.follow(proc, lambda event: out.put(("event", event)), limit)))
+        out.put(("done", supervise.follow(proc, lambda event: out.put(("event", event)), limit, clocks=stages.CLOCKS)))
 
     threading.Thread(target=follow, daemon=True).start()
     return out

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from sizebench import stages
+from sizebench.analysis import sequential
 from sizebench.launch import supervise
 from sizebench.planning import agreement
 from sizebench.planning.plan import RunPlan, environment
@@ -87,7 +89,7 @@ def answering(proc, on_event):
 def _follow(proc, on_event, limit: float | None) -> str | None:
     """Events until the worker ends; any stop signal to us stops it first (SIGTERM, SIGKILL after a grace)."""
     try:
-        ran_out = supervise.follow(proc, on_event, limit)
+        ran_out = supervise.follow(proc, on_event, limit, clocks=stages.CLOCKS)
         proc.wait()
         return ran_out
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP through supervise.stop_signals
@@ -116,6 +118,7 @@ def new_run(plan: RunPlan, results_dir: Path, command: str) -> RunStore:
 
 
 def execute(plan: RunPlan, store: RunStore, console: Console, executor=None) -> Outcome:
+    stages.check(plan.stages)
     executor = executor or make_executor(plan)
     progress = ProgressLog(console, len(plan.models))
     done = completed(store.records())
@@ -124,12 +127,12 @@ def execute(plan: RunPlan, store: RunStore, console: Console, executor=None) -> 
     try:
         for index, wanted in schedule(plan, mapping):
             spec = plan.models[index - 1]
-            stages = [s for s in wanted if (spec.name, s) not in done and (s != "agreement" or spec.name in mapping)]
-            if not stages:
+            todo = [s for s in wanted if (spec.name, s) not in done and (s != "agreement" or spec.name in mapping)]
+            if not todo:
                 progress.line(index, spec.name, "already complete, skipped")
                 continue
             try:
-                status = _run_model(plan, spec, stages, store, executor, lambda e, i=index: progress.event(i, e),
+                status = _run_model(plan, spec, todo, store, executor, lambda e, i=index: progress.event(i, e),
                                     agreement.job(spec.name, mapping))
             except (Interrupted, KeyboardInterrupt) as exc:  # KeyboardInterrupt: a signal outside the worker
                 outcome.interrupted, outcome.signum = True, supervise.signum_of(exc)
@@ -168,9 +171,7 @@ def schedule(plan: RunPlan, mapping: dict[str, str]) -> list[tuple[int, tuple[st
 
 
 def chunked_rung(plan: RunPlan) -> str:
-    from sizebench.analysis.sequential import baseline_rung
-
-    return baseline_rung(plan.models, plan.eval.baseline)
+    return sequential.baseline_rung(plan.models, plan.eval.baseline)
 
 
 def _skipped_note(store: RunStore, model: str) -> str:
@@ -193,14 +194,14 @@ def _agreement_plan(plan: RunPlan, console: Console) -> dict[str, str]:
     return agreement.references(plan.models, plan.dtype, plan.reference)
 
 
-def _run_model(plan: RunPlan, spec, stages: list[str], store: RunStore, executor, show,
+def _run_model(plan: RunPlan, spec, todo: list[str], store: RunStore, executor, show,
                agreement_job: dict | None = None) -> str:
     """One model's worker: "ok", "unavailable" or "failed". A worker that died without naming why gets
     a failure record here."""
     attempt = uuid.uuid4().hex[:8]
     settings = plan.to_dict()
     job = {
-        "run_dir": str(store.dir), "model": spec.to_dict(), "attempt": attempt, "stages": stages,
+        "run_dir": str(store.dir), "model": spec.to_dict(), "attempt": attempt, "stages": todo,
         "device": plan.device, "dtype": plan.dtype, "force": plan.force, "offload": plan.offload,
         "hub_kernels": plan.hub_kernels,
         "threads": plan.threads,
@@ -213,11 +214,9 @@ def _run_model(plan: RunPlan, spec, stages: list[str], store: RunStore, executor
     seen = {"stage": "load"}
 
     def on_event(event: dict) -> str | None:
-        seen["stage"] = supervise.STAGE_OF_EVENT.get(event.get("stage"), seen["stage"])  # a stage, not a sub-event
+        seen["stage"] = stages.CLOCKS.get(event.get("stage"), seen["stage"])  # a stage, not a sub-event
         show(event)
         if event.get("stage") == "chunk":  # the worker waits for this answer: go on, or why to stop
-            from sizebench.analysis import sequential
-
             return sequential.answer(store.dir, event["task"], int(event["done"]), plan.eval)
         return None
 

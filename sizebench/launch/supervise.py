@@ -18,17 +18,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager
+from types import MappingProxyType
 
-from sizebench.runstore.records import STAGES
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 GRACE_S = float(os.environ.get("SIZEBENCH_STOP_GRACE_S", "10"))
 SETTLE_S = 5.0  # past the grace (SIGKILL sent), how long a stopped process's group takes to be gone
 LOOK_S = 1.0  # how often a silent worker is looked at
-# The events that start a stage's clock: every stage's own start event (sizebench.launch.worker.tracked), loading
-STAGE_OF_EVENT = {"loading": "load", **{stage: stage for stage in STAGES}}
 
 
 class Signalled(KeyboardInterrupt):
@@ -201,11 +199,12 @@ def _signal_group(proc: subprocess.Popen, signum: int) -> bool:
 
 
 def follow(proc: subprocess.Popen, on_event: Callable[[dict], None], limit: float | None = None,
-           grace: float | None = None) -> str | None:
+           grace: float | None = None, clocks: Mapping[str, str] = MappingProxyType({})) -> str | None:
     """Pass the worker's JSON progress lines to on_event until its stdout closes.
 
-    With a limit, the clock restarts at each stage (load, prompts, tasks); a stage that runs past it
-    stops the worker. Returns that stage, or None when the worker ended by itself.
+    With a limit, the clock restarts at each stage: `clocks` maps the events that start one to its stage
+    (sizebench.stages.CLOCKS); a stage that runs past it stops the worker. Returns that stage, or None when the
+    worker ended by itself.
     """
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
@@ -226,7 +225,7 @@ def follow(proc: subprocess.Popen, on_event: Callable[[dict], None], limit: floa
         event = _parse(line)
         if event is None:
             continue
-        entered = STAGE_OF_EVENT.get(event.get("stage"))
+        entered = clocks.get(event.get("stage"))
         if entered and entered != stage:
             stage, started = entered, time.monotonic()
         on_event(event)

@@ -17,12 +17,13 @@ import sys
 import time
 import traceback
 
-from sizebench.weights import sources
+from sizebench import stages
 from sizebench.errors import UNAVAILABLE, MemoryGuardError, ModelUnavailable, SizebenchError
-from sizebench.runstore.records import FailureRecord, StageRecord
 from sizebench.planning.registry import ModelSpec
-from sizebench.runstore.store import RunStore, item_texts
-
+from sizebench.runstore.records import FailureRecord, StageRecord
+from sizebench.runstore.store import RunStore
+from sizebench.stages.stage import Context
+from sizebench.weights import sources
 
 
 def event(**fields) -> None:
@@ -64,21 +65,17 @@ def run(job: dict) -> int:
     stage = "load"
     loaded = None
     try:
+        chosen = stages.chosen(job["stages"])
         event(model=spec.name, stage="loading")
         loaded = load(spec, job, store, attempt)
-        if "prompts" in job["stages"]:
-            stage = "prompts"
-            bandwidth_once(loaded, store, attempt)
-            prompts_stage(loaded, job, store, attempt)
-        if "tasks" in job["stages"]:
-            stage = "tasks"
-            tasks_stage(loaded, job, store, attempt)
-        if "sweep" in job["stages"]:
-            stage = "sweep"
-            sweep_stage(loaded, job, store, attempt)
-        if "agreement" in job["stages"]:
-            stage = "agreement"
-            agreement_stage(loaded, job, store, attempt)
+        ctx = Context(loaded, job, store, attempt, lambda name, **fields: event(model=spec.name, stage=name, **fields),
+                      lambda task, done, size: ask_runner(spec.name, task, done, size))
+        for each in chosen:
+            stage = each.name
+            if each.before is not None:
+                each.before(ctx)
+            with tracked(loaded, store, attempt, stage, **each.start(ctx)):
+                each.run(ctx)
         return 0
     except KeyboardInterrupt:
         event(model=spec.name, stage="interrupted")
@@ -114,22 +111,6 @@ def load(spec: ModelSpec, job: dict, store: RunStore, attempt: str):
     return session
 
 
-def bandwidth_once(loaded, store: RunStore, attempt: str) -> None:
-    """The run's memory bandwidth on this rung's device (its decode's limit), where no rung before measured it."""
-    from dataclasses import asdict
-
-    from sizebench.measurement import bandwidth
-    from sizebench.runstore.records import BandwidthRecord
-
-    if loaded.device not in bandwidth.DEVICES or any(
-            r["kind"] == "bandwidth" and r["device"] == loaded.device for r in store.records()):
-        return
-    copy_bytes = bandwidth.fitting_copy_bytes(loaded.device)
-    if copy_bytes:
-        event(model=loaded.spec.name, stage="bandwidth")
-        store.append(BandwidthRecord(loaded.spec.name, attempt, **asdict(bandwidth.measure(loaded.device, copy_bytes))))
-
-
 @contextlib.contextmanager
 def tracked(loaded, store: RunStore, attempt: str, stage: str, **start):
     """Every stage inside one tracker: the peaks reset, the start event (which starts the supervisor's clock for
@@ -146,67 +127,6 @@ def tracked(loaded, store: RunStore, attempt: str, stage: str, **start):
                              loaded.resident_weights_mb()))
 
 
-def prompts_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
-    from sizebench.stages import generation
-    from sizebench.stages.suites import load_suite
-
-    suite = load_suite(job["prompts_path"])
-    settings = generation.GenSettings(**job["gen"])
-    name = loaded.spec.name
-
-    def emit(record) -> None:
-        store.append(record)
-        if record.kind == "prompt_skipped":
-            event(model=name, stage="prompt_skipped", prompt_id=record.prompt_id, reason=record.reason)
-
-    with tracked(loaded, store, attempt, "prompts", done=0, total=len(suite.prompts)):
-        _prompts(loaded, suite, settings, attempt, store, emit)
-
-
-def _prompts(loaded, suite, settings, attempt: str, store: RunStore, emit) -> None:
-    from sizebench.measurement import energy
-    from sizebench.runstore.records import EnergyRecord
-    from sizebench.stages import generation
-
-    name = loaded.spec.name
-    meter = energy.Meter(loaded.device)
-    singles = generation.run_prompts(
-        loaded, suite.prompts, settings, attempt, emit,
-        lambda done, total: event(model=name, stage="prompts", done=done, total=total), meter,
-    )
-    if meter.joules is not None and singles:  # only where NVML or RAPL could be read; else "not measured"
-        tokens = sum(r.new_tokens * len(r.latency_s_runs) for r in singles)
-        store.append(EnergyRecord(name, attempt, "prompts", meter.joules, tokens, meter.source))
-    ran = {r.prompt_id for r in singles}
-    if settings.batch_size > 1 and singles:
-        event(model=name, stage="batched")
-        batched = loaded.batched_throughput(tuple(p for p in suite.prompts if p.id in ran), settings, attempt, singles)
-        if batched is not None:  # an engine that does not batch in process measures single streams only
-            store.append(batched)
-
-
-def tasks_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
-    from sizebench.stages import evaluation
-
-    settings = evaluation.EvalSettings(**job["eval"])
-    with tracked(loaded, store, attempt, "tasks"):
-        why_not = loaded.tasks_unavailable()  # an endpoint that cannot score prompts: skipped, never at chance level
-        if why_not:
-            from sizebench.runstore.records import SkipRecord
-
-            for task in evaluation.expand(settings.tasks):
-                store.append(SkipRecord(loaded.spec.name, attempt, task, why_not))
-            return
-        texts_done = frozenset(job.get("texts_done", ())) | item_texts(store.records())  # once per run
-        if settings.until_decided and job.get("chunked"):
-            from sizebench.stages import sequential
-
-            sequential.run(loaded, loaded.spec.name, settings, attempt, store.append,
-                           lambda task, done, size: ask_runner(loaded.spec.name, task, done, size), texts_done)
-        else:
-            evaluation.run_tasks(loaded, loaded.spec.name, settings, attempt, store.append, texts_done)
-
-
 def ask_runner(model: str, task: str, done: int, size: int) -> str:
     """After a chunk (its records stored): an event for the runner, then its answer, one line on stdin."""
     event(model=model, stage="chunk", task=task, done=done, total=size)
@@ -214,35 +134,6 @@ def ask_runner(model: str, task: str, done: int, size: int) -> str:
     if not line:
         raise SizebenchError(f"no answer from the runner after {done} items of {task} (its pipe closed)")
     return line.strip()
-
-
-def sweep_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
-    from sizebench.stages import sweep
-
-    with tracked(loaded, store, attempt, "sweep"):
-        sweep.run_sweep(loaded, job, attempt, store.append,
-                        lambda text: event(model=loaded.spec.name, stage="sweep", level=text))
-
-
-def agreement_stage(loaded, job: dict, store: RunStore, attempt: str) -> None:
-    from pathlib import Path
-
-    from sizebench.stages import agreement
-
-    with tracked(loaded, store, attempt, "agreement"):
-        agreement.run(loaded, job["agreement"], Path(job["run_dir"]), own_answers(loaded.spec.name, job, store),
-                      store.append, attempt)
-
-
-def own_answers(name: str, job: dict, store: RunStore) -> list:
-    """(prompt, answer) of this model's finished prompt stage, in suite order; none without a suite."""
-    from sizebench.runstore.store import current
-    from sizebench.stages.suites import load_suite
-
-    if not job.get("prompts_path"):
-        return []
-    answers = {r["prompt_id"]: r["answer"] for r in current(store.records(), "prompt", name)}
-    return [(p, answers[p.id]) for p in load_suite(job["prompts_path"]).prompts if answers.get(p.id)]
 
 
 if __name__ == "__main__":

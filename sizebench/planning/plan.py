@@ -15,7 +15,6 @@ from sizebench.engines.openai import expression
 from sizebench.errors import SizebenchError
 from sizebench.planning.registry import ModelSpec
 from sizebench.planning.settings import EvalSettings, GenSettings, ServeSettings, parse_server_args
-from sizebench.runstore.records import STAGES
 
 EXECUTORS = ("local", "ray")
 DEVICES = ("auto", "cpu", "cuda")  # every engine places a model on one of these
@@ -51,8 +50,6 @@ class RunPlan:
         _one_of("--dtype", self.dtype, DTYPES)
         _one_of("--executor", self.executor, EXECUTORS)
         _one_of("--decode", self.gen.decode, DECODES)
-        for stage in self.stages:
-            _one_of("stage", stage, STAGES)
         _positive("--max-new-tokens", self.gen.max_new_tokens)
         _positive("--repeat", self.gen.repeat)
         _positive("--batch-size", self.gen.batch_size)

@@ -373,5 +373,3 @@ class VoteUndoneRecord(Record):
     rater: str
     kind = "vote_undone"
 
-
-STAGES = ("prompts", "tasks", "agreement", "sweep")

@@ -21,6 +21,9 @@ import numpy as np
 from sizebench.measurement import divergence
 from sizebench.runstore import atomic
 from sizebench.runstore.records import AgreementRecord, AgreementSkipRecord, DistributionsRecord
+from sizebench.runstore.store import current
+from sizebench.stages.stage import Context, Stage
+from sizebench.stages.suites import load_suite
 
 CORPUS = Path(__file__).parent / "corpus" / "python-reference.txt"
 CHUNK = 512  # llama-perplexity's default context; its second half is scored
@@ -180,3 +183,18 @@ def run(session, plan: dict, run_dir: Path, answers: list[tuple[object, str]], e
         emit(AgreementRecord(name, attempt, reference, text, s.tokens, s.kld_mean, s.kld_stderr, s.kld_median,
                              s.kld_p90, s.kld_p99, s.kld_max, s.same_top, s.ppl_ratio, s.ln_ppl_ratio_stderr,
                              s.rms_dp, s.mean_dp, stored.top_k, s.units))
+
+
+def own_answers(ctx: Context) -> list:
+    """(prompt, answer) of this model's finished prompt stage, in suite order; none without a suite."""
+    if not ctx.job.get("prompts_path"):
+        return []
+    answers = {r["prompt_id"]: r["answer"] for r in current(ctx.store.records(), "prompt", ctx.model)}
+    return [(p, answers[p.id]) for p in load_suite(ctx.job["prompts_path"]).prompts if answers.get(p.id)]
+
+
+def _run(ctx: Context) -> None:
+    run(ctx.loaded, ctx.job["agreement"], Path(ctx.job["run_dir"]), own_answers(ctx), ctx.store.append, ctx.attempt)
+
+
+STAGE = Stage("agreement", _run)

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 
 from sizebench.engines import formats
 from sizebench.engines.base import Generation, Session  # noqa: F401 (Generation: the stage's result type)
-from sizebench.measurement import energy, measure
+from sizebench.measurement import bandwidth, energy, measure
 from sizebench.planning.registry import RANDOM
 from sizebench.planning.settings import PRESETS, WARMUP_TOKENS, GenSettings  # noqa: F401 (the stage's settings)
-from sizebench.runstore.records import PromptRecord, PromptSkipRecord
-from sizebench.stages.suites import Prompt, is_correct
+from sizebench.runstore.records import BandwidthRecord, EnergyRecord, PromptRecord, PromptSkipRecord
+from sizebench.stages.stage import Context, Stage
+from sizebench.stages.suites import Prompt, is_correct, load_suite
 
 WARMUP_PROMPT = Prompt("warm-up", "What is the capital of France?")  # short and fixed: never the suite's
 
@@ -85,3 +87,49 @@ def run_prompts(loaded: Session, prompts: tuple[Prompt, ...], settings: GenSetti
         records.append(record)
         progress(index + 1, len(prompts))
     return records
+
+
+# ---- the stage -------------------------------------------------------------------------------------------
+
+def _bandwidth_once(ctx: Context) -> None:
+    """The run's memory bandwidth on this rung's device (its decode's limit), where no rung before measured it."""
+    device = ctx.loaded.device
+    if device not in bandwidth.DEVICES or any(
+            r["kind"] == "bandwidth" and r["device"] == device for r in ctx.store.records()):
+        return
+    copy_bytes = bandwidth.fitting_copy_bytes(device)
+    if copy_bytes:
+        ctx.event("bandwidth")
+        ctx.store.append(BandwidthRecord(ctx.model, ctx.attempt, **asdict(bandwidth.measure(device, copy_bytes))))
+
+
+def _start(ctx: Context) -> dict:
+    return {"done": 0, "total": len(load_suite(ctx.job["prompts_path"]).prompts)}
+
+
+def _run(ctx: Context) -> None:
+    """The suite's prompts, then the batch throughput where --batch-size asks; the prompts' energy where NVML or
+    RAPL can be read (else "not measured")."""
+    suite, settings, loaded = load_suite(ctx.job["prompts_path"]), GenSettings(**ctx.job["gen"]), ctx.loaded
+
+    def emit(record) -> None:
+        ctx.store.append(record)
+        if record.kind == "prompt_skipped":
+            ctx.event("prompt_skipped", prompt_id=record.prompt_id, reason=record.reason)
+
+    meter = energy.Meter(loaded.device)
+    singles = run_prompts(loaded, suite.prompts, settings, ctx.attempt, emit,
+                          lambda done, total: ctx.event("prompts", done=done, total=total), meter)
+    if meter.joules is not None and singles:
+        tokens = sum(r.new_tokens * len(r.latency_s_runs) for r in singles)
+        ctx.store.append(EnergyRecord(ctx.model, ctx.attempt, "prompts", meter.joules, tokens, meter.source))
+    ran = {r.prompt_id for r in singles}
+    if settings.batch_size > 1 and singles:
+        ctx.event("batched")
+        batched = loaded.batched_throughput(tuple(p for p in suite.prompts if p.id in ran), settings, ctx.attempt,
+                                            singles)
+        if batched is not None:  # an engine that does not batch in process measures single streams only
+            ctx.store.append(batched)
+
+
+STAGE = Stage("prompts", _run, start=_start, before=_bandwidth_once)

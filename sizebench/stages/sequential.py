@@ -15,6 +15,7 @@ import numpy as np
 
 from sizebench.planning.settings import EvalSettings
 from sizebench.runstore.records import ChunkRecord, ItemsRecord, StopRecord, TaskRecord
+from sizebench.stages import chunks, evaluation, items
 
 GO = "go"
 RAN_OUT = "items ran out"
@@ -24,8 +25,6 @@ def run(session, model_name: str, settings: EvalSettings, attempt: str, emit: Ca
         ask: Callable[[str, int, int], str], texts_done: frozenset[str] = frozenset()) -> None:
     """Every task of `settings`, chunk by chunk; `ask(task, items done, population)` is the runner's answer."""
     import lm_eval
-
-    from sizebench.stages import chunks, evaluation, items
 
     manager, runnable = evaluation.built_tasks(settings, model_name, attempt, emit)
     if not runnable:

@@ -24,6 +24,7 @@ from sizebench.errors import SizebenchError
 from sizebench.planning.settings import GenSettings, ServeSettings
 from sizebench.runstore.records import ServedRequestRecord, SweepLevelRecord
 from sizebench.stages.generation import WARMUP_PROMPT
+from sizebench.stages.stage import Context, Stage
 
 
 
@@ -139,3 +140,10 @@ def tokens_of(session, out) -> int:
     if session.tokenizer is not None and out.text:
         return len(session.encode(out.text, False))
     return len(out.chunk_s)
+
+
+def _run(ctx: Context) -> None:
+    run_sweep(ctx.loaded, ctx.job, ctx.attempt, ctx.store.append, lambda text: ctx.event("sweep", level=text))
+
+
+STAGE = Stage("sweep", _run)
