@@ -24,13 +24,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from sizebench import engines  # noqa: E402
+from sizebench.planning.job import LoadSettings  # noqa: E402
 from sizebench.measurement import divergence  # noqa: E402
 from sizebench.planning.registry import resolve  # noqa: E402
 from sizebench.stages import agreement  # noqa: E402
 
 MODELS = ("smollm2-135m", "gemma3-270m")
 KS = (32, 64, 128, 256)
-JOB = {"device": "cpu", "dtype": "auto", "force": False, "offload": True, "threads": None}
+JOB = LoadSettings(device="cpu")
 
 
 def load(expression: str):

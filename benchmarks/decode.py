@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from sizebench import engines  # noqa: E402
 from sizebench.engines.hf import decoding  # noqa: E402
+from sizebench.planning.job import LoadSettings  # noqa: E402
 from sizebench.planning.registry import resolve  # noqa: E402
 from sizebench.planning.settings import GenSettings  # noqa: E402
 from sizebench.stages.suites import load_suite  # noqa: E402
@@ -48,7 +49,7 @@ class CompiledEverywhere(decoding.Decoder):
 
 def measure(model: str, device: str, reps: int, prompts: int) -> dict:
     spec = resolve(model)[0]
-    loaded = engines.get(spec.engine).load(spec, {"device": device, "dtype": "auto", "force": False})
+    loaded = engines.get(spec.engine).load(spec, LoadSettings(device=device))
     rendered = [loaded.render(p) for p in load_suite(str(REPO / "prompts" / "geography.txt")).prompts[:prompts]]
     loops = {}
     for name in ("eager", "static", "static+compile"):

@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 from sizebench import engines  # noqa: E402
 from sizebench.analysis import paired  # noqa: E402
 from sizebench.measurement import bandwidth  # noqa: E402
+from sizebench.planning.job import LoadSettings  # noqa: E402
 from sizebench.planning.registry import resolve  # noqa: E402
 from sizebench.planning.settings import GenSettings  # noqa: E402
 from sizebench.stages.suites import load_suite  # noqa: E402
@@ -46,7 +47,7 @@ def bandwidth_gib_s() -> float:
 
 def _load(name: str, threads: int):
     spec = resolve(name)[0]
-    return engines.get(spec.engine).load(spec, {"device": "cpu", "dtype": "auto", "force": False, "threads": threads})
+    return engines.get(spec.engine).load(spec, LoadSettings(device="cpu", threads=threads))
 
 
 def plain_decode(llm, text: str) -> float:

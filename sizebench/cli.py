@@ -167,9 +167,11 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
 
 def _checked(plan):
     """A new plan or a resumed run's stored one, checked the same way: every bad setting one line, before any load."""
+    from sizebench import stages
     from sizebench.stages import evaluation
     from sizebench.stages.suites import load_suite
 
+    stages.check(plan.stages)
     plan = plan.validate()
     if plan.device == "cuda" and plan.executor == "local":
         from sizebench.measurement.measure import resolve_device

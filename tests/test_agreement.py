@@ -10,12 +10,13 @@ import pytest
 
 from conftest import build_tiny_neox, records, sizebench
 from fake_engine import make_model
+from sizebench.planning.job import LoadSettings
 from sizebench import engines
 from sizebench.measurement import divergence
 from sizebench.planning.registry import resolve
 from sizebench.stages import agreement
 
-JOB = {"device": "cpu", "dtype": "auto", "force": False, "offload": True, "threads": 1}
+JOB = LoadSettings(device="cpu", threads=1)
 
 
 @pytest.fixture(scope="module")

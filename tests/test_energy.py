@@ -1,6 +1,5 @@
 """Energy counters: RAPL read from a simulated powercap tree; NVML on a real GPU only."""
 
-from dataclasses import asdict
 
 import pytest
 
@@ -70,6 +69,7 @@ def test_the_prompt_stage_meters_its_timed_generations_only(tiny_model, suite_fi
     forward passes of its timed generations (one per new token), not the warm-up's or the TTFT runs'."""
     from sizebench.stages import generation
     from sizebench.engines.hf import loader
+    from sizebench.planning.job import Job
     from sizebench.stages.stage import Context
     from sizebench.planning.registry import resolve
     from sizebench.runstore.store import RunStore
@@ -84,7 +84,8 @@ def test_the_prompt_stage_meters_its_timed_generations_only(tiny_model, suite_fi
 
     loaded.model.register_forward_pre_hook(one_joule)
     store = RunStore.create(tmp_path / "results", {"plan": {"models": []}})
-    job = {"prompts_path": str(suite_file), "gen": asdict(generation.GenSettings(max_new_tokens=6, repeat=2))}
+    job = Job(str(store.dir), loaded.spec, "a", prompts_path=str(suite_file),
+              gen=generation.GenSettings(max_new_tokens=6, repeat=2))
     generation.STAGE.run(Context(loaded, job, store, "a", lambda stage, **fields: None, None))
     rows = store.records()
     used = next(r for r in rows if r["kind"] == "energy")

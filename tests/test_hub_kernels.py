@@ -28,14 +28,14 @@ def kernelize(monkeypatch):
 
 @pytest.mark.parametrize("suffix", ["", "@bf16", "@int8"])
 def test_every_transformers_load_works_with_kernelize_broken(kernelize, tiny_model, suffix):
-    """The job as the runner builds it for a rung or an agreement reference, and as the judge builds it
-    (no hub_kernels key at all)."""
+    """The load settings of every job (a rung's, an agreement reference's, the judge's): Hub kernels off unless
+    asked for."""
+    from sizebench.planning.job import LoadSettings
+
     calls, _ = kernelize
     spec = resolve(f"{tiny_model}{suffix}")[0]
-    for job in ({"device": "cpu", "dtype": "auto", "force": False, "offload": True, "hub_kernels": False},
-                {"device": "cpu", "dtype": "auto", "force": False, "offload": True}):
-        loaded = engines.get("transformers").load(spec, job)
-        assert loaded.load_record("a").hub_kernels is False
+    loaded = engines.get("transformers").load(spec, LoadSettings(device="cpu"))
+    assert loaded.load_record("a").hub_kernels is False
     assert calls == []
 
 

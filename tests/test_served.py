@@ -157,13 +157,12 @@ def test_server_killed_mid_sweep_fails_the_rung_and_keeps_its_records(tmp_path):
     from sizebench.planning.registry import resolve
     from sizebench.planning.settings import ServeSettings
     from sizebench.stages import sweep
-    from dataclasses import asdict
+    from sizebench.planning.job import LoadSettings
 
     spec = resolve("llama.cpp-server:smollm2-135m")[0]
-    serve = asdict(ServeSettings(concurrency=(2,), requests=200, seconds=120, output_tokens=16))
-    job = {"run_dir": str(tmp_path), "attempt": "a1", "device": "cpu", "threads": 2, "serve": serve,
-           "prompts_path": None}
-    session = get(spec.engine).load(spec, job)
+    serve = ServeSettings(concurrency=(2,), requests=200, seconds=120, output_tokens=16)
+    session = get(spec.engine).load(spec, LoadSettings(device="cpu", threads=2,
+                                                       server_log=str(tmp_path / "logs" / "a1-server.log")))
     kept = []
 
     def emit(record):
@@ -173,7 +172,7 @@ def test_server_killed_mid_sweep_fails_the_rung_and_keeps_its_records(tmp_path):
 
     try:
         with pytest.raises(SizebenchError, match="killed by SIGKILL mid-run"):
-            sweep.run_sweep(session, job, "a1", emit, lambda text: None)
+            sweep.run_sweep(session, serve, None, "a1", emit, lambda text: None)
     finally:
         session.close()
     assert len([r for r in kept if r.kind == "served_request" and r.error is None]) >= 3

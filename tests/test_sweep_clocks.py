@@ -77,7 +77,7 @@ def test_poisson_requests_are_all_sent_on_time_and_timed_from_when_they_were_due
     session = _session(slow_endpoint)
     settings = ServeSettings(request_rates=(100.0,), requests=80, seconds=60, output_tokens=4, seed=3)
     records = []
-    bodies = sweep.payloads(session, {"prompts_path": None}, settings)
+    bodies = sweep.payloads(session, None, settings)
     sent, errors, wall, _, behind = sweep.run_level(session, bodies, "rate", 100.0, settings, "a1", records.append)
     assert (sent, errors) == (80, 0)
     assert Slow.most > 64  # no client pool caps what is in flight (it was 64 threads)

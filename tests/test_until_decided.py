@@ -100,6 +100,7 @@ def test_the_runner_s_answer_reaches_the_waiting_worker(tmp_path):
     import sys
 
     from sizebench.launch.runner import LocalExecutor
+    from sizebench.planning.job import Job
 
     script = ("import json, sys\n"
               "print(json.dumps({'model': 'm', 'stage': 'chunk', 'task': 't', 'done': 32, 'total': 64}), flush=True)\n"
@@ -116,9 +117,10 @@ def test_the_runner_s_answer_reaches_the_waiting_worker(tmp_path):
         seen.append(event)
         return "decided" if event["stage"] == "chunk" else None
 
-    code, _ = Scripted().run({"model": {"name": "m"}, "attempt": "a", "timeout": 30}, store, on_event)
+    job = Job(str(store.dir), resolve("smollm2-135m")[0], "a", timeout=30)
+    code, _ = Scripted().run(job, store, on_event)
     assert code == 0 and seen[-1] == {"model": "m", "stage": "heard", "text": "decided"}
-    assert json.loads((store.dir / "jobs" / "m-a.json").read_text())["attempt"] == "a"
+    assert Job.from_dict(json.loads((store.dir / "jobs" / f"{job.stem}.json").read_text())) == job
 
 
 def test_bad_sequential_options_are_one_line_errors():

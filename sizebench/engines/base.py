@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sizebench.measurement.energy import Meter
+    from sizebench.planning.job import LoadSettings
     from sizebench.planning.registry import ModelSpec
     from sizebench.runstore.records import DecodeRecord, LoadRecord, PromptRecord, ThroughputRecord
     from sizebench.engines.formats import Rendered
@@ -165,5 +166,5 @@ class Engine(ABC):
         return None
 
     @abstractmethod
-    def load(self, spec: "ModelSpec", job: dict) -> Session:
+    def load(self, spec: "ModelSpec", settings: "LoadSettings") -> Session:
         """The model loaded in this process, with the job's device, dtype, threads and force."""

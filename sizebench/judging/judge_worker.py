@@ -16,13 +16,14 @@ from sizebench.errors import SizebenchError
 from sizebench.judging import judge_prompt
 from sizebench.judging.pairs import VOTES
 from sizebench.launch.worker import event, start
+from sizebench.planning.job import Job
 from sizebench.planning.registry import ModelSpec
 from sizebench.runstore.records import VoteRecord
 from sizebench.runstore.store import RunStore
 from sizebench.stages.suites import Prompt
 
 
-def run(job: dict) -> int:
+def run(job: Job) -> int:
     store, spec = start(job)
     try:
         judge(spec, job, store)
@@ -39,20 +40,20 @@ def run(job: dict) -> int:
         return 1
 
 
-def judge(spec: ModelSpec, job: dict, store: RunStore) -> None:
+def judge(spec: ModelSpec, job: Job, store: RunStore) -> None:
     from lm_eval.api.instance import Instance
 
     from sizebench import engines
 
-    source = job["source"]
+    source, judgements = job.judge["source"], job.judge["judgements"]
     done = {r["screen"] for r in store.records() if r["kind"] == "vote" and r["model"] == source}
-    todo = [j for j in job["judgements"] if j["screen"] not in done]
+    todo = [j for j in judgements if j["screen"] not in done]
     event(stage="loading")
-    session = engines.get(spec.engine).load(spec, job)
+    session = engines.get(spec.engine).load(spec, job.load_settings())
     try:
         lm, _ = session.lm("auto")
         window = session.context_window()
-        event(stage="judging", done=len(job["judgements"]) - len(todo), total=len(job["judgements"]))
+        event(stage="judging", done=len(judgements) - len(todo), total=len(judgements))
         for number, j in enumerate(todo, start=1):
             rendered = session.render(Prompt(j["screen"], judge_prompt.text(j["prompt"], j["context"], j["a"], j["b"])))
             if window and session.prompt_tokens(rendered) + 8 > window:
@@ -63,11 +64,11 @@ def judge(spec: ModelSpec, job: dict, store: RunStore) -> None:
             lls = {choice: round(float(ll), 4) for choice, (ll, _) in zip(replies, lm.loglikelihood(requests, disable_tqdm=True))}
             store.append(VoteRecord(source, VOTES, j["screen"], j["prompt_id"], j["left"], j["right"],
                                     judge_prompt.choose(lls), spec.name, raw={"loglikelihood": lls}))
-            event(stage="judging", done=len(job["judgements"]) - len(todo) + number, total=len(job["judgements"]))
+            event(stage="judging", done=len(judgements) - len(todo) + number, total=len(judgements))
     finally:
         session.close()  # a launched judge server stops on every way out
 
 
 if __name__ == "__main__":
     with open(sys.argv[1], encoding="utf-8") as handle:
-        sys.exit(run(json.load(handle)))
+        sys.exit(run(Job.from_dict(json.load(handle))))

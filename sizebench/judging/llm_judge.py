@@ -19,6 +19,7 @@ from sizebench.analysis.preference import JUDGE_PREFIX
 from sizebench.errors import SizebenchError
 from sizebench.judging.pairs import VOTES, Item
 from sizebench.launch import supervise
+from sizebench.planning.job import Job
 from sizebench.planning.registry import ModelSpec, file_key
 from sizebench.runstore.records import VoteRecord
 from sizebench.runstore.store import RunStore
@@ -69,9 +70,9 @@ def run(store: RunStore, items: list[Item], spec: ModelSpec, settings: Settings,
         (store.dir / folder).mkdir(exist_ok=True)
     stem = f"judge-{file_key(spec.name)}-{attempt}"
     job_path = store.dir / "jobs" / f"{stem}.json"
-    job_path.write_text(json.dumps({"run_dir": str(store.dir), "model": spec.to_dict(), "source": name,
-                                    "device": settings.device, "dtype": settings.dtype, "threads": settings.threads,
-                                    "force": settings.force, "offload": True, "judgements": todo}, indent=1))
+    job = Job(str(store.dir), spec, attempt, settings.device, settings.dtype, settings.force, threads=settings.threads,
+              judge={"source": name, "judgements": todo})
+    job_path.write_text(json.dumps(job.to_dict(), indent=1))
     log_path = store.dir / "logs" / f"{stem}.log"
     failure: list[str] = []
     too_long: list[str] = []

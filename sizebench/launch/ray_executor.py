@@ -23,12 +23,13 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from sizebench.launch import supervise
 from sizebench import engines, stages
 from sizebench.errors import SizebenchError
-from sizebench.planning.registry import ModelSpec
+from sizebench.planning.job import Job
 from sizebench.runstore import jsonl
 from sizebench.runstore.store import RunStore, hold_signals, item_texts
 from sizebench.launch.supervise import Interrupted, TimedOut
@@ -38,26 +39,26 @@ POLL_S = 0.1  # how often the task looks for new records, and the driver for wha
 END = ("end", None)  # the task's last message, whatever way it ends short of a kill
 
 
-def run_job_on_node(job: dict, inbox, outbox=None) -> dict:
+def run_job_on_node(job: Job, inbox, outbox=None) -> dict:
     """Body of the Ray task: one worker process in a scratch folder, its records and events sent to inbox
     as they come, the driver's answers (after a chunk of --until-decided) from outbox to its stdin; returns its
     exit status."""
     try:
         with tempfile.TemporaryDirectory(prefix="sizebench-") as scratch:
-            return _run_worker({**job, "run_dir": scratch}, Path(scratch), inbox, outbox)
+            return _run_worker(replace(job, run_dir=scratch), Path(scratch), inbox, outbox)
     finally:
         inbox.put(END)
 
 
-def _run_worker(job: dict, scratch: Path, inbox, outbox=None) -> dict:
+def _run_worker(job: Job, scratch: Path, inbox, outbox=None) -> dict:
     job_path = scratch / "job.json"
-    job_path.write_text(json.dumps(job))
+    job_path.write_text(json.dumps(job.to_dict()))
     records = RecordTail(scratch / "records.jsonl")
     with (scratch / "worker.log").open("w+") as log:
         proc = supervise.start_worker([sys.executable, "-m", "sizebench.launch.worker", str(job_path)], stderr=log,
                                       stdin=subprocess.PIPE)
         try:
-            events = _followed(proc, job.get("timeout"))
+            events = _followed(proc, job.timeout)
             while True:
                 try:
                     kind, value = events.get(timeout=POLL_S)
@@ -131,10 +132,9 @@ class RecordTail:
         return rows
 
 
-def resources(job: dict, cluster_gpus: float) -> dict:
+def resources(job: Job, cluster_gpus: float) -> dict:
     """What to ask Ray for, as the rung's engine says."""
-    spec = ModelSpec.from_dict(job["model"])
-    return engines.get(spec.engine).resources(spec, job["device"], job["dtype"], cluster_gpus, GPU_BYTES)
+    return engines.get(job.model.engine).resources(job.model, job.device, job.dtype, cluster_gpus, GPU_BYTES)
 
 
 class RayExecutor:
@@ -152,7 +152,7 @@ class RayExecutor:
                 raise SizebenchError(f"cannot reach the Ray cluster at {address or 'a new local cluster'}: {exc}") from exc
         self.task = ray.remote(run_job_on_node)
 
-    def run(self, job: dict, store: RunStore, on_event) -> tuple[int, str]:
+    def run(self, job: Job, store: RunStore, on_event) -> tuple[int, str]:
         options = resources(job, self.ray.cluster_resources().get("GPU", 0))
         inbox, outbox = self._inbox(), self._inbox()
         delivery = Delivery(store, on_event, outbox)
@@ -169,7 +169,7 @@ class RayExecutor:
         if isinstance(result, str):
             return 1, result
         if result.get("timed_out"):  # what it finished is in the store already
-            raise TimedOut(result["timed_out"], job["timeout"])
+            raise TimedOut(result["timed_out"], job.timeout)
         return result["returncode"], result["log_tail"]
 
     def _inbox(self):

@@ -23,9 +23,9 @@ from sizebench import stages
 from sizebench.analysis import sequential
 from sizebench.launch import supervise
 from sizebench.planning import agreement
+from sizebench.planning.job import Job, make_job
 from sizebench.planning.plan import RunPlan, environment
 from sizebench.runstore.records import FailureRecord
-from sizebench.planning.registry import file_key
 from sizebench.runstore.store import RunStore, completed, item_texts
 from sizebench.launch.supervise import Interrupted, TimedOut
 from sizebench.errors import UNAVAILABLE
@@ -49,23 +49,22 @@ class Outcome:
 class LocalExecutor:
     """Each model in a child process on this machine, in its own session so Ctrl-C reaches only us."""
 
-    def run(self, job: dict, store: RunStore, on_event) -> tuple[int, str]:
+    def run(self, job: Job, store: RunStore, on_event) -> tuple[int, str]:
         jobs, logs = store.dir / "jobs", store.dir / "logs"
         jobs.mkdir(exist_ok=True)
         logs.mkdir(exist_ok=True)
-        stem = f"{file_key(job['model']['name'])}-{job['attempt']}"  # hub ids carry a slash
-        job_path = jobs / f"{stem}.json"
-        job_path.write_text(json.dumps(job, indent=1))
-        log_path = logs / f"{stem}.log"
+        job_path = jobs / f"{job.stem}.json"
+        job_path.write_text(json.dumps(job.to_dict(), indent=1))
+        log_path = logs / f"{job.stem}.log"
         with log_path.open("w") as log:
             proc = supervise.start_worker(self.command(job_path), stderr=log, stdin=subprocess.PIPE)
             try:
-                ran_out = _follow(proc, answering(proc, on_event), job.get("timeout"))
+                ran_out = _follow(proc, answering(proc, on_event), job.timeout)
             finally:
                 with contextlib.suppress(OSError):  # a worker gone with an answer unread
                     proc.stdin.close()
         if ran_out:
-            raise TimedOut(ran_out, job["timeout"])
+            raise TimedOut(ran_out, job.timeout)
         return proc.returncode, _last_line(log_path)
 
     def command(self, job_path: Path) -> list[str]:
@@ -199,18 +198,8 @@ def _run_model(plan: RunPlan, spec, todo: list[str], store: RunStore, executor, 
     """One model's worker: "ok", "unavailable" or "failed". A worker that died without naming why gets
     a failure record here."""
     attempt = uuid.uuid4().hex[:8]
-    settings = plan.to_dict()
-    job = {
-        "run_dir": str(store.dir), "model": spec.to_dict(), "attempt": attempt, "stages": todo,
-        "device": plan.device, "dtype": plan.dtype, "force": plan.force, "offload": plan.offload,
-        "hub_kernels": plan.hub_kernels,
-        "threads": plan.threads,
-        "prompts_path": plan.prompts_path, "gen": settings["gen"], "eval": settings["eval"],
-        "timeout": plan.timeout, "serve": settings["serve"],
-        "texts_done": sorted(item_texts(store.records())),  # a worker on Ray sees only its own scratch store
-        "agreement": agreement_job,
-        "chunked": plan.eval.until_decided and spec.name == chunked_rung(plan),
-    }
+    job = make_job(plan, spec, store.dir, attempt, todo, item_texts(store.records()), agreement_job,
+                   plan.eval.until_decided and spec.name == chunked_rung(plan))
     seen = {"stage": "load"}
 
     def on_event(event: dict) -> str | None:

@@ -19,6 +19,7 @@ import traceback
 
 from sizebench import stages
 from sizebench.errors import UNAVAILABLE, MemoryGuardError, ModelUnavailable, SizebenchError
+from sizebench.planning.job import Job
 from sizebench.planning.registry import ModelSpec
 from sizebench.runstore.records import FailureRecord, StageRecord
 from sizebench.runstore.store import RunStore
@@ -51,21 +52,21 @@ def stop_on_signals() -> None:
             signal.signal(signum, stop_between_records)
 
 
-def start(job: dict) -> tuple[RunStore, ModelSpec]:
+def start(job: Job) -> tuple[RunStore, ModelSpec]:
     """What every worker process does first: stop on signals between records, go offline where the hub is
     unreachable; then the job's store and model."""
     stop_on_signals()
     go_offline_if_unreachable()
-    return RunStore(job["run_dir"]), ModelSpec.from_dict(job["model"])
+    return RunStore(job.run_dir), job.model
 
 
-def run(job: dict) -> int:
+def run(job: Job) -> int:
     store, spec = start(job)
-    attempt = job["attempt"]
+    attempt = job.attempt
     stage = "load"
     loaded = None
     try:
-        chosen = stages.chosen(job["stages"])
+        chosen = stages.chosen(job.stages)
         event(model=spec.name, stage="loading")
         loaded = load(spec, job, store, attempt)
         ctx = Context(loaded, job, store, attempt, lambda name, **fields: event(model=spec.name, stage=name, **fields),
@@ -99,10 +100,10 @@ def run(job: dict) -> int:
             loaded.close()  # a launched server stops here on every way out of the worker
 
 
-def load(spec: ModelSpec, job: dict, store: RunStore, attempt: str):
+def load(spec: ModelSpec, job: Job, store: RunStore, attempt: str):
     from sizebench import engines
 
-    session = engines.get(spec.engine).load(spec, job)
+    session = engines.get(spec.engine).load(spec, job.load_settings())
     try:
         store.append(session.load_record(attempt))
     except BaseException:
@@ -138,4 +139,4 @@ def ask_runner(model: str, task: str, done: int, size: int) -> str:
 
 if __name__ == "__main__":
     with open(sys.argv[1], encoding="utf-8") as handle:
-        sys.exit(run(json.load(handle)))
+        sys.exit(run(Job.from_dict(json.load(handle))))

@@ -119,13 +119,10 @@ class RunPlan:
         data = dict(data)
         data["models"] = tuple(ModelSpec.from_dict(m) for m in data["models"])
         data["stages"] = tuple(data["stages"])
-        data["gen"] = GenSettings(**data["gen"])
-        data["eval"] = EvalSettings(**{**data["eval"], "tasks": tuple(data["eval"]["tasks"])})
+        data["gen"] = GenSettings.from_dict(data["gen"])
+        data["eval"] = EvalSettings.from_dict(data["eval"])
         if "serve" in data:  # runs before the load sweep have none
-            serve = data["serve"]
-            data["serve"] = ServeSettings(**{**serve, "concurrency": tuple(serve["concurrency"]),
-                                             "request_rates": tuple(serve["request_rates"]),
-                                             "slo": tuple(tuple(p) for p in serve["slo"])})
+            data["serve"] = ServeSettings.from_dict(data["serve"])
         return cls(**data)
 
 

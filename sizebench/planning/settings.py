@@ -25,6 +25,10 @@ class GenSettings:
     preset: str | None = None  # the named decoding preset these settings came from, if any
     decode: str = "auto"  # transformers rungs' decode loop: eager, static, or auto (the device's default)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "GenSettings":
+        return cls(**data)
+
     def with_preset(self, name: str | None) -> "GenSettings":
         if name is None:
             return self
@@ -70,7 +74,9 @@ class EvalSettings:
     margin: float = 0.05  # the margin the runner decides against
     baseline: str | None = None  # the rung run chunk by chunk (None: the largest)
 
-
+    @classmethod
+    def from_dict(cls, data: dict) -> "EvalSettings":
+        return cls(**{**data, "tasks": tuple(data["tasks"])})
 
 
 SLO_METRICS = ("ttft", "tpot", "e2e")  # per request, as `vllm bench serve --goodput` (e2e: its e2el)
@@ -88,6 +94,11 @@ class ServeSettings:
     slo: tuple[tuple[str, float], ...] = ()  # (metric, seconds): goodput counts requests meeting all
     seed: int = 0  # Poisson arrivals and the prompt order
     server_args: str = ""  # extra flags for launched servers, passed through
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ServeSettings":
+        return cls(**{**data, "concurrency": tuple(data["concurrency"]), "request_rates": tuple(data["request_rates"]),
+                      "slo": tuple(tuple(pair) for pair in data["slo"])})
 
     @property
     def levels(self) -> list[tuple[str, float]]:

@@ -27,7 +27,7 @@ def check(chosen) -> None:
     """A plan's stages are registered ones (a stored plan's too)."""
     for name in chosen:
         if name not in STAGES:
-            raise SizebenchError(f"unknown stage '{name}'; choose one of: {', '.join(STAGES)}")
+            raise SizebenchError(f"invalid stage '{name}'; choose one of: {', '.join(STAGES)}")
 
 
 def get(name: str):

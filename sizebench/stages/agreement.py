@@ -187,14 +187,14 @@ def run(session, plan: dict, run_dir: Path, answers: list[tuple[object, str]], e
 
 def own_answers(ctx: Context) -> list:
     """(prompt, answer) of this model's finished prompt stage, in suite order; none without a suite."""
-    if not ctx.job.get("prompts_path"):
+    if not ctx.job.prompts_path:
         return []
     answers = {r["prompt_id"]: r["answer"] for r in current(ctx.store.records(), "prompt", ctx.model)}
-    return [(p, answers[p.id]) for p in load_suite(ctx.job["prompts_path"]).prompts if answers.get(p.id)]
+    return [(p, answers[p.id]) for p in load_suite(ctx.job.prompts_path).prompts if answers.get(p.id)]
 
 
 def _run(ctx: Context) -> None:
-    run(ctx.loaded, ctx.job["agreement"], Path(ctx.job["run_dir"]), own_answers(ctx), ctx.store.append, ctx.attempt)
+    run(ctx.loaded, ctx.job.agreement, Path(ctx.job.run_dir), own_answers(ctx), ctx.store.append, ctx.attempt)
 
 
 STAGE = Stage("agreement", _run)

@@ -104,13 +104,13 @@ def _bandwidth_once(ctx: Context) -> None:
 
 
 def _start(ctx: Context) -> dict:
-    return {"done": 0, "total": len(load_suite(ctx.job["prompts_path"]).prompts)}
+    return {"done": 0, "total": len(load_suite(ctx.job.prompts_path).prompts)}
 
 
 def _run(ctx: Context) -> None:
     """The suite's prompts, then the batch throughput where --batch-size asks; the prompts' energy where NVML or
     RAPL can be read (else "not measured")."""
-    suite, settings, loaded = load_suite(ctx.job["prompts_path"]), GenSettings(**ctx.job["gen"]), ctx.loaded
+    suite, settings, loaded = load_suite(ctx.job.prompts_path), ctx.job.gen, ctx.loaded
 
     def emit(record) -> None:
         ctx.store.append(record)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sizebench.planning.job import Job
 from sizebench.runstore.store import RunStore
 
 
@@ -20,7 +21,7 @@ class Context:
     --until-decided."""
 
     loaded: object
-    job: dict
+    job: Job
     store: RunStore
     attempt: str
     event: Callable[..., None]  # event(stage, **fields): one progress line for the runner, about this model

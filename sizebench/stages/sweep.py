@@ -25,19 +25,12 @@ from sizebench.planning.settings import GenSettings, ServeSettings
 from sizebench.runstore.records import ServedRequestRecord, SweepLevelRecord
 from sizebench.stages.generation import WARMUP_PROMPT
 from sizebench.stages.stage import Context, Stage
+from sizebench.stages.suites import load_suite
 
 
 
-def settings_of(job: dict) -> ServeSettings:
-    data = dict(job["serve"])
-    return ServeSettings(**{**data, "concurrency": tuple(data["concurrency"]), "request_rates": tuple(data["request_rates"]),
-                            "slo": tuple(tuple(p) for p in data["slo"])})
-
-
-def payloads(session, job: dict, settings: ServeSettings) -> list[dict]:
-    from sizebench.stages.suites import load_suite
-
-    prompts = load_suite(job["prompts_path"]).prompts if job.get("prompts_path") else (WARMUP_PROMPT,)
+def payloads(session, prompts_path: str | None, settings: ServeSettings) -> list[dict]:
+    prompts = load_suite(prompts_path).prompts if prompts_path else (WARMUP_PROMPT,)
     greedy = GenSettings(seed=settings.seed)
     out = []
     for prompt in prompts:
@@ -48,9 +41,8 @@ def payloads(session, job: dict, settings: ServeSettings) -> list[dict]:
     return out
 
 
-def run_sweep(session, job: dict, attempt: str, emit, progress) -> None:
-    settings = settings_of(job)
-    bodies = payloads(session, job, settings)
+def run_sweep(session, settings: ServeSettings, prompts_path: str | None, attempt: str, emit, progress) -> None:
+    bodies = payloads(session, prompts_path, settings)
     for mode, load in settings.levels:
         label = f"concurrency {load:g}" if mode == "concurrency" else f"{load:g} requests/s"
         progress(label)
@@ -143,7 +135,8 @@ def tokens_of(session, out) -> int:
 
 
 def _run(ctx: Context) -> None:
-    run_sweep(ctx.loaded, ctx.job, ctx.attempt, ctx.store.append, lambda text: ctx.event("sweep", level=text))
+    run_sweep(ctx.loaded, ctx.job.serve, ctx.job.prompts_path, ctx.attempt, ctx.store.append,
+              lambda text: ctx.event("sweep", level=text))
 
 
 STAGE = Stage("sweep", _run)

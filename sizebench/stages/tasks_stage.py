@@ -4,7 +4,6 @@ the baseline rung of an `--until-decided` run, chunk by chunk until the runner s
 
 from __future__ import annotations
 
-from sizebench.planning.settings import EvalSettings
 from sizebench.runstore.records import SkipRecord
 from sizebench.runstore.store import item_texts
 from sizebench.stages import evaluation, sequential
@@ -12,14 +11,14 @@ from sizebench.stages.stage import Context, Stage
 
 
 def _run(ctx: Context) -> None:
-    settings, loaded = EvalSettings(**ctx.job["eval"]), ctx.loaded
+    settings, loaded = ctx.job.eval, ctx.loaded
     why_not = loaded.tasks_unavailable()
     if why_not:
         for task in evaluation.expand(settings.tasks):
             ctx.store.append(SkipRecord(ctx.model, ctx.attempt, task, why_not))
         return
-    texts_done = frozenset(ctx.job.get("texts_done", ())) | item_texts(ctx.store.records())  # once per run
-    if settings.until_decided and ctx.job.get("chunked"):
+    texts_done = frozenset(ctx.job.texts_done) | item_texts(ctx.store.records())  # once per run
+    if settings.until_decided and ctx.job.chunked:
         sequential.run(loaded, ctx.model, settings, ctx.attempt, ctx.store.append, ctx.ask, texts_done)
     else:
         evaluation.run_tasks(loaded, ctx.model, settings, ctx.attempt, ctx.store.append, texts_done)

@@ -40,19 +40,19 @@ class TransformersEngine(Engine):
         """The run dtype's bits (float32 where auto: the CPU's, and a GGUF dequantized), or the quantized bits."""
         return 8 * precision.bytes_per_param(spec.precision, "float32" if dtype == "auto" else dtype)
 
-    def load(self, spec, job: dict):
+    def load(self, spec, settings):
         import torch
 
         from sizebench.engines.hf import loader
 
-        if job.get("threads"):
-            torch.set_num_threads(job["threads"])
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
         if spec.weights == RANDOM:
             from sizebench.engines.hf import random_weights
 
-            return random_weights.load(spec, job["device"], job["dtype"], job["force"], job.get("offload", True))
-        return loader.load(spec, job["device"], job["dtype"], job["force"], job.get("offload", True),
-                           job.get("hub_kernels", False))
+            return random_weights.load(spec, settings.device, settings.dtype, settings.force, settings.offload)
+        return loader.load(spec, settings.device, settings.dtype, settings.force, settings.offload,
+                           settings.hub_kernels)
 
 
 ENGINE = TransformersEngine()

@@ -66,11 +66,11 @@ class LlamaCppEngine(Engine):
         shipped = (spec.quantization or "").removeprefix("GGUF ").lower()
         return TYPE_BITS.get(spec.precision or shipped)
 
-    def load(self, spec, job: dict):
+    def load(self, spec, settings):
         from sizebench.engines.llamacpp import session
 
-        threads = job.get("threads") or len(os.sched_getaffinity(0))
-        return session.load(spec, job["device"], threads)
+        threads = settings.threads or len(os.sched_getaffinity(0))
+        return session.load(spec, settings.device, threads)
 
 
 ENGINE = LlamaCppEngine()

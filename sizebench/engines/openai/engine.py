@@ -24,7 +24,7 @@ class OpenAIEndpointEngine(Engine):
     def resources(self, spec, device: str, dtype: str, cluster_gpus: float, gpu_bytes: float) -> dict:
         return {"num_cpus": 1}  # the client only: the model's memory is the server's
 
-    def load(self, spec, job: dict):
+    def load(self, spec, settings):
         from sizebench.engines.openai import client, records_of
         from sizebench.engines.openai.session import EndpointSession
         from sizebench.errors import ModelUnavailable

@@ -38,12 +38,11 @@ class LlamaCppServerEngine(LlamaCppEngine):
             raise SizebenchError(f"{spec.name}: llama-cpp-python's server needs its extra: run `make llama-cpp` or "
                                  "pip install 'llama-cpp-python[server]'")
 
-    def load(self, spec, job: dict):
+    def load(self, spec, settings):
         from sizebench.engines.llamacpp import session as llamacpp
         from sizebench.engines.openai import records_of
         from sizebench.engines.openai.launch import Server, listening_socket, served_name
         from sizebench.engines.openai.session import EndpointSession
-        from sizebench.planning.registry import file_key
 
         source, folder, _, distributed = llamacpp._gguf_of(spec)
         shipped = llamacpp.shipped_type(source)
@@ -53,14 +52,13 @@ class LlamaCppServerEngine(LlamaCppEngine):
 
             path = gguf_requant.prepare(source, spec.precision).path
         tokenizer = llamacpp.hf_tokenizer(source) if folder is None else llamacpp._folder_tokenizer(folder)
-        threads = job.get("threads") or len(os.sched_getaffinity(0))
+        threads = settings.threads or len(os.sched_getaffinity(0))
         n_ctx = records_of.gguf_context(path)
         listener = listening_socket()  # bound now: no other server can take the port while the model loads
         port = listener.getsockname()[1]
-        log = Path(job["run_dir"]) / "logs" / f"{file_key(spec.name)}-{job['attempt']}-server.log"
         served = served_name()
-        server = Server(command(path, served, port, n_ctx, threads, job["device"] == "cuda",
-                                job.get("serve", {}).get("server_args", "")), port, log, "llama-cpp-python server",
+        server = Server(command(path, served, port, n_ctx, threads, settings.device == "cuda", settings.server_args),
+                        port, settings.server_log_path(), "llama-cpp-python server",
                         served, listener)
         server.start()
         try:

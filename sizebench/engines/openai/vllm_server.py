@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import shlex
 import shutil
-from pathlib import Path
 
 from sizebench.engines.base import Engine, ray_request
 from sizebench.errors import SizebenchError
@@ -63,23 +62,21 @@ class VllmEngine(Engine):
         needed = memory.required_bytes(spec.params, BYTES_PER_PARAM) if spec.params else 0
         return ray_request(needed, "cuda", cluster_gpus, gpu_bytes)
 
-    def load(self, spec, job: dict):
+    def load(self, spec, settings):
         import time
 
         from sizebench.engines.openai import records_of
         from sizebench.engines.openai.launch import Server, free_port, served_name
         from sizebench.engines.openai.session import EndpointSession
-        from sizebench.planning.registry import file_key
         from sizebench.weights import sources
 
         located = sources.locate(spec)
         count, memory_each = _gpus()
         tp = tensor_parallel(spec.params, memory_each, count)
         port = free_port()  # vLLM binds it before loading; another server taking it first fails the health check
-        log = Path(job["run_dir"]) / "logs" / f"{file_key(spec.name)}-{job['attempt']}-server.log"
         served = served_name()
-        server = Server(command(str(located.path), served, port, tp, job.get("serve", {}).get("server_args", "")),
-                        port, log, "vLLM server", served)
+        server = Server(command(str(located.path), served, port, tp, settings.server_args),
+                        port, settings.server_log_path(), "vLLM server", served)
         started = time.perf_counter()
         server.start()
         try:

@@ -1,0 +1,84 @@
+"""The job: everything one worker process is told, one typed value built in one place (make_job) for the local
+and the Ray executor, and by the judge for its own worker; written to the run folder as JSON and read back by
+the worker (Job.from_dict). An engine sees only its load settings (LoadSettings)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from sizebench.planning.plan import RunPlan
+from sizebench.planning.registry import ModelSpec, file_key
+from sizebench.planning.settings import EvalSettings, GenSettings, ServeSettings
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """What an engine loads a rung with (sizebench.engines.base.Engine.load)."""
+
+    device: str = "auto"
+    dtype: str = "auto"
+    force: bool = False  # past the memory guard
+    offload: bool = True  # CPU offload where the GPUs cannot hold the model (--no-offload: refused instead)
+    hub_kernels: bool = False  # transformers' Hub kernels (--hub-kernels)
+    threads: int | None = None  # CPU threads (None: the engine's default)
+    server_args: str = ""  # a launched server's extra flags (--server-args)
+    server_log: str | None = None  # a launched server's log file (None: a new temporary file)
+
+    def server_log_path(self) -> Path:
+        if self.server_log is not None:
+            return Path(self.server_log)
+        handle, path = tempfile.mkstemp(prefix="sizebench-server-", suffix=".log")
+        os.close(handle)
+        return Path(path)
+
+
+@dataclass(frozen=True)
+class Job:
+    run_dir: str
+    model: ModelSpec
+    attempt: str
+    device: str = "auto"
+    dtype: str = "auto"
+    force: bool = False
+    offload: bool = True
+    hub_kernels: bool = False
+    threads: int | None = None
+    stages: tuple[str, ...] = ()
+    prompts_path: str | None = None
+    gen: GenSettings = field(default_factory=GenSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
+    timeout: float | None = None  # seconds per stage (--timeout)
+    texts_done: tuple[str, ...] = ()  # tasks whose item texts the run holds (a worker on Ray sees only its scratch)
+    agreement: dict | None = None  # the agreement stage's reference and file (sizebench.planning.agreement.job)
+    chunked: bool = False  # this rung's tasks chunk by chunk (--until-decided's baseline)
+    judge: dict | None = None  # the LLM judge's worker: {"source": ..., "judgements": [...]}
+
+    @property
+    def stem(self) -> str:
+        """The job's and its logs' file name: the model (hub ids carry a slash) and the attempt."""
+        return f"{file_key(self.model.name)}-{self.attempt}"
+
+    def load_settings(self) -> LoadSettings:
+        return LoadSettings(self.device, self.dtype, self.force, self.offload, self.hub_kernels, self.threads,
+                            self.serve.server_args, str(Path(self.run_dir) / "logs" / f"{self.stem}-server.log"))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Job":
+        return cls(**{**data, "model": ModelSpec.from_dict(data["model"]), "stages": tuple(data["stages"]),
+                      "gen": GenSettings.from_dict(data["gen"]), "eval": EvalSettings.from_dict(data["eval"]),
+                      "serve": ServeSettings.from_dict(data["serve"]), "texts_done": tuple(data["texts_done"])})
+
+
+def make_job(plan: RunPlan, spec: ModelSpec, run_dir: Path, attempt: str, stages, texts_done=(),
+             agreement: dict | None = None, chunked: bool = False) -> Job:
+    """A rung's job under the plan: its stages, the run's settings, and what the runner knows of the run so far."""
+    return Job(str(run_dir), spec, attempt, plan.device, plan.dtype, plan.force, plan.offload, plan.hub_kernels,
+               plan.threads, tuple(stages), plan.prompts_path, plan.gen, plan.eval, plan.serve, plan.timeout,
+               tuple(sorted(texts_done)), agreement, chunked)
