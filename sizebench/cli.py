@@ -126,13 +126,13 @@ def models(models: str = typer.Option("offline,all", "--models", "-m", help="Wha
     out.print(kinds)
 
 
-def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, limit=None, num_fewshot=None,
+def _plan(command, models, prompts=None, tasks="sizebench_geo", task_path=None, limit=None, num_fewshot=None,
           eval_batch_size="auto", device="auto", dtype="auto", force=False, threads=None, max_new_tokens=128,
           repeat=1, batch_size=1, seed=0, sample=False, temperature=1.0, top_p=1.0, executor="local",
           ray_address=None, top_k=50, decoding=None, no_offload=False, timeout=None, engines="transformers", serve=None,
           reference=None, hub_kernels=False, baseline=None, decode="auto", weights="real", sequential=None, margin=0.05):
-    from sizebench.stages import evaluation
-    from sizebench.planning.settings import GenSettings
+    from sizebench import stages
+    from sizebench.planning.settings import EvalSettings, GenSettings
     from sizebench.planning.plan import RunPlan
     from sizebench.planning.registry import resolve
 
@@ -143,45 +143,35 @@ def _plan(stages, models, prompts=None, tasks="sizebench_geo", task_path=None, l
         from sizebench.planning.registry import with_random_weights
 
         specs = tuple(with_random_weights(s) for s in specs)
-        stages = tuple(s for s in stages if s in ("prompts", "sweep"))  # cost only: nothing to score
     if baseline is not None and baseline not in [s.name for s in specs]:
         raise SizebenchError(f"--baseline {baseline}: not one of --models ({', '.join(s.name for s in specs)})")
-    if "agreement" in stages and reference is None:
-        from sizebench.planning.agreement import references
-
-        if not references(specs, dtype):  # no two rungs share a tokenizer: nothing to compare
-            stages = tuple(s for s in stages if s != "agreement")
     plan = RunPlan(
-        models=specs, stages=stages, prompts_path=prompts,
+        models=specs, stages=stages.of_command(command), prompts_path=prompts,
         gen=replace(GenSettings(max_new_tokens, repeat, seed, sample, temperature, top_p, batch_size, top_k),
                     decode=decode).with_preset(decoding),
-        eval=replace(evaluation.EvalSettings(tuple(t.strip() for t in tasks.split(",") if t.strip()), task_path, limit,
+        eval=replace(EvalSettings(tuple(t.strip() for t in tasks.split(",") if t.strip()), task_path, limit,
                                              num_fewshot, eval_batch_size), margin=margin, baseline=baseline,
                      **(sequential or {})),
         device=device, dtype=dtype, force=force, offload=not no_offload, hub_kernels=hub_kernels, threads=threads,
         executor=executor,
         ray_address=ray_address, timeout=timeout, reference=reference, **({"serve": serve} if serve else {}),
     )
-    return _checked(plan)
+    return _checked(replace(plan, stages=tuple(s.name for s in stages.chosen(plan.stages) if s.wanted(plan))))
 
 
 def _checked(plan):
     """A new plan or a resumed run's stored one, checked the same way: every bad setting one line, before any load."""
     from sizebench import stages
-    from sizebench.stages import evaluation
-    from sizebench.stages.suites import load_suite
 
-    stages.check(plan.stages)
+    chosen = stages.chosen(plan.stages)
     plan = plan.validate()
     if plan.device == "cuda" and plan.executor == "local":
         from sizebench.measurement.measure import resolve_device
 
         resolve_device("cuda")  # no GPU here: a one-line error now, not a failed model later
     _check_engines(plan)
-    if "prompts" in plan.stages:
-        load_suite(plan.prompts_path)  # bad prompt files fail here, before any model loads
-    if "tasks" in plan.stages:
-        evaluation.validate(plan.eval.tasks, plan.eval.task_path)
+    for stage in chosen:
+        stage.check(plan)
     return plan
 
 
@@ -268,7 +258,7 @@ def compare(prompts: str = typer.Option(DEFAULT_PROMPTS, "--prompts", "-p", help
             baseline: Optional[str] = BASELINE, weights: str = WEIGHTS) -> None:
     """Send a prompt suite to each model; answers side by side with latency and memory."""
     report_name, margin = _report_name(report_name), _margin(margin)
-    _run(_plan(("prompts",), models, prompts, device=device, dtype=dtype, force=force, threads=threads,
+    _run(_plan("compare", models, prompts, device=device, dtype=dtype, force=force, threads=threads,
                max_new_tokens=max_new_tokens, repeat=repeat, batch_size=batch_size, seed=seed, sample=sample,
                temperature=temperature, top_p=top_p, executor=executor, ray_address=ray_address, top_k=top_k,
                decoding=decoding, no_offload=no_offload, timeout=timeout, engines=engines, hub_kernels=hub_kernels,
@@ -288,7 +278,7 @@ def eval_(models: str = MODELS, engines: str = ENGINES, tasks: str = TASKS, task
           max_items: Optional[int] = MAX_ITEMS, max_seconds: Optional[float] = MAX_SECONDS) -> None:
     """Run lm-evaluation-harness tasks on each model (accuracy +- stderr)."""
     report_name, margin = _report_name(report_name), _margin(margin)
-    _run(_plan(("tasks",), models, tasks=tasks, task_path=task_path, limit=limit, num_fewshot=num_fewshot,
+    _run(_plan("eval", models, tasks=tasks, task_path=task_path, limit=limit, num_fewshot=num_fewshot,
                eval_batch_size=eval_batch_size, device=device, dtype=dtype, force=force, threads=threads,
                executor=executor, ray_address=ray_address, no_offload=no_offload, timeout=timeout, engines=engines,
                hub_kernels=hub_kernels, baseline=baseline, margin=margin,
@@ -337,9 +327,8 @@ def bench(ctx: typer.Context, models: str = MODELS, engines: str = ENGINES,
         run_settings.parse_levels(concurrency, "--concurrency", True),
         run_settings.parse_levels(request_rate, "--request-rate", False), sweep_requests, sweep_seconds,
         sweep_output_tokens, run_settings.parse_slo(slo), seed, run_settings.parse_server_args(server_args))
-    stages = ("prompts", "tasks", "agreement") + (("sweep",) if serve.levels else ())
     plan = None if resume else _plan(
-        stages, models, prompts, tasks, task_path, limit, num_fewshot, eval_batch_size, device, dtype,
+        "bench", models, prompts, tasks, task_path, limit, num_fewshot, eval_batch_size, device, dtype,
         force, threads, max_new_tokens, repeat, batch_size, seed, sample, temperature, top_p,
         executor=executor or "local", ray_address=ray_address, top_k=top_k, decoding=decoding, no_offload=no_offload,
         timeout=timeout, engines=engines, serve=serve, reference=reference, hub_kernels=hub_kernels, baseline=baseline,

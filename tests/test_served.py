@@ -35,8 +35,8 @@ def test_malformed_endpoint_expressions_are_one_line_and_exit_2(cli, expression,
     assert code == 2 and words in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_sweep_options_are_checked(cli):
-    code, _, err = cli("bench", "-m", "smollm2-135m", "--concurrency", "1,2")
+def test_sweep_options_are_checked(cli, suite_file):
+    code, _, err = cli("bench", "-m", "smollm2-135m", "-p", str(suite_file), "--concurrency", "1,2")
     assert code == 2 and "smollm2-135m is not served" in err
     code, _, err = cli("bench", "-m", "llama.cpp-server:smollm2-135m", "--concurrency", "1,x")
     assert code == 2 and "--concurrency takes a comma list of integers" in err

@@ -50,11 +50,11 @@ class RunPlan:
         _one_of("--dtype", self.dtype, DTYPES)
         _one_of("--executor", self.executor, EXECUTORS)
         _one_of("--decode", self.gen.decode, DECODES)
-        _positive("--max-new-tokens", self.gen.max_new_tokens)
-        _positive("--repeat", self.gen.repeat)
-        _positive("--batch-size", self.gen.batch_size)
+        positive("--max-new-tokens", self.gen.max_new_tokens)
+        positive("--repeat", self.gen.repeat)
+        positive("--batch-size", self.gen.batch_size)
         if self.threads is not None:
-            _positive("--threads", self.threads)
+            positive("--threads", self.threads)
         if self.timeout is not None and not self.timeout > 0:
             raise SizebenchError(f"--timeout must be a positive number of seconds, got {self.timeout:g}")
         if self.gen.temperature <= 0 or not 0 < self.gen.top_p <= 1:
@@ -67,9 +67,9 @@ class RunPlan:
             raise SizebenchError(f"--num-fewshot must be 0 or more, got {self.eval.num_fewshot}")
         if self.eval.batch_size != "auto" and not (self.eval.batch_size.isdigit() and int(self.eval.batch_size) > 0):
             raise SizebenchError(f"--eval-batch-size must be 'auto' or a positive integer, got '{self.eval.batch_size}'")
-        _positive("--chunk", self.eval.chunk)
+        positive("--chunk", self.eval.chunk)
         if self.eval.max_items is not None:
-            _positive("--max-items", self.eval.max_items)
+            positive("--max-items", self.eval.max_items)
         if self.eval.max_seconds is not None and not self.eval.max_seconds > 0:
             raise SizebenchError(f"--max-seconds must be a positive number of seconds, got {self.eval.max_seconds:g}")
         if self.eval.until_decided and "tasks" not in self.stages:
@@ -77,24 +77,7 @@ class RunPlan:
         if not self.eval.until_decided and (self.eval.chunk != 32 or self.eval.max_items or self.eval.max_seconds):
             raise SizebenchError("--chunk, --max-items and --max-seconds go with --until-decided")
         parse_server_args(self.serve.server_args)  # a stored plan too (--resume): no --host or --port of its own
-        if "sweep" in self.stages:
-            local = [m.name for m in self.models if m.engine not in SERVED_ENGINES]
-            if local:
-                raise SizebenchError(f"--concurrency and --request-rate load a server: {local[0]} is not served "
-                                     f"(give llama.cpp-server:MODEL, vllm:MODEL or openai:URL#NAME)")
-            if not self.serve.levels:
-                raise SizebenchError("the load sweep needs --concurrency or --request-rate")
-            _positive("--sweep-requests", self.serve.requests)
-            _positive("--sweep-output-tokens", self.serve.output_tokens)
-            if not self.serve.seconds > 0:
-                raise SizebenchError(f"--sweep-seconds must be positive, got {self.serve.seconds:g}")
-        if "agreement" in self.stages:
-            from sizebench.planning.agreement import references
-
-            references(self.models, self.dtype, self.reference)  # a --reference outside the run: one line
-        if "prompts" in self.stages and not self.prompts_path:
-            raise SizebenchError("the prompt stage needs --prompts FILE")
-        return self
+        return self  # each stage checks its own settings (sizebench.stages.stage.Stage.check)
 
     def describe(self) -> str:
         """What the plan runs, in lines: each model and where it comes from, the stages and their inputs."""
@@ -131,7 +114,7 @@ def _one_of(flag: str, value: str, allowed: tuple[str, ...]) -> None:
         raise SizebenchError(f"invalid {flag} '{value}'; choose one of: {', '.join(allowed)}")
 
 
-def _positive(flag: str, value: int) -> None:
+def positive(flag: str, value: int) -> None:
     if value < 1:
         raise SizebenchError(f"{flag} must be a positive integer, got {value}")
 

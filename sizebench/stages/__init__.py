@@ -1,6 +1,7 @@
 """The stages, registered here by name in the order the worker runs them: the one line adding a stage touches
-outside its own module. Each entry names the module whose `STAGE` (sizebench.stages.stage.Stage) it is; it is
-imported when the stage runs, so the names are known without importing a model library."""
+outside its own module. Each entry names the module whose `STAGE` (sizebench.stages.stage.Stage) it is and the
+commands that run it; the module is imported when a plan is checked or the stage runs, so the names are known
+without importing a model library."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import importlib
 from sizebench.errors import SizebenchError
 
 STAGES = {
-    "prompts": "sizebench.stages.generation",
-    "tasks": "sizebench.stages.tasks_stage",
-    "sweep": "sizebench.stages.sweep",
-    "agreement": "sizebench.stages.agreement",
+    "prompts": ("sizebench.stages.generation", ("compare", "bench")),
+    "tasks": ("sizebench.stages.tasks_stage", ("eval", "bench")),
+    "sweep": ("sizebench.stages.sweep", ("bench",)),
+    "agreement": ("sizebench.stages.agreement", ("bench",)),
 }
 # The events that start a stage's clock under --timeout (sizebench.launch.supervise.follow): the worker's
 # "loading", then each stage's own start event (sizebench.launch.worker.tracked).
@@ -21,6 +22,11 @@ CLOCKS = {"loading": "load", **{name: name for name in STAGES}}
 
 def names() -> tuple[str, ...]:
     return tuple(STAGES)
+
+
+def of_command(command: str) -> tuple[str, ...]:
+    """The stages a command runs where its plan wants them (Stage.wanted)."""
+    return tuple(name for name, (_, commands) in STAGES.items() if command in commands)
 
 
 def check(chosen) -> None:
@@ -32,7 +38,7 @@ def check(chosen) -> None:
 
 def get(name: str):
     check([name])
-    return importlib.import_module(STAGES[name]).STAGE
+    return importlib.import_module(STAGES[name][0]).STAGE
 
 
 def chosen(stages) -> list:

@@ -19,10 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from sizebench.measurement import divergence
+from sizebench.planning.agreement import references
+from sizebench.planning.plan import RunPlan
 from sizebench.runstore import atomic
 from sizebench.runstore.records import AgreementRecord, AgreementSkipRecord, DistributionsRecord
 from sizebench.runstore.store import current
-from sizebench.stages.stage import Context, Stage
+from sizebench.stages.stage import Context, Stage, scored
 from sizebench.stages.suites import load_suite
 
 CORPUS = Path(__file__).parent / "corpus" / "python-reference.txt"
@@ -197,4 +199,13 @@ def _run(ctx: Context) -> None:
     run(ctx.loaded, ctx.job.agreement, Path(ctx.job.run_dir), own_answers(ctx), ctx.store.append, ctx.attempt)
 
 
-STAGE = Stage("agreement", _run)
+def _wanted(plan: RunPlan) -> bool:
+    """Two rungs that share a tokenizer (or a --reference), with real weights."""
+    return scored(plan) and (plan.reference is not None or bool(references(plan.models, plan.dtype)))
+
+
+def _check(plan: RunPlan) -> None:
+    references(plan.models, plan.dtype, plan.reference)  # a --reference outside the run: one line
+
+
+STAGE = Stage("agreement", _run, wanted=_wanted, check=_check)

@@ -20,6 +20,8 @@ from dataclasses import asdict
 from sizebench.engines import formats
 from sizebench.engines.base import Generation, Session  # noqa: F401 (Generation: the stage's result type)
 from sizebench.measurement import bandwidth, energy, measure
+from sizebench.errors import SizebenchError
+from sizebench.planning.plan import RunPlan
 from sizebench.planning.registry import RANDOM
 from sizebench.planning.settings import PRESETS, WARMUP_TOKENS, GenSettings  # noqa: F401 (the stage's settings)
 from sizebench.runstore.records import BandwidthRecord, EnergyRecord, PromptRecord, PromptSkipRecord
@@ -132,4 +134,10 @@ def _run(ctx: Context) -> None:
             ctx.store.append(batched)
 
 
-STAGE = Stage("prompts", _run, start=_start, before=_bandwidth_once)
+def _check(plan: RunPlan) -> None:
+    if not plan.prompts_path:
+        raise SizebenchError("the prompt stage needs --prompts FILE")
+    load_suite(plan.prompts_path)  # a bad prompt file fails here, before any model loads
+
+
+STAGE = Stage("prompts", _run, start=_start, before=_bandwidth_once, check=_check)

@@ -21,6 +21,7 @@ import time
 
 from sizebench.engines.openai import client
 from sizebench.errors import SizebenchError
+from sizebench.planning.plan import SERVED_ENGINES, RunPlan, positive
 from sizebench.planning.settings import GenSettings, ServeSettings
 from sizebench.runstore.records import ServedRequestRecord, SweepLevelRecord
 from sizebench.stages.generation import WARMUP_PROMPT
@@ -139,4 +140,17 @@ def _run(ctx: Context) -> None:
               lambda text: ctx.event("sweep", level=text))
 
 
-STAGE = Stage("sweep", _run)
+def _check(plan: RunPlan) -> None:
+    local = [m.name for m in plan.models if m.engine not in SERVED_ENGINES]
+    if local:
+        raise SizebenchError(f"--concurrency and --request-rate load a server: {local[0]} is not served "
+                             f"(give llama.cpp-server:MODEL, vllm:MODEL or openai:URL#NAME)")
+    if not plan.serve.levels:
+        raise SizebenchError("the load sweep needs --concurrency or --request-rate")
+    positive("--sweep-requests", plan.serve.requests)
+    positive("--sweep-output-tokens", plan.serve.output_tokens)
+    if not plan.serve.seconds > 0:
+        raise SizebenchError(f"--sweep-seconds must be positive, got {plan.serve.seconds:g}")
+
+
+STAGE = Stage("sweep", _run, wanted=lambda plan: bool(plan.serve.levels), check=_check)

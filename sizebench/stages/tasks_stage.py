@@ -4,10 +4,11 @@ the baseline rung of an `--until-decided` run, chunk by chunk until the runner s
 
 from __future__ import annotations
 
+from sizebench.planning.plan import RunPlan
 from sizebench.runstore.records import SkipRecord
 from sizebench.runstore.store import item_texts
 from sizebench.stages import evaluation, sequential
-from sizebench.stages.stage import Context, Stage
+from sizebench.stages.stage import Context, Stage, scored
 
 
 def _run(ctx: Context) -> None:
@@ -24,4 +25,8 @@ def _run(ctx: Context) -> None:
         evaluation.run_tasks(loaded, ctx.model, settings, ctx.attempt, ctx.store.append, texts_done)
 
 
-STAGE = Stage("tasks", _run)
+def _check(plan: RunPlan) -> None:
+    evaluation.validate(plan.eval.tasks, plan.eval.task_path)
+
+
+STAGE = Stage("tasks", _run, wanted=scored, check=_check)
