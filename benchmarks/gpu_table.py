@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from sizebench.analysis import cost, limit  # noqa: E402
-from sizebench.report.summary import summary  # noqa: E402
+from sizebench.analysis.per_model import summary  # noqa: E402
 from sizebench.runstore import frames  # noqa: E402
 
 

@@ -79,7 +79,7 @@ def test_precision_rows_and_comparisons(ladder, tmp_path):
 def test_single_precision_run_has_no_precision_section(ladder, tmp_path):
     from sizebench.runstore import frames
     from sizebench.report.precision_section import precision_section
-    from sizebench.report.summary import summary
+    from sizebench.analysis.per_model import summary
     from sizebench.analysis.sizes import axis
 
     fr = frames.load([ladder.dir])

@@ -201,7 +201,7 @@ def test_each_stop_signal_ends_the_worker_exits_128_plus_it_and_resume_finishes(
     assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
     assert not any(json.loads(line)["kind"] == "stage" for line in lines)
     from sizebench.runstore import frames
-    from sizebench.report.summary import summary
+    from sizebench.analysis.per_model import summary
     # the rung stopped mid-stage says so in the report, not "ok" beside its half-measured prompts
     assert summary(frames.load([run_dir]))["status"].tolist() == [
         f"interrupted (prompts): stopped by {name}; --resume finishes it"]

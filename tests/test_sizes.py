@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 
 from conftest import sizebench
+from sizebench.analysis.analyse import analyse
 from sizebench.runstore import frames
 from sizebench.report import plots
 from sizebench import report
 from sizebench.analysis import sizes, verdict
-from sizebench.report.summary import summary
+from sizebench.analysis.per_model import summary
 
 OLD_RUN = Path(__file__).parent / "data" / "run-before-issue-19"  # written by sizebench at a970e11
 
@@ -81,7 +82,7 @@ def test_variants_of_one_size_are_not_counted_as_sizes(ladder_run):
 def test_the_cost_frontier_shows_memory_to_run_not_the_load_transient(ladder_run):
     fr = frames.load([ladder_run])
     df = summary(fr)
-    a = report.analyse(fr, df)
+    a = analyse(fr, df)
     stages = fr["stage"][fr["stage"]["stage"].isin(("prompts", "tasks"))]  # not the agreement stage's logit rows
     for model, (memory, *_rest) in a.frontier.points.items():
         assert memory == stages[stages["model"] == model]["peak_rss_mb"].max()

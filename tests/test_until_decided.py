@@ -79,7 +79,8 @@ def test_the_baseline_runs_its_tasks_after_every_other_rung():
 
 def test_accuracy_of_a_rung_stopped_early_says_n_of_the_task(tmp_path):
     from sizebench.report import sections
-    from sizebench.report.summary import summary, summary_table
+    from sizebench.analysis.per_model import summary
+    from sizebench.report.summary import summary_table
     from sizebench.runstore.records import TaskRecord
 
     worse = np.ones(N, dtype=int)

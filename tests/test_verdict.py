@@ -183,7 +183,7 @@ def test_mixed_precisions_order_the_verdict_as_the_summary(tmp_path):
     the run dtype (float32) for every row, so only the variant's precision tells int8 apart."""
     import shutil
 
-    from sizebench.report.summary import summary
+    from sizebench.analysis.per_model import summary
 
     run = shutil.copytree(Path(__file__).parent / "data" / "run-before-issue-19", tmp_path / "run")
     fr = frames.load([run])

@@ -8,7 +8,6 @@ comparisons and flips), `cost` (cost frontier, scaling fit), `sections` (everyth
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -16,13 +15,9 @@ from rich.console import Console
 from rich.markdown import Markdown
 
 from sizebench.analysis import agreement as agreement_figures
-from sizebench.analysis import cost as cost_figures
-from sizebench.analysis import limit
-from sizebench.analysis import scaling
-from sizebench.analysis import verdict as verdict_rule
+from sizebench.analysis.analyse import Analysis, analyse
 from sizebench.runstore import atomic, frames as frames_module
 from sizebench.runstore.frames import Frames
-from sizebench.analysis.sizes import SizeAxis
 from sizebench.report import cost_section as report_cost
 from sizebench.report.agreement_section import agreement_section, verdict_notes
 from sizebench.report import verdict_section as verdict_report
@@ -35,47 +30,16 @@ from sizebench.report.preference_section import preference_section
 from sizebench.report.sections import (answers_section, conclusion_section, metadata_section, protocol_section,
                                        published_section, tasks_section)
 from sizebench.report.speed import speed_section
-from sizebench.report.summary import summary, summary_prose, summary_table
+from sizebench.analysis import per_model
+from sizebench.report.summary import summary_prose, summary_table
 from sizebench.analysis.verdict import DEFAULT_MARGIN
 
-__all__ = ["cell", "table", "summary", "summary_table", "render", "publish"]
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """Everything the verdict, evidence, cost and scaling sections show; a pure function of the runs."""
-
-    verdicts: list[verdict_rule.Verdict]
-    size_axis: SizeAxis
-    costs: list[cost_figures.Cost]
-    frontier: report_cost.Frontier | None
-    fits: list[scaling.Fit]
-    too_few: dict[str, int]  # family -> sizes measured, where too few for a fit
-    margin: float
-    price_per_hour: float | None
-    headline: str  # the benchmark the frontier and the scaling fit show
-    agreement: dict[str, str] = field(default_factory=dict)  # variant -> reference rung (the agreement stage)
-    baseline: str | None = None  # --baseline, where given
-    overhead: str | None = None  # why the decode figures are overhead-bound, where they are
-
-
-def analyse(fr: Frames, df: pd.DataFrame, margin: float = DEFAULT_MARGIN, price_per_hour: float | None = None,
-            reference: str | None = None, baseline: str | None = None) -> Analysis:
-    order, size_axis = verdict_rule.size_order(fr)
-    verdict_rule.check_baseline(baseline, order)
-    sets = verdict_rule.outcome_sets(fr, order)
-    vs = [v for v in (verdict_rule.decide(o, margin, size_axis, baseline) for o in sets) if v is not None]
-    costs = cost_figures.costs(fr, df)
-    top = report_cost.headline(sets)
-    fits, too_few = scaling.fits(fr, top) if top is not None else ([], {})
-    return Analysis(vs, size_axis, costs, report_cost.frontier(sets, vs, costs), fits, too_few, margin,
-                    price_per_hour, top.name if top is not None else "", agreement_figures.references(fr, reference),
-                    baseline, limit.overhead_bound(limit.limits(fr)))
+__all__ = ["cell", "table", "summary_table", "render", "publish"]
 
 
 def render(fr: Frames, plot_files: list[str], df: pd.DataFrame | None = None, margin: float = DEFAULT_MARGIN,
            price_per_hour: float | None = None, analysis: Analysis | None = None, prefix: str = "plot_") -> str:
-    df = summary(fr) if df is None else df
+    df = per_model.summary(fr) if df is None else df
     a = analyse(fr, df, margin, price_per_hour) if analysis is None else analysis
     order = list(df["model"])
     scaling_plots = [p for p in plot_files if not p.endswith("agreement.png")]
@@ -110,7 +74,7 @@ def publish(run_dirs: list[Path], results_dir: Path, console: Console, latest_on
     from sizebench.report import plots
 
     fr = frames_module.load(run_dirs, latest_only)
-    df = summary(fr)
+    df = per_model.summary(fr)
     a = analyse(fr, df, margin, price_per_hour, reference, baseline)
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / name

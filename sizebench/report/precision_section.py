@@ -13,7 +13,7 @@ import pandas as pd
 from sizebench.runstore.frames import Frames
 from sizebench.analysis.sizes import base_model, cost_only
 from sizebench.report.markdown import fmt_num, table
-from sizebench.report.summary import _rows, task_names
+from sizebench.analysis.per_model import _rows, task_names
 
 EQUAL_MEMORY = 1.25  # two variants whose weight memories are within this ratio count as "about equal"
 

@@ -10,7 +10,7 @@ from sizebench.analysis import reference
 from sizebench.runstore.frames import Frames
 from sizebench.report.markdown import fmt_num, cell, table
 from sizebench.report.notes import decoding
-from sizebench.report.summary import stopped_early, task_names
+from sizebench.analysis.per_model import stopped_early, task_names
 from sizebench.analysis.sizes import SizeAxis, cost_only
 
 ANSWER_CHARS = 90
