@@ -10,6 +10,7 @@ from sizebench.measurement.divergence import TOP_K, bytes_per_token
 from sizebench.report.markdown import fmt_num, table
 from sizebench.runstore.frames import Frames
 from sizebench.stages.agreement import CHUNK
+from sizebench.report.page import Page
 
 TEXT_NAMES = {"corpus": "the bundled corpus (The Python Language Reference, 5 sections)",
               "answers": "the reference's own answers to the prompt suite"}
@@ -111,3 +112,8 @@ def verdict_notes(fr: Frames, mapping: dict[str, str]) -> dict[str, str]:
                         f"{100 * r['same_top']:.1f}% of {r['tokens']:,} tokens of {r['text']} (same top token), "
                         f"mean KLD {r['kld_mean']:.4f} nats; accuracy decides.")
     return notes
+
+
+def page_agreement(p: Page) -> str:
+    drawn = next((f for f in p.plot_files if f.endswith("agreement.png")), None)
+    return agreement_section(p.fr, p.df, p.a.agreement, drawn)

@@ -7,6 +7,7 @@ from sizebench.analysis.frontier import Frontier
 from sizebench.report.markdown import fmt_num, table
 from sizebench.report.notes import overhead_sentence
 from sizebench.analysis.scaling import MIN_RUNGS, Fit
+from sizebench.report.page import Page
 
 
 def _money(hours: float | None, price: float | None) -> str:
@@ -122,3 +123,11 @@ def scaling_section(fits: list[Fit], too_few: dict[str, int], name: str, prefix:
     if fits:
         lines.append(f"![{prefix}scaling_fit]({prefix}scaling_fit.png)")
     return "\n\n".join(lines)
+
+
+def page_cost(p: Page) -> str:
+    return cost_section(p.a.costs, p.a.frontier, p.a.price_per_hour, p.prefix, p.a.overhead)
+
+
+def page_scaling(p: Page) -> str:
+    return scaling_section(p.a.fits, p.a.too_few, p.a.headline, p.prefix)

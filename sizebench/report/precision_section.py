@@ -14,6 +14,7 @@ from sizebench.runstore.frames import Frames
 from sizebench.analysis.sizes import base_model, cost_only
 from sizebench.report.markdown import fmt_num, table
 from sizebench.analysis.per_model import _rows, task_names
+from sizebench.report.page import Page
 
 EQUAL_MEMORY = 1.25  # two variants whose weight memories are within this ratio count as "about equal"
 
@@ -141,3 +142,7 @@ def _compare(a: pd.Series, b: pd.Series, tasks: list[str]) -> str:
     if all(pd.notna(x.get("right")) and x.get("judged", 0) > 0 for x in (a, b)):  # judged: expected answers given
         parts.append(f"prompts right {int(a['right'])} vs {int(b['right'])}")
     return ", ".join(parts) or "no comparable figures"
+
+
+def page_precision(p: Page) -> str:
+    return precision_section(p.fr, p.df)

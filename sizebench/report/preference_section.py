@@ -9,6 +9,7 @@ import math
 from sizebench.analysis import fixed_sequence, paired, preference
 from sizebench.analysis.preference import Preference
 from sizebench.report.markdown import table
+from sizebench.report.page import Page
 
 TEXT_CHARS = 140
 JUDGE_READ = ("its prompt (below) is rendered in the judge's own format and ends where the reply begins; the "
@@ -237,3 +238,7 @@ def preference_section(fr, margin: float, baseline: str | None = None) -> str:
     if drill:
         parts.append(drill)
     return "\n\n".join(parts)
+
+
+def page_preference(p: Page) -> str:
+    return preference_section(p.fr, p.a.margin, p.a.baseline)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 
@@ -12,6 +13,7 @@ from sizebench.report.markdown import fmt_num, cell, table
 from sizebench.report.notes import decoding
 from sizebench.analysis.per_model import stopped_early, task_names
 from sizebench.analysis.sizes import SizeAxis, cost_only
+from sizebench.report.page import Page
 
 ANSWER_CHARS = 90
 PROMPT_CHARS = 300  # a prompt too long for a context window would fill pages
@@ -170,3 +172,33 @@ PROTOCOL = """## How this was measured
   the new-token limit exceed a model's context window is not sent to it (⏭ in the answers).
 - Accuracy: lm-evaluation-harness on the already loaded model, through its `sizebench-hf` model class
   (HFLM computing logits only where they are read; same log-likelihoods); stderr as lm-eval reports it."""
+
+
+def page_metadata(p: Page) -> str:
+    return metadata_section(p.fr)
+
+
+def page_conclusion(p: Page) -> str:
+    return conclusion_section(p.df, p.a.size_axis, frozenset(v.outcomes.name for v in p.a.verdicts),
+                              p.a.overhead is None)
+
+
+def page_tasks(p: Page) -> str:
+    return tasks_section(p.fr, p.order)
+
+
+def page_published(p: Page) -> str:
+    return published_section(p.fr)
+
+
+def page_scaling_plots(p: Page) -> str:
+    drawn = [f for f in p.plot_files if not f.endswith("agreement.png")]
+    return "## Scaling plots\n\n" + "\n\n".join(f"![{Path(f).stem}]({f})" for f in drawn) if drawn else ""
+
+
+def page_answers(p: Page) -> str:
+    return answers_section(p.fr, p.order)
+
+
+def page_protocol(p: Page) -> str:
+    return protocol_section(p.fr)

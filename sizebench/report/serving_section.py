@@ -7,6 +7,7 @@ from pathlib import Path
 from sizebench.analysis import serving
 from sizebench.analysis.serving import Level
 from sizebench.report.markdown import table
+from sizebench.report.page import Page
 
 
 def _cell(stats: dict, q: int, scale: float = 1000.0) -> str:
@@ -86,3 +87,7 @@ def plot(swept: list[Level], out_dir: Path, prefix: str) -> str | None:
     name = f"{prefix}latency_throughput.png"
     _save(fig, out_dir / name)
     return name
+
+
+def page_serving(p: Page) -> str:
+    return serving_section(serving.levels(p.fr), p.prefix)

@@ -11,6 +11,7 @@ from scipy import stats
 
 from sizebench.runstore.frames import Frames
 from sizebench.report.markdown import fmt_num, table
+from sizebench.report.page import Page
 
 
 def speed_section(fr: Frames, order: list[str]) -> str:
@@ -34,3 +35,7 @@ def speed_section(fr: Frames, order: list[str]) -> str:
             "length differ), not run-to-run noise.\n\n"
             + table(["model", "prompts", "timed runs per prompt", "median tok/s", "interquartile range",
                      "coefficient of variation"], rows))
+
+
+def page_speed(p: Page) -> str:
+    return speed_section(p.fr, p.order)

@@ -11,6 +11,7 @@ from sizebench.analysis.per_model import task_names
 from sizebench.report.markdown import fmt_num, fmt_params, table
 from sizebench.report.notes import overhead_sentence
 from sizebench.analysis.sizes import SizeAxis
+from sizebench.report.page import Page
 
 
 def _share(value) -> float | None:
@@ -67,3 +68,8 @@ def summary_table(df: pd.DataFrame) -> str:
                     + [_acc(r.get(f"task:{t}")) for t in tasks] + [r["status"]])
     filled = [i for i in range(len(header)) if i == 0 or any(row[i] not in ("-", "") for row in rows)]
     return table([header[i] for i in filled], [[row[i] for i in filled] for row in rows])
+
+
+def page_summary(p: Page) -> str:
+    mapped = "weights_resident_mb" in p.df and p.df["weights_resident_mb"].notna().any()
+    return "## Summary\n\n" + summary_prose(p.a.size_axis, mapped, p.a.overhead) + "\n\n" + summary_table(p.df)

@@ -9,6 +9,8 @@ from sizebench.report.markdown import table
 from sizebench.analysis.sizes import SizeAxis
 from sizebench.analysis.fixed_sequence import NOT_REACHED, WORSE
 from sizebench.analysis.verdict import POOLED, PROMPTS, Verdict, flips
+from sizebench.report.agreement_section import verdict_notes
+from sizebench.report.page import Page
 
 FLIP_EXAMPLES = 10
 CHUNKED_RULE = (
@@ -201,3 +203,16 @@ def flips_section(fr: Frames, vs: list[Verdict]) -> str:
         return ""
     return ("## Flips up the ladder\n\nPer step to the next bigger model: the items that change from wrong to "
             f"right and back, with up to {FLIP_EXAMPLES} of each (first by item order).\n\n" + "\n\n".join(parts))
+
+
+def page_verdict(p: Page) -> str:
+    return verdict_section(p.a.verdicts, p.a.margin, p.a.size_axis, not p.fr["task"].empty,
+                           verdict_notes(p.fr, p.a.agreement), p.a.baseline)
+
+
+def page_evidence(p: Page) -> str:
+    return evidence_section(p.a.verdicts)
+
+
+def page_flips(p: Page) -> str:
+    return flips_section(p.fr, p.a.verdicts)
