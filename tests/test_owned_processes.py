@@ -187,25 +187,29 @@ class ClosingSession:
 
 def test_a_load_record_that_raises_still_stops_the_launched_server(tmp_path, monkeypatch):
     from sizebench.launch import worker
+    from sizebench.planning.job import Job
     from sizebench.planning.registry import builtin
     from sizebench.runstore.store import RunStore
 
     ClosingSession.closed = False
     monkeypatch.setattr("sizebench.engines.get", lambda name: type("E", (), {"load": lambda s, sp, j: ClosingSession("")})())
     with pytest.raises(RuntimeError, match="process tree"):
-        worker.load(builtin("smollm2-135m"), {}, RunStore.create(tmp_path, {}), "a1")
+        worker.load(builtin("smollm2-135m"), Job(str(tmp_path), builtin("smollm2-135m"), "a1"),
+                    RunStore.create(tmp_path, {}), "a1")
     assert ClosingSession.closed
 
 
 def test_a_judge_that_fails_still_closes_its_session(tmp_path, monkeypatch):
     from sizebench.judging import judge_worker
+    from sizebench.planning.job import Job
     from sizebench.planning.registry import builtin
     from sizebench.runstore.store import RunStore
 
     ClosingSession.closed = False
     monkeypatch.setattr("sizebench.engines.get", lambda name: type("E", (), {"load": lambda s, sp, j: ClosingSession("")})())
     with pytest.raises(RuntimeError, match="refused the probe"):
-        judge_worker.judge(builtin("smollm2-135m"), {"source": "judge:x", "judgements": []},
+        judge_worker.judge(builtin("smollm2-135m"), Job(str(tmp_path), builtin("smollm2-135m"), "a1",
+                                                        judge={"source": "judge:x", "judgements": []}),
                            RunStore.create(tmp_path, {}))
     assert ClosingSession.closed
 
