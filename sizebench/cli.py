@@ -15,6 +15,7 @@ from typer.exceptions import TyperException
 from rich.console import Console
 
 from sizebench.errors import SizebenchError
+from sizebench.planning.settings import DEFAULT_MARGIN
 
 _python_warning = warnings.formatwarning
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
@@ -67,7 +68,7 @@ TIMEOUT = typer.Option(None, "--timeout", metavar="SECONDS",
                        help="Time limit per model and stage (load, prompts, tasks); past it the model is recorded "
                             "as failed, what it finished is kept, and the sweep goes on. Default: none.")
 RAY_ADDRESS = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS", help="Ray cluster address; auto for an existing one.")
-MARGIN = typer.Option(0.05, "--margin", help="Accuracy a smaller model may lose to the best and still be recommended "
+MARGIN = typer.Option(DEFAULT_MARGIN, "--margin", help="Accuracy a smaller model may lose to the best and still be recommended "
                       "(upper 95% bound of best - model below it).")
 BASELINE = typer.Option(None, "--baseline", metavar="MODEL", help="The rung every other rung is compared with "
                         "in the verdicts (default: the largest, the most bits per weight among equals).")
@@ -130,7 +131,7 @@ def _plan(command, models, prompts=None, tasks="sizebench_geo", task_path=None, 
           eval_batch_size="auto", device="auto", dtype="auto", force=False, threads=None, max_new_tokens=128,
           repeat=1, batch_size=1, seed=0, sample=False, temperature=1.0, top_p=1.0, executor="local",
           ray_address=None, top_k=50, decoding=None, no_offload=False, timeout=None, engines="transformers", serve=None,
-          reference=None, hub_kernels=False, baseline=None, decode="auto", weights="real", sequential=None, margin=0.05):
+          reference=None, hub_kernels=False, baseline=None, decode="auto", weights="real", sequential=None, margin=DEFAULT_MARGIN):
     from sizebench import stages
     from sizebench.planning.settings import EvalSettings, GenSettings
     from sizebench.planning.plan import RunPlan
@@ -200,7 +201,7 @@ def _check_engines(plan) -> None:
 
 def _run(plan, results: str, resume: Optional[str] = None, executor: Optional[str] = None,
          ray_address: Optional[str] = None, timeout: Optional[float] = None,
-         report_name: str = "report.md", margin: float = 0.05, baseline: Optional[str] = None) -> None:
+         report_name: str = "report.md", margin: float = DEFAULT_MARGIN, baseline: Optional[str] = None) -> None:
     from sizebench import report
     from sizebench.launch import runner, supervise
     from sizebench.planning.plan import RunPlan

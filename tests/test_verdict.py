@@ -212,14 +212,6 @@ def test_bad_margin_and_price_are_one_line_errors(tmp_path):
         assert done.returncode == 2 and done.stderr.count("\n") == 1 and "error:" in done.stderr
 
 
-def test_cli_default_margin_is_the_verdict_default():
-    import inspect
-
-    from sizebench import cli
-
-    assert inspect.signature(cli.report).parameters["margin"].default.default == verdict.DEFAULT_MARGIN
-
-
 @pytest.mark.long
 def test_eval_on_a_ladder_stores_items_once_and_renders_the_verdict(fake_ladder, tmp_path):
     done = sizebench("eval", "--models", fake_ladder, "--tasks", "sizebench_geo", "--limit", "8",

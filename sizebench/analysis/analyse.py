@@ -13,7 +13,7 @@ from sizebench.analysis import scaling
 from sizebench.analysis import verdict as verdict_rule
 from sizebench.analysis.frontier import Frontier, frontier, headline
 from sizebench.analysis.sizes import SizeAxis
-from sizebench.analysis.verdict import DEFAULT_MARGIN
+from sizebench.planning.settings import DEFAULT_MARGIN
 from sizebench.runstore.frames import Frames
 
 

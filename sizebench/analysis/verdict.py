@@ -25,8 +25,8 @@ from sizebench.errors import SizebenchError
 from sizebench.runstore.frames import Frames
 from sizebench.analysis.paired import Paired
 from sizebench.analysis.sizes import SizeAxis
+from sizebench.planning.settings import DEFAULT_MARGIN
 
-DEFAULT_MARGIN = 0.05
 METRICS = ("acc", "exact_match")  # the per-item score a task's verdict uses: the first one lm-eval gave
 POOLED = "all tasks"
 PROMPTS = "prompt suite"

@@ -3,9 +3,9 @@
 An `Engine` knows its types (the `@TYPE` suffixes it offers), checks a rung cheaply before anything
 loads, says what a rung needs from Ray, and loads a model into a `Session`. A `Session` renders,
 counts and generates prompts with timing, gives an lm-eval model for the tasks stage and writes its
-own load record. Some code outside the engines' folders still compares engine names (planning/plan.py's
-SERVED_ENGINES, planning/fit.py, planning/registry.py's transformers default, report/precision_section.py);
-issue 29 moves those answers into the engines.
+own load record. Some code outside the engines' folders still compares engine names (planning/fit.py's GGUF
+rows, planning/registry.py's transformers default, report/precision_section.py); issue 29 moves those answers into
+the engines.
 """
 
 from __future__ import annotations
@@ -141,6 +141,7 @@ def ray_request(needed: int, device: str, cluster_gpus: float, gpu_bytes: float)
 class Engine(ABC):
     name: str
     default_type: str | None = None  # what a rung without `@TYPE` runs (None: as distributed)
+    served: bool = False  # a rung behind an HTTP server (the load sweep's; nothing for the fit plan to place)
 
     @abstractmethod
     def types(self) -> dict[str, str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sizebench.errors import SizebenchError
 from sizebench.measurement import memory
-from sizebench.planning.plan import SERVED_ENGINES
+from sizebench import engines
 from sizebench.planning.registry import GGUF_FILE, GGUF_PACKAGE, ModelSpec
 
 CUDA_CONTEXT_BYTES = 512 * 2**20  # what the CUDA context and torch's kernels take of a card before any tensor
@@ -99,7 +99,7 @@ def plan_rows(specs: list[ModelSpec], where: Machine, dtype: str = "auto", conte
 
 
 def _row(spec: ModelSpec, where: Machine, dtype: str, context: int | None, batch: int, offload: bool) -> Row:
-    if spec.engine in SERVED_ENGINES:
+    if engines.get(spec.engine).served:
         return Row(spec.name, spec.engine, "-", "served", "served: nothing to plan (the server holds the model)")
     if spec.engine == "llama.cpp":
         return _gguf_row(spec, where, context, batch)

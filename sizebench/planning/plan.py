@@ -20,7 +20,6 @@ EXECUTORS = ("local", "ray")
 DEVICES = ("auto", "cpu", "cuda")  # every engine places a model on one of these
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DECODES = ("auto", "eager", "static")  # sizebench.engines.hf.decoding's modes, or the device's default
-SERVED_ENGINES = ("openai", "llama.cpp-server", "vllm")  # rungs behind an HTTP server: the load sweep's
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from sizebench.errors import SizebenchError
 
 DEFAULT_TASKS = ("sizebench_geo",)
+DEFAULT_MARGIN = 0.05  # accuracy a smaller rung may lose to the baseline and still be recommended (--margin)
 WARMUP_TOKENS = 8  # new tokens of an untimed warm-up generation: the prompt stage's, and each batch shape's
 
 
@@ -71,7 +72,7 @@ class EvalSettings:
     max_items: int | None = None  # the baseline's items per task at most (--max-items), None: the task's
     max_seconds: float | None = None  # the baseline's seconds per task at most (--max-seconds): no chunk after
     order_seed: int = 0  # the items' random order
-    margin: float = 0.05  # the margin the runner decides against
+    margin: float = DEFAULT_MARGIN  # the margin the runner decides against
     baseline: str | None = None  # the rung run chunk by chunk (None: the largest)
 
     @classmethod

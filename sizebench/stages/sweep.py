@@ -21,7 +21,8 @@ import time
 
 from sizebench.engines.openai import client
 from sizebench.errors import SizebenchError
-from sizebench.planning.plan import SERVED_ENGINES, RunPlan, positive
+from sizebench import engines
+from sizebench.planning.plan import RunPlan, positive
 from sizebench.planning.settings import GenSettings, ServeSettings
 from sizebench.runstore.records import ServedRequestRecord, SweepLevelRecord
 from sizebench.stages.generation import WARMUP_PROMPT
@@ -141,7 +142,7 @@ def _run(ctx: Context) -> None:
 
 
 def _check(plan: RunPlan) -> None:
-    local = [m.name for m in plan.models if m.engine not in SERVED_ENGINES]
+    local = [m.name for m in plan.models if not engines.get(m.engine).served]
     if local:
         raise SizebenchError(f"--concurrency and --request-rate load a server: {local[0]} is not served "
                              f"(give llama.cpp-server:MODEL, vllm:MODEL or openai:URL#NAME)")

@@ -14,6 +14,7 @@ from sizebench.engines.openai import expression
 
 class OpenAIEndpointEngine(Engine):
     name = "openai"
+    served = True
 
     def types(self) -> dict[str, str]:
         return {}

@@ -27,6 +27,7 @@ def command(gguf: Path, served: str, port: int, n_ctx: int, threads: int, gpu: b
 
 class LlamaCppServerEngine(LlamaCppEngine):
     name = "llama.cpp-server"
+    served = True
 
     def check(self, spec, device: str) -> None:
         import importlib.util

@@ -47,6 +47,7 @@ def _gpus() -> tuple[int, float]:
 
 class VllmEngine(Engine):
     name = "vllm"
+    served = True
 
     def types(self) -> dict[str, str]:
         return {}
