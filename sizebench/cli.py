@@ -14,6 +14,7 @@ import typer
 from typer.exceptions import TyperException
 from rich.console import Console
 
+from sizebench.engines import DEFAULT as DEFAULT_ENGINE
 from sizebench.errors import SizebenchError
 from sizebench.planning.settings import DEFAULT_MARGIN
 
@@ -31,7 +32,7 @@ MODELS = typer.Option("offline", "--models", "-m",
                       help="Group (offline, all), comma list of names, hub id, model folder or .gguf path; "
                            "NAME@PRECISION (fp32, bf16, fp16, int8, int4, nf4), a ladder: offline@fp32,bf16,int8; "
                            "ENGINE:NAME[@TYPE] on another engine: llama.cpp:offline@q8_0,q2_k (`sizebench models`).")
-ENGINES = typer.Option("transformers", "--engines", help="Comma list of engines each model without an ENGINE: prefix "
+ENGINES = typer.Option(DEFAULT_ENGINE, "--engines", help="Comma list of engines each model without an ENGINE: prefix "
                        "runs on, at its default type: transformers,llama.cpp.")
 DEVICE = typer.Option("auto", help="auto | cpu | cuda (auto: cuda when available).")
 DTYPE = typer.Option("auto", help="auto | float32 | bfloat16 | float16 (auto: fp32 on CPU; on GPU bf16, or fp16 "
@@ -130,7 +131,7 @@ def models(models: str = typer.Option("offline,all", "--models", "-m", help="Wha
 def _plan(command, models, prompts=None, tasks="sizebench_geo", task_path=None, limit=None, num_fewshot=None,
           eval_batch_size="auto", device="auto", dtype="auto", force=False, threads=None, max_new_tokens=128,
           repeat=1, batch_size=1, seed=0, sample=False, temperature=1.0, top_p=1.0, executor="local",
-          ray_address=None, top_k=50, decoding=None, no_offload=False, timeout=None, engines="transformers", serve=None,
+          ray_address=None, top_k=50, decoding=None, no_offload=False, timeout=None, engines=DEFAULT_ENGINE, serve=None,
           reference=None, hub_kernels=False, baseline=None, decode="auto", weights="real", sequential=None, margin=DEFAULT_MARGIN):
     from sizebench import stages
     from sizebench.planning.settings import EvalSettings, GenSettings

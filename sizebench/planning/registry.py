@@ -12,6 +12,7 @@ import re
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from sizebench.engines import DEFAULT as DEFAULT_ENGINE
 from sizebench.errors import SizebenchError
 
 # Where a model's weights come from; see sizebench.weights.sources for how each is loaded.
@@ -36,7 +37,7 @@ class ModelSpec:
     quantization: str | None = None  # how the distributed weights are stored, e.g. GGUF Q4_1
     params_non_embedding: int | None = None  # total minus input and untied output embeddings (Pythia's count)
     precision: str | None = None  # how the weights are held in memory (`name@int8`); see sizebench.engines.hf.precision
-    engine: str = "transformers"  # what runs the model; with precision, the row's identity (sizebench.analysis.sizes)
+    engine: str = DEFAULT_ENGINE  # what runs the model; with precision, the row's identity (sizebench.analysis.sizes)
     tokenizer: dict | None = None  # an endpoint's (`openai:`): the spec of the model whose tokenizer renders prompts
     weights: str = "real"  # REAL, or RANDOM: built from the config with random weights (`--weights random`)
 
@@ -112,7 +113,7 @@ def builtin(name: str) -> ModelSpec:
     return _BY_NAME[name]
 
 
-def resolve(expression: str, engines: tuple[str, ...] = ("transformers",)) -> list[ModelSpec]:
+def resolve(expression: str, engines: tuple[str, ...] = (DEFAULT_ENGINE,)) -> list[ModelSpec]:
     """Turn `offline`, `all`, `a,b`, a hub id, a folder or a .gguf path into model specs, in order.
 
     `MODEL@TYPE` picks a precision or engine type (`smollm2-135m@int8`); types listed after it with
@@ -228,7 +229,7 @@ def _is_any_type(text: str) -> bool:
 def with_type(spec: ModelSpec, engine: str, type_: str | None) -> ModelSpec:
     """The rung of `spec` on `engine` at `type_` (None: the engine's default); named `engine:name@type`
     for an engine other than transformers, `name@type` on transformers as before."""
-    name = spec.name if engine == "transformers" else f"{engine}:{spec.name}"
+    name = spec.name if engine == DEFAULT_ENGINE else f"{engine}:{spec.name}"
     return replace(spec, name=f"{name}@{type_}" if type_ else name, precision=type_, engine=engine)
 
 
