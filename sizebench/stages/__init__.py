@@ -36,12 +36,7 @@ def check(chosen) -> None:
             raise SizebenchError(f"invalid stage '{name}'; choose one of: {', '.join(STAGES)}")
 
 
-def get(name: str):
-    check([name])
-    return importlib.import_module(STAGES[name][0]).STAGE
-
-
 def chosen(stages) -> list:
     """The Stage of each name in `stages`, in the registry's order."""
     check(stages)
-    return [get(name) for name in STAGES if name in stages]
+    return [importlib.import_module(module).STAGE for name, (module, _) in STAGES.items() if name in stages]
