@@ -50,7 +50,8 @@ CASES = [
     (["compare", "--margin", "1"], "--margin must be between 0 and 1"),
     (["eval", "--report", "sub/e.md"], "--report takes a file name ending in .md"),
     (["bench", "--resume", "20990101-000000", "--prompts", "good.txt", "--sample"],
-     "--prompts, --sample cannot change them (with --resume: --timeout, --executor, --ray-address"),
+     "--prompts, --sample cannot change them (with --resume: --margin, --baseline, --executor, --ray-address, "
+     "--timeout, --results, --report)"),
 ]
 
 

@@ -90,7 +90,7 @@ def test_single_precision_run_has_no_precision_section(ladder, tmp_path):
 
 
 def test_report_name_must_be_a_markdown_file_name(tmp_path):
-    from sizebench.cli import _report_name
+    from sizebench.cli.options import report_name as _report_name
     from sizebench.errors import SizebenchError
 
     assert _report_name("precision-report.md") == "precision-report.md"

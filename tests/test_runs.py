@@ -194,7 +194,7 @@ def test_each_stop_signal_ends_the_worker_exits_128_plus_it_and_resume_finishes(
     assert parent.returncode == 128 + signum, stderr
     assert not alive(workers), "a worker outlived the CLI"
     name = signal.Signals(signum).name
-    assert f"interrupted by {name}: resume with `sizebench bench --resume" in stderr and "Traceback" not in stderr
+    assert f"interrupted by {name}: resume with `sizebench compare --resume" in stderr and "Traceback" not in stderr
     run_dir = next((results / "runs").iterdir())
     lines = (run_dir / "records.jsonl").read_text().splitlines()
     assert all(json.loads(line) for line in lines)  # nothing half-written
@@ -206,7 +206,7 @@ def test_each_stop_signal_ends_the_worker_exits_128_plus_it_and_resume_finishes(
     assert summary(frames.load([run_dir]))["status"].tolist() == [
         f"interrupted (prompts): stopped by {name}; --resume finishes it"]
 
-    resumed = sizebench("bench", "--resume", run_dir.name, "--results", str(results))
+    resumed = sizebench("compare", "--resume", run_dir.name, "--results", str(results))
     assert resumed.returncode == 0, resumed.stderr
     assert len(frames.load([run_dir])["prompt"]) == 30
     assert summary(frames.load([run_dir]))["status"].tolist() == ["ok"]

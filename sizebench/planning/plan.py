@@ -13,8 +13,10 @@ from pathlib import Path
 
 from sizebench.engines.openai import expression
 from sizebench.errors import SizebenchError
+from sizebench.planning.flags import flag
 from sizebench.planning.registry import ModelSpec
-from sizebench.planning.settings import EvalSettings, GenSettings, ServeSettings, parse_server_args
+from sizebench.planning.settings import (AGREEMENT, PROMPTS, EvalSettings, GenSettings, ServeSettings, check_margin,
+                                         parse_server_args)
 
 EXECUTORS = ("local", "ray")
 DEVICES = ("auto", "cpu", "cuda")  # every engine places a model on one of these
@@ -24,22 +26,39 @@ DECODES = ("auto", "eager", "static")  # sizebench.engines.hf.decoding's modes, 
 
 @dataclass(frozen=True)
 class RunPlan:
-    models: tuple[ModelSpec, ...]
+    models: tuple[ModelSpec, ...] = field(metadata=flag(  # the CLI resolves the text with --engines and --weights
+        "--models", "-m", default="offline", help="Group (offline, all), comma list of names, hub id, model folder or "
+        ".gguf path; NAME@PRECISION (fp32, bf16, fp16, int8, int4, nf4), a ladder: offline@fp32,bf16,int8; "
+        "ENGINE:NAME[@TYPE] on another engine: llama.cpp:offline@q8_0,q2_k (`sizebench models`)."))
     stages: tuple[str, ...]
-    prompts_path: str | None = None
+    prompts_path: str | None = field(default=None, metadata=flag(
+        "--prompts", "-p", stage=PROMPTS, default="prompts/geography.txt", help="Prompt suite (.txt or .jsonl)."))
     gen: GenSettings = field(default_factory=GenSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
-    device: str = "auto"
-    dtype: str = "auto"
-    force: bool = False
-    offload: bool = True  # on GPU, layers that do not fit the GPUs may go to CPU RAM (--no-offload: refuse)
-    hub_kernels: bool = False  # transformers' Hub kernels (code fetched from the Hub at load): only with --hub-kernels
-    threads: int | None = None
-    executor: str = "local"
-    ray_address: str | None = None
-    timeout: float | None = None  # seconds per model and stage; None: no limit
+    device: str = field(default="auto", metadata=flag("--device", help="auto | cpu | cuda (auto: cuda when "
+                                                      "available)."))
+    dtype: str = field(default="auto", metadata=flag("--dtype", help="auto | float32 | bfloat16 | float16 (auto: fp32 "
+                                                     "on CPU; on GPU bf16, or fp16 where the GPU has no bf16)."))
+    force: bool = field(default=False, metadata=flag("--force", help="Load even when the memory guard says it will "
+                                                     "not fit."))
+    offload: bool = field(default=True, metadata=flag(  # layers that do not fit the GPUs may go to CPU RAM
+        "--no-offload", invert=True, help="On GPU, refuse a model that does not fit the GPUs instead of putting some "
+        "of its layers in CPU RAM."))
+    hub_kernels: bool = field(default=False, metadata=flag(  # code fetched from the Hub at load: only when asked
+        "--hub-kernels", help="Let transformers replace layers by kernels it fetches from the Hugging Face Hub at "
+        "load (binary code; needs the network). Off by default."))
+    threads: int | None = field(default=None, metadata=flag("--threads", help="torch threads in each worker (default: "
+                                                            "torch's choice)."))
+    executor: str = field(default="local", metadata=flag("--executor", resume=True, help="local | ray."))
+    ray_address: str | None = field(default=None, metadata=flag("--ray-address", resume=True, envvar="RAY_ADDRESS",
+                                                                help="Ray cluster address; auto for an existing one."))
+    timeout: float | None = field(default=None, metadata=flag(  # seconds per model and stage; None: no limit
+        "--timeout", resume=True, metavar="SECONDS", help="Time limit per model and stage (load, prompts, tasks); past "
+        "it the model is recorded as failed, what it finished is kept, and the sweep goes on. Default: none."))
     serve: ServeSettings = field(default_factory=ServeSettings)  # the load sweep (stage "sweep") and launched servers
-    reference: str | None = None  # the agreement stage's reference for every rung (None: one per tokenizer group)
+    reference: str | None = field(default=None, metadata=flag(  # None: one reference per tokenizer group
+        "--reference", stage=AGREEMENT, metavar="MODEL", help="The rung every other rung's next-token agreement is "
+        "measured against (default: per group sharing a tokenizer, its largest, most precise rung)."))
 
     def validate(self) -> "RunPlan":
         for spec in self.models:
@@ -75,6 +94,10 @@ class RunPlan:
             raise SizebenchError("--until-decided needs the tasks stage (a weights-only run has none)")
         if not self.eval.until_decided and (self.eval.chunk != 32 or self.eval.max_items or self.eval.max_seconds):
             raise SizebenchError("--chunk, --max-items and --max-seconds go with --until-decided")
+        check_margin(self.eval.margin)
+        if self.eval.baseline is not None and self.eval.baseline not in [s.name for s in self.models]:
+            raise SizebenchError(f"--baseline {self.eval.baseline}: not one of --models "
+                                 f"({', '.join(s.name for s in self.models)})")
         parse_server_args(self.serve.server_args)  # a stored plan too (--resume): no --host or --port of its own
         return self  # each stage checks its own settings (sizebench.stages.stage.Stage.check)
 

@@ -3,28 +3,43 @@
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from sizebench.errors import SizebenchError
+from sizebench.planning.flags import flag
 
 DEFAULT_TASKS = ("sizebench_geo",)
 DEFAULT_MARGIN = 0.05  # accuracy a smaller rung may lose to the baseline and still be recommended (--margin)
+# The stages whose commands offer a setting's flag (sizebench.stages registers them under these names).
+PROMPTS, TASKS, SWEEP, AGREEMENT = "prompts", "tasks", "sweep", "agreement"
 WARMUP_TOKENS = 8  # new tokens of an untimed warm-up generation: the prompt stage's, and each batch shape's
 
 
 @dataclass(frozen=True)
 class GenSettings:
-    max_new_tokens: int = 128
-    repeat: int = 1  # one timed run per prompt; why: benchmarks/RESULTS.md
-    seed: int = 0
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
-    batch_size: int = 1
-    top_k: int = 50  # transformers' default when sampling; 0 turns top-k off
+    max_new_tokens: int = field(default=128, metadata=flag("--max-new-tokens", stage=PROMPTS,
+                                                            help="Generation length limit per answer."))
+    repeat: int = field(default=1, metadata=flag(  # one timed run per prompt; why: benchmarks/RESULTS.md
+        "--repeat", stage=PROMPTS, help="Timed runs per prompt; figures are medians, the answer is the first run's."))
+    seed: int = field(default=0, metadata=flag("--seed", stage=PROMPTS, help="Seed set before every generation."))
+    do_sample: bool = field(default=False, metadata=flag("--sample", stage=PROMPTS,
+                                                         help="Sample instead of greedy decoding."))
+    temperature: float = field(default=1.0, metadata=flag("--temperature", stage=PROMPTS,
+                                                          help="Sampling temperature (with --sample)."))
+    top_p: float = field(default=1.0, metadata=flag("--top-p", stage=PROMPTS,
+                                                    help="Nucleus sampling mass (with --sample)."))
+    batch_size: int = field(default=1, metadata=flag("--batch-size", stage=PROMPTS, help="Also measure aggregate "
+                                                     "tokens/s with batches of this size."))
+    top_k: int = field(default=50, metadata=flag("--top-k", stage=PROMPTS, help="Top-k sampling (with --sample); 0 "
+                                                 "turns it off. 50 is transformers' default."))
     stop_at_eos: bool = True  # False: a format with its own stop token (Dolly's `### End`) stops only there
-    preset: str | None = None  # the named decoding preset these settings came from, if any
-    decode: str = "auto"  # transformers rungs' decode loop: eager, static, or auto (the device's default)
+    preset: str | None = field(default=None, metadata=flag(  # the named preset these settings came from, if any
+        "--decoding", stage=PROMPTS, help="A named preset: greedy, or databricks (Databricks' Dolly pipeline: "
+        "sampling, top-p 0.92, top-k off, 256 new tokens, stop at `### End` only). Sets the flags above."))
+    decode: str = field(default="auto", metadata=flag(
+        "--decode", stage=PROMPTS, help="transformers rungs' decode loop: static (a KV cache preallocated for the "
+        "suite and a compiled forward, CUDA graphs on a GPU), eager (generate's default loop), or auto: static on "
+        "CUDA, eager on CPU (measured: benchmarks/RESULTS.md)."))
 
     @classmethod
     def from_dict(cls, data: dict) -> "GenSettings":
@@ -62,22 +77,46 @@ PRESETS: dict[str, dict] = {
 
 @dataclass(frozen=True)
 class EvalSettings:
-    tasks: tuple[str, ...] = DEFAULT_TASKS
-    task_path: str | None = None
-    limit: float | None = None
-    num_fewshot: int | None = None
-    batch_size: str = "auto"
-    until_decided: bool = False  # the baseline rung chunk by chunk until the task's verdict is decided
-    chunk: int = 32  # items per chunk (--chunk)
-    max_items: int | None = None  # the baseline's items per task at most (--max-items), None: the task's
-    max_seconds: float | None = None  # the baseline's seconds per task at most (--max-seconds): no chunk after
+    tasks: tuple[str, ...] = field(default=DEFAULT_TASKS, metadata=flag(
+        "--tasks", stage=TASKS, parse=lambda text, name: tuple(t.strip() for t in text.split(",") if t.strip()),
+        default=",".join(DEFAULT_TASKS), help="Comma list of lm-eval tasks or groups; dolly-card for the Dolly card "
+        "suite."))
+    task_path: str | None = field(default=None, metadata=flag("--task-path", stage=TASKS,
+                                                              help="Folder of your own lm-eval YAML tasks."))
+    limit: float | None = field(default=None, metadata=flag("--limit", stage=TASKS,
+                                                            help="Items per task (a fraction if < 1)."))
+    num_fewshot: int | None = field(default=None, metadata=flag("--num-fewshot", stage=TASKS, help="Few-shot "
+                                                                "examples per item (default: the task's own)."))
+    batch_size: str = field(default="auto", metadata=flag("--eval-batch-size", stage=TASKS,
+                                                          help="lm-eval batch size, or auto."))
+    until_decided: bool = field(default=False, metadata=flag(
+        "--until-decided", stage=TASKS, help="Each task's items in a seeded random order: every other rung answers "
+        "them all, then the baseline rung chunk by chunk until every comparison with it is decided against --margin "
+        "(an anytime-valid confidence sequence) or the items run out."))
+    chunk: int = field(default=32, metadata=flag("--chunk", stage=TASKS, help="Items per chunk with --until-decided "
+                                                 "(larger keeps a GPU's batches full)."))
+    max_items: int | None = field(default=None, metadata=flag("--max-items", stage=TASKS, help="With "
+                                                              "--until-decided: the baseline's items per task at most."))
+    max_seconds: float | None = field(default=None, metadata=flag(
+        "--max-seconds", stage=TASKS, metavar="SECONDS", help="With --until-decided: no new chunk of a task once the "
+        "baseline has spent this long on it."))
     order_seed: int = 0  # the items' random order
-    margin: float = DEFAULT_MARGIN  # the margin the runner decides against
-    baseline: str | None = None  # the rung run chunk by chunk (None: the largest)
+    margin: float = field(default=DEFAULT_MARGIN, metadata=flag(  # also the margin the runner decides against
+        "--margin", resume=True, help="Accuracy a smaller model may lose to the best and still be recommended "
+        "(upper 95% bound of best - model below it)."))
+    baseline: str | None = field(default=None, metadata=flag(  # also the rung run chunk by chunk
+        "--baseline", resume=True, metavar="MODEL", help="The rung every other rung is compared with in the verdicts "
+        "(default: the largest, the most bits per weight among equals)."))
 
     @classmethod
     def from_dict(cls, data: dict) -> "EvalSettings":
         return cls(**{**data, "tasks": tuple(data["tasks"])})
+
+
+def check_margin(margin: float) -> float:
+    if not 0 < margin < 1:
+        raise SizebenchError(f"--margin must be between 0 and 1 (an accuracy difference), not {margin:g}")
+    return margin
 
 
 SLO_METRICS = ("ttft", "tpot", "e2e")  # per request, as `vllm bench serve --goodput` (e2e: its e2el)
@@ -87,14 +126,26 @@ SLO_METRICS = ("ttft", "tpot", "e2e")  # per request, as `vllm bench serve --goo
 class ServeSettings:
     """The load sweep of served rungs (`--concurrency` or `--request-rate`) and the launched servers' flags."""
 
-    concurrency: tuple[int, ...] = ()  # closed loop: this many requests in flight at each level
-    request_rates: tuple[float, ...] = ()  # open loop: Poisson arrivals at each rate (requests/s)
-    requests: int = 32  # per level, at most
-    seconds: float = 60.0  # per level, at most: no new request after this
-    output_tokens: int = 32  # fixed where the server allows it (min_tokens = max_tokens, ignore_eos)
-    slo: tuple[tuple[str, float], ...] = ()  # (metric, seconds): goodput counts requests meeting all
-    seed: int = 0  # Poisson arrivals and the prompt order
-    server_args: str = ""  # extra flags for launched servers, passed through
+    concurrency: tuple[int, ...] = field(default=(), metadata=flag(  # closed loop: this many requests in flight
+        "--concurrency", stage=SWEEP, parse=lambda text, name: parse_levels(text, name, True), help="Load sweep of "
+        "served rungs (llama.cpp-server:, vllm:, openai:): closed loop at each of these requests in flight, e.g. "
+        "1,2,4,8."))
+    request_rates: tuple[float, ...] = field(default=(), metadata=flag(
+        "--request-rate", stage=SWEEP, parse=lambda text, name: parse_levels(text, name, False),
+        help="Load sweep with Poisson arrivals at each of these rates (requests/s)."))
+    requests: int = field(default=32, metadata=flag("--sweep-requests", stage=SWEEP,
+                                                    help="Requests per load level, at most."))
+    seconds: float = field(default=60.0, metadata=flag("--sweep-seconds", stage=SWEEP, help="Seconds per load level, "
+                                                       "at most (no request sent after)."))
+    output_tokens: int = field(default=32, metadata=flag(  # fixed where the server allows (min_tokens, ignore_eos)
+        "--sweep-output-tokens", stage=SWEEP, help="Output tokens per sweep request (fixed where the server allows)."))
+    slo: tuple[tuple[str, float], ...] = field(default=(), metadata=flag(  # goodput counts requests meeting all
+        "--slo", stage=SWEEP, parse=lambda text, name: parse_slo(text),
+        help="Latency goal for goodput, seconds per request: ttft=0.5,tpot=0.05,e2e=5."))
+    seed: int = field(default=0, metadata=flag(  # Poisson arrivals and the prompt order
+        "--seed", stage=SWEEP, help="Seed set before every generation."))
+    server_args: str = field(default="", metadata=flag("--server-args", stage=SWEEP, help="Extra flags for launched "
+                                                       "servers (vllm serve, llama-cpp-python), one string."))
 
     @classmethod
     def from_dict(cls, data: dict) -> "ServeSettings":
