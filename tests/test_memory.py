@@ -24,7 +24,7 @@ def test_force_overrides_and_small_models_pass():
 # ---- what the GPU placement (tests/test_placement.py) builds on ----------------------------------
 
 from sizebench.measurement.memory import offloaded_bytes  # noqa: E402
-from sizebench.planning.job import Job  # noqa: E402
+from sizebench.planning.job import Job, LoadSettings  # noqa: E402
 from sizebench.planning.registry import builtin  # noqa: E402
 
 
@@ -55,7 +55,7 @@ def test_ray_asks_for_gpus_by_total_parameters(monkeypatch):
     from sizebench.launch import ray_executor
 
     monkeypatch.setattr(ray_executor, "GPU_BYTES", 15.5 * GIB)
-    job = Job("run", builtin("dolly-v2-7b"), "a", device="cuda")
+    job = Job("run", builtin("dolly-v2-7b"), "a", LoadSettings(device="cuda"))
     assert ray_executor.resources(job, 4)["num_gpus"] == 2
     assert check_fits("dolly-v2-12b", 11_327_027_200, "float32", "cpu", 23 * GIB, force=True) > 23 * GIB
     assert check_fits("dolly-v2-3b", 2_517_652_480, "float32", "cpu", 23 * GIB) < 23 * GIB
@@ -74,6 +74,6 @@ def test_the_guard_and_ray_plan_with_the_variants_bytes_per_parameter(monkeypatc
     assert check_fits("dolly-v2-12b@int8", 11_327_027_200, per_param, "cpu", 23 * GIB) \
         < 17 * GIB
     monkeypatch.setattr(ray_executor, "GPU_BYTES", 24 * GIB)
-    bf16, nf4 = (Job("run", resolve(f"dolly-v2-12b@{p}")[0], "a", device="cuda") for p in ("bf16", "nf4"))
+    bf16, nf4 = (Job("run", resolve(f"dolly-v2-12b@{p}")[0], "a", LoadSettings(device="cuda")) for p in ("bf16", "nf4"))
     assert ray_executor.resources(bf16, 4)["num_gpus"] == 2
     assert ray_executor.resources(nf4, 4)["num_gpus"] == 1

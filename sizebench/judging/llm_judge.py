@@ -19,7 +19,7 @@ from sizebench.analysis.preference import JUDGE_PREFIX
 from sizebench.errors import SizebenchError
 from sizebench.judging.pairs import VOTES, Item
 from sizebench.launch import supervise
-from sizebench.planning.job import Job
+from sizebench.planning.job import Job, LoadSettings
 from sizebench.planning.registry import ModelSpec, file_key
 from sizebench.runstore.records import VoteRecord
 from sizebench.runstore.store import RunStore
@@ -70,8 +70,8 @@ def run(store: RunStore, items: list[Item], spec: ModelSpec, settings: Settings,
         (store.dir / folder).mkdir(exist_ok=True)
     stem = f"judge-{file_key(spec.name)}-{attempt}"
     job_path = store.dir / "jobs" / f"{stem}.json"
-    job = Job(str(store.dir), spec, attempt, settings.device, settings.dtype, settings.force, threads=settings.threads,
-              judge={"source": name, "judgements": todo})
+    job = Job(str(store.dir), spec, attempt, LoadSettings(settings.device, settings.dtype, settings.force,
+                                                          threads=settings.threads), judge={"source": name, "judgements": todo})
     job_path.write_text(json.dumps(job.to_dict(), indent=1))
     log_path = store.dir / "logs" / f"{stem}.log"
     failure: list[str] = []

@@ -134,7 +134,7 @@ class RecordTail:
 
 def resources(job: Job, cluster_gpus: float) -> dict:
     """What to ask Ray for, as the rung's engine says."""
-    return engines.get(job.model.engine).resources(job.model, job.device, job.dtype, cluster_gpus, GPU_BYTES)
+    return engines.get(job.model.engine).resources(job.model, job.load.device, job.load.dtype, cluster_gpus, GPU_BYTES)
 
 
 class RayExecutor:

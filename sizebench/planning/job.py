@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from sizebench.planning.plan import RunPlan
@@ -40,12 +40,7 @@ class Job:
     run_dir: str
     model: ModelSpec
     attempt: str
-    device: str = "auto"
-    dtype: str = "auto"
-    force: bool = False
-    offload: bool = True
-    hub_kernels: bool = False
-    threads: int | None = None
+    load: LoadSettings = field(default_factory=LoadSettings)  # its server fields come from serve and the run folder
     stages: tuple[str, ...] = ()
     prompts_path: str | None = None
     gen: GenSettings = field(default_factory=GenSettings)
@@ -63,15 +58,15 @@ class Job:
         return f"{file_key(self.model.name)}-{self.attempt}"
 
     def load_settings(self) -> LoadSettings:
-        return LoadSettings(self.device, self.dtype, self.force, self.offload, self.hub_kernels, self.threads,
-                            self.serve.server_args, str(Path(self.run_dir) / "logs" / f"{self.stem}-server.log"))
+        return replace(self.load, server_args=self.serve.server_args,
+                       server_log=str(Path(self.run_dir) / "logs" / f"{self.stem}-server.log"))
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Job":
-        return cls(**{**data, "model": ModelSpec.from_dict(data["model"]), "stages": tuple(data["stages"]),
+        return cls(**{**data, "model": ModelSpec.from_dict(data["model"]), "load": LoadSettings(**data["load"]), "stages": tuple(data["stages"]),
                       "gen": GenSettings.from_dict(data["gen"]), "eval": EvalSettings.from_dict(data["eval"]),
                       "serve": ServeSettings.from_dict(data["serve"]), "texts_done": tuple(data["texts_done"])})
 
@@ -79,6 +74,6 @@ class Job:
 def make_job(plan: RunPlan, spec: ModelSpec, run_dir: Path, attempt: str, stages, texts_done=(),
              agreement: dict | None = None, chunked: bool = False) -> Job:
     """A rung's job under the plan: its stages, the run's settings, and what the runner knows of the run so far."""
-    return Job(str(run_dir), spec, attempt, plan.device, plan.dtype, plan.force, plan.offload, plan.hub_kernels,
-               plan.threads, tuple(stages), plan.prompts_path, plan.gen, plan.eval, plan.serve, plan.timeout,
+    load = LoadSettings(plan.device, plan.dtype, plan.force, plan.offload, plan.hub_kernels, plan.threads)
+    return Job(str(run_dir), spec, attempt, load, tuple(stages), plan.prompts_path, plan.gen, plan.eval, plan.serve, plan.timeout,
                tuple(sorted(texts_done)), agreement, chunked)
