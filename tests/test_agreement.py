@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import build_tiny_neox, records, sizebench
@@ -142,6 +143,8 @@ def test_bench_runs_the_reference_first_resumes_the_stage_and_the_report_shows_i
     assert loads[0] == "fake:big"  # the reference (the largest of the tokenizer group) ran first
     (dist,) = [r for r in rows if r["kind"] == "distributions"]
     assert dist["model"] == "fake:big" and set(dist["tokens"]) == {"corpus", "answers"}
+    assert (dist["chunk_tokens"], dist["max_chunks"], dist["top_k_asked"]) == (agreement.CHUNK, agreement.MAX_CHUNKS,
+                                                                               divergence.TOP_K)
     assert (run / dist["file"]).stat().st_size == dist["bytes"]
     figures = {(r["model"], r["text"]): r for r in rows if r["kind"] == "agreement"}
     assert set(figures) == {(m, t) for m in ("fake:small", "fake:mid") for t in ("corpus", "answers")}
@@ -189,3 +192,26 @@ def test_the_plan_groups_rungs_by_tokenizer_and_refuses_an_unknown_reference(lad
     assert planned.references(specs, "auto", "tiny-other")["tiny-64"] == "tiny-other"
     with pytest.raises(SizebenchError, match="--reference nope: not a model of this run"):
         planned.references(specs, "auto", "nope")
+
+
+@pytest.mark.parametrize("protocol", [None, (256, 4, 64)], ids=["recorded-before", "recorded"])
+def test_the_report_states_the_protocol_its_run_recorded(tmp_path, protocol):
+    """The method text reads the chunk length and top-k from the reference's record; a run recorded before the
+    records held them renders through the stated defaults (the committed agreement report is one)."""
+    from sizebench.analysis import agreement as figures
+    from sizebench.report.agreement_section import agreement_section
+    from sizebench.runstore import frames
+    from sizebench.runstore.records import AgreementRecord, DistributionsRecord
+    from sizebench.runstore.store import RunStore
+
+    store = RunStore.create(tmp_path, {"command": "test", "plan": {"models": []}})
+    store.append(DistributionsRecord("big", "a", "agreement/big.npz", {"corpus": 100}, 64, 50_000, "sha", 1000,
+                                     *(protocol or ())))
+    store.append(AgreementRecord("small", "b", "big", "corpus", 100, 0.1, 0.01, 0.1, 0.2, 0.3, 0.4, 0.9, 1.1, 0.01,
+                                 0.05, 0.0, 64, 4))
+    fr = frames.load([store.dir])
+    chunk, _, top_k = protocol or (512, 8, 128)
+    assert figures.protocol(fr) == (figures.Protocol(*protocol) if protocol else figures.RECORDED_BEFORE)
+    text = agreement_section(fr, pd.DataFrame({"model": ["big", "small"]}), figures.references(fr))
+    assert f"the corpus in {chunk}-token chunks" in text and f"stored as its top {top_k} log-probabilities" in text
+    assert f"{divergence.bytes_per_token(50_000, 64)} bytes a token" in text

@@ -237,13 +237,15 @@ def test_a_worker_killed_outright_does_not_leave_a_child_holding_its_output(tmp_
     script.write_text(textwrap.dedent("""
         import json, os, signal, subprocess, sys, time
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])  # stdout inherited
-        print(json.dumps({"stage": "loading", "child": child.pid}), flush=True)
+        open(sys.argv[1], "w").write(str(child.pid))
+        print(json.dumps({"stage": "loading"}), flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
     """))
-    proc = supervise.start_worker([sys.executable, str(script)], grace=0.5)
+    child = tmp_path / "child.pid"
+    proc = supervise.start_worker([sys.executable, str(script), str(child)], grace=0.5)
     events = []
     following = threading.Thread(target=lambda: supervise.follow(proc, events.append), daemon=True)
     following.start()
     following.join(timeout=60)
     assert not following.is_alive(), "follow() is still waiting for the worker's output"
-    assert proc.wait() == -signal.SIGKILL and all_gone([events[0]["child"]])
+    assert proc.wait() == -signal.SIGKILL and [e.kind for e in events] == ["loading"] and all_gone([int(child.read_text())])

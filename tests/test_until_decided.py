@@ -14,6 +14,7 @@ from sizebench.report import verdict_section
 from sizebench.runstore import frames
 from sizebench.runstore.records import ChunkRecord, ItemsRecord, StopRecord
 from sizebench.runstore.store import RunStore
+from sizebench.stages.events import Event
 
 from test_verdict import load
 
@@ -105,7 +106,7 @@ def test_the_runner_s_answer_reaches_the_waiting_worker(tmp_path):
 
     script = ("import json, sys\n"
               "print(json.dumps({'model': 'm', 'stage': 'chunk', 'task': 't', 'done': 32, 'total': 64}), flush=True)\n"
-              "print(json.dumps({'model': 'm', 'stage': 'heard', 'text': sys.stdin.readline().strip()}), flush=True)\n")
+              "print(json.dumps({'model': 'm', 'stage': 'failed', 'reason': sys.stdin.readline().strip()}), flush=True)\n")
 
     class Scripted(LocalExecutor):
         def command(self, job_path):
@@ -116,11 +117,11 @@ def test_the_runner_s_answer_reaches_the_waiting_worker(tmp_path):
 
     def on_event(event):
         seen.append(event)
-        return "decided" if event["stage"] == "chunk" else None
+        return "decided" if event.kind == "chunk" else None
 
     job = Job(str(store.dir), resolve("smollm2-135m")[0], "a", timeout=30)
     code, _ = Scripted().run(job, store, on_event)
-    assert code == 0 and seen[-1] == {"model": "m", "stage": "heard", "text": "decided"}
+    assert code == 0 and seen[-1] == Event("failed", "m", reason="decided")
     assert Job.from_dict(json.loads((store.dir / "jobs" / f"{job.stem}.json").read_text())) == job
 
 

@@ -67,7 +67,7 @@ def test_an_interrupted_baseline_is_finished_by_resume_on_its_own_records(knows_
     class StopAfterFirstChunk(runner.LocalExecutor):
         def run(self, job, store, on_event):
             def interrupt_at_a_chunk(event):
-                if event.get("stage") == "chunk":
+                if event.kind == "chunk":
                     raise runner.Interrupted()
                 return on_event(event)
 

@@ -8,11 +8,27 @@ models' probabilities over the choices (each model's choice log-likelihoods norm
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 
 from sizebench.errors import SizebenchError
-from sizebench.measurement.divergence import choice_agreement
+from sizebench.measurement.divergence import bytes_per_token, choice_agreement
 from sizebench.runstore.frames import Frames
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How the agreement stage measured, as its DistributionsRecords store it."""
+
+    chunk_tokens: int  # the corpus's chunk length, the second half of each scored
+    max_chunks: int  # corpus chunks fed at most
+    top_k: int  # ids of the reference's distribution kept per token
+
+
+# What the agreement stage ran with before its records stored the protocol; such runs (and a run whose
+# references stored no distributions) render through it.
+RECORDED_BEFORE = Protocol(chunk_tokens=512, max_chunks=8, top_k=128)
 
 
 def _rows(table: pd.DataFrame, model: str) -> pd.DataFrame:
@@ -38,6 +54,24 @@ def references(fr: Frames, chosen: str | None = None) -> dict[str, str]:
             if isinstance(r["reference"], str) and r["model"] != r["reference"]:
                 out[r["model"]] = r["reference"]
     return {m: ref for m, ref in out.items() if chosen is None or ref == chosen}
+
+
+def protocol(fr: Frames) -> Protocol:
+    """The protocol the first reference with stored distributions recorded, else RECORDED_BEFORE."""
+    table = fr.tables.get("distributions", pd.DataFrame())
+    if "chunk_tokens" in table:
+        for _, r in table[table["chunk_tokens"].notna()].iterrows():
+            return Protocol(int(r["chunk_tokens"]), int(r["max_chunks"]), int(r["top_k_asked"]))
+    return RECORDED_BEFORE
+
+
+def distributions(fr: Frames) -> pd.DataFrame:
+    """The references' stored distributions, with what each scored token takes before compression."""
+    table = fr.tables.get("distributions", pd.DataFrame())
+    if table.empty:
+        return table
+    return table.assign(bytes_per_token=[bytes_per_token(int(v), int(k)) for v, k in zip(table["vocab"],
+                                                                                        table["top_k"])])
 
 
 def token_figures(fr: Frames, mapping: dict[str, str]) -> pd.DataFrame:

@@ -20,6 +20,7 @@ from sizebench.planning.job import Job
 from sizebench.planning.registry import ModelSpec
 from sizebench.runstore.records import VoteRecord
 from sizebench.runstore.store import RunStore
+from sizebench.stages.events import Event
 from sizebench.stages.suites import Prompt
 
 
@@ -29,14 +30,14 @@ def run(job: Job) -> int:
         judge(spec, job, store)
         return 0
     except KeyboardInterrupt:
-        event(stage="interrupted")
+        event(Event("interrupted"))
         return 130
     except SizebenchError as exc:
-        event(stage="failed", reason=str(exc))
+        event(Event("failed", reason=str(exc)))
         return 3
     except Exception as exc:
         traceback.print_exc()
-        event(stage="failed", reason=f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}")
+        event(Event("failed", reason=f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"))
         return 1
 
 
@@ -48,23 +49,23 @@ def judge(spec: ModelSpec, job: Job, store: RunStore) -> None:
     source, judgements = job.judge["source"], job.judge["judgements"]
     done = {r["screen"] for r in store.records() if r["kind"] == "vote" and r["model"] == source}
     todo = [j for j in judgements if j["screen"] not in done]
-    event(stage="loading")
+    event(Event("loading"))
     session = engines.get(spec.engine).load(spec, job.load_settings())
     try:
         lm, _ = session.lm("auto")
         window = session.context_window()
-        event(stage="judging", done=len(judgements) - len(todo), total=len(judgements))
+        event(Event("judging", done=len(judgements) - len(todo), total=len(judgements)))
         for number, j in enumerate(todo, start=1):
             rendered = session.render(Prompt(j["screen"], judge_prompt.text(j["prompt"], j["context"], j["a"], j["b"])))
             if window and session.prompt_tokens(rendered) + 8 > window:
-                event(stage="too_long", screen=j["screen"], tokens=session.prompt_tokens(rendered), window=window)
+                event(Event("too_long", screen=j["screen"], tokens=session.prompt_tokens(rendered), window=window))
                 continue
             replies = judge_prompt.continuations(rendered.text)
             requests = [Instance("loglikelihood", {}, (rendered.text, reply), i) for i, reply in enumerate(replies.values())]
             lls = {choice: round(float(ll), 4) for choice, (ll, _) in zip(replies, lm.loglikelihood(requests, disable_tqdm=True))}
             store.append(VoteRecord(source, VOTES, j["screen"], j["prompt_id"], j["left"], j["right"],
                                     judge_prompt.choose(lls), spec.name, raw={"loglikelihood": lls}))
-            event(stage="judging", done=len(judgements) - len(todo) + number, total=len(judgements))
+            event(Event("judging", done=len(judgements) - len(todo) + number, total=len(judgements)))
     finally:
         session.close()  # a launched judge server stops on every way out
 

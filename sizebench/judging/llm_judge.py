@@ -23,6 +23,7 @@ from sizebench.planning.job import Job, LoadSettings
 from sizebench.planning.registry import ModelSpec, file_key
 from sizebench.runstore.records import VoteRecord
 from sizebench.runstore.store import RunStore
+from sizebench.stages.events import Event
 
 
 
@@ -77,16 +78,15 @@ def run(store: RunStore, items: list[Item], spec: ModelSpec, settings: Settings,
     failure: list[str] = []
     too_long: list[str] = []
 
-    def show(event: dict) -> None:
-        stage = event.get("stage")
-        if stage == "judging" and (event["done"] % 20 == 0 or event["done"] == event["total"]):
-            console.print(f"judge {spec.name}: {event['done']}/{event['total']} judgements", highlight=False)
-        elif stage == "loading":
+    def show(event: Event) -> None:
+        if event.kind == "judging" and (event.done % 20 == 0 or event.done == event.total):
+            console.print(f"judge {spec.name}: {event.done}/{event.total} judgements", highlight=False)
+        elif event.kind == "loading":
             console.print(f"judge {spec.name}: loading", highlight=False)
-        elif stage == "too_long":
-            too_long.append(event["screen"])
-        elif stage == "failed":
-            failure.append(event.get("reason", ""))
+        elif event.kind == "too_long":
+            too_long.append(event.screen)
+        elif event.kind == "failed":
+            failure.append(event.reason or "")
 
     with log_path.open("w") as log:
         proc = supervise.start_worker([sys.executable, "-m", "sizebench.judging.judge_worker", str(job_path)],

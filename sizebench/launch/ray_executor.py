@@ -27,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from sizebench.launch import supervise
-from sizebench import engines, stages
+from sizebench import engines
 from sizebench.errors import SizebenchError
 from sizebench.planning.job import Job
 from sizebench.runstore import jsonl
@@ -88,7 +88,7 @@ def _followed(proc, limit: float | None) -> queue.Queue:
     out: queue.Queue = queue.Queue()
 
     def follow() -> None:
-        out.put(("done", supervise.follow(proc, lambda event: out.put(("event", event)), limit, clocks=stages.CLOCKS)))
+        out.put(("done", supervise.follow(proc, lambda event: out.put(("event", event)), limit)))
 
     threading.Thread(target=follow, daemon=True).start()
     return out

@@ -27,6 +27,7 @@ from sizebench.planning.job import Job, make_job
 from sizebench.planning.plan import RunPlan, environment
 from sizebench.runstore.records import FailureRecord
 from sizebench.runstore.store import RunStore, completed, item_texts
+from sizebench.stages.events import Event
 from sizebench.launch.supervise import Interrupted, TimedOut
 from sizebench.errors import UNAVAILABLE
 
@@ -74,7 +75,7 @@ class LocalExecutor:
 def answering(proc, on_event):
     """on_event, whose answer (after a chunk of --until-decided) goes to the worker's stdin; a worker gone since
     is not an error here (its exit status says what happened)."""
-    def handle(event: dict) -> None:
+    def handle(event: Event) -> None:
         reply = on_event(event)
         if reply is not None:
             try:
@@ -88,7 +89,7 @@ def answering(proc, on_event):
 def _follow(proc, on_event, limit: float | None) -> str | None:
     """Events until the worker ends; any stop signal to us stops it first (SIGTERM, SIGKILL after a grace)."""
     try:
-        ran_out = supervise.follow(proc, on_event, limit, clocks=stages.CLOCKS)
+        ran_out = supervise.follow(proc, on_event, limit)
         proc.wait()
         return ran_out
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP through supervise.stop_signals
@@ -202,11 +203,11 @@ def _run_model(plan: RunPlan, spec, todo: list[str], store: RunStore, executor, 
                    plan.eval.until_decided and spec.name == chunked_rung(plan))
     seen = {"stage": "load"}
 
-    def on_event(event: dict) -> str | None:
-        seen["stage"] = stages.CLOCKS.get(event.get("stage"), seen["stage"])  # a stage, not a sub-event
+    def on_event(event: Event) -> str | None:
+        seen["stage"] = event.clock or seen["stage"]  # a stage, not a sub-event
         show(event)
-        if event.get("stage") == "chunk":  # the worker waits for this answer: go on, or why to stop
-            return sequential.answer(store.dir, event["task"], int(event["done"]), plan.eval)
+        if event.kind == "chunk":  # the worker waits for this answer: go on, or why to stop
+            return sequential.answer(store.dir, event.task, event.done, plan.eval)
         return None
 
     try:
@@ -225,14 +226,14 @@ def _run_model(plan: RunPlan, spec, todo: list[str], store: RunStore, executor, 
     if not any(r["kind"] == "failed" and r["attempt"] == attempt for r in store.records()):
         reason = death_reason(returncode, tail)
         store.append(FailureRecord(spec.name, attempt, seen["stage"], reason))
-        show({"model": spec.name, "stage": "failed", "reason": reason})
+        show(Event("failed", spec.name, reason=reason))
     return "failed"
 
 
 def _timed_out(model: str, attempt: str, exc: TimedOut, store: RunStore, show) -> str:
     """The worker was stopped at --timeout: what it finished stays, the model is failed with the reason."""
     store.append(FailureRecord(model, attempt, exc.stage, str(exc)))
-    show({"model": model, "stage": "failed", "reason": str(exc)})
+    show(Event("failed", model, reason=str(exc)))
     return "failed"
 
 
@@ -267,23 +268,23 @@ class ProgressLog:
         if self.live and text.startswith(("done", "failed", "unavailable", "already complete")):
             self.live.advance(self.bar)
 
-    def event(self, index: int, event: dict) -> None:
-        stage = event.get("stage", "")
+    def event(self, index: int, event: Event) -> None:
+        stage = event.kind
         if stage in ("failed", "unavailable"):
-            self.line(index, event["model"], f"{stage}: {event.get('reason', '')}")
+            self.line(index, event.model, f"{stage}: {event.reason}")
             return
         if stage == "prompt_skipped":
-            self.line(index, event["model"], f"prompt {event.get('prompt_id')} skipped: {event.get('reason', '')}")
+            self.line(index, event.model, f"prompt {event.prompt_id} skipped: {event.reason}")
             return
-        text = f"prompts {event['done']}/{event['total']}" if stage == "prompts" else \
-            (f"sweep: {event['level']}" if "level" in event else stage)
+        text = f"prompts {event.done}/{event.total}" if stage == "prompts" else \
+            (f"{stage}: {event.level}" if event.level is not None else stage)
         if stage == "chunk":
-            text = f"{event['task']}: {event['done']}/{event['total']} items"
+            text = f"{event.task}: {event.done}/{event.total} items"
         if self.live:
-            self.live.update(self.bar, description=f"{event['model']}: {text}")
-        elif (index, stage) != self.last_stage or stage != "prompts" or event["done"] % 10 == 0 \
-                or event["done"] == event["total"]:
-            self.line(index, event["model"], text)
+            self.live.update(self.bar, description=f"{event.model}: {text}")
+        elif (index, stage) != self.last_stage or stage != "prompts" or event.done % 10 == 0 \
+                or event.done == event.total:
+            self.line(index, event.model, text)
         self.last_stage = (index, stage)
 
     def close(self) -> None:

@@ -10,7 +10,6 @@ a crash), so nothing it started outlives it on any path.
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import signal
@@ -18,10 +17,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import contextmanager
-from types import MappingProxyType
 
+from sizebench.stages import events
+from sizebench.stages.events import Event
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 GRACE_S = float(os.environ.get("SIZEBENCH_STOP_GRACE_S", "10"))
@@ -198,13 +198,12 @@ def _signal_group(proc: subprocess.Popen, signum: int) -> bool:
         return False
 
 
-def follow(proc: subprocess.Popen, on_event: Callable[[dict], None], limit: float | None = None,
-           grace: float | None = None, clocks: Mapping[str, str] = MappingProxyType({})) -> str | None:
-    """Pass the worker's JSON progress lines to on_event until its stdout closes.
+def follow(proc: subprocess.Popen, on_event: Callable[[Event], None], limit: float | None = None,
+           grace: float | None = None) -> str | None:
+    """Pass the worker's progress events (JSON lines) to on_event until its stdout closes.
 
-    With a limit, the clock restarts at each stage: `clocks` maps the events that start one to its stage
-    (sizebench.stages.CLOCKS); a stage that runs past it stops the worker. Returns that stage, or None when the
-    worker ended by itself.
+    With a limit, the clock restarts at each stage (Event.clock: the events that start one); a stage that runs
+    past it stops the worker. Returns that stage, or None when the worker ended by itself.
     """
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
@@ -222,10 +221,10 @@ def follow(proc: subprocess.Popen, on_event: Callable[[dict], None], limit: floa
             continue
         if line is None:
             return None
-        event = _parse(line)
-        if event is None:
+        event = events.from_json(line)
+        if event is None:  # a library printing to stdout, not one of our events
             continue
-        entered = clocks.get(event.get("stage"))
+        entered = event.clock
         if entered and entered != stage:
             stage, started = entered, time.monotonic()
         on_event(event)
@@ -238,13 +237,3 @@ def _pump(stream, lines: queue.Queue) -> None:
             lines.put(line)
     finally:
         lines.put(None)
-
-
-def _parse(line: str) -> dict | None:
-    if not line.startswith("{"):
-        return None
-    try:
-        event = json.loads(line)
-    except json.JSONDecodeError:  # a library printing to stdout, not one of our events
-        return None
-    return event if isinstance(event, dict) else None

@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 import traceback
+from dataclasses import replace
 
 from sizebench import stages
 from sizebench.errors import UNAVAILABLE, MemoryGuardError, ModelUnavailable, SizebenchError
@@ -23,12 +24,13 @@ from sizebench.planning.job import Job
 from sizebench.planning.registry import ModelSpec
 from sizebench.runstore.records import FailureRecord, StageRecord
 from sizebench.runstore.store import RunStore
+from sizebench.stages.events import Event
 from sizebench.stages.stage import Context
 from sizebench.weights import sources
 
 
-def event(**fields) -> None:
-    print(json.dumps(fields), flush=True)
+def event(happened: Event) -> None:
+    print(happened.to_json(), flush=True)
 
 
 def go_offline_if_unreachable() -> None:
@@ -67,33 +69,33 @@ def run(job: Job) -> int:
     loaded = None
     try:
         chosen = stages.chosen(job.stages)
-        event(model=spec.name, stage="loading")
+        event(Event("loading", spec.name))
         loaded = load(spec, job, store, attempt)
-        ctx = Context(loaded, job, store, attempt, lambda name, **fields: event(model=spec.name, stage=name, **fields),
+        ctx = Context(loaded, job, store, attempt, lambda happened: event(replace(happened, model=spec.name)),
                       lambda task, done, size: ask_runner(spec.name, task, done, size))
         for each in chosen:
             stage = each.name
             if each.before is not None:
                 each.before(ctx)
-            with tracked(loaded, store, attempt, stage, **each.start(ctx)):
+            with tracked(loaded, store, attempt, stage, each.start(ctx) if each.start else None):
                 each.run(ctx)
         return 0
     except KeyboardInterrupt:
-        event(model=spec.name, stage="interrupted")
+        event(Event("interrupted", spec.name))
         return 130
     except (ModelUnavailable, MemoryGuardError) as exc:
         store.append(FailureRecord(spec.name, attempt, stage, str(exc), unavailable=True))
-        event(model=spec.name, stage="unavailable", reason=str(exc))
+        event(Event("unavailable", spec.name, reason=str(exc)))
         return UNAVAILABLE
     except SizebenchError as exc:
         store.append(FailureRecord(spec.name, attempt, stage, str(exc)))
-        event(model=spec.name, stage="failed", reason=str(exc))
+        event(Event("failed", spec.name, reason=str(exc)))
         return 3
     except Exception as exc:  # anything else: keep the traceback in the log, one line in the store
         traceback.print_exc()
         reason = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
         store.append(FailureRecord(spec.name, attempt, stage, reason))
-        event(model=spec.name, stage="failed", reason=reason)
+        event(Event("failed", spec.name, reason=reason))
         return 1
     finally:
         if loaded is not None:
@@ -113,15 +115,16 @@ def load(spec: ModelSpec, job: Job, store: RunStore, attempt: str):
 
 
 @contextlib.contextmanager
-def tracked(loaded, store: RunStore, attempt: str, stage: str, **start):
-    """Every stage inside one tracker: the peaks reset, the start event (which starts the supervisor's clock for
-    the stage), the stage timed, and its StageRecord written when it finishes."""
+def tracked(loaded, store: RunStore, attempt: str, stage: str, start: Event | None = None):
+    """Every stage inside one tracker: the peaks reset, the start event (the stage's own `start`, else its bare
+    name; it starts the supervisor's clock for the stage), the stage timed, and its StageRecord written when it
+    finishes."""
     from sizebench.measurement import measure
 
     measure.reset_peak_rss()
     measure.reset_cuda_peak(loaded.device)
     started = time.perf_counter()
-    event(model=loaded.spec.name, stage=stage, **start)
+    event(replace(start or Event(stage), model=loaded.spec.name))
     yield
     store.append(StageRecord(loaded.spec.name, attempt, stage, time.perf_counter() - started,
                              loaded.peak_rss_mb(), measure.cuda_peak_mb(loaded.device),
@@ -130,7 +133,7 @@ def tracked(loaded, store: RunStore, attempt: str, stage: str, **start):
 
 def ask_runner(model: str, task: str, done: int, size: int) -> str:
     """After a chunk (its records stored): an event for the runner, then its answer, one line on stdin."""
-    event(model=model, stage="chunk", task=task, done=done, total=size)
+    event(Event("chunk", model, task=task, done=done, total=size))
     line = sys.stdin.readline()
     if not line:
         raise SizebenchError(f"no answer from the runner after {done} items of {task} (its pipe closed)")

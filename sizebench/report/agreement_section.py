@@ -6,31 +6,33 @@ from __future__ import annotations
 import pandas as pd
 
 from sizebench.analysis import agreement
-from sizebench.measurement.divergence import TOP_K, bytes_per_token
+from sizebench.analysis.agreement import Protocol
 from sizebench.report.markdown import fmt_num, table
 from sizebench.runstore.frames import Frames
-from sizebench.stages.agreement import CHUNK
 from sizebench.report.page import Page
 
 TEXT_NAMES = {"corpus": "the bundled corpus (The Python Language Reference, 5 sections)",
               "answers": "the reference's own answers to the prompt suite"}
 
-PROTOCOL = (
-    "KL(reference ‖ variant) in nats per token, computed as `llama-perplexity --kl-divergence` does: both models "
-    f"are fed the same token ids (teacher forcing), the corpus in {CHUNK}-token chunks (BOS first where the "
-    "tokenizer adds one) with the second half of each chunk scored, and each of the reference's answers after its "
-    "rendered prompt, every answer token scored. *Same top*: tokens whose most likely next token is the "
-    "reference's. *PPL ratio*: perplexity of the variant over the reference's on the same tokens (95% interval "
-    "from the per-token log ratios). The tokens of one chunk or answer are not independent, so the mean KLD's "
-    "standard error and the PPL ratio's interval treat each chunk or answer as one unit (statsmodels' "
-    "cluster-robust variance of the mean; the units are counted beside the tokens); rows recorded before that "
-    "treat tokens as independent, which makes both too narrow, and say so. *RMS Δp*: root mean "
-    "square of the change in the probability of the token that came next. The reference's distributions are "
-    f"stored as its top {TOP_K} log-probabilities per token plus the remaining mass, and the KL divergence is "
-    "taken over those outcomes and \"any other token\": a lower bound of the exact one (merging outcomes never "
-    "raises a KL divergence); on the offline ladder its mean measured 0.90-0.95 of the exact one "
-    "(benchmarks/agreement.py). Two models are compared only when their tokenizers map every id the reference "
-    "scores to the same token. Accuracy stays the verdict's criterion: agreement changes no recommendation.")
+
+def protocol_text(p: Protocol) -> str:
+    """How the figures were measured, with the protocol the run recorded."""
+    return (
+        "KL(reference ‖ variant) in nats per token, computed as `llama-perplexity --kl-divergence` does: both models "
+        "are fed the same token ids (teacher forcing), the corpus in "
+        f"{p.chunk_tokens}-token chunks (BOS first where the tokenizer adds one) with the second half of each chunk "
+        "scored, and each of the reference's answers after its rendered prompt, every answer token scored. *Same top*: tokens whose most likely next token is the "
+        "reference's. *PPL ratio*: perplexity of the variant over the reference's on the same tokens (95% interval "
+        "from the per-token log ratios). The tokens of one chunk or answer are not independent, so the mean KLD's "
+        "standard error and the PPL ratio's interval treat each chunk or answer as one unit (statsmodels' "
+        "cluster-robust variance of the mean; the units are counted beside the tokens); rows recorded before that "
+        "treat tokens as independent, which makes both too narrow, and say so. *RMS Δp*: root mean "
+        "square of the change in the probability of the token that came next. The reference's distributions are "
+        f"stored as its top {p.top_k} log-probabilities per token plus the remaining mass, and the KL divergence is "
+        "taken over those outcomes and \"any other token\": a lower bound of the exact one (merging outcomes never "
+        "raises a KL divergence); on the offline ladder its mean measured 0.90-0.95 of the exact one "
+        "(benchmarks/agreement.py). Two models are compared only when their tokenizers map every id the reference "
+        "scores to the same token. Accuracy stays the verdict's criterion: agreement changes no recommendation.")
 
 
 def _weights(df: pd.DataFrame) -> dict[str, float]:
@@ -47,14 +49,14 @@ def agreement_section(fr: Frames, df: pd.DataFrame, mapping: dict[str, str], plo
         return ""
     order = {m: i for i, m in enumerate(df["model"])}
     weights = _weights(df)
-    parts = ["## Agreement with the reference rung", PROTOCOL]
-    stored = fr.tables.get("distributions", pd.DataFrame())
+    parts = ["## Agreement with the reference rung", protocol_text(agreement.protocol(fr))]
+    stored = agreement.distributions(fr)
     for _, r in stored.iterrows() if not stored.empty else ():
         counts = ", ".join(f"{n:,} tokens of {t}" for t, n in r["tokens"].items())
         vocab = int(r["vocab"])
         parts.append(f"Reference **{r['model']}**: {counts}; {vocab:,} ids compared; its distributions "
                      f"take {r['bytes'] / 2**20:.1f} MiB in the run folder (`{r['file']}`, "
-                     f"{bytes_per_token(vocab, int(r['top_k']))} bytes a token before compression).")
+                     f"{r['bytes_per_token']} bytes a token before compression).")
     header = ["variant", "reference", "weights in memory MiB", "tokens (units)", "mean KLD ± stderr", "median", "p90", "p99", "max",
               "same top", "PPL ratio (95%)", "RMS Δp"]
     for text in ("corpus", "answers"):

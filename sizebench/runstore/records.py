@@ -251,6 +251,10 @@ class DistributionsRecord(Record):
     vocab: int  # ids compared: the tokenizer's length, or the logit rows where fewer
     vocab_sha256: str  # of the id -> token map over those ids
     bytes: int  # the file's size
+    # The protocol (None in runs recorded before it was stored: sizebench.analysis.agreement.RECORDED_BEFORE)
+    chunk_tokens: int | None = None  # the corpus's chunk length asked (a shorter window shortens the reference's)
+    max_chunks: int | None = None  # corpus chunks fed at most
+    top_k_asked: int | None = None  # ids kept per token (top_k: fewer where the vocabulary is smaller)
     kind = "distributions"
     written_in = "agreement"
 

@@ -15,9 +15,6 @@ STAGES = {
     "sweep": ("sizebench.stages.sweep", ("bench",)),
     "agreement": ("sizebench.stages.agreement", ("bench",)),
 }
-# The events that start a stage's clock under --timeout (sizebench.launch.supervise.follow): the worker's
-# "loading", then each stage's own start event (sizebench.launch.worker.tracked).
-CLOCKS = {"loading": "load", **{name: name for name in STAGES}}
 
 
 def names() -> tuple[str, ...]:

@@ -170,7 +170,7 @@ def run(session, plan: dict, run_dir: Path, answers: list[tuple[object, str]], e
         size = stored.save(path)
         counts = {t: n for t in TEXTS if (n := int(stored.rows_of(t).sum()))}
         emit(DistributionsRecord(name, attempt, plan["file"], counts, stored.top_k, stored.vocab,
-                                 stored.vocab_sha256, size))
+                                 stored.vocab_sha256, size, CHUNK, MAX_CHUNKS, divergence.TOP_K))
         return
     if not path.exists():
         emit(AgreementSkipRecord(name, attempt, reference, f"the reference {reference} stored no distributions "

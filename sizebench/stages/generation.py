@@ -25,6 +25,7 @@ from sizebench.planning.plan import RunPlan
 from sizebench.planning.registry import RANDOM
 from sizebench.planning.settings import PRESETS, WARMUP_TOKENS, GenSettings  # noqa: F401 (the stage's settings)
 from sizebench.runstore.records import BandwidthRecord, EnergyRecord, PromptRecord, PromptSkipRecord
+from sizebench.stages.events import Event
 from sizebench.stages.stage import Context, Stage
 from sizebench.stages.suites import Prompt, is_correct, load_suite
 
@@ -101,12 +102,12 @@ def _bandwidth_once(ctx: Context) -> None:
         return
     copy_bytes = bandwidth.fitting_copy_bytes(device)
     if copy_bytes:
-        ctx.event("bandwidth")
+        ctx.event(Event("bandwidth"))
         ctx.store.append(BandwidthRecord(ctx.model, ctx.attempt, **asdict(bandwidth.measure(device, copy_bytes))))
 
 
-def _start(ctx: Context) -> dict:
-    return {"done": 0, "total": len(load_suite(ctx.job.prompts_path).prompts)}
+def _start(ctx: Context) -> Event:
+    return Event("prompts", done=0, total=len(load_suite(ctx.job.prompts_path).prompts))
 
 
 def _run(ctx: Context) -> None:
@@ -117,17 +118,17 @@ def _run(ctx: Context) -> None:
     def emit(record) -> None:
         ctx.store.append(record)
         if record.kind == "prompt_skipped":
-            ctx.event("prompt_skipped", prompt_id=record.prompt_id, reason=record.reason)
+            ctx.event(Event("prompt_skipped", prompt_id=record.prompt_id, reason=record.reason))
 
     meter = energy.Meter(loaded.device)
     singles = run_prompts(loaded, suite.prompts, settings, ctx.attempt, emit,
-                          lambda done, total: ctx.event("prompts", done=done, total=total), meter)
+                          lambda done, total: ctx.event(Event("prompts", done=done, total=total)), meter)
     if meter.joules is not None and singles:
         tokens = sum(r.new_tokens * len(r.latency_s_runs) for r in singles)
         ctx.store.append(EnergyRecord(ctx.model, ctx.attempt, "prompts", meter.joules, tokens, meter.source))
     ran = {r.prompt_id for r in singles}
     if settings.batch_size > 1 and singles:
-        ctx.event("batched")
+        ctx.event(Event("batched"))
         batched = loaded.batched_throughput(tuple(p for p in suite.prompts if p.id in ran), settings, ctx.attempt,
                                             singles)
         if batched is not None:  # an engine that does not batch in process measures single streams only

@@ -16,6 +16,7 @@ from sizebench.planning.job import Job
 from sizebench.planning.plan import RunPlan
 from sizebench.planning.registry import RANDOM
 from sizebench.runstore.store import RunStore
+from sizebench.stages.events import Event
 
 
 @dataclass(frozen=True)
@@ -28,16 +29,12 @@ class Context:
     job: Job
     store: RunStore
     attempt: str
-    event: Callable[..., None]  # event(stage, **fields): one progress line for the runner, about this model
+    event: Callable[[Event], None]  # one progress line for the runner; the worker names the model
     ask: Callable[[str, int, int], str]  # ask(task, items done, population): "go" or why to stop
 
     @property
     def model(self) -> str:
         return self.loaded.spec.name
-
-
-def _no_fields(ctx: Context) -> dict:
-    return {}
 
 
 def _always(plan: RunPlan) -> bool:
@@ -52,7 +49,7 @@ def _nothing_to_check(plan: RunPlan) -> None:
 class Stage:
     name: str
     run: Callable[[Context], None]
-    start: Callable[[Context], dict] = _no_fields  # the start event's fields (the prompt stage: done 0 of total)
+    start: Callable[[Context], Event] | None = None  # a start event with more than the name (prompts: 0 of total)
     before: Callable[[Context], None] | None = None  # work outside the stage's clock and peaks (the bandwidth)
     wanted: Callable[[RunPlan], bool] = _always  # False: a command's plan leaves the stage out (nothing to do)
     check: Callable[[RunPlan], None] = _nothing_to_check  # a bad setting of the stage's: SizebenchError, one line

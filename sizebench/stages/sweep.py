@@ -25,6 +25,7 @@ from sizebench import engines
 from sizebench.planning.plan import RunPlan, positive
 from sizebench.planning.settings import GenSettings, ServeSettings
 from sizebench.runstore.records import ServedRequestRecord, SweepLevelRecord
+from sizebench.stages.events import Event
 from sizebench.stages.generation import WARMUP_PROMPT
 from sizebench.stages.stage import Context, Stage
 from sizebench.stages.suites import load_suite
@@ -138,7 +139,7 @@ def tokens_of(session, out) -> int:
 
 def _run(ctx: Context) -> None:
     run_sweep(ctx.loaded, ctx.job.serve, ctx.job.prompts_path, ctx.attempt, ctx.store.append,
-              lambda text: ctx.event("sweep", level=text))
+              lambda text: ctx.event(Event("sweep", level=text)))
 
 
 def _check(plan: RunPlan) -> None:
