@@ -142,6 +142,7 @@ class Engine(ABC):
     name: str
     default_type: str | None = None  # what a rung without `@TYPE` runs (None: as distributed)
     served: bool = False  # a rung behind an HTTP server (the load sweep's; nothing for the fit plan to place)
+    reference_implementation: bool = False  # runs the model's own published code: the agreement reference among equals
     runs_gguf: bool = False  # runs GGUF files in their own types (the fit plan sizes them from the file's tensors)
 
     @abstractmethod
