@@ -97,6 +97,18 @@ class Session(ABC):
 
         return measure.peak_rss_mb()
 
+    def sync(self) -> None:
+        """Wait for the work queued on the device, so that a clock read next has timed it (CUDA kernels run
+        asynchronously); an engine whose calls return with their work done has nothing to wait for."""
+
+    def reset_cuda_peak(self) -> None:
+        """Start the peak that cuda_peak_mb reads (each stage's)."""
+
+    def cuda_peak_mb(self) -> float | None:
+        """MiB of GPU memory this process held for the model at peak since reset_cuda_peak, summed over the GPUs;
+        None where the engine does not measure it (on the CPU, in another process, outside torch's allocator)."""
+        return None
+
     def tasks_unavailable(self) -> str | None:
         """Why lm-eval cannot score this model (one line), or None when it can."""
         return None

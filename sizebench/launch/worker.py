@@ -119,12 +119,12 @@ def tracked(loaded, store: RunStore, attempt: str, stage: str, **start):
     from sizebench.measurement import measure
 
     measure.reset_peak_rss()
-    measure.reset_cuda_peak(loaded.device)
+    loaded.reset_cuda_peak()
     started = time.perf_counter()
     event(model=loaded.spec.name, stage=stage, **start)
     yield
     store.append(StageRecord(loaded.spec.name, attempt, stage, time.perf_counter() - started,
-                             loaded.peak_rss_mb(), measure.cuda_peak_mb(loaded.device),
+                             loaded.peak_rss_mb(), loaded.cuda_peak_mb(),
                              loaded.resident_weights_mb()))
 
 
