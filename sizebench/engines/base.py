@@ -165,6 +165,12 @@ class Engine(ABC):
         """The type `text` names (case and aliases folded), or None when this engine has no such type."""
         return text.lower() if text.lower() in self.types() else None
 
+    def model_of(self, expression: str, resolve_one) -> "ModelSpec | None":
+        """The model that `ENGINE:...` names by itself, parsed whole (an endpoint: `openai:URL#NAME`), with the
+        registry's `resolve_one` for any model it names inside; None: the prefix only picks this engine for the
+        models the registry resolves."""
+        return None
+
     @abstractmethod
     def check(self, spec: "ModelSpec", device: str) -> None:
         """Refuse, in one line, a rung this machine cannot run (backend missing, device unsupported),
