@@ -3,9 +3,9 @@
 An `Engine` knows its types (the `@TYPE` suffixes it offers), checks a rung cheaply before anything
 loads, says what a rung needs from Ray, and loads a model into a `Session`. A `Session` renders,
 counts and generates prompts with timing, gives an lm-eval model for the tasks stage and writes its
-own load record. Some code outside the engines' folders still compares engine names (planning/fit.py's GGUF
-rows, planning/registry.py's transformers default, report/precision_section.py); issue 29 moves those answers into
-the engines.
+own load record. Outside the engines' folders, code asks an engine what it declares (served, runs_gguf,
+reference_implementation, model_of) instead of its name; two name checks remain (planning/registry.py's random
+weights, transformers only; cli.py's refusal of openai in --engines).
 """
 
 from __future__ import annotations
