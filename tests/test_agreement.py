@@ -192,6 +192,8 @@ def test_the_plan_groups_rungs_by_tokenizer_and_refuses_an_unknown_reference(lad
     assert planned.references(specs, "auto", "tiny-other")["tiny-64"] == "tiny-other"
     with pytest.raises(SizebenchError, match="--reference nope: not a model of this run"):
         planned.references(specs, "auto", "nope")
+    equals = tuple(resolve("llama.cpp:smollm2-135m@f32") + resolve("smollm2-135m@fp32"))  # 32 bits a weight each
+    assert set(planned.references(equals, "auto").values()) == {"smollm2-135m@fp32"}  # the model's own code
 
 
 @pytest.mark.parametrize("protocol", [None, (256, 4, 64)], ids=["recorded-before", "recorded"])

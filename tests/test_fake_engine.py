@@ -131,8 +131,8 @@ def test_every_stage_starts_its_own_memory_peak_and_writes_its_record(tmp_path):
 
     if not os.access("/proc/self/clear_refs", os.W_OK):
         pytest.skip("no resettable peak RSS (Linux's /proc/self/clear_refs) here")
-    loaded = SimpleNamespace(spec=SimpleNamespace(name="m"), device="cpu", peak_rss_mb=measure.peak_rss_mb,
-                             resident_weights_mb=lambda: None)
+    loaded = SimpleNamespace(spec=SimpleNamespace(name="m"), peak_rss_mb=measure.peak_rss_mb,
+                             reset_cuda_peak=lambda: None, cuda_peak_mb=lambda: None, resident_weights_mb=lambda: None)
     for stage in stages.names():
         held = b"x" * (300 * 2**20)
         del held

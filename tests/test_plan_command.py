@@ -71,6 +71,9 @@ def test_a_gguf_for_llama_cpp_is_its_tensor_bytes_plus_kv_cache(tmp_path):
     assert row.weights_bytes == 6 * 4 * 4 + 6 * 4 * 2
     assert row.kv_bytes == 2 * 2 * 64 * 1 * 2 * 2  # K and V, 2 layers, 64 tokens, 1 KV head of 2, f16
     assert row.total_bytes > row.weights_bytes + row.kv_bytes
+    made = fit.plan_rows(resolve(f"llama.cpp:{path}@q8_0"), fit.machine(None, "8GiB"), context=64)[0]
+    assert made.weights_bytes == int(2 * 6 * 4 * 8.5 / 8)  # q8_0 as llama-quantize states it: 8.5 bits a weight
+    assert made.notes == ["q8_0: 8.5 bits per weight as llama-quantize states them"]
 
 
 @pytest.mark.parametrize("args,message", [

@@ -97,3 +97,25 @@ def test_report_name_must_be_a_markdown_file_name(tmp_path):
     for bad in ("../x.md", "report.txt", "sub/r.md"):
         with pytest.raises(SizebenchError, match="--report takes a file name ending in .md"):
             _report_name(bad)
+
+
+def test_a_gguf_reference_names_the_rungs_its_records_say_were_requantized():
+    """The load record says whether llama.cpp's quantizer made the GGUF; an older record (no such field) is read
+    from its engine and label."""
+    import pandas as pd
+
+    from sizebench.report.precision_section import reference_lines
+    from sizebench.runstore.frames import Frames
+
+    base = {"source": "gguf-package", "quantization": "GGUF Q4_1", "dtype": "float32"}
+    loads = pd.DataFrame([
+        {**base, "model": "smollm2-135m", "engine": "transformers", "requantized": False},
+        {**base, "model": "llama.cpp-server:smollm2-135m@q8_0", "engine": "llama.cpp-server", "requantized": True},
+        {**base, "model": "llama.cpp:smollm2-135m@q2_k", "engine": "llama.cpp",
+         "precision_label": "GGUF Q2_K (llama.cpp's quantizer, from an F32 GGUF of the distributed GGUF Q4_1 weights)"},
+        {**base, "model": "llama.cpp:smollm2-135m", "engine": "llama.cpp", "precision_label": "GGUF Q4_1 as distributed"},
+    ])
+    v = pd.DataFrame({"model": loads["model"], "reference": "smollm2-135m"})
+    [line] = reference_lines(Frames([], pd.DataFrame(), {"load": loads}), v)
+    assert ("; llama.cpp-server:smollm2-135m@q8_0, llama.cpp:smollm2-135m@q2_k were made by llama.cpp's quantizer"
+            in line)

@@ -3,9 +3,9 @@
 An `Engine` knows its types (the `@TYPE` suffixes it offers), checks a rung cheaply before anything
 loads, says what a rung needs from Ray, and loads a model into a `Session`. A `Session` renders,
 counts and generates prompts with timing, gives an lm-eval model for the tasks stage and writes its
-own load record. Some code outside the engines' folders still compares engine names (planning/fit.py's GGUF
-rows, planning/registry.py's transformers default, report/precision_section.py); issue 29 moves those answers into
-the engines.
+own load record. Outside the engines' folders, code asks an engine what it declares (served, runs_gguf,
+reference_implementation, model_of) instead of its name; two name checks remain (planning/registry.py's random
+weights, transformers only; cli.py's refusal of openai in --engines).
 """
 
 from __future__ import annotations
@@ -97,6 +97,18 @@ class Session(ABC):
 
         return measure.peak_rss_mb()
 
+    def sync(self) -> None:
+        """Wait for the work queued on the device, so that a clock read next has timed it (CUDA kernels run
+        asynchronously); an engine whose calls return with their work done has nothing to wait for."""
+
+    def reset_cuda_peak(self) -> None:
+        """Start the peak that cuda_peak_mb reads (each stage's)."""
+
+    def cuda_peak_mb(self) -> float | None:
+        """MiB of GPU memory this process held for the model at peak since reset_cuda_peak, summed over the GPUs;
+        None where the engine does not measure it (on the CPU, in another process, outside torch's allocator)."""
+        return None
+
     def tasks_unavailable(self) -> str | None:
         """Why lm-eval cannot score this model (one line), or None when it can."""
         return None
@@ -142,6 +154,8 @@ class Engine(ABC):
     name: str
     default_type: str | None = None  # what a rung without `@TYPE` runs (None: as distributed)
     served: bool = False  # a rung behind an HTTP server (the load sweep's; nothing for the fit plan to place)
+    reference_implementation: bool = False  # runs the model's own published code: the agreement reference among equals
+    runs_gguf: bool = False  # runs GGUF files in their own types (the fit plan sizes them from the file's tensors)
 
     @abstractmethod
     def types(self) -> dict[str, str]:
@@ -150,6 +164,12 @@ class Engine(ABC):
     def canonical_type(self, text: str) -> str | None:
         """The type `text` names (case and aliases folded), or None when this engine has no such type."""
         return text.lower() if text.lower() in self.types() else None
+
+    def model_of(self, expression: str, resolve_one) -> "ModelSpec | None":
+        """The model that `ENGINE:...` names by itself, parsed whole (an endpoint: `openai:URL#NAME`), with the
+        registry's `resolve_one` for any model it names inside; None: the prefix only picks this engine for the
+        models the registry resolves."""
+        return None
 
     @abstractmethod
     def check(self, spec: "ModelSpec", device: str) -> None:

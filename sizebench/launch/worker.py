@@ -122,12 +122,12 @@ def tracked(loaded, store: RunStore, attempt: str, stage: str, start: Event | No
     from sizebench.measurement import measure
 
     measure.reset_peak_rss()
-    measure.reset_cuda_peak(loaded.device)
+    loaded.reset_cuda_peak()
     started = time.perf_counter()
     event(replace(start or Event(stage), model=loaded.spec.name))
     yield
     store.append(StageRecord(loaded.spec.name, attempt, stage, time.perf_counter() - started,
-                             loaded.peak_rss_mb(), measure.cuda_peak_mb(loaded.device),
+                             loaded.peak_rss_mb(), loaded.cuda_peak_mb(),
                              loaded.resident_weights_mb()))
 
 

@@ -51,8 +51,8 @@ def _size(spec: ModelSpec) -> float:
 
 
 def _precision(spec: ModelSpec, dtype: str) -> tuple:
-    bits = engines.get(spec.engine).nominal_bits(spec, dtype)
-    return (_size(spec), bits or 0, spec.engine == engines.DEFAULT)
+    engine = engines.get(spec.engine)
+    return (_size(spec), engine.nominal_bits(spec, dtype) or 0, engine.reference_implementation)
 
 
 def references(models: tuple[ModelSpec, ...], dtype: str, chosen: str | None = None) -> dict[str, str]:

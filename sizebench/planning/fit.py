@@ -1,8 +1,9 @@
 """`sizebench plan`: where each rung would go and what it would need, from configs alone (no weights).
 
-transformers rungs are placed by sizebench.engines.hf.placement, the function the loader uses; llama.cpp
-rungs of a GGUF file need the file's tensor bytes plus the KV cache (f16, llama.cpp's default) and a
-compute buffer of the same size as transformers' activations; served rungs have nothing to plan here.
+transformers rungs are placed by sizebench.engines.hf.placement, the function the loader uses; rungs of an
+engine that runs GGUF files (Engine.runs_gguf: llama.cpp) need the file's tensor bytes plus the KV cache (f16,
+llama.cpp's default) and a compute buffer of the same size as transformers' activations; served rungs have
+nothing to plan here.
 """
 
 from __future__ import annotations
@@ -99,9 +100,10 @@ def plan_rows(specs: list[ModelSpec], where: Machine, dtype: str = "auto", conte
 
 
 def _row(spec: ModelSpec, where: Machine, dtype: str, context: int | None, batch: int, offload: bool) -> Row:
-    if engines.get(spec.engine).served:
+    engine = engines.get(spec.engine)
+    if engine.served:
         return Row(spec.name, spec.engine, "-", "served", "served: nothing to plan (the server holds the model)")
-    if spec.engine == "llama.cpp":
+    if engine.runs_gguf:
         return _gguf_row(spec, where, context, batch)
     if spec.source in (GGUF_FILE, GGUF_PACKAGE):
         return Row(spec.name, spec.engine, "-", "not planned", "a GGUF on transformers is planned once "
@@ -146,7 +148,6 @@ def _gguf_row(spec: ModelSpec, where: Machine, context: int | None, batch: int) 
 
 def _gguf_figures(spec: ModelSpec, where: Machine, context: int | None, batch: int, meta: dict, tensors) -> Row:
     from sizebench.engines.hf import placement
-    from sizebench.engines.llamacpp.engine import TYPE_BITS
 
     arch = meta.get("general.architecture", "llama")
     hidden = int(meta[f"{arch}.embedding_length"])
@@ -162,8 +163,9 @@ def _gguf_figures(spec: ModelSpec, where: Machine, context: int | None, batch: i
     weights = sum(t.nbytes for t in tensors)
     notes = []
     if spec.precision:  # made by llama.cpp's quantizer at the first run: its bits per weight, stated
-        weights = int(sum(t.elements for t in tensors) * TYPE_BITS[spec.precision] / 8)
-        notes.append(f"{spec.precision}: {TYPE_BITS[spec.precision]:g} bits per weight as llama-quantize states them")
+        bits = engines.get(spec.engine).nominal_bits(spec, "auto")
+        weights = int(sum(t.elements for t in tensors) * bits / 8)
+        notes.append(f"{spec.precision}: {bits:g} bits per weight as llama-quantize states them")
     kv = kv_layer * int(meta[f"{arch}.block_count"])
     total = int((weights + kv + activations) * (1 + placement.ALLOCATOR_SLACK))
     if where.gpu_free:

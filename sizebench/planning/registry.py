@@ -12,6 +12,7 @@ import re
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from sizebench import engines as engine_registry  # names and modules only: an engine's module loads on first use
 from sizebench.engines import DEFAULT as DEFAULT_ENGINE
 from sizebench.errors import SizebenchError
 
@@ -126,7 +127,7 @@ def resolve(expression: str, engines: tuple[str, ...] = (DEFAULT_ENGINE,)) -> li
         raise SizebenchError("no model given: name a model, a group (all, offline) or a path")
     specs: list[ModelSpec] = []
     typed: list[Path] = []  # the path as given, made absolute but not resolved (symlinks keep their names)
-    for segment in _endpoint_segments(parts):
+    for segment in _whole_model_segments(parts):
         if isinstance(segment, ModelSpec):  # openai:URL#NAME, parsed whole (a URL has ':' and may have '@')
             specs.append(segment)
             typed.append(Path(segment.location))
@@ -140,14 +141,16 @@ def resolve(expression: str, engines: tuple[str, ...] = (DEFAULT_ENGINE,)) -> li
     return _distinct_names(specs, typed)
 
 
-def _endpoint_segments(parts: list[str]) -> list:
-    """The parts in order: each `openai:` expression as its spec, the runs of other parts between them as lists."""
-    from sizebench.engines.openai import expression
-
+def _whole_model_segments(parts: list[str]) -> list:
+    """The parts in order: each that its engine's prefix parses whole (Engine.model_of: `openai:URL#NAME`) as its
+    spec, the runs of other parts between them as lists."""
     segments: list = []
     for part in parts:
-        if part.startswith(expression.PREFIX):
-            segments.append(expression.parse(part, _resolve_one))
+        prefix, colon, _ = part.partition(":")
+        named = colon and prefix in engine_registry.names()
+        whole = engine_registry.get(prefix).model_of(part, _resolve_one) if named else None
+        if whole is not None:
+            segments.append(whole)
         elif segments and isinstance(segments[-1], list):
             segments[-1].append(part)
         else:
@@ -194,8 +197,6 @@ def _type_groups(parts: list[str], default_engines: tuple[str, ...]) -> list[tup
     """[("offline", [("llama.cpp", "q8_0"), ("llama.cpp", "q2_k")])] from ["llama.cpp:offline@q8_0", "q2_k"]:
     each model with its (engine, type) rungs. A bare type joins the model before it; a model without a
     prefix runs on each default engine, and a type it names on those of them that offer it."""
-    from sizebench import engines as engine_registry  # the engines' own type lists; imported on use
-
     def typed_rungs(engine_names: tuple[str, ...], text: str, typed: str) -> list[tuple[str, str]]:
         rungs = [(e, found) for e in engine_names if (found := engine_registry.get(e).canonical_type(text))]
         if not rungs:
@@ -221,8 +222,6 @@ def _type_groups(parts: list[str], default_engines: tuple[str, ...]) -> list[tup
 
 
 def _is_any_type(text: str) -> bool:
-    from sizebench import engines as engine_registry
-
     return any(engine_registry.get(e).canonical_type(text) for e in engine_registry.names())
 
 

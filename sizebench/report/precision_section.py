@@ -108,8 +108,7 @@ def reference_lines(fr: Frames, v: pd.DataFrame) -> list[str]:
             continue
         shipped = load.get("quantization") if isinstance(load.get("quantization"), str) else "GGUF"
         others = v[(v["reference"] == reference) & (v["model"] != reference)]
-        made = [m for m in others["model"] if loads.loc[m].get("engine") == "llama.cpp"
-                and not str(loads.loc[m].get("precision_label", "")).endswith("as distributed")]
+        made = [m for m in others["model"] if _requantized(loads.loc[m])]
         line = (f"- The reference **{reference}** holds the distributed {shipped} weights dequantized "
                 f"({load['dtype']}): it measures the shipped quantization, not the model's original weights")
         if made:
@@ -117,6 +116,15 @@ def reference_lines(fr: Frames, v: pd.DataFrame) -> list[str]:
                      "from the same dequantized weights (an F32 GGUF)")
         lines.append(line + ".")
     return lines
+
+
+def _requantized(load: pd.Series) -> bool:
+    """Whether the rung's GGUF was made by llama.cpp's quantizer, as its load record says (older runs: see
+    LoadRecord.requantized)."""
+    stated = load.get("requantized")
+    if stated is not None and pd.notna(stated):
+        return bool(stated)
+    return load.get("engine") == "llama.cpp" and not str(load.get("precision_label", "")).endswith("as distributed")
 
 
 def equal_memory_lines(v: pd.DataFrame, tasks: list[str]) -> list[str]:

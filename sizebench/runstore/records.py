@@ -61,6 +61,9 @@ class LoadRecord(Record):
     hub_kernels: bool | None = None  # transformers' Hub kernels asked for at load (None: older runs, or not transformers)
     weights: str = "real"  # "random": built from the config, a cost-only rung (`--weights random`)
     tokenizer: str | None = None  # a random-weight rung's tokenizer: the model's own, or a stand-in (named)
+    # The held GGUF was made by llama.cpp's quantizer from an F32 GGUF of the distributed weights. Older runs have
+    # no such field: theirs were the llama.cpp engine's rungs whose label does not end "as distributed".
+    requantized: bool = False
     kind = "load"
 
 

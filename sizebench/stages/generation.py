@@ -58,10 +58,10 @@ def run_prompts(loaded: Session, prompts: tuple[Prompt, ...], settings: GenSetti
     skips = [too_long(loaded, p, r, settings, attempt, context) for p, r in zip(prompts, rendered_all, strict=True)]
     warmup = loaded.render(WARMUP_PROMPT)
     loaded.prepare_decode([warmup, *(r for r, skip in zip(rendered_all, skips, strict=True) if skip is None)], settings)
-    measure.sync(loaded.device)
+    loaded.sync()
     started = time.perf_counter()
     loaded.generate(warmup, settings, WARMUP_TOKENS)
-    measure.sync(loaded.device)
+    loaded.sync()
     decode = loaded.decode_record(attempt, time.perf_counter() - started)
     if decode is not None:
         emit(decode)

@@ -11,6 +11,7 @@ from sizebench.planning.registry import LOCAL_DIR, RANDOM
 
 class TransformersEngine(Engine):
     name = "transformers"
+    reference_implementation = True
 
     def types(self) -> dict[str, str]:
         return {name: p.label for name, p in precision.PRECISIONS.items()}

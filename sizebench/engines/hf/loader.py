@@ -61,11 +61,20 @@ class Loaded(Session):
             else "cached",
             device=self.device, n_devices=self.n_devices, threads=torch.get_num_threads(),
             prompt_format=self.prompt_format, peak_rss_mb=measure.peak_rss_mb(),
-            cuda_peak_mb=measure.cuda_peak_mb(self.device), import_s=self.import_s,
+            cuda_peak_mb=self.cuda_peak_mb(), import_s=self.import_s,
             params_non_embedding=self.params_non_embedding, offloaded=self.offloaded,
             offload_cpu_gib=self.offload_cpu_gib, engine=spec.engine, hub_kernels=self.hub_kernels,
             weights=spec.weights, tokenizer=self.tokenizer_name,
         )
+
+    def sync(self) -> None:
+        measure.sync(self.device)
+
+    def reset_cuda_peak(self) -> None:
+        measure.reset_cuda_peak(self.device)
+
+    def cuda_peak_mb(self) -> float | None:
+        return measure.cuda_peak_mb(self.device)
 
     def render(self, prompt) -> formats.Rendered:
         return formats.render(self.prompt_format, prompt.text, prompt.context, self.tokenizer)

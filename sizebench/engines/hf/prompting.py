@@ -5,25 +5,39 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sizebench.engines import formats
 from sizebench.engines.base import Generation
 from sizebench.engines.hf import decoding
 from sizebench.measurement import energy, measure, memory
-from sizebench.planning.registry import RANDOM
+from sizebench.planning.registry import RANDOM, ModelSpec
 from sizebench.planning.settings import WARMUP_TOKENS, GenSettings
 from sizebench.runstore.records import DecodeRecord, PromptRecord, ThroughputRecord
 
 if TYPE_CHECKING:
-    from sizebench.engines.hf.loader import Loaded
     from sizebench.stages.suites import Prompt
+
+
+class LoadedModel(Protocol):
+    """What these functions read and set on the transformers session (sizebench.engines.hf.loader.Loaded, which
+    calls them: it imports this module, not the other way)."""
+
+    model: Any
+    tokenizer: Any
+    spec: ModelSpec
+    device: str
+    dtype: str
+    decoder: decoding.Decoder
+    reusable: dict
+
+    def render(self, prompt: "Prompt") -> formats.Rendered: ...
 
 UNKNOWN_LENGTH = 10**9  # transformers' model_max_length when a tokenizer names none is int(1e30)
 CONTEXT_FIELDS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
 
 
-def generate_kwargs(loaded: "Loaded", rendered: formats.Rendered, settings: GenSettings, max_new_tokens: int) -> dict:
+def generate_kwargs(loaded: LoadedModel, rendered: formats.Rendered, settings: GenSettings, max_new_tokens: int) -> dict:
     tok = loaded.tokenizer
     stop_ids = formats.stop_token_ids(tok, rendered.stop_strings)
     if not settings.stop_at_eos:  # only the format's own stop tokens, where it has any
@@ -45,7 +59,7 @@ def generate_kwargs(loaded: "Loaded", rendered: formats.Rendered, settings: GenS
     return {**kwargs, **loaded.decoder.generate_kwargs()}
 
 
-def prepare_decode(loaded: "Loaded", rendered: list[formats.Rendered], settings: GenSettings) -> None:
+def prepare_decode(loaded: LoadedModel, rendered: list[formats.Rendered], settings: GenSettings) -> None:
     """The rung's decode mode for this suite: static sizes its cache for the longest of `rendered` plus the
     new-token limit, one shape for every call (batches are padded to it)."""
     mode = decoding.resolve(settings.decode, loaded.device)
@@ -55,7 +69,7 @@ def prepare_decode(loaded: "Loaded", rendered: list[formats.Rendered], settings:
     loaded.decoder = decoding.Decoder(mode, cache_len, compile=mode == "static" and loaded.device != "cpu")
 
 
-def decode_record(loaded: "Loaded", attempt: str, warmup_s: float) -> DecodeRecord:
+def decode_record(loaded: LoadedModel, attempt: str, warmup_s: float) -> DecodeRecord:
     decoder = loaded.decoder
     per_position = decoding.kv_bytes_per_position(loaded.model.config, memory.DTYPE_BYTES.get(loaded.dtype, 4),
                                                   decoder.cache_len)
@@ -65,7 +79,7 @@ def decode_record(loaded: "Loaded", attempt: str, warmup_s: float) -> DecodeReco
         compiled=getattr(loaded.model, "_compiled_call", None) is not None)
 
 
-def stop_criteria(loaded: "Loaded", stops: tuple[str, ...]):
+def stop_criteria(loaded: LoadedModel, stops: tuple[str, ...]):
     """Built once per model: generate(stop_strings=...) rebuilds it per call, 2.3 s for Gemma's 262k vocab."""
     key = ("stop_criteria", stops)
     if key not in loaded.reusable:
@@ -76,7 +90,7 @@ def stop_criteria(loaded: "Loaded", stops: tuple[str, ...]):
     return loaded.reusable[key]
 
 
-def generate_once(loaded: "Loaded", rendered: formats.Rendered, settings: GenSettings,
+def generate_once(loaded: LoadedModel, rendered: formats.Rendered, settings: GenSettings,
                   max_new_tokens: int | None = None, meter: energy.Meter | None = None) -> Generation:
     """One timed generation; `meter` counts the energy of the full generate only.
 
@@ -97,7 +111,7 @@ def generate_once(loaded: "Loaded", rendered: formats.Rendered, settings: GenSet
                       enc["input_ids"].shape[1], min(ttft, latency), latency)
 
 
-def _timed_generate(loaded: "Loaded", enc, kwargs: dict, seed: int):
+def _timed_generate(loaded: LoadedModel, enc, kwargs: dict, seed: int):
     import torch
 
     torch.manual_seed(seed)
@@ -110,7 +124,7 @@ def _timed_generate(loaded: "Loaded", enc, kwargs: dict, seed: int):
 
 
 
-def context_window(loaded: "Loaded") -> int | None:
+def context_window(loaded: LoadedModel) -> int | None:
     """Tokens the model attends to: its config's position limit, else the tokenizer's when it names one."""
     config = loaded.model.config
     config = config.get_text_config() if hasattr(config, "get_text_config") else config
@@ -122,12 +136,12 @@ def context_window(loaded: "Loaded") -> int | None:
     return limit if isinstance(limit, int) and 0 < limit < UNKNOWN_LENGTH else None
 
 
-def prompt_tokens(loaded: "Loaded", rendered: formats.Rendered) -> int:
+def prompt_tokens(loaded: LoadedModel, rendered: formats.Rendered) -> int:
     return len(loaded.tokenizer(rendered.text, add_special_tokens=rendered.add_special_tokens)["input_ids"])
 
 
 
-def batched_throughput(loaded: "Loaded", prompts: tuple["Prompt", ...], settings: GenSettings, attempt: str,
+def batched_throughput(loaded: LoadedModel, prompts: tuple["Prompt", ...], settings: GenSettings, attempt: str,
                        single: list[PromptRecord]) -> ThroughputRecord:
     """Aggregate tokens/s of the suite in left-padded batches; latency figures stay single-stream.
 

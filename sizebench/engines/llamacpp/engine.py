@@ -24,6 +24,7 @@ TYPE_BITS = {"f32": 32, "f16": 16, "bf16": 16, "q8_0": 8.5, "q6_k": 6.56, "q5_k_
 
 class LlamaCppEngine(Engine):
     name = "llama.cpp"
+    runs_gguf = True
 
     def types(self) -> dict[str, str]:
         from sizebench.weights import gguf_requant

@@ -73,7 +73,7 @@ class LlamaCppSession(Session):
             load_kind="cold" if self.convert_s is not None else "cached", dtype=self.type_name,
             device=self.device, n_devices=1, threads=self.threads, prompt_format=self.prompt_format,
             peak_rss_mb=measure.peak_rss_mb(), cuda_peak_mb=None, import_s=None,
-            params_non_embedding=params - embedding, engine=spec.engine,
+            params_non_embedding=params - embedding, engine=spec.engine, requantized=self.gguf_path != self.source_gguf,
         )
 
     def resident_weights_mb(self) -> float | None:

@@ -19,6 +19,9 @@ class OpenAIEndpointEngine(Engine):
     def types(self) -> dict[str, str]:
         return {}
 
+    def model_of(self, expression_text: str, resolve_one):
+        return expression.parse(expression_text, resolve_one)
+
     def check(self, spec, device: str) -> None:
         pass  # whether it answers is found at load: unavailable then, not a usage error
 

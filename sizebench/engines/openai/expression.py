@@ -11,16 +11,15 @@ from dataclasses import replace
 from urllib.parse import parse_qsl, urlsplit
 
 from sizebench.errors import SizebenchError
+from sizebench.planning.registry import ModelSpec
 
 PREFIX = "openai:"
 ENDPOINT = "endpoint"  # ModelSpec.source of an endpoint: location is URL#SERVED_NAME
 SHAPE = "openai:URL#SERVED_NAME[?tokenizer=MODEL], e.g. openai:http://127.0.0.1:8000/v1#smollm2?tokenizer=smollm2-135m"
 
 
-def parse(expression: str, resolve_one) -> "ModelSpec":  # noqa: F821 (registry's ModelSpec)
+def parse(expression: str, resolve_one) -> ModelSpec:
     """The endpoint's spec; `resolve_one` is the registry's resolver for the tokenizer's model name."""
-    from sizebench.planning.registry import ModelSpec
-
     body = expression[len(PREFIX):]
     url, hash_, fragment = body.partition("#")
     if not hash_:

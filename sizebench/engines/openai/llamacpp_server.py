@@ -71,7 +71,7 @@ class LlamaCppServerEngine(LlamaCppEngine):
             )
             type_name = spec.precision or shipped
             session.load_record_fn = lambda attempt: records_of.launched_gguf_load_record(
-                session, attempt, path, distributed, type_name)
+                session, attempt, path, distributed, type_name, path != source)
             return session
         except BaseException:
             server.stop()

@@ -63,7 +63,8 @@ def endpoint_load_record(session, attempt: str, load_s: float) -> LoadRecord:
     )
 
 
-def launched_gguf_load_record(session, attempt: str, path: Path, distributed: int, type_name: str) -> LoadRecord:
+def launched_gguf_load_record(session, attempt: str, path: Path, distributed: int, type_name: str,
+                              requantized: bool) -> LoadRecord:
     """A GGUF served by a server launched for the rung: sizes from the file, memory from the server's process tree."""
     from sizebench.weights import gguf_check
 
@@ -79,5 +80,5 @@ def launched_gguf_load_record(session, attempt: str, path: Path, distributed: in
         threads=session.threads, prompt_format=session.prompt_format, peak_rss_mb=session.peak_rss_mb(),
         cuda_peak_mb=None, params_non_embedding=params - embedding, precision=spec.precision,
         precision_label=f"GGUF {type_name.upper()}, {session.serving}", bytes_per_param=held / params if params else None,
-        engine=spec.engine,
+        engine=spec.engine, requantized=requantized,
     )
