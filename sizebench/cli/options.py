@@ -136,10 +136,9 @@ def parse_engines(text: str) -> tuple[str, ...]:
     chosen = tuple(dict.fromkeys(e.strip() for e in text.split(",") if e.strip()))
     if not chosen:
         raise SizebenchError("--engines names no engine; choose from: " + ", ".join(engines.names()))
-    for name in chosen:
-        engines.get(name)  # an unknown engine: one line naming the known ones
-    if "openai" in chosen:  # an endpoint is a model, not a way to run one
-        raise SizebenchError("--engines cannot take openai: give the endpoint as a model, -m openai:URL#NAME")
+    for name in chosen:  # an unknown engine: one line naming the known ones
+        if engines.get(name).names_models:  # an endpoint is a model, not a way to run one
+            raise SizebenchError(f"--engines cannot take {name}: give the endpoint as a model, -m {name}:URL#NAME")
     return chosen
 
 

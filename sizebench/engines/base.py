@@ -156,6 +156,8 @@ class Engine(ABC):
     served: bool = False  # a rung behind an HTTP server (the load sweep's; nothing for the fit plan to place)
     reference_implementation: bool = False  # runs the model's own published code: the agreement reference among equals
     runs_gguf: bool = False  # runs GGUF files in their own types (the fit plan sizes them from the file's tensors)
+    builds_random_weights: bool = False  # can build a model of random weights from its config (--weights random)
+    names_models: bool = False  # its prefix names a whole model (an endpoint): a model expression, no --engines choice
 
     @abstractmethod
     def types(self) -> dict[str, str]:

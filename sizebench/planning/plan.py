@@ -11,7 +11,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sizebench.engines.openai import expression
 from sizebench.errors import SizebenchError
 from sizebench.planning.flags import flag
 from sizebench.planning.registry import ModelSpec
@@ -61,9 +60,6 @@ class RunPlan:
         "measured against (default: per group sharing a tokenizer, its largest, most precise rung)."))
 
     def validate(self) -> "RunPlan":
-        for spec in self.models:
-            if spec.source == expression.ENDPOINT:  # a stored plan's endpoints pass the check a typed one does
-                expression.check_url(expression.split(spec.location)[0], f"model {spec.name}")
         _one_of("--device", self.device, DEVICES)
         _one_of("--dtype", self.dtype, DTYPES)
         _one_of("--executor", self.executor, EXECUTORS)

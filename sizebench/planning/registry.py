@@ -234,7 +234,7 @@ def with_type(spec: ModelSpec, engine: str, type_: str | None) -> ModelSpec:
 
 def with_random_weights(spec: ModelSpec) -> ModelSpec:
     """The cost-only rung of `spec`: random weights from its config, in the run dtype or precision."""
-    if spec.engine != "transformers" or spec.source in (GGUF_PACKAGE, GGUF_FILE):
+    if not engine_registry.get(spec.engine).builds_random_weights or spec.source in (GGUF_PACKAGE, GGUF_FILE):
         raise SizebenchError(f"--weights random builds a transformers model from its config; {spec.name} "
                              f"({spec.engine}, {spec.source}) has none to build from")
     return replace(spec, name=f"{spec.name} ({RANDOM_MARK})", weights=RANDOM)

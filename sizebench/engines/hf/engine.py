@@ -12,6 +12,7 @@ from sizebench.planning.registry import LOCAL_DIR, RANDOM
 class TransformersEngine(Engine):
     name = "transformers"
     reference_implementation = True
+    builds_random_weights = True
 
     def types(self) -> dict[str, str]:
         return {name: p.label for name, p in precision.PRECISIONS.items()}

@@ -15,6 +15,7 @@ from sizebench.engines.openai import expression
 class OpenAIEndpointEngine(Engine):
     name = "openai"
     served = True
+    names_models = True
 
     def types(self) -> dict[str, str]:
         return {}
@@ -23,7 +24,8 @@ class OpenAIEndpointEngine(Engine):
         return expression.parse(expression_text, resolve_one)
 
     def check(self, spec, device: str) -> None:
-        pass  # whether it answers is found at load: unavailable then, not a usage error
+        """The URL's shape (a stored plan's too); whether it answers is found at load: unavailable then."""
+        expression.check_url(expression.split(spec.location)[0], f"model {spec.name}")
 
     def resources(self, spec, device: str, dtype: str, cluster_gpus: float, gpu_bytes: float) -> dict:
         return {"num_cpus": 1}  # the client only: the model's memory is the server's
