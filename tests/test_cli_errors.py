@@ -33,6 +33,9 @@ CASES = [
      "unknown task 'mine'; task file 'bad-yaml/mine.yaml' is not valid YAML (mapping values are not allowed here"
      " line 3)"),
     (["compare", "--dtype", "float8"], "invalid --dtype 'float8'"),
+    (["compare", "--engines", "openai"], "--engines cannot take openai: give the endpoint as a model"),
+    (["compare", "--weights", "random", "-m", "smollm2-135m"], "--weights random builds a transformers model"),
+    (["eval", "--baseline", "nope", "-m", "smollm2-135m"], "--baseline nope: not one of --models (smollm2-135m)"),
     (["compare", "--device", "tpu"], "invalid --device 'tpu'"),
     (["eval", "--limit", "0"], "--limit must be a positive number"),
     (["eval", "--limit", "-3"], "--limit must be a positive number"),
