@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape  # typer renders help as rich markup: [@TYPE] is text here
 
 from sizebench import engines
 from sizebench.errors import SizebenchError
@@ -117,7 +118,7 @@ def typer_option(option: Option, command: str | None = None):
     if flag is RESUME:
         taken = ", ".join(o.flag.name for o in options(command or "bench") if o.flag.resume and o.flag is not RESUME)
         text += f" Takes only {taken}."
-    return typer.Option(option.default, *flag.names, help=text, metavar=flag.metavar, envvar=flag.envvar)
+    return typer.Option(option.default, *flag.names, help=escape(text), metavar=flag.metavar, envvar=flag.envvar)
 
 
 def option_of(flag_name: str) -> Option:
