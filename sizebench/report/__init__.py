@@ -23,7 +23,8 @@ from sizebench.report.notes import skipped_tasks
 from sizebench.report.page import Page
 from sizebench.report.serving_section import plot as serving_plot
 from sizebench.report.summary import summary_table
-from sizebench.runstore import atomic, frames as frames_module
+from sizebench.runstore import frames as frames_module
+from sizebench.system import atomic
 from sizebench.runstore.frames import Frames
 
 __all__ = ["cell", "table", "summary_table", "render", "publish"]

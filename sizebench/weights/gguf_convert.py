@@ -28,7 +28,7 @@ import uuid
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
-from sizebench.runstore import atomic
+from sizebench.system import atomic
 
 
 def _plain_reader_class():

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from sizebench.runstore import atomic
+from sizebench.system import atomic
 from sizebench.weights import gguf_check
 from sizebench.errors import ConversionFailed, ModelUnavailable
 from sizebench.planning.registry import GGUF_FILE, GGUF_PACKAGE, HUB, LOCAL_DIR, ModelSpec, hf_offline
