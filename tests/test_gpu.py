@@ -60,7 +60,7 @@ def test_static_compiled_decode_gives_the_eager_loops_first_step_logits_in_bf16(
     from sizebench.planning.registry import resolve
     import torch
 
-    from sizebench.planning.settings import GenSettings
+    from sizebench.specs.settings import GenSettings
     from sizebench.stages.suites import Prompt
 
     loaded = loader.load(resolve(str(tiny_model))[0], "cuda", "bfloat16")

@@ -222,7 +222,7 @@ def test_server_args_that_move_or_rename_the_server_are_refused_in_one_line(cli,
 
 
 def test_server_args_that_do_not_move_the_server_are_kept():
-    from sizebench.planning.settings import parse_server_args
+    from sizebench.specs.settings import parse_server_args
 
     assert parse_server_args("--n_ctx 512 --hostname-file x --max-model-len 8192") == \
         "--n_ctx 512 --hostname-file x --max-model-len 8192"

@@ -16,7 +16,7 @@ from conftest import command_line
 from fake_engine import make_model
 from sizebench.launch import progress, runner
 from sizebench.system import supervise
-from sizebench.planning.settings import GenSettings
+from sizebench.specs.settings import GenSettings
 from sizebench.planning.plan import RunPlan
 from sizebench.planning.registry import resolve
 

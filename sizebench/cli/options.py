@@ -12,9 +12,9 @@ import typer
 
 from sizebench import engines
 from sizebench.errors import SizebenchError
-from sizebench.planning.flags import UNSET, Flag, flag_of
+from sizebench.specs.flags import UNSET, Flag, flag_of
 from sizebench.planning.plan import RunPlan
-from sizebench.planning.settings import PROMPTS
+from sizebench.specs.settings import PROMPTS
 from sizebench.stages import STAGES
 
 # Options that are no plan field: they choose the models with --models, or say where a run's files go.

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from sizebench.planning.registry import ModelSpec
     from sizebench.runstore.records import DecodeRecord, LoadRecord, PromptRecord, ThroughputRecord
     from sizebench.engines.formats import Rendered
-    from sizebench.planning.settings import GenSettings
+    from sizebench.specs.settings import GenSettings
     from sizebench.stages.suites import Prompt
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sizebench.planning.plan import RunPlan
 from sizebench.planning.registry import ModelSpec, file_key
-from sizebench.planning.settings import EvalSettings, GenSettings, ServeSettings
+from sizebench.specs.settings import EvalSettings, GenSettings, ServeSettings
 
 
 @dataclass(frozen=True)

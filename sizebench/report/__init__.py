@@ -16,7 +16,7 @@ from rich.markdown import Markdown
 from sizebench.analysis import agreement as agreement_figures
 from sizebench.analysis import per_model, serving
 from sizebench.analysis.analyse import Analysis, analyse
-from sizebench.planning.settings import DEFAULT_MARGIN
+from sizebench.specs.settings import DEFAULT_MARGIN
 from sizebench.report import layout, sections, verdict_section
 from sizebench.report.markdown import cell, table
 from sizebench.report.notes import skipped_tasks

@@ -23,7 +23,7 @@ from sizebench.measurement import bandwidth, energy, measure
 from sizebench.errors import SizebenchError
 from sizebench.planning.plan import RunPlan
 from sizebench.planning.registry import RANDOM
-from sizebench.planning.settings import PRESETS, WARMUP_TOKENS, GenSettings  # noqa: F401 (the stage's settings)
+from sizebench.specs.settings import PRESETS, WARMUP_TOKENS, GenSettings  # noqa: F401 (the stage's settings)
 from sizebench.runstore.records import BandwidthRecord, EnergyRecord, PromptRecord, PromptSkipRecord
 from sizebench.stages.events import Event
 from sizebench.stages.stage import Context, Stage

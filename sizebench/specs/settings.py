@@ -6,7 +6,7 @@ import shlex
 from dataclasses import dataclass, field, replace
 
 from sizebench.errors import SizebenchError
-from sizebench.planning.flags import flag
+from sizebench.specs.flags import flag
 
 DEFAULT_TASKS = ("sizebench_geo",)
 DEFAULT_MARGIN = 0.05  # accuracy a smaller rung may lose to the baseline and still be recommended (--margin)
