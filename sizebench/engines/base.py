@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sizebench.measurement.energy import Meter
-    from sizebench.planning.job import LoadSettings
+    from sizebench.specs.settings import LoadSettings
     from sizebench.planning.registry import ModelSpec
     from sizebench.runstore.records import DecodeRecord, LoadRecord, PromptRecord, ThroughputRecord
     from sizebench.engines.formats import Rendered

@@ -20,7 +20,8 @@ from sizebench.errors import SizebenchError
 from sizebench.judging.pairs import VOTES, Item
 from sizebench.launch import progress
 from sizebench.system import supervise
-from sizebench.planning.job import Job, LoadSettings
+from sizebench.planning.job import Job
+from sizebench.specs.settings import LoadSettings
 from sizebench.planning.registry import ModelSpec, file_key
 from sizebench.runstore.records import VoteRecord
 from sizebench.runstore.store import RunStore
