@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sizebench.measurement.energy import Meter
     from sizebench.specs.settings import LoadSettings
-    from sizebench.planning.registry import ModelSpec
+    from sizebench.specs.models import ModelSpec
     from sizebench.runstore.records import DecodeRecord, LoadRecord, PromptRecord, ThroughputRecord
     from sizebench.engines.formats import Rendered
     from sizebench.specs.settings import GenSettings

@@ -22,7 +22,8 @@ from sizebench.launch import progress
 from sizebench.system import supervise
 from sizebench.planning.job import Job
 from sizebench.specs.settings import LoadSettings
-from sizebench.planning.registry import ModelSpec, file_key
+from sizebench.planning.registry import file_key
+from sizebench.specs.models import ModelSpec
 from sizebench.runstore.records import VoteRecord
 from sizebench.runstore.store import RunStore
 from sizebench.stages.events import Event

@@ -21,7 +21,7 @@ from dataclasses import replace
 from sizebench import stages
 from sizebench.errors import UNAVAILABLE, MemoryGuardError, ModelUnavailable, SizebenchError
 from sizebench.planning.job import Job
-from sizebench.planning.registry import ModelSpec
+from sizebench.specs.models import ModelSpec
 from sizebench.runstore.records import FailureRecord, StageRecord
 from sizebench.runstore.store import RunStore
 from sizebench.stages.events import Event

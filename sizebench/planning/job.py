@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from sizebench.planning.plan import RunPlan
-from sizebench.planning.registry import ModelSpec, file_key
+from sizebench.planning.registry import file_key
+from sizebench.specs.models import ModelSpec
 from sizebench.specs.settings import EvalSettings, GenSettings, LoadSettings, ServeSettings
 
 

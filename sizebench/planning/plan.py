@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sizebench.errors import SizebenchError
 from sizebench.specs.flags import flag
-from sizebench.planning.registry import ModelSpec
+from sizebench.specs.models import ModelSpec
 from sizebench.specs.settings import (AGREEMENT, PROMPTS, EvalSettings, GenSettings, ServeSettings, check_margin,
                                          parse_server_args)
 

@@ -22,7 +22,7 @@ from sizebench.engines.base import Generation, Session  # noqa: F401 (Generation
 from sizebench.measurement import bandwidth, energy, measure
 from sizebench.errors import SizebenchError
 from sizebench.planning.plan import RunPlan
-from sizebench.planning.registry import RANDOM
+from sizebench.specs.models import RANDOM
 from sizebench.specs.settings import PRESETS, WARMUP_TOKENS, GenSettings  # noqa: F401 (the stage's settings)
 from sizebench.runstore.records import BandwidthRecord, EnergyRecord, PromptRecord, PromptSkipRecord
 from sizebench.stages.events import Event

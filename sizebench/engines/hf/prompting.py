@@ -11,7 +11,7 @@ from sizebench.engines import formats
 from sizebench.engines.base import Generation
 from sizebench.engines.hf import decoding
 from sizebench.measurement import energy, measure, memory
-from sizebench.planning.registry import RANDOM, ModelSpec
+from sizebench.specs.models import RANDOM, ModelSpec
 from sizebench.specs.settings import WARMUP_TOKENS, GenSettings
 from sizebench.runstore.records import DecodeRecord, PromptRecord, ThroughputRecord
 
