@@ -44,7 +44,7 @@ def test_static_decode_gives_the_eager_loops_greedy_tokens_on_cpu_in_float32(tin
     from sizebench.engines.hf import loader
     from sizebench.planning.registry import resolve
     from sizebench.specs.settings import GenSettings
-    from sizebench.stages.suites import Prompt
+    from sizebench.specs.prompts import Prompt
 
     loaded = loader.load(resolve(str(tiny_model))[0], "cpu", "float32")
     prompts = tuple(Prompt(f"p{i}", text) for i, text in enumerate(PROMPTS))

@@ -83,7 +83,7 @@ def test_greedy_tokens_are_llama_cpp_python_s_own(tmp_path):
 
     from sizebench.engines.llamacpp import session as llama_session
     from sizebench.specs.settings import GenSettings
-    from sizebench.stages.suites import Prompt
+    from sizebench.specs.prompts import Prompt
 
     gguf = tiny_llama_gguf(tmp_path / "tiny.gguf")
     spec = resolve(f"llama.cpp:{gguf}")[0]

@@ -18,7 +18,7 @@ def test_a_random_rung_has_the_registry_counts_the_planned_bytes_and_runs_to_max
     from sizebench.planning.registry import builtin, with_random_weights
     from sizebench.specs.models import CONFIGS
     from sizebench.stages.generation import GenSettings
-    from sizebench.stages.suites import Prompt
+    from sizebench.specs.prompts import Prompt
 
     spec = with_random_weights(builtin("minidolly-70m"))
     loaded = random_weights.load(spec, "cpu", "bfloat16")
@@ -41,7 +41,7 @@ from sizebench.engines.hf import placement, random_weights
 from sizebench.measurement import measure
 from sizebench.planning.registry import resolve, with_random_weights
 from sizebench.stages.generation import GenSettings
-from sizebench.stages.suites import Prompt
+from sizebench.specs.prompts import Prompt
 
 folder, warm = Path(sys.argv[1]), Path(sys.argv[2])
 settings = GenSettings(max_new_tokens=24, batch_size=1)

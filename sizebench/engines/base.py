@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from sizebench.runstore.records import DecodeRecord, LoadRecord, PromptRecord, ThroughputRecord
     from sizebench.engines.formats import Rendered
     from sizebench.specs.settings import GenSettings
-    from sizebench.stages.suites import Prompt
+    from sizebench.specs.prompts import Prompt
 
 
 @dataclass(frozen=True)

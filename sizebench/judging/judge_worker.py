@@ -21,7 +21,7 @@ from sizebench.specs.models import ModelSpec
 from sizebench.runstore.records import VoteRecord
 from sizebench.runstore.store import RunStore
 from sizebench.stages.events import Event
-from sizebench.stages.suites import Prompt
+from sizebench.specs.prompts import Prompt
 
 
 def run(job: Job) -> int:

@@ -27,7 +27,8 @@ from sizebench.specs.settings import PRESETS, WARMUP_TOKENS, GenSettings  # noqa
 from sizebench.runstore.records import BandwidthRecord, EnergyRecord, PromptRecord, PromptSkipRecord
 from sizebench.stages.events import Event
 from sizebench.stages.stage import Context, Stage
-from sizebench.stages.suites import Prompt, is_correct, load_suite
+from sizebench.specs.prompts import Prompt
+from sizebench.stages.suites import is_correct, load_suite
 
 WARMUP_PROMPT = Prompt("warm-up", "What is the capital of France?")  # short and fixed: never the suite's
 

@@ -16,7 +16,7 @@ from sizebench.specs.settings import WARMUP_TOKENS, GenSettings
 from sizebench.runstore.records import DecodeRecord, PromptRecord, ThroughputRecord
 
 if TYPE_CHECKING:
-    from sizebench.stages.suites import Prompt
+    from sizebench.specs.prompts import Prompt
 
 
 class LoadedModel(Protocol):
