@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from sizebench import engines  # noqa: E402
-from sizebench.planning.job import LoadSettings  # noqa: E402
+from sizebench.specs.settings import LoadSettings  # noqa: E402
 from sizebench.measurement import divergence  # noqa: E402
 from sizebench.planning.registry import resolve  # noqa: E402
 from sizebench.stages import agreement  # noqa: E402

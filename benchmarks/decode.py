@@ -27,9 +27,9 @@ sys.path.insert(0, str(REPO))
 
 from sizebench import engines  # noqa: E402
 from sizebench.engines.hf import decoding  # noqa: E402
-from sizebench.planning.job import LoadSettings  # noqa: E402
+from sizebench.specs.settings import LoadSettings  # noqa: E402
 from sizebench.planning.registry import resolve  # noqa: E402
-from sizebench.planning.settings import GenSettings  # noqa: E402
+from sizebench.specs.settings import GenSettings  # noqa: E402
 from sizebench.stages.suites import load_suite  # noqa: E402
 
 NEW_TOKENS = 64

@@ -31,9 +31,9 @@ sys.path.insert(0, str(REPO))
 from sizebench import engines  # noqa: E402
 from sizebench.analysis import paired  # noqa: E402
 from sizebench.measurement import bandwidth  # noqa: E402
-from sizebench.planning.job import LoadSettings  # noqa: E402
+from sizebench.specs.settings import LoadSettings  # noqa: E402
 from sizebench.planning.registry import resolve  # noqa: E402
-from sizebench.planning.settings import GenSettings  # noqa: E402
+from sizebench.specs.settings import GenSettings  # noqa: E402
 from sizebench.stages.suites import load_suite  # noqa: E402
 from sizebench.weights import gguf_check  # noqa: E402
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from sizebench.engines.hf import placement
 from sizebench.measurement.memory import GIB
-from sizebench.planning.registry import GROUPS, builtin, known_config
+from sizebench.planning.registry import GROUPS, builtin
+from sizebench.specs.models import known_config
 
 GPUS = (("16 GiB GPU (T4)", 15), ("24 GiB GPU (A10, L4)", 22), ("80 GiB GPU (A100, H100)", 79))  # GiB free
 RAM_GIB = 110

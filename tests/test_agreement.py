@@ -11,7 +11,7 @@ import pytest
 
 from conftest import build_tiny_neox, records, sizebench
 from fake_engine import make_model
-from sizebench.planning.job import LoadSettings
+from sizebench.specs.settings import LoadSettings
 from sizebench import engines
 from sizebench.measurement import divergence
 from sizebench.planning.registry import resolve

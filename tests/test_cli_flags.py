@@ -7,9 +7,9 @@ from typer.testing import CliRunner
 
 from sizebench.cli import app
 from sizebench.cli import options
-from sizebench.planning.flags import flag_of
+from sizebench.specs.flags import flag_of
 from sizebench.planning.plan import RunPlan
-from sizebench.planning.settings import EvalSettings, GenSettings, ServeSettings
+from sizebench.specs.settings import EvalSettings, GenSettings, ServeSettings
 from sizebench.stages import STAGES
 
 

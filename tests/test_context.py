@@ -49,7 +49,7 @@ def test_the_warm_up_uses_a_short_fixed_prompt_and_a_long_prompt_is_never_genera
     from sizebench.stages import generation
     from sizebench.engines.hf import loader
     from sizebench.planning.registry import resolve
-    from sizebench.stages.suites import Prompt
+    from sizebench.specs.prompts import Prompt
 
     loaded = loader.load(resolve(str(tiny_model))[0], "cpu", "float32")
     assert loaded.context_window() == 256

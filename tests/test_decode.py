@@ -43,8 +43,8 @@ def test_kv_bytes_count_keys_and_values_of_every_layer_and_a_sliding_window_only
 def test_static_decode_gives_the_eager_loops_greedy_tokens_on_cpu_in_float32(tiny_model):
     from sizebench.engines.hf import loader
     from sizebench.planning.registry import resolve
-    from sizebench.planning.settings import GenSettings
-    from sizebench.stages.suites import Prompt
+    from sizebench.specs.settings import GenSettings
+    from sizebench.specs.prompts import Prompt
 
     loaded = loader.load(resolve(str(tiny_model))[0], "cpu", "float32")
     prompts = tuple(Prompt(f"p{i}", text) for i, text in enumerate(PROMPTS))

@@ -13,7 +13,7 @@ from sizebench.errors import SizebenchError
 from sizebench.launch import runner, worker
 from sizebench.planning.plan import RunPlan
 from sizebench.planning.registry import resolve
-from sizebench.planning.settings import EvalSettings, GenSettings
+from sizebench.specs.settings import EvalSettings, GenSettings
 
 QUIET = Console(file=io.StringIO())
 

@@ -29,7 +29,7 @@ def test_a_model_larger_than_the_gpu_budget_is_offloaded_to_cpu_and_still_answer
     from sizebench.engines.hf import loader, placement
     from sizebench.measurement import memory
     from sizebench.planning.registry import resolve
-    from sizebench.stages.suites import Prompt
+    from sizebench.specs.prompts import Prompt
 
     spec = resolve(str(tiny_model))[0]
     config = json.loads((tiny_model / "config.json").read_text())
@@ -60,8 +60,8 @@ def test_static_compiled_decode_gives_the_eager_loops_first_step_logits_in_bf16(
     from sizebench.planning.registry import resolve
     import torch
 
-    from sizebench.planning.settings import GenSettings
-    from sizebench.stages.suites import Prompt
+    from sizebench.specs.settings import GenSettings
+    from sizebench.specs.prompts import Prompt
 
     loaded = loader.load(resolve(str(tiny_model))[0], "cuda", "bfloat16")
     rendered = loaded.render(Prompt("p", "What is the capital of France?"))

@@ -30,7 +30,7 @@ def kernelize(monkeypatch):
 def test_every_transformers_load_works_with_kernelize_broken(kernelize, tiny_model, suffix):
     """The load settings of every job (a rung's, an agreement reference's, the judge's): Hub kernels off unless
     asked for."""
-    from sizebench.planning.job import LoadSettings
+    from sizebench.specs.settings import LoadSettings
 
     calls, _ = kernelize
     spec = resolve(f"{tiny_model}{suffix}")[0]

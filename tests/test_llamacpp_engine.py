@@ -82,8 +82,8 @@ def test_greedy_tokens_are_llama_cpp_python_s_own(tmp_path):
     import llama_cpp
 
     from sizebench.engines.llamacpp import session as llama_session
-    from sizebench.planning.settings import GenSettings
-    from sizebench.stages.suites import Prompt
+    from sizebench.specs.settings import GenSettings
+    from sizebench.specs.prompts import Prompt
 
     gguf = tiny_llama_gguf(tmp_path / "tiny.gguf")
     spec = resolve(f"llama.cpp:{gguf}")[0]

@@ -24,7 +24,8 @@ def test_force_overrides_and_small_models_pass():
 # ---- what the GPU placement (tests/test_placement.py) builds on ----------------------------------
 
 from sizebench.measurement.memory import offloaded_bytes  # noqa: E402
-from sizebench.planning.job import Job, LoadSettings  # noqa: E402
+from sizebench.planning.job import Job  # noqa: E402
+from sizebench.specs.settings import LoadSettings  # noqa: E402
 from sizebench.planning.registry import builtin  # noqa: E402
 
 

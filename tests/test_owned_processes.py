@@ -91,7 +91,7 @@ def test_a_worker_stopped_during_the_health_wait_takes_the_whole_server_with_it(
 def test_a_server_that_never_turns_healthy_fails_in_one_line_and_leaves_nothing(tmp_path, monkeypatch):
     """Stopped as a group, SIGKILL after the grace: the server shrugs off SIGTERM and so does its child."""
     monkeypatch.setattr(launch, "HEALTH_TIMEOUT_S", 1.0)
-    monkeypatch.setattr("sizebench.launch.supervise.GRACE_S", 0.5)
+    monkeypatch.setattr("sizebench.system.supervise.GRACE_S", 0.5)
     server = Server(stand_in_server(tmp_path, ignore_sigterm=True), free_port(), tmp_path / "server.log", "stand-in",
                     served_name())
     with pytest.raises(ServerFailed, match="the stand-in was not healthy after 1 s; server.log: empty log"):
@@ -118,7 +118,7 @@ def test_another_server_on_the_port_is_never_taken_for_ours(tmp_path, monkeypatc
     """Two rungs launching at once: the port chosen for ours is taken by the other rung's server first. Its
     /v1/models answers, but not under our name: ours is not healthy (the old check passed at once)."""
     monkeypatch.setattr(launch, "HEALTH_TIMEOUT_S", 2.0)
-    monkeypatch.setattr("sizebench.launch.supervise.GRACE_S", 0.5)
+    monkeypatch.setattr("sizebench.system.supervise.GRACE_S", 0.5)
     other = HTTPServer(("127.0.0.1", 0), Models)
     other.name = served_name()
     threading.Thread(target=other.serve_forever, daemon=True).start()
@@ -222,7 +222,7 @@ def test_server_args_that_move_or_rename_the_server_are_refused_in_one_line(cli,
 
 
 def test_server_args_that_do_not_move_the_server_are_kept():
-    from sizebench.planning.settings import parse_server_args
+    from sizebench.specs.settings import parse_server_args
 
     assert parse_server_args("--n_ctx 512 --hostname-file x --max-model-len 8192") == \
         "--n_ctx 512 --hostname-file x --max-model-len 8192"
@@ -231,7 +231,8 @@ def test_server_args_that_do_not_move_the_server_are_kept():
 def test_a_worker_killed_outright_does_not_leave_a_child_holding_its_output(tmp_path):
     """The OOM killer takes the worker (SIGKILL) while a child it forked (a GGUF conversion) still holds its stdout:
     the parent notices the worker is gone, ends the rest of its group and goes on (it used to wait for the child)."""
-    from sizebench.launch import supervise
+    from sizebench.launch import progress
+    from sizebench.system import supervise
 
     script = tmp_path / "worker.py"
     script.write_text(textwrap.dedent("""
@@ -244,7 +245,7 @@ def test_a_worker_killed_outright_does_not_leave_a_child_holding_its_output(tmp_
     child = tmp_path / "child.pid"
     proc = supervise.start_worker([sys.executable, str(script), str(child)], grace=0.5)
     events = []
-    following = threading.Thread(target=lambda: supervise.follow(proc, events.append), daemon=True)
+    following = threading.Thread(target=lambda: progress.follow(proc, events.append), daemon=True)
     following.start()
     following.join(timeout=60)
     assert not following.is_alive(), "follow() is still waiting for the worker's output"

@@ -4,7 +4,8 @@ import pytest
 
 from conftest import RAM_GIB, half_the_weights_free
 from sizebench.measurement.memory import GIB, offloaded_bytes
-from sizebench.planning.registry import CONFIGS, builtin
+from sizebench.planning.registry import builtin
+from sizebench.specs.models import CONFIGS
 
 pytest.importorskip("transformers")
 from sizebench.engines.hf import placement  # noqa: E402

@@ -32,7 +32,8 @@ def test_the_t4_question_for_the_dolly_ladder():
 def test_the_plan_is_the_loaders_placement():
     from sizebench.engines.hf import placement
     from sizebench.planning import fit
-    from sizebench.planning.registry import CONFIGS, resolve
+    from sizebench.planning.registry import resolve
+    from sizebench.specs.models import CONFIGS
 
     where = fit.machine("16GiB,16GiB", "110GiB")
     rows = fit.plan_rows(resolve("dolly-v2-12b"), where, "bfloat16", context=1024, batch=4)

@@ -15,9 +15,10 @@ pytest.importorskip("transformers")
 @pytest.mark.models
 def test_a_random_rung_has_the_registry_counts_the_planned_bytes_and_runs_to_max_new_tokens():
     from sizebench.engines.hf import footprint, placement, random_weights
-    from sizebench.planning.registry import CONFIGS, builtin, with_random_weights
+    from sizebench.planning.registry import builtin, with_random_weights
+    from sizebench.specs.models import CONFIGS
     from sizebench.stages.generation import GenSettings
-    from sizebench.stages.suites import Prompt
+    from sizebench.specs.prompts import Prompt
 
     spec = with_random_weights(builtin("minidolly-70m"))
     loaded = random_weights.load(spec, "cpu", "bfloat16")
@@ -40,7 +41,7 @@ from sizebench.engines.hf import placement, random_weights
 from sizebench.measurement import measure
 from sizebench.planning.registry import resolve, with_random_weights
 from sizebench.stages.generation import GenSettings
-from sizebench.stages.suites import Prompt
+from sizebench.specs.prompts import Prompt
 
 folder, warm = Path(sys.argv[1]), Path(sys.argv[2])
 settings = GenSettings(max_new_tokens=24, batch_size=1)
@@ -64,7 +65,7 @@ print(json.dumps({"peak": peak, "total": planned.total_bytes, "weights": planned
 def test_the_planned_total_is_within_10_percent_of_and_above_the_running_peak(tmp_path):
     """A GPT-NeoX of 150M parameters (float32, 585 MiB): weights dominate, as in real rungs. Measured in a
     fresh process: the peak RSS of building it and answering one prompt, over the RSS before."""
-    from sizebench.planning.registry import CONFIGS
+    from sizebench.specs.models import CONFIGS
 
     def folder(name, **shape):
         path = tmp_path / name

@@ -18,9 +18,9 @@ from rich.console import Console  # noqa: E402
 
 from conftest import command_line  # noqa: E402
 from sizebench.launch import runner  # noqa: E402
-from sizebench.launch import supervise  # noqa: E402
+from sizebench.system import supervise  # noqa: E402
 from sizebench.stages.evaluation import EvalSettings  # noqa: E402
-from sizebench.planning.settings import GenSettings  # noqa: E402
+from sizebench.specs.settings import GenSettings  # noqa: E402
 from sizebench.planning.plan import RunPlan  # noqa: E402
 from sizebench.launch.ray_executor import Delivery, RayExecutor  # noqa: E402
 from sizebench.planning.registry import resolve  # noqa: E402

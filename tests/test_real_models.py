@@ -15,7 +15,7 @@ def test_smollm2_answers_paris_and_the_safetensors_cache_matches_the_gguf(tmp_pa
     from sizebench.engines.hf import loader
     from sizebench.weights import sources
     from sizebench.planning.registry import builtin
-    from sizebench.stages.suites import Prompt
+    from sizebench.specs.prompts import Prompt
 
     monkeypatch.setenv("SIZEBENCH_CACHE", str(tmp_path / "cache"))
     spec = builtin("smollm2-135m")

@@ -4,7 +4,8 @@ import pytest
 
 from conftest import tiny_gguf
 from sizebench.errors import SizebenchError
-from sizebench.planning.registry import BUILTINS, GGUF_FILE, HUB, LOCAL_DIR, builtin, file_key, known_config, resolve
+from sizebench.planning.registry import BUILTINS, builtin, file_key, resolve
+from sizebench.specs.models import GGUF_FILE, HUB, LOCAL_DIR, known_config
 
 
 def test_groups_and_names():

@@ -9,7 +9,7 @@ import hashlib
 
 from lm_eval.api.model import LM
 
-from sizebench.planning.settings import EvalSettings
+from sizebench.specs.settings import EvalSettings
 from sizebench.runstore.records import ChunkRecord, ItemsRecord, StopRecord, TaskRecord
 from sizebench.stages import chunks, evaluation, sequential
 

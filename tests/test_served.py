@@ -155,9 +155,9 @@ def test_server_killed_mid_sweep_fails_the_rung_and_keeps_its_records(tmp_path):
     from sizebench.engines import get
     from sizebench.errors import SizebenchError
     from sizebench.planning.registry import resolve
-    from sizebench.planning.settings import ServeSettings
+    from sizebench.specs.settings import ServeSettings
     from sizebench.stages import sweep
-    from sizebench.planning.job import LoadSettings
+    from sizebench.specs.settings import LoadSettings
 
     spec = resolve("llama.cpp-server:smollm2-135m")[0]
     serve = ServeSettings(concurrency=(2,), requests=200, seconds=120, output_tokens=16)

@@ -14,8 +14,9 @@ from rich.console import Console
 
 from conftest import command_line
 from fake_engine import make_model
-from sizebench.launch import runner, supervise
-from sizebench.planning.settings import GenSettings
+from sizebench.launch import progress, runner
+from sizebench.system import supervise
+from sizebench.specs.settings import GenSettings
 from sizebench.planning.plan import RunPlan
 from sizebench.planning.registry import resolve
 
@@ -49,7 +50,7 @@ def test_the_clock_restarts_at_each_stage(tmp_path):
             time.sleep(0.8)
     """))
     seen = []
-    assert supervise.follow(proc, seen.append, limit=1.5) is None
+    assert progress.follow(proc, seen.append, limit=1.5) is None
     assert proc.wait() == 0 and [e.kind for e in seen] == list(stages)
 
 
@@ -65,7 +66,7 @@ def test_a_stage_past_the_limit_stops_the_worker_even_one_that_ignores_sigterm(t
         while True:
             time.sleep(60)
     """))
-    assert supervise.follow(proc, lambda e: None, limit=1.0, grace=0.5) == "prompts"
+    assert progress.follow(proc, lambda e: None, limit=1.0, grace=0.5) == "prompts"
     assert marker.read_text() == "seen" and proc.returncode == -signal.SIGKILL
     assert gone(proc.pid)
 
@@ -89,7 +90,7 @@ def test_a_worker_and_its_children_stop_when_its_parent_died_by_sigkill(tmp_path
     marker = tmp_path / "marker"
     parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        from sizebench.launch import supervise
+        from sizebench.system import supervise
         proc = supervise.start_worker({worker + [str(marker)]!r})
         print(proc.pid, flush=True)
         time.sleep(60)

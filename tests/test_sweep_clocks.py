@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from sizebench.analysis import serving
-from sizebench.planning.settings import ServeSettings
+from sizebench.specs.settings import ServeSettings
 from sizebench.runstore.frames import Frames
 from sizebench.stages import sweep
 
@@ -95,7 +95,7 @@ def test_poisson_requests_are_all_sent_on_time_and_timed_from_when_they_were_due
 def test_the_completions_path_asks_for_usage_too():
     from sizebench.engines import formats
     from sizebench.engines.openai.session import EndpointSession
-    from sizebench.planning.settings import GenSettings
+    from sizebench.specs.settings import GenSettings
 
     session = EndpointSession(None, "http://127.0.0.1:1/v1", "m", object(), "plain", None)
     body = session.payload(formats.Rendered("Paris is", (), False), GenSettings(), 4)

@@ -7,7 +7,7 @@ import pytest
 from sizebench.stages import generation
 from sizebench.engines.hf import loader
 from sizebench.planning.registry import resolve
-from sizebench.stages.suites import Prompt
+from sizebench.specs.prompts import Prompt
 
 pytestmark = pytest.mark.models  # the tiny GPT-NeoX fixtures, by name (request.getfixturevalue)
 PROMPTS = (Prompt("p1", "What is the capital of France?"), Prompt("p2", "Name a mountain."),

@@ -9,7 +9,7 @@ from sizebench.analysis import sequential, verdict
 from sizebench.launch.runner import schedule
 from sizebench.planning.plan import RunPlan
 from sizebench.planning.registry import resolve
-from sizebench.planning.settings import EvalSettings
+from sizebench.specs.settings import EvalSettings
 from sizebench.report import verdict_section
 from sizebench.runstore import frames
 from sizebench.runstore.records import ChunkRecord, ItemsRecord, StopRecord

@@ -14,7 +14,7 @@ from fake_engine import make_model
 from sizebench.launch import runner
 from sizebench.planning.plan import RunPlan
 from sizebench.planning.registry import resolve
-from sizebench.planning.settings import EvalSettings, GenSettings
+from sizebench.specs.settings import EvalSettings, GenSettings
 
 TASK = "sizebench_geo_capitals"
 ITEMS = 196

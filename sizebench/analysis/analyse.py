@@ -13,7 +13,7 @@ from sizebench.analysis import scaling
 from sizebench.analysis import verdict as verdict_rule
 from sizebench.analysis.frontier import Frontier, frontier, headline
 from sizebench.analysis.sizes import SizeAxis
-from sizebench.planning.settings import DEFAULT_MARGIN
+from sizebench.specs.settings import DEFAULT_MARGIN
 from sizebench.runstore.frames import Frames
 
 

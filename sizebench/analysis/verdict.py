@@ -25,7 +25,7 @@ from sizebench.errors import SizebenchError
 from sizebench.runstore.frames import Frames
 from sizebench.analysis.paired import Paired
 from sizebench.analysis.sizes import SizeAxis
-from sizebench.planning.settings import DEFAULT_MARGIN
+from sizebench.specs.settings import DEFAULT_MARGIN
 
 METRICS = ("acc", "exact_match")  # the per-item score a task's verdict uses: the first one lm-eval gave
 POOLED = "all tasks"

@@ -13,13 +13,14 @@ from rich.markup import escape  # typer renders help as rich markup: [@TYPE] is 
 
 from sizebench import engines
 from sizebench.errors import SizebenchError
-from sizebench.planning.flags import UNSET, Flag, flag_of
+from sizebench.specs.flags import UNSET, Flag, flag_of
 from sizebench.planning.plan import RunPlan
-from sizebench.planning.settings import PROMPTS
+from sizebench.specs.models import DEFAULT_ENGINE
+from sizebench.specs.settings import PROMPTS
 from sizebench.stages import STAGES
 
 # Options that are no plan field: they choose the models with --models, or say where a run's files go.
-ENGINES = Flag(("--engines",), default=engines.DEFAULT, help="Comma list of engines each model without an ENGINE: "
+ENGINES = Flag(("--engines",), default=DEFAULT_ENGINE, help="Comma list of engines each model without an ENGINE: "
                "prefix runs on, at its default type: transformers,llama.cpp.")
 WEIGHTS = Flag(("--weights",), stage=PROMPTS, default="real", help="real | random: random weights built from each "
                "model's config (no download), a cost-only rung: load, memory and speed; the prompt suite, throughput "

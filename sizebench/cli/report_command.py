@@ -10,7 +10,7 @@ import typer
 from sizebench.cli import options
 from sizebench.cli.app import app, out
 from sizebench.errors import SizebenchError
-from sizebench.planning.settings import check_margin
+from sizebench.specs.settings import check_margin
 
 RESULTS, REPORT = options.typer_option(options.option_of("--results")), options.typer_option(options.option_of("--report"))
 MARGIN, BASELINE = options.typer_option(options.option_of("--margin")), options.typer_option(options.option_of("--baseline"))

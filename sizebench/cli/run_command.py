@@ -33,7 +33,8 @@ def register(command: str, help: str) -> None:
 
 
 def run(command: str, ctx: typer.Context, values: dict) -> None:
-    from sizebench.launch import runner, supervise
+    from sizebench.launch import runner
+    from sizebench.system import supervise
     from sizebench.planning.plan import RunPlan
     from sizebench.runstore.store import RunStore
 

@@ -22,7 +22,6 @@ ENGINES = {
     "llama.cpp-server": "sizebench.engines.openai.llamacpp_server",  # llama-cpp-python's server, launched per rung
     "vllm": "sizebench.engines.openai.vllm_server",  # `vllm serve`, launched per rung (needs a GPU)
 }
-DEFAULT = "transformers"
 EXTRA_ENGINES_VARIABLE = "SIZEBENCH_EXTRA_ENGINES"
 
 

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sizebench.measurement.energy import Meter
-    from sizebench.planning.job import LoadSettings
-    from sizebench.planning.registry import ModelSpec
+    from sizebench.specs.settings import LoadSettings
+    from sizebench.specs.models import ModelSpec
     from sizebench.runstore.records import DecodeRecord, LoadRecord, PromptRecord, ThroughputRecord
     from sizebench.engines.formats import Rendered
-    from sizebench.planning.settings import GenSettings
-    from sizebench.stages.suites import Prompt
+    from sizebench.specs.settings import GenSettings
+    from sizebench.specs.prompts import Prompt
 
 
 @dataclass(frozen=True)

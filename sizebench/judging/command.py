@@ -18,7 +18,7 @@ from rich.console import Console
 
 from sizebench.errors import SizebenchError
 from sizebench.judging import pairs
-from sizebench.launch import supervise
+from sizebench.system import supervise
 from sizebench.runstore import frames
 from sizebench.runstore.store import RunStore
 

@@ -17,11 +17,11 @@ from sizebench.judging import judge_prompt
 from sizebench.judging.pairs import VOTES
 from sizebench.launch.worker import event, start
 from sizebench.planning.job import Job
-from sizebench.planning.registry import ModelSpec
+from sizebench.specs.models import ModelSpec
 from sizebench.runstore.records import VoteRecord
 from sizebench.runstore.store import RunStore
 from sizebench.stages.events import Event
-from sizebench.stages.suites import Prompt
+from sizebench.specs.prompts import Prompt
 
 
 def run(job: Job) -> int:

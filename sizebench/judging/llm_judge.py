@@ -18,9 +18,12 @@ from rich.console import Console
 from sizebench.analysis.preference import JUDGE_PREFIX
 from sizebench.errors import SizebenchError
 from sizebench.judging.pairs import VOTES, Item
-from sizebench.launch import supervise
-from sizebench.planning.job import Job, LoadSettings
-from sizebench.planning.registry import ModelSpec, file_key
+from sizebench.launch import progress
+from sizebench.system import supervise
+from sizebench.planning.job import Job
+from sizebench.specs.settings import LoadSettings
+from sizebench.planning.registry import file_key
+from sizebench.specs.models import ModelSpec
 from sizebench.runstore.records import VoteRecord
 from sizebench.runstore.store import RunStore
 from sizebench.stages.events import Event
@@ -92,7 +95,7 @@ def run(store: RunStore, items: list[Item], spec: ModelSpec, settings: Settings,
         proc = supervise.start_worker([sys.executable, "-m", "sizebench.judging.judge_worker", str(job_path)],
                                       stderr=log)
         try:
-            supervise.follow(proc, show)
+            progress.follow(proc, show)
             proc.wait()
         except BaseException:  # a stop signal, or an error of ours: the judge does not outlive it
             supervise.stop(proc)

@@ -26,13 +26,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from sizebench.launch import supervise
+from sizebench.launch import progress
+from sizebench.system import supervise
 from sizebench import engines
 from sizebench.errors import SizebenchError
 from sizebench.planning.job import Job
 from sizebench.runstore import jsonl
 from sizebench.runstore.store import RunStore, hold_signals, item_texts
-from sizebench.launch.supervise import Interrupted, TimedOut
+from sizebench.system.supervise import Interrupted, TimedOut
 
 GPU_BYTES = float(os.environ.get("SIZEBENCH_RAY_GPU_GB", "80")) * 2**30  # memory of one GPU on the cluster
 POLL_S = 0.1  # how often the task looks for new records, and the driver for what the task sent
@@ -88,7 +89,7 @@ def _followed(proc, limit: float | None) -> queue.Queue:
     out: queue.Queue = queue.Queue()
 
     def follow() -> None:
-        out.put(("done", supervise.follow(proc, lambda event: out.put(("event", event)), limit)))
+        out.put(("done", progress.follow(proc, lambda event: out.put(("event", event)), limit)))
 
     threading.Thread(target=follow, daemon=True).start()
     return out

@@ -21,14 +21,15 @@ from rich.console import Console
 
 from sizebench import stages
 from sizebench.analysis import sequential
-from sizebench.launch import supervise
+from sizebench.launch import progress
+from sizebench.system import supervise
 from sizebench.planning import agreement
 from sizebench.planning.job import Job, make_job
 from sizebench.planning.plan import RunPlan, environment
 from sizebench.runstore.records import FailureRecord
 from sizebench.runstore.store import RunStore, completed, item_texts
 from sizebench.stages.events import Event
-from sizebench.launch.supervise import Interrupted, TimedOut
+from sizebench.system.supervise import Interrupted, TimedOut
 from sizebench.errors import UNAVAILABLE
 
 __all__ = ["Interrupted", "TimedOut", "Outcome", "LocalExecutor", "execute", "new_run"]
@@ -89,7 +90,7 @@ def answering(proc, on_event):
 def _follow(proc, on_event, limit: float | None) -> str | None:
     """Events until the worker ends; any stop signal to us stops it first (SIGTERM, SIGKILL after a grace)."""
     try:
-        ran_out = supervise.follow(proc, on_event, limit)
+        ran_out = progress.follow(proc, on_event, limit)
         proc.wait()
         return ran_out
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP through supervise.stop_signals

@@ -21,7 +21,7 @@ from dataclasses import replace
 from sizebench import stages
 from sizebench.errors import UNAVAILABLE, MemoryGuardError, ModelUnavailable, SizebenchError
 from sizebench.planning.job import Job
-from sizebench.planning.registry import ModelSpec
+from sizebench.specs.models import ModelSpec
 from sizebench.runstore.records import FailureRecord, StageRecord
 from sizebench.runstore.store import RunStore
 from sizebench.stages.events import Event
@@ -47,7 +47,7 @@ def stop_between_records(signum, frame) -> None:
 
 
 def stop_on_signals() -> None:
-    """SIGTERM (the parent stopping us, or its death through our watchdog, sizebench.launch.supervise.Owned) and
+    """SIGTERM (the parent stopping us, or its death through our watchdog, sizebench.system.supervise.Owned) and
     SIGHUP, unless ignored (nohup), unwind between records as Ctrl-C does."""
     for signum in (signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(signum) is not signal.SIG_IGN:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from sizebench import engines
 from sizebench.errors import SizebenchError
-from sizebench.planning.registry import LOCAL_DIR, ModelSpec, file_key
+from sizebench.planning.registry import file_key
+from sizebench.specs.models import LOCAL_DIR, ModelSpec
 
 SHARED_TOKENIZERS = {  # location -> a name for the tokenizer it shares with other locations
     "marouni/miniDolly": "gpt-neox-20b", "databricks/dolly-v2-3b": "gpt-neox-20b",

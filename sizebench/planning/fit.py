@@ -15,7 +15,7 @@ from pathlib import Path
 from sizebench.errors import SizebenchError
 from sizebench.measurement import memory
 from sizebench import engines
-from sizebench.planning.registry import GGUF_FILE, GGUF_PACKAGE, ModelSpec
+from sizebench.specs.models import GGUF_FILE, GGUF_PACKAGE, ModelSpec
 
 CUDA_CONTEXT_BYTES = 512 * 2**20  # what the CUDA context and torch's kernels take of a card before any tensor
 # Cards by name: (memory as nvidia-smi reports it, bfloat16 support). A T4 has no bfloat16.

@@ -4,35 +4,13 @@ the worker (Job.from_dict). An engine sees only its load settings (LoadSettings)
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from sizebench.planning.plan import RunPlan
-from sizebench.planning.registry import ModelSpec, file_key
-from sizebench.planning.settings import EvalSettings, GenSettings, ServeSettings
-
-
-@dataclass(frozen=True)
-class LoadSettings:
-    """What an engine loads a rung with (sizebench.engines.base.Engine.load)."""
-
-    device: str = "auto"
-    dtype: str = "auto"
-    force: bool = False  # past the memory guard
-    offload: bool = True  # CPU offload where the GPUs cannot hold the model (--no-offload: refused instead)
-    hub_kernels: bool = False  # transformers' Hub kernels (--hub-kernels)
-    threads: int | None = None  # CPU threads (None: the engine's default)
-    server_args: str = ""  # a launched server's extra flags (--server-args)
-    server_log: str | None = None  # a launched server's log file (None: a new temporary file)
-
-    def server_log_path(self) -> Path:
-        if self.server_log is not None:
-            return Path(self.server_log)
-        handle, path = tempfile.mkstemp(prefix="sizebench-server-", suffix=".log")
-        os.close(handle)
-        return Path(path)
+from sizebench.planning.registry import file_key
+from sizebench.specs.models import ModelSpec
+from sizebench.specs.settings import EvalSettings, GenSettings, LoadSettings, ServeSettings
 
 
 @dataclass(frozen=True)

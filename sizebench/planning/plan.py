@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sizebench.errors import SizebenchError
-from sizebench.planning.flags import flag
-from sizebench.planning.registry import ModelSpec
-from sizebench.planning.settings import (AGREEMENT, PROMPTS, EvalSettings, GenSettings, ServeSettings, check_margin,
+from sizebench.specs.flags import flag
+from sizebench.specs.models import ModelSpec
+from sizebench.specs.settings import (AGREEMENT, PROMPTS, EvalSettings, GenSettings, ServeSettings, check_margin,
                                          parse_server_args)
 
 EXECUTORS = ("local", "ray")

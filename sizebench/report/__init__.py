@@ -16,14 +16,15 @@ from rich.markdown import Markdown
 from sizebench.analysis import agreement as agreement_figures
 from sizebench.analysis import per_model, serving
 from sizebench.analysis.analyse import Analysis, analyse
-from sizebench.planning.settings import DEFAULT_MARGIN
+from sizebench.specs.settings import DEFAULT_MARGIN
 from sizebench.report import layout, sections, verdict_section
 from sizebench.report.markdown import cell, table
 from sizebench.report.notes import skipped_tasks
 from sizebench.report.page import Page
 from sizebench.report.serving_section import plot as serving_plot
 from sizebench.report.summary import summary_table
-from sizebench.runstore import atomic, frames as frames_module
+from sizebench.runstore import frames as frames_module
+from sizebench.system import atomic
 from sizebench.runstore.frames import Frames
 
 __all__ = ["cell", "table", "summary_table", "render", "publish"]

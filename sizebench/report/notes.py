@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sizebench.runstore.frames import Frames
-from sizebench.planning.settings import GenSettings
+from sizebench.specs.settings import GenSettings
 from sizebench.report.markdown import table
 
 

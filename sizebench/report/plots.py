@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sizebench.runstore import atomic
+from sizebench.system import atomic
 from sizebench.analysis.sizes import base_model
 
 

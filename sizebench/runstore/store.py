@@ -14,7 +14,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from sizebench.runstore import atomic, jsonl
+from sizebench.runstore import jsonl
+from sizebench.system import atomic
 from sizebench.errors import SizebenchError
 from sizebench.runstore.records import KINDS, Record
 

@@ -21,7 +21,7 @@ import numpy as np
 from sizebench.measurement import divergence
 from sizebench.planning.agreement import references
 from sizebench.planning.plan import RunPlan
-from sizebench.runstore import atomic
+from sizebench.system import atomic
 from sizebench.runstore.records import AgreementRecord, AgreementSkipRecord, DistributionsRecord
 from sizebench.runstore.store import current
 from sizebench.stages.stage import Context, Stage, scored

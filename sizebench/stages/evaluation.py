@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sizebench.errors import SizebenchError
-from sizebench.planning.settings import DEFAULT_TASKS, EvalSettings  # noqa: F401 (EvalSettings: stage API)
+from sizebench.specs.settings import DEFAULT_TASKS, EvalSettings  # noqa: F401 (EvalSettings: stage API)
 from sizebench.runstore.records import SkipRecord, TaskRecord
 
 BUNDLED_TASKS = Path(__file__).parent / "tasks"

@@ -20,7 +20,7 @@ ASIDES = {"bandwidth": (), "prompt_skipped": ("prompt_id", "reason"), "batched":
 JUDGE = {"judging": COUNT, "too_long": ("screen", "tokens", "window")}
 # kind -> the fields it may carry besides the model
 KINDS = {**WORKER, **{name: (*COUNT, "level") for name in stages.names()}, **ASIDES, **JUDGE}
-# The kinds that start a stage's clock under --timeout (sizebench.launch.supervise.follow), and that stage.
+# The kinds that start a stage's clock under --timeout (sizebench.launch.progress.follow), and that stage.
 CLOCKS = {"loading": "load", **{name: name for name in stages.names()}}
 WHOLE = {"done", "total", "tokens", "window"}
 

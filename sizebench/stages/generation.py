@@ -22,12 +22,13 @@ from sizebench.engines.base import Generation, Session  # noqa: F401 (Generation
 from sizebench.measurement import bandwidth, energy, measure
 from sizebench.errors import SizebenchError
 from sizebench.planning.plan import RunPlan
-from sizebench.planning.registry import RANDOM
-from sizebench.planning.settings import PRESETS, WARMUP_TOKENS, GenSettings  # noqa: F401 (the stage's settings)
+from sizebench.specs.models import RANDOM
+from sizebench.specs.settings import PRESETS, WARMUP_TOKENS, GenSettings  # noqa: F401 (the stage's settings)
 from sizebench.runstore.records import BandwidthRecord, EnergyRecord, PromptRecord, PromptSkipRecord
 from sizebench.stages.events import Event
 from sizebench.stages.stage import Context, Stage
-from sizebench.stages.suites import Prompt, is_correct, load_suite
+from sizebench.specs.prompts import Prompt
+from sizebench.stages.suites import is_correct, load_suite
 
 WARMUP_PROMPT = Prompt("warm-up", "What is the capital of France?")  # short and fixed: never the suite's
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from sizebench.planning.settings import EvalSettings
+from sizebench.specs.settings import EvalSettings
 from sizebench.runstore.records import ChunkRecord, ItemsRecord, StopRecord, TaskRecord
 from sizebench.stages import chunks, evaluation, items
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sizebench.planning.job import Job
 from sizebench.planning.plan import RunPlan
-from sizebench.planning.registry import RANDOM
+from sizebench.specs.models import RANDOM
 from sizebench.runstore.store import RunStore
 from sizebench.stages.events import Event
 

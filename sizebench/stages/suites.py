@@ -15,15 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sizebench.errors import SizebenchError
-
-
-@dataclass(frozen=True)
-class Prompt:
-    id: str
-    text: str
-    expected: tuple[str, ...] = ()
-    context: str | None = None
-    category: str | None = None
+from sizebench.specs.prompts import Prompt
 
 
 @dataclass(frozen=True)

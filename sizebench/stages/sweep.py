@@ -23,7 +23,7 @@ from sizebench.engines.openai import client
 from sizebench.errors import SizebenchError
 from sizebench import engines
 from sizebench.planning.plan import RunPlan, positive
-from sizebench.planning.settings import GenSettings, ServeSettings
+from sizebench.specs.settings import GenSettings, ServeSettings
 from sizebench.runstore.records import ServedRequestRecord, SweepLevelRecord
 from sizebench.stages.events import Event
 from sizebench.stages.generation import WARMUP_PROMPT

@@ -28,7 +28,7 @@ import uuid
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
-from sizebench.runstore import atomic
+from sizebench.system import atomic
 
 
 def _plain_reader_class():
@@ -199,7 +199,7 @@ def convert_in_fork(gguf_path: Path, target: Path) -> None:
     if pid == 0:  # the child: never returns, never runs the parent's exit handlers
         status = 1
         try:
-            os.close(read)  # in the worker's process group: stopped with it (sizebench.launch.supervise.Owned)
+            os.close(read)  # in the worker's process group: stopped with it (sizebench.system.supervise.Owned)
             with redirect_stdout(sys.stderr):  # a worker's stdout carries its progress events
                 convert_gguf(gguf_path, target)
             status = 0

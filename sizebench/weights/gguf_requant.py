@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sizebench.errors import ConversionFailed, SizebenchError
-from sizebench.runstore import atomic
+from sizebench.system import atomic
 from sizebench.weights import sources
 
 F32 = "f32"

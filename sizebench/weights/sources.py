@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from sizebench.runstore import atomic
+from sizebench.system import atomic
 from sizebench.weights import gguf_check
 from sizebench.errors import ConversionFailed, ModelUnavailable
-from sizebench.planning.registry import GGUF_FILE, GGUF_PACKAGE, HUB, LOCAL_DIR, ModelSpec, hf_offline
+from sizebench.specs.models import GGUF_FILE, GGUF_PACKAGE, HUB, LOCAL_DIR, ModelSpec
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 
@@ -45,6 +45,10 @@ class Located:
 
 
 # ---- availability -------------------------------------------------------------------------------
+
+def hf_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+
 
 def hub_reachable(timeout: float = 1.5) -> bool:
     """One TCP connect to the hub endpoint; False when HF_HUB_OFFLINE is set or nothing answers."""

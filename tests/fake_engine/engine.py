@@ -12,7 +12,7 @@ from sizebench.engines import formats
 from sizebench.engines.base import Engine, Generation, Session, ray_request
 from sizebench.errors import SizebenchError
 from sizebench.measurement import measure
-from sizebench.planning.registry import LOCAL_DIR, ModelSpec
+from sizebench.specs.models import LOCAL_DIR, ModelSpec
 from sizebench.runstore.records import LoadRecord
 
 DTYPE = "bfloat16"

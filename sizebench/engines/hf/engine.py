@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sizebench.engines.base import Engine, ray_request
 from sizebench.engines.hf import precision
-from sizebench.planning.registry import LOCAL_DIR, RANDOM
+from sizebench.specs.models import LOCAL_DIR, RANDOM
 
 
 class TransformersEngine(Engine):

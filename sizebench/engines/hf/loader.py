@@ -14,8 +14,7 @@ from sizebench.engines.hf import decoding, footprint, placement, precision, prom
 from sizebench.errors import MemoryGuardError, SizebenchError
 from sizebench.measurement import measure, memory
 from sizebench.measurement.measure import resolve_device
-from sizebench.planning import registry
-from sizebench.planning.registry import ModelSpec
+from sizebench.specs.models import RANDOM, ModelSpec, known_config
 from sizebench.runstore.records import LoadRecord
 from sizebench.weights import sources
 
@@ -57,7 +56,7 @@ class Loaded(Session):
             precision=spec.precision, precision_label=variant.label if variant else None,
             bytes_per_param=held / self.params if self.params else None,
             quantization=spec.quantization, convert_s=located.convert_s, load_s=self.load_s, dtype=self.dtype,
-            load_kind="random" if spec.weights == registry.RANDOM else "cold" if located.convert_s is not None
+            load_kind="random" if spec.weights == RANDOM else "cold" if located.convert_s is not None
             else "cached",
             device=self.device, n_devices=self.n_devices, threads=torch.get_num_threads(),
             prompt_format=self.prompt_format, peak_rss_mb=measure.peak_rss_mb(),
@@ -218,7 +217,7 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "auto", force: bool
     # be used anyway (for a variant, quantized embeddings assumed: a lower bound); otherwise, and again for a
     # variant once the config tells the embeddings' share, when the weights are located. On GPU the
     # placement of every layer comes from the config as located.
-    placed = guard(spec.params, config=registry.known_config(spec)) if spec.params else None
+    placed = guard(spec.params, config=known_config(spec)) if spec.params else None
     located = sources.locate(spec)
     refuse_remote_code(spec, located.path)
     precision.check_layout(spec.name, spec.precision, device, located.path)

@@ -11,12 +11,12 @@ from sizebench.engines import formats
 from sizebench.engines.base import Generation
 from sizebench.engines.hf import decoding
 from sizebench.measurement import energy, measure, memory
-from sizebench.planning.registry import RANDOM, ModelSpec
-from sizebench.planning.settings import WARMUP_TOKENS, GenSettings
+from sizebench.specs.models import RANDOM, ModelSpec
+from sizebench.specs.settings import WARMUP_TOKENS, GenSettings
 from sizebench.runstore.records import DecodeRecord, PromptRecord, ThroughputRecord
 
 if TYPE_CHECKING:
-    from sizebench.stages.suites import Prompt
+    from sizebench.specs.prompts import Prompt
 
 
 class LoadedModel(Protocol):

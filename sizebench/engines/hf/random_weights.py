@@ -21,8 +21,7 @@ from sizebench.engines.hf.loader import Loaded, count_params, resolve_dtype
 from sizebench.errors import MemoryGuardError, ModelUnavailable, SizebenchError
 from sizebench.measurement import memory
 from sizebench.measurement.measure import resolve_device
-from sizebench.planning import registry
-from sizebench.planning.registry import HUB, LOCAL_DIR, ModelSpec
+from sizebench.specs.models import HUB, LOCAL_DIR, ModelSpec, known_config
 from sizebench.weights import sources
 
 STAND_IN = "byte-level stand-in"  # the tokenizer's name in the load record when the model's own is not here
@@ -30,7 +29,7 @@ STAND_IN = "byte-level stand-in"  # the tokenizer's name in the load record when
 
 def config_of(spec: ModelSpec) -> dict:
     """The model's config.json without its weights: the registry's, the model folder's, or the HF cache's."""
-    known = registry.known_config(spec)
+    known = known_config(spec)
     if known:
         return known
     path = None

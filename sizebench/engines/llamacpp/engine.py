@@ -39,7 +39,7 @@ class LlamaCppEngine(Engine):
     def check(self, spec, device: str) -> None:
         if importlib.util.find_spec("llama_cpp") is None:
             raise SizebenchError(f"{spec.name}: {INSTALL}")
-        from sizebench.planning.registry import GGUF_FILE, GGUF_PACKAGE
+        from sizebench.specs.models import GGUF_FILE, GGUF_PACKAGE
 
         if spec.source not in (GGUF_FILE, GGUF_PACKAGE):
             from sizebench.weights import hf_to_gguf

@@ -19,7 +19,7 @@ from sizebench.engines import formats
 from sizebench.engines.base import Generation, Session
 from sizebench.errors import SizebenchError
 from sizebench.measurement import measure
-from sizebench.planning.registry import GGUF_FILE, GGUF_PACKAGE, ModelSpec
+from sizebench.specs.models import GGUF_FILE, GGUF_PACKAGE, ModelSpec
 from sizebench.runstore.records import LoadRecord
 from sizebench.weights import gguf_check, sources
 

@@ -34,7 +34,7 @@ class OpenAIEndpointEngine(Engine):
         from sizebench.engines.openai import client, records_of
         from sizebench.engines.openai.session import EndpointSession
         from sizebench.errors import ModelUnavailable
-        from sizebench.planning.registry import ModelSpec
+        from sizebench.specs.models import ModelSpec
 
         base, served = expression.split(spec.location)
         started = time.perf_counter()

@@ -11,7 +11,7 @@ from dataclasses import replace
 from urllib.parse import parse_qsl, urlsplit
 
 from sizebench.errors import SizebenchError
-from sizebench.planning.registry import ModelSpec
+from sizebench.specs.models import ModelSpec
 
 PREFIX = "openai:"
 ENDPOINT = "endpoint"  # ModelSpec.source of an endpoint: location is URL#SERVED_NAME

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from sizebench.engines.openai import client
 from sizebench.errors import SizebenchError
-from sizebench.launch import supervise
+from sizebench.system import supervise
 
 HEALTH_TIMEOUT_S = float(os.environ.get("SIZEBENCH_SERVER_START_S", "600"))  # vLLM compiles graphs for minutes
 LOG_TAIL_LINES = 8

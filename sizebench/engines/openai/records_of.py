@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sizebench.engines import formats
-from sizebench.planning.registry import GGUF_FILE, GGUF_PACKAGE, ModelSpec
+from sizebench.specs.models import GGUF_FILE, GGUF_PACKAGE, ModelSpec
 from sizebench.runstore.records import LoadRecord
 
 

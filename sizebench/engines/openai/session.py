@@ -15,7 +15,7 @@ from sizebench.engines import formats
 from sizebench.engines.base import Generation, Session
 from sizebench.engines.openai import client
 from sizebench.errors import SizebenchError
-from sizebench.planning.registry import ModelSpec
+from sizebench.specs.models import ModelSpec
 from sizebench.runstore import jsonl
 
 REQUEST_TIMEOUT_S = 600.0  # a hung server is ended by --timeout; this only bounds a single request

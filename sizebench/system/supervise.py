@@ -1,4 +1,4 @@
-"""Supervising a worker process: how it is started, followed, timed and stopped.
+"""Supervising a worker process: how it is started and stopped (followed and timed: sizebench.launch.progress).
 
 Workers run in their own session, so a terminal's Ctrl-C reaches only the CLI; the CLI forwards
 every way of stopping (SIGINT, SIGTERM, SIGHUP, a stage's time limit) to the worker's process group
@@ -11,22 +11,16 @@ a crash), so nothing it started outlives it on any path.
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from contextlib import contextmanager
-
-from sizebench.stages import events
-from sizebench.stages.events import Event
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 GRACE_S = float(os.environ.get("SIZEBENCH_STOP_GRACE_S", "10"))
 SETTLE_S = 5.0  # past the grace (SIGKILL sent), how long a stopped process's group takes to be gone
-LOOK_S = 1.0  # how often a silent worker is looked at
 
 
 class Signalled(KeyboardInterrupt):
@@ -196,44 +190,3 @@ def _signal_group(proc: subprocess.Popen, signum: int) -> bool:
         return True
     except ProcessLookupError:
         return False
-
-
-def follow(proc: subprocess.Popen, on_event: Callable[[Event], None], limit: float | None = None,
-           grace: float | None = None) -> str | None:
-    """Pass the worker's progress events (JSON lines) to on_event until its stdout closes.
-
-    With a limit, the clock restarts at each stage (Event.clock: the events that start one); a stage that runs
-    past it stops the worker. Returns that stage, or None when the worker ended by itself.
-    """
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
-    stage, started = "load", time.monotonic()
-    while True:
-        left = None if limit is None else max(0.0, started + limit - time.monotonic())
-        try:
-            line = lines.get(timeout=LOOK_S if left is None else min(left, LOOK_S))
-        except queue.Empty:
-            if left is not None and left <= LOOK_S:
-                stop(proc, grace)
-                return stage
-            if proc.poll() is not None:  # the worker is gone, a process it left holds its stdout: end the group
-                stop(proc, grace)
-            continue
-        if line is None:
-            return None
-        event = events.from_json(line)
-        if event is None:  # a library printing to stdout, not one of our events
-            continue
-        entered = event.clock
-        if entered and entered != stage:
-            stage, started = entered, time.monotonic()
-        on_event(event)
-
-
-def _pump(stream, lines: queue.Queue) -> None:
-    """A reader thread: the main thread waits on the queue, with a deadline, and stays free for signals."""
-    try:
-        for line in stream:
-            lines.put(line)
-    finally:
-        lines.put(None)

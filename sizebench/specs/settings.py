@@ -1,12 +1,16 @@
-"""The settings of the two stages, as the run plan stores them: decoding for prompts, lm-eval for tasks."""
+"""The settings of the two stages, as the run plan stores them: decoding for prompts, lm-eval for tasks; and what an
+engine loads a rung with (LoadSettings, part of a worker's job)."""
 
 from __future__ import annotations
 
+import os
 import shlex
+import tempfile
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from sizebench.errors import SizebenchError
-from sizebench.planning.flags import flag
+from sizebench.specs.flags import flag
 
 DEFAULT_TASKS = ("sizebench_geo",)
 DEFAULT_MARGIN = 0.05  # accuracy a smaller rung may lose to the baseline and still be recommended (--margin)
@@ -202,3 +206,24 @@ def parse_slo(text: str | None) -> tuple[tuple[str, float], ...]:
                                  f"got '{part.strip()}'")
         pairs.append((name, seconds))
     return tuple(pairs)
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """What an engine loads a rung with (sizebench.engines.base.Engine.load)."""
+
+    device: str = "auto"
+    dtype: str = "auto"
+    force: bool = False  # past the memory guard
+    offload: bool = True  # CPU offload where the GPUs cannot hold the model (--no-offload: refused instead)
+    hub_kernels: bool = False  # transformers' Hub kernels (--hub-kernels)
+    threads: int | None = None  # CPU threads (None: the engine's default)
+    server_args: str = ""  # a launched server's extra flags (--server-args)
+    server_log: str | None = None  # a launched server's log file (None: a new temporary file)
+
+    def server_log_path(self) -> Path:
+        if self.server_log is not None:
+            return Path(self.server_log)
+        handle, path = tempfile.mkstemp(prefix="sizebench-server-", suffix=".log")
+        os.close(handle)
+        return Path(path)
