@@ -1,11 +1,20 @@
 """The engine seam: all that the worker, the stages and the Ray executor ask of whatever runs a model.
 
 An `Engine` knows its types (the `@TYPE` suffixes it offers), checks a rung cheaply before anything
-loads, says what a rung needs from Ray, and loads a model into a `Session`. A `Session` renders,
-counts and generates prompts with timing, gives an lm-eval model for the tasks stage and writes its
-own load record. Outside the engines' folders, code asks an engine what it declares (served, runs_gguf,
-reference_implementation, model_of) instead of its name; two name checks remain (planning/registry.py's random
-weights, transformers only; cli.py's refusal of openai in --engines).
+loads, says what a rung needs from Ray, and loads a model into a `Session`.
+
+Required of every session (`Session`'s abstract methods): its load record, render a prompt, count its tokens,
+its context window, one timed generation and an lm-eval model. `Session`'s other methods have defaults that
+fit an engine without the feature (one decode loop, no CUDA peak, nothing to close).
+
+Optional, as capabilities a session class inherits only where it has them (ABC mixins, every method abstract):
+`NextTokens` (teacher-forced next-token distributions: the agreement stage), `Batching` (batched throughput:
+the prompt stage's --batch-size) and `Served` (a rung behind an OpenAI-compatible HTTP server: the load
+sweep). A stage asks `isinstance(session, NextTokens)`, never the engine's name, and a session without the
+capability gets the stage's skip (or its one-line refusal), as before.
+
+Outside the engines' folders, code asks an engine what it declares before loading (served, runs_gguf,
+reference_implementation, builds_random_weights, names_models, model_of) instead of its name.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sizebench.engines.openai.client import Streamed
     from sizebench.measurement.energy import Meter
     from sizebench.specs.settings import LoadSettings
     from sizebench.specs.models import ModelSpec
@@ -59,7 +69,7 @@ class Session(ABC):
 
     @abstractmethod
     def prompt_tokens(self, rendered: "Rendered") -> int:
-        ...
+        """Tokens of the rendered prompt as generation feeds it (0 where the engine has no tokenizer to count)."""
 
     @abstractmethod
     def context_window(self) -> int | None:
@@ -80,11 +90,6 @@ class Session(ABC):
 
     def decode_record(self, attempt: str, warmup_s: float) -> "DecodeRecord | None":
         """How this rung decoded, with the warm-up's time (a compile, where it compiles); None: one loop only."""
-        return None
-
-    def batched_throughput(self, prompts: tuple["Prompt", ...], settings: "GenSettings", attempt: str,
-                           single: list["PromptRecord"]) -> "ThroughputRecord | None":
-        """Aggregate tokens/s in batches, where the engine batches; None where it does not."""
         return None
 
     def resident_weights_mb(self) -> float | None:
@@ -115,29 +120,74 @@ class Session(ABC):
 
     def close(self) -> None:
         """Free what the session started (a launched server); the worker calls it on every exit path."""
-    # ---- next-token distributions (the agreement stage); an engine without them returns None ----------
 
-    def vocabulary(self) -> list[str] | None:
-        """The id -> token map (token strings as the tokenizer stores them), or None where the engine
-        gives no next-token distributions."""
-        return None
 
+# ---- optional capabilities: a session class inherits those it has; stages check with isinstance ----------
+
+
+class NextTokens(ABC):
+    """Next-token distributions of a sequence fed whole (teacher forcing), in the model's own token ids: what the
+    agreement stage compares. A session without it: no agreement figures for its rung (the stage says why)."""
+
+    @abstractmethod
+    def vocabulary(self) -> list[str]:
+        """The id -> token map (token strings as the tokenizer stores them)."""
+
+    @abstractmethod
     def text_ids(self, text: str) -> list[int]:
         """`text` as token ids, no special tokens added."""
-        raise NotImplementedError
 
+    @abstractmethod
     def begin_ids(self) -> list[int]:
         """What the tokenizer puts before a text (BOS where it adds one)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def prompt_ids(self, rendered: "Rendered") -> list[int]:
         """A rendered prompt's ids, as generation feeds them."""
-        raise NotImplementedError
 
+    @abstractmethod
     def next_token_logits(self, ids: list[int], first: int) -> Any:
         """Raw logits (numpy, float32) at positions first .. len(ids) - 2 of one sequence fed whole: the
         rows predicting ids[first + 1:]."""
-        raise NotImplementedError
+
+
+class Batching(ABC):
+    """Generation of several prompts at once in this process: the prompt stage's aggregate tokens/s where
+    --batch-size asks. A session without it measures single streams only."""
+
+    @abstractmethod
+    def batched_throughput(self, prompts: tuple["Prompt", ...], settings: "GenSettings", attempt: str,
+                           single: list["PromptRecord"]) -> "ThroughputRecord":
+        """Aggregate tokens/s of `prompts` in batches of settings.batch_size, beside the single-stream
+        records `single` of the same prompts."""
+
+
+class Served(ABC):
+    """A rung behind an OpenAI-compatible HTTP server, which the load sweep drives with many requests at once.
+    The sweep refuses, in one line, a session without it."""
+
+    spec: "ModelSpec"
+    base_url: str  # the server's API root (http://HOST:PORT/v1), named in the sweep's errors
+    serving: str  # how it is served, parallelism included, for the report
+
+    @abstractmethod
+    def payload(self, rendered: "Rendered", settings: "GenSettings", limit: int) -> dict:
+        """The request body generating at most `limit` tokens for `rendered` with `settings` (its stop strings
+        as `stop`; the sweep drops them and fixes the output length)."""
+
+    @abstractmethod
+    def stream(self, body: dict, started: float | None = None) -> "Streamed":
+        """One streamed request of `body`, timed from `started` (a perf_counter reading; None: when sent)."""
+
+    @abstractmethod
+    def failed_server(self) -> str | None:
+        """Why the server launched for this rung has died (one line), or None while it lives or where none
+        was launched here."""
+
+    @abstractmethod
+    def output_tokens(self, text: str) -> int | None:
+        """Tokens in an answer's text by the rung's tokenizer; None without one (the sweep then counts the
+        stream's chunks)."""
 
 
 def ray_request(needed: int, device: str, cluster_gpus: float, gpu_bytes: float) -> dict:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sizebench.engines.base import NextTokens
 from sizebench.measurement import divergence
 from sizebench.planning.agreement import references
 from sizebench.planning.plan import RunPlan
@@ -41,7 +42,7 @@ class Sequence:
     first: int  # the first position whose next token is scored
 
 
-def sequences(session, answers: list[tuple[object, str]], corpus: str | None = None) -> list[Sequence]:
+def sequences(session: NextTokens, answers: list[tuple[object, str]], corpus: str | None = None) -> list[Sequence]:
     """The corpus chunks, then each (prompt, answer) of the reference, in the reference's tokens."""
     ids = session.text_ids(CORPUS.read_text(encoding="utf-8") if corpus is None else corpus)
     begin = session.begin_ids()
@@ -109,7 +110,7 @@ class Stored:
         return np.concatenate(parts) if parts else np.zeros(0, int)
 
 
-def reference_distributions(session, seqs: list[Sequence], vocab_map: list[str] | None = None) -> Stored:
+def reference_distributions(session: NextTokens, seqs: list[Sequence], vocab_map: list[str] | None = None) -> Stored:
     vocab_map = session.vocabulary() if vocab_map is None else vocab_map
     parts, size = [], None
     for s in seqs:
@@ -123,6 +124,7 @@ def reference_distributions(session, seqs: list[Sequence], vocab_map: list[str] 
 
 
 def mismatch(stored: Stored, vocab_map: list[str] | None) -> str | None:
+    """Why a variant with this vocabulary (None: a session without NextTokens) cannot be compared, or None."""
     if vocab_map is None:
         return "its engine gives no next-token distributions"
     if len(vocab_map) < stored.vocab or vocab_sha256(vocab_map, stored.vocab) != stored.vocab_sha256:
@@ -131,7 +133,7 @@ def mismatch(stored: Stored, vocab_map: list[str] | None) -> str | None:
     return None
 
 
-def variant_figures(session, stored: Stored) -> dict[str, divergence.Summary]:
+def variant_figures(session: NextTokens, stored: Stored) -> dict[str, divergence.Summary]:
     """Per text set, the variant's distributions on the stored sequences against the reference's; one
     sequence's rows at a time (262k-wide rows, as Gemma's, do not all fit in memory)."""
     per, start = [], 0
@@ -160,7 +162,7 @@ def run(session, plan: dict, run_dir: Path, answers: list[tuple[object, str]], e
     """plan: {"reference": NAME, "file": path in the run folder}; this rung is the reference when it is NAME."""
     name, reference = session.spec.name, plan["reference"]
     path = run_dir / plan["file"]
-    vocab_map = session.vocabulary()
+    vocab_map = session.vocabulary() if isinstance(session, NextTokens) else None
     if name == reference:
         if vocab_map is None:
             emit(AgreementSkipRecord(name, attempt, reference, "the reference's engine gives no next-token "

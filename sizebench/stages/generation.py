@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 
 from sizebench.engines import formats
-from sizebench.engines.base import Generation, Session  # noqa: F401 (Generation: the stage's result type)
+from sizebench.engines.base import Batching, Generation, Session  # noqa: F401 (Generation: the stage's result type)
 from sizebench.measurement import bandwidth, energy, measure
 from sizebench.errors import SizebenchError
 from sizebench.planning.plan import RunPlan
@@ -130,10 +130,9 @@ def _run(ctx: Context) -> None:
     ran = {r.prompt_id for r in singles}
     if settings.batch_size > 1 and singles:
         ctx.event(Event("batched"))
-        batched = loaded.batched_throughput(tuple(p for p in suite.prompts if p.id in ran), settings, ctx.attempt,
-                                            singles)
-        if batched is not None:  # an engine that does not batch in process measures single streams only
-            ctx.store.append(batched)
+        if isinstance(loaded, Batching):  # a session that does not batch in process measures single streams only
+            ctx.store.append(loaded.batched_throughput(tuple(p for p in suite.prompts if p.id in ran), settings,
+                                                       ctx.attempt, singles))
 
 
 def _check(plan: RunPlan) -> None:

@@ -19,6 +19,7 @@ import queue
 import threading
 import time
 
+from sizebench.engines.base import Served
 from sizebench.engines.openai import client
 from sizebench.errors import SizebenchError
 from sizebench import engines
@@ -32,7 +33,7 @@ from sizebench.stages.suites import load_suite
 
 
 
-def payloads(session, prompts_path: str | None, settings: ServeSettings) -> list[dict]:
+def payloads(session: Served, prompts_path: str | None, settings: ServeSettings) -> list[dict]:
     prompts = load_suite(prompts_path).prompts if prompts_path else (WARMUP_PROMPT,)
     greedy = GenSettings(seed=settings.seed)
     out = []
@@ -45,6 +46,9 @@ def payloads(session, prompts_path: str | None, settings: ServeSettings) -> list
 
 
 def run_sweep(session, settings: ServeSettings, prompts_path: str | None, attempt: str, emit, progress) -> None:
+    if not isinstance(session, Served):  # the plan's check refuses such a rung first (its engine is not served)
+        raise SizebenchError(f"the load sweep drives a server: {session.spec.name} is not served "
+                             f"({type(session).__name__} has no Served capability)")
     bodies = payloads(session, prompts_path, settings)
     for mode, load in settings.levels:
         label = f"concurrency {load:g}" if mode == "concurrency" else f"{load:g} requests/s"
@@ -59,7 +63,7 @@ def run_sweep(session, settings: ServeSettings, prompts_path: str | None, attemp
                               session.serving, dict(settings.slo), round(behind, 6)))
 
 
-def run_level(session, bodies: list[dict], mode: str, load: float, settings: ServeSettings, attempt: str,
+def run_level(session: Served, bodies: list[dict], mode: str, load: float, settings: ServeSettings, attempt: str,
               emit) -> tuple[int, int, float, str | None, float]:
     """(requests sent, errors, wall seconds from the first send to the last answer, the first error, the most
     seconds a request was sent after it was due)."""
@@ -75,8 +79,7 @@ def run_level(session, bodies: list[dict], mode: str, load: float, settings: Ser
     def one(index: int, due_s: float) -> None:
         sent_s = time.perf_counter() - started
         try:
-            out = client.stream(session.base_url, bodies[index % len(bodies)], session.request_timeout_s,
-                                session.chat, started=started + due_s)
+            out = session.stream(bodies[index % len(bodies)], started=started + due_s)
         except Exception as exc:  # noqa: BLE001 (a request's thread must report back, or the level waits forever)
             out = client.Streamed(error=f"{type(exc).__name__}: {exc}"[:300],
                                   e2e_s=time.perf_counter() - started - due_s)
@@ -129,12 +132,12 @@ def run_level(session, bodies: list[dict], mode: str, load: float, settings: Ser
     return sent, errors, last_end, first_error, behind
 
 
-def tokens_of(session, out) -> int:
+def tokens_of(session: Served, out) -> int:
+    """The server's usage count, else the rung's tokenizer's count of the text, else one per streamed chunk."""
     if out.usage_tokens is not None:
         return int(out.usage_tokens)
-    if session.tokenizer is not None and out.text:
-        return len(session.encode(out.text, False))
-    return len(out.chunk_s)
+    counted = session.output_tokens(out.text) if out.text else None
+    return counted if counted is not None else len(out.chunk_s)
 
 
 def _run(ctx: Context) -> None:

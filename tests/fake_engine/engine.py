@@ -9,7 +9,7 @@ import numpy as np
 
 from fake_engine.model import BYTES_PER_PARAM, VOCABULARY, Behaviour, Clock, answer_to, fail, ids_of, words
 from sizebench.engines import formats
-from sizebench.engines.base import Engine, Generation, Session, ray_request
+from sizebench.engines.base import Engine, Generation, NextTokens, Session, ray_request
 from sizebench.errors import SizebenchError
 from sizebench.measurement import measure
 from sizebench.specs.models import LOCAL_DIR, ModelSpec
@@ -20,7 +20,7 @@ DEVICE = "fake"  # no real device: the worker measures no bandwidth and no CUDA 
 
 
 @dataclass
-class FakeSession(Session):
+class FakeSession(Session, NextTokens):
     spec: ModelSpec
     behaviour: Behaviour
     clock: Clock

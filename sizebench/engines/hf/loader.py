@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sizebench.engines import formats
-from sizebench.engines.base import Generation, Session
+from sizebench.engines.base import Batching, Generation, NextTokens, Session
 from sizebench.engines.hf import decoding, footprint, placement, precision, prompting, scoring
 from sizebench.errors import MemoryGuardError, SizebenchError
 from sizebench.measurement import measure, memory
@@ -24,7 +24,7 @@ CPU_AUTO_BATCH = 8
 
 
 @dataclass
-class Loaded(Session):
+class Loaded(Session, NextTokens, Batching):
     model: Any
     tokenizer: Any
     spec: ModelSpec

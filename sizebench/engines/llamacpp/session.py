@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sizebench.engines import formats
-from sizebench.engines.base import Generation, Session
+from sizebench.engines.base import Generation, NextTokens, Session
 from sizebench.errors import SizebenchError
 from sizebench.measurement import measure
 from sizebench.specs.models import GGUF_FILE, GGUF_PACKAGE, ModelSpec
@@ -33,7 +33,7 @@ def context_tokens(metadata: dict) -> int:
 
 
 @dataclass
-class LlamaCppSession(Session):
+class LlamaCppSession(Session, NextTokens):
     llm: Any
     tokenizer: Any  # transformers' tokenizer of the same GGUF: chat template and special tokens for rendering
     spec: ModelSpec

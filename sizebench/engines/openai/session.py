@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sizebench.engines import formats
-from sizebench.engines.base import Generation, Session
+from sizebench.engines.base import Generation, Served, Session
 from sizebench.engines.openai import client
 from sizebench.errors import SizebenchError
 from sizebench.specs.models import ModelSpec
@@ -22,7 +22,7 @@ REQUEST_TIMEOUT_S = 600.0  # a hung server is ended by --timeout; this only boun
 
 
 @dataclass
-class EndpointSession(Session):
+class EndpointSession(Session, Served):
     spec: ModelSpec
     base_url: str
     served: str
@@ -72,12 +72,18 @@ class EndpointSession(Session):
             return {**body, "messages": [{"role": "user", "content": rendered.text}]}
         return {**body, "prompt": rendered.text}
 
+    def stream(self, body: dict, started: float | None = None) -> client.Streamed:
+        return client.stream(self.base_url, body, self.request_timeout_s, self.chat, started=started)
+
     def failed_server(self) -> str | None:
         return self.server.exited() if self.server is not None else None
 
+    def output_tokens(self, text: str) -> int | None:
+        return len(self.encode(text, False)) if self.tokenizer is not None else None
+
     def generate(self, rendered, settings, max_new_tokens=None, meter=None) -> Generation:
         limit = max_new_tokens or settings.max_new_tokens
-        out = client.stream(self.base_url, self.payload(rendered, settings, limit), self.request_timeout_s, self.chat)
+        out = self.stream(self.payload(rendered, settings, limit))
         if out.error:
             raise SizebenchError(self.failed_server() or f"{self.base_url}: {out.error}")
         text = jsonl.repair(out.text, f"{self.base_url} answer")  # an emoji split across two streamed events
