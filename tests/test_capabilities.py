@@ -17,7 +17,7 @@ from sizebench.engines.base import Batching, NextTokens, Served, Session
 from sizebench.errors import SizebenchError
 from sizebench.planning.job import LoadSettings
 from sizebench.planning.registry import resolve
-from sizebench.planning.settings import ServeSettings
+from sizebench.specs.settings import ServeSettings
 from sizebench.runstore.records import AgreementSkipRecord
 from sizebench.stages import agreement, sweep
 
