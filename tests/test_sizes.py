@@ -68,9 +68,25 @@ def test_identity_carries_the_engine_from_the_spec_to_the_load_record(ladder_run
     loads = [json.loads(line) for line in (ladder_run / "records.jsonl").read_text().splitlines()
              if '"kind": "load"' in line]
     assert {r["engine"] for r in loads} == {"transformers"}
+    assert {r["model"]: r["base_model"] for r in loads} == {  # the registry's base, stored, not split back
+        "tiny-neox@fp32": "tiny-neox", "tiny-neox@int8": "tiny-neox", "tiny-ender": "tiny-ender"}
     ids = sizes.identities(frames.load([ladder_run]))
     assert {(i.model, i.precision) for i in ids.values()} == {
         ("tiny-neox", "fp32"), ("tiny-neox", "int8"), ("tiny-ender", "fp32")}
+
+
+def test_the_stored_base_model_decides_a_row_s_model_and_older_records_split_the_name(tmp_path):
+    from sizebench.runstore.records import LoadRecord
+    from sizebench.runstore.store import RunStore
+
+    store = RunStore.create(tmp_path, {"command": "test", "plan": {"models": []}})
+    fields = dict(family="f", source="hub", params=10**8, weights_mb=1.0, weights_mem_mb=1.0, quantization=None,
+                  convert_s=None, load_s=1.0, load_kind="cached", dtype="float32", device="cpu", n_devices=1,
+                  threads=2, prompt_format="plain", peak_rss_mb=1.0, cuda_peak_mb=None)
+    store.append(LoadRecord("odd@name", "a", **fields, base_model="the-model"))
+    store.append(LoadRecord("llama.cpp:other@q8_0", "a", **fields))  # written before the field
+    ids = sizes.identities(frames.load([store.dir]))
+    assert ids["odd@name"].model == "the-model" and ids["llama.cpp:other@q8_0"].model == "other"
 
 
 def test_variants_of_one_size_are_not_counted_as_sizes(ladder_run):

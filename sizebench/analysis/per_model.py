@@ -19,9 +19,11 @@ def summary(fr: Frames) -> pd.DataFrame:
     Memory figures are MiB (2**20 bytes) whatever the record fields' old `_mb` names say; GiB for offload."""
     rows = []
     limits = limit.limits(fr)
+    ids = sizes.identities(fr)
     for _, m in fr.models.iterrows():
         name = m["model"]
-        row = {"model": name, "params": m["params_published"], "status": "not run",
+        row = {"model": name, "base": ids[name].model if name in ids else sizes.base_model(name),
+               "params": m["params_published"], "status": "not run",
                "params_non_embedding": m.get("params_non_embedding_published")}
         load = _rows(fr["load"], name)
         if not load.empty:

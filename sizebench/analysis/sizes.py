@@ -94,7 +94,8 @@ def _text(value) -> str | None:
 
 
 def base_model(name: str) -> str:
-    """`smollm2-135m` from `smollm2-135m@int8` and from `llama.cpp:smollm2-135m@q8_0`."""
+    """`smollm2-135m` from `smollm2-135m@int8` and from `llama.cpp:smollm2-135m@q8_0`: a run recorded before load
+    records named the base model (LoadRecord.base_model) is read this way."""
     prefix, colon, rest = name.partition(":")
     if colon and prefix in engines.names():
         name = rest
@@ -109,7 +110,8 @@ def identities(fr: Frames) -> dict[str, Identity]:
     out = {}
     for _, r in loads.drop_duplicates("model", keep="last").iterrows():
         held = _text(r.get("precision")) or ALIASES.get(str(r["dtype"]), str(r["dtype"]))  # float32 is fp32
-        out[r["model"]] = Identity(r["model"], base_model(r["model"]), _text(r.get("engine")) or DEFAULT_ENGINE, held)
+        base = _text(r.get("base_model")) or base_model(r["model"])
+        out[r["model"]] = Identity(r["model"], base, _text(r.get("engine")) or DEFAULT_ENGINE, held)
     return out
 
 

@@ -107,7 +107,7 @@ def load(spec: ModelSpec, job: Job, store: RunStore, attempt: str):
 
     session = engines.get(spec.engine).load(spec, job.load_settings())
     try:
-        store.append(session.load_record(attempt))
+        store.append(replace(session.load_record(attempt), base_model=spec.base or spec.name))
     except BaseException:
         session.close()  # a launched server stops with the load that failed
         raise

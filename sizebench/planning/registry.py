@@ -170,7 +170,8 @@ def with_type(spec: ModelSpec, engine: str, type_: str | None) -> ModelSpec:
     """The rung of `spec` on `engine` at `type_` (None: the engine's default); named `engine:name@type`
     for an engine other than transformers, `name@type` on transformers as before."""
     name = spec.name if engine == DEFAULT_ENGINE else f"{engine}:{spec.name}"
-    return replace(spec, name=f"{name}@{type_}" if type_ else name, precision=type_, engine=engine)
+    return replace(spec, name=f"{name}@{type_}" if type_ else name, precision=type_, engine=engine,
+                   base=spec.base or spec.name)
 
 
 def with_random_weights(spec: ModelSpec) -> ModelSpec:

@@ -8,7 +8,6 @@ from pathlib import Path
 import pandas as pd
 
 from sizebench.system import atomic
-from sizebench.analysis.sizes import base_model
 
 
 def _short(params: float) -> str:
@@ -60,7 +59,7 @@ def write(summary: pd.DataFrame, size_axis, out_dir: Path, prefix: str = "plot_"
         written.append(prefix + name)
 
     # With mixed precisions, one line per model through its precisions (smollm2-135m@fp32, @bf16, ...).
-    lines = ok["model"].map(base_model) if xcol != "params" else pd.Series("", ok.index)
+    lines = ok["base"] if xcol != "params" else pd.Series("", ok.index)
     if tasks:
         def accuracy(ax):
             for task in tasks:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from sizebench.runstore.frames import Frames
-from sizebench.analysis.sizes import base_model, cost_only
+from sizebench.analysis.sizes import cost_only
 from sizebench.report.markdown import fmt_num, table
 from sizebench.analysis.per_model import _rows, task_names
 from sizebench.report.page import Page
@@ -24,7 +24,6 @@ def variants(fr: Frames, df: pd.DataFrame) -> pd.DataFrame:
     ok = df[(df["status"] == "ok") & df.get("weights_mem_mb", pd.Series(dtype=float)).notna()].copy()
     if ok.empty:
         return ok
-    ok["base"] = ok["model"].map(base_model)
     ok["bytes_per_param"] = ok["weights_mem_mb"] * 2**20 / ok["params"]
     tasks = fr["task"]
     pooled = {}

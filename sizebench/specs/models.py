@@ -33,6 +33,7 @@ class ModelSpec:
     engine: str = DEFAULT_ENGINE  # what runs the model; with precision, the row's identity (sizebench.analysis.sizes)
     tokenizer: dict | None = None  # an endpoint's (`openai:`): the spec of the model whose tokenizer renders prompts
     weights: str = "real"  # REAL, or RANDOM: built from the config with random weights (`--weights random`)
+    base: str | None = None  # the model this rung is a variant of (its name before ENGINE: and @TYPE); None: itself
 
     def to_dict(self) -> dict:
         return asdict(self)
