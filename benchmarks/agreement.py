@@ -4,7 +4,7 @@
 
 Per model: the reference (transformers float32, the shipped GGUF dequantized) and each variant
 (bf16, int8, and llama.cpp as shipped, q8_0 and q2_k) are fed the agreement corpus exactly as the stage
-feeds it (`sizebench.stages.agreement.sequences`). For every scored token the exact KL divergence
+feeds it (`sizebench.stages.agreement_stage.sequences`). For every scored token the exact KL divergence
 over all ids is computed from both full rows, beside the figure from the reference's stored form at
 several top-k sizes (the stage stores TOP_K). Printed per variant: the exact mean KLD, and for each k
 the stored form's mean relative to it and the p99 relative to the exact p99. The last stdout line is
@@ -27,7 +27,7 @@ from sizebench import engines  # noqa: E402
 from sizebench.specs.settings import LoadSettings  # noqa: E402
 from sizebench.measurement import divergence  # noqa: E402
 from sizebench.planning.registry import resolve  # noqa: E402
-from sizebench.stages import agreement  # noqa: E402
+from sizebench.stages import agreement_stage as agreement  # noqa: E402
 
 MODELS = ("smollm2-135m", "gemma3-270m")
 KS = (32, 64, 128, 256)

@@ -15,7 +15,7 @@ from sizebench.specs.settings import LoadSettings
 from sizebench import engines
 from sizebench.measurement import divergence
 from sizebench.planning.registry import resolve
-from sizebench.stages import agreement
+from sizebench.stages import agreement_stage as agreement
 
 JOB = LoadSettings(device="cpu", threads=1)
 
@@ -177,7 +177,7 @@ def test_bench_runs_the_reference_first_resumes_the_stage_and_the_report_shows_i
 
 def test_the_plan_groups_rungs_by_tokenizer_and_refuses_an_unknown_reference(ladder):
     from sizebench.errors import SizebenchError
-    from sizebench.planning import agreement as planned
+    from sizebench.planning import references as planned
 
     specs = tuple(resolve(f"{ladder['small']}@fp32,bf16") + resolve(str(ladder["big"])) + resolve(str(ladder["other"]))
                   + resolve("dolly-v2-3b,minidolly-70m,smollm2-135m@int8") + resolve("llama.cpp:smollm2-135m@q8_0"))

@@ -19,7 +19,7 @@ from sizebench.planning.job import LoadSettings
 from sizebench.planning.registry import resolve
 from sizebench.specs.settings import ServeSettings
 from sizebench.runstore.records import AgreementSkipRecord
-from sizebench.stages import agreement, sweep
+from sizebench.stages import agreement_stage as agreement, sweep
 
 CAPABILITIES = (NextTokens, Batching, Served)
 OPTIONAL_BACKENDS = {"llama_cpp", "vllm"}  # a server script importing its backend at the top (serve_llamacpp)

@@ -11,7 +11,7 @@ from lm_eval.api.model import LM
 
 from sizebench.specs.settings import EvalSettings
 from sizebench.runstore.records import ChunkRecord, ItemsRecord, StopRecord, TaskRecord
-from sizebench.stages import chunks, evaluation, sequential
+from sizebench.stages import chunks, evaluation, until_decided
 
 TASK = "sizebench_geo_capitals"
 
@@ -65,9 +65,9 @@ def test_chunked_items_equal_a_full_run_with_few_shot_examples():
 
     def ask(task, done, size):
         asked.append((task, done, size))
-        return sequential.GO
+        return until_decided.GO
 
-    sequential.run(chunked_session, "m", settings, "a2", chunked.append, ask)
+    until_decided.run(chunked_session, "m", settings, "a2", chunked.append, ask)
     full_items, chunk_items = _by_doc(full), _by_doc(chunked)
     assert sorted(full_items) == list(range(45))
     assert chunk_items == full_items  # same prompts (the hashed scores), same choice, same outcome, same gold
@@ -78,13 +78,13 @@ def test_chunked_items_equal_a_full_run_with_few_shot_examples():
     assert drawn == chunks.order(45, 0, TASK) and sorted(drawn) == list(range(45))
     assert asked == [(TASK, n, 45) for n in range(8, 45, 8)]  # no question once the items ran out
     stop = next(r for r in chunked if isinstance(r, StopRecord))
-    assert (stop.items, stop.population, stop.reason) == (45, 45, sequential.RAN_OUT)
+    assert (stop.items, stop.population, stop.reason) == (45, 45, until_decided.RAN_OUT)
 
 
 def test_the_runner_stops_a_task_and_its_accuracy_counts_the_items_run():
     settings = EvalSettings(tasks=(TASK,), num_fewshot=0, batch_size="1", until_decided=True, chunk=16)
     records = []
-    sequential.run(Session(), "m", settings, "a", records.append, lambda task, done, size: "decided")
+    until_decided.run(Session(), "m", settings, "a", records.append, lambda task, done, size: "decided")
     items = [r for r in records if isinstance(r, ItemsRecord)]
     assert len(items) == 1 and sorted(items[0].doc_ids) == sorted(chunks.order(196, 0, TASK)[:16])
     stop = next(r for r in records if isinstance(r, StopRecord))

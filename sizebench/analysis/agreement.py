@@ -1,6 +1,6 @@
 """Agreement with the reference rung, from stored records: next-token figures, and choices on the tasks.
 
-The next-token figures were measured by the agreement stage (sizebench.stages.agreement). The choice
+The next-token figures were measured by the agreement stage (sizebench.stages.agreement_stage). The choice
 figures are computed here from the per-item log-likelihoods every model already stores: per task, the
 share of items where a variant picks the reference's choice, and the KL divergence between the two
 models' probabilities over the choices (each model's choice log-likelihoods normalised to sum to one).

@@ -23,7 +23,7 @@ from sizebench import stages
 from sizebench.analysis import sequential
 from sizebench.launch import progress
 from sizebench.system import supervise
-from sizebench.planning import agreement
+from sizebench.planning import references
 from sizebench.planning.job import Job, make_job
 from sizebench.planning.plan import RunPlan, environment
 from sizebench.runstore.records import FailureRecord
@@ -134,7 +134,7 @@ def execute(plan: RunPlan, store: RunStore, console: Console, executor=None) -> 
                 continue
             try:
                 status = _run_model(plan, spec, todo, store, executor, lambda e, i=index: progress.event(i, e),
-                                    agreement.job(spec.name, mapping))
+                                    references.job(spec.name, mapping))
             except (Interrupted, KeyboardInterrupt) as exc:  # KeyboardInterrupt: a signal outside the worker
                 outcome.interrupted, outcome.signum = True, supervise.signum_of(exc)
                 progress.line(index, spec.name, f"interrupted by {signal.Signals(outcome.signum).name}; "
@@ -161,7 +161,7 @@ def schedule(plan: RunPlan, mapping: dict[str, str]) -> list[tuple[int, tuple[st
     """(plan index from 1, stages) per worker, in order. With --until-decided the baseline's tasks run after every
     other rung's, since the runner decides each chunk against their outcomes: the baseline goes last, or, where the
     agreement stage needs it first as a reference, its tasks alone go last in a worker of their own."""
-    order = [i + 1 for i in agreement.run_order(plan.models, mapping)]
+    order = [i + 1 for i in references.run_order(plan.models, mapping)]
     if not (plan.eval.until_decided and "tasks" in plan.stages):
         return [(i, plan.stages) for i in order]
     chunked = plan.models.index(next(m for m in plan.models if m.name == chunked_rung(plan))) + 1
@@ -192,7 +192,7 @@ def _agreement_plan(plan: RunPlan, console: Console) -> dict[str, str]:
     if plan.executor == "ray":
         console.print("agreement stage skipped: it runs on the local executor only", highlight=False)
         return {}
-    return agreement.references(plan.models, plan.dtype, plan.reference)
+    return references.references(plan.models, plan.dtype, plan.reference)
 
 
 def _run_model(plan: RunPlan, spec, todo: list[str], store: RunStore, executor, show,

@@ -26,7 +26,7 @@ class Job:
     serve: ServeSettings = field(default_factory=ServeSettings)
     timeout: float | None = None  # seconds per stage (--timeout)
     texts_done: tuple[str, ...] = ()  # tasks whose item texts the run holds (a worker on Ray sees only its scratch)
-    agreement: dict | None = None  # the agreement stage's reference and file (sizebench.planning.agreement.job)
+    agreement: dict | None = None  # the agreement stage's reference and file (sizebench.planning.references.job)
     chunked: bool = False  # this rung's tasks chunk by chunk (--until-decided's baseline)
     judge: dict | None = None  # the LLM judge's worker: {"source": ..., "judgements": [...]}
 

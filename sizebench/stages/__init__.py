@@ -13,7 +13,7 @@ STAGES = {
     "prompts": ("sizebench.stages.generation", ("compare", "bench")),
     "tasks": ("sizebench.stages.tasks_stage", ("eval", "bench")),
     "sweep": ("sizebench.stages.sweep", ("bench",)),
-    "agreement": ("sizebench.stages.agreement", ("bench",)),
+    "agreement": ("sizebench.stages.agreement_stage", ("bench",)),
 }
 
 

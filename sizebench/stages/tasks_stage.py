@@ -1,13 +1,13 @@
 """The tasks stage: lm-eval's tasks on the loaded model, every item at once (sizebench.stages.evaluation), or, for
 the baseline rung of an `--until-decided` run, chunk by chunk until the runner says the verdict is decided
-(sizebench.stages.sequential). An endpoint that cannot score prompts skips its tasks, never at chance level."""
+(sizebench.stages.until_decided). An endpoint that cannot score prompts skips its tasks, never at chance level."""
 
 from __future__ import annotations
 
 from sizebench.planning.plan import RunPlan
 from sizebench.runstore.records import SkipRecord
 from sizebench.runstore.store import item_texts
-from sizebench.stages import evaluation, sequential
+from sizebench.stages import evaluation, until_decided
 from sizebench.stages.stage import Context, Stage, scored
 
 
@@ -20,7 +20,7 @@ def _run(ctx: Context) -> None:
         return
     texts_done = frozenset(ctx.job.texts_done) | item_texts(ctx.store.records())  # once per run
     if settings.until_decided and ctx.job.chunked:
-        sequential.run(loaded, ctx.model, settings, ctx.attempt, ctx.store.append, ctx.ask, texts_done)
+        until_decided.run(loaded, ctx.model, settings, ctx.attempt, ctx.store.append, ctx.ask, texts_done)
     else:
         evaluation.run_tasks(loaded, ctx.model, settings, ctx.attempt, ctx.store.append, texts_done)
 

@@ -38,7 +38,7 @@ class Behaviour:
 
 def make_model(folder: Path, **behaviour) -> Path:
     """A fake model folder, `fake:FOLDER` in a model expression; `behaviour`: Behaviour's fields. Every fake
-    model has the same vocab.json (one tokenizer, as sizebench.planning.agreement groups rungs), and a sparse
+    model has the same vocab.json (one tokenizer, as sizebench.planning.references groups rungs), and a sparse
     weights file of its bytes (what the planning reads as a local model's size)."""
     folder.mkdir(parents=True, exist_ok=True)
     chosen = Behaviour(**behaviour)

@@ -20,7 +20,7 @@ import numpy as np
 
 from sizebench.engines.base import NextTokens
 from sizebench.measurement import divergence
-from sizebench.planning.agreement import references
+from sizebench.planning.references import references
 from sizebench.planning.plan import RunPlan
 from sizebench.system import atomic
 from sizebench.runstore.records import AgreementRecord, AgreementSkipRecord, DistributionsRecord
