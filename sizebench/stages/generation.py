@@ -13,6 +13,7 @@ recorded as skipped for that model, with both numbers.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -107,14 +108,20 @@ def _bandwidth_once(ctx: Context) -> None:
         ctx.store.append(BandwidthRecord(ctx.model, ctx.attempt, **asdict(bandwidth.measure(device, copy_bytes))))
 
 
+@functools.lru_cache(maxsize=1)
+def _suite(path: str):
+    """The job's suite, read once per worker: the stage's start event counts it, its run sends it."""
+    return load_suite(path)
+
+
 def _start(ctx: Context) -> Event:
-    return Event("prompts", done=0, total=len(load_suite(ctx.job.prompts_path).prompts))
+    return Event("prompts", done=0, total=len(_suite(ctx.job.prompts_path).prompts))
 
 
 def _run(ctx: Context) -> None:
     """The suite's prompts, then the batch throughput where --batch-size asks; the prompts' energy where NVML or
     RAPL can be read (else "not measured")."""
-    suite, settings, loaded = load_suite(ctx.job.prompts_path), ctx.job.gen, ctx.loaded
+    suite, settings, loaded = _suite(ctx.job.prompts_path), ctx.job.gen, ctx.loaded
 
     def emit(record) -> None:
         ctx.store.append(record)
