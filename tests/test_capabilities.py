@@ -30,8 +30,10 @@ JOB = LoadSettings(device="cpu", threads=1)
 
 
 def session_classes() -> list[type]:
-    """Every Session subclass defined in a registered engine's package (the fake engine's included)."""
+    """Every Session subclass defined in a package under sizebench.engines (an engine's, or the served engines'
+    shared serving/) or in a registered engine's package (the fake engine's included)."""
     packages = {module.rpartition(".")[0] for module in engines.registered().values()}
+    packages |= {info.name for info in pkgutil.iter_modules(engines.__path__, engines.__name__ + ".") if info.ispkg}
     for package in sorted(packages):
         for info in pkgutil.iter_modules(importlib.import_module(package).__path__, package + "."):
             try:

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from sizebench.engines.openai import client
+from sizebench.engines.serving import client
 from sizebench.errors import ModelUnavailable, SizebenchError
 
 MIB = 1024 * 1024

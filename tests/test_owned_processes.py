@@ -16,8 +16,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import psutil
 import pytest
 
-from sizebench.engines.openai import launch
-from sizebench.engines.openai.launch import Server, ServerFailed, free_port, listening_socket, served_name
+from sizebench.engines.serving import launch
+from sizebench.engines.serving.launch import Server, ServerFailed, free_port, listening_socket, served_name
 
 FAST_STOP = {"SIZEBENCH_STOP_GRACE_S": "1"}
 
@@ -69,7 +69,7 @@ def test_a_worker_stopped_during_the_health_wait_takes_the_whole_server_with_it(
     worker = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys
         from pathlib import Path
-        from sizebench.engines.openai.launch import Server, free_port, served_name
+        from sizebench.engines.serving.launch import Server, free_port, served_name
         import signal
         from sizebench.launch import worker
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a terminal's, whatever this test inherited

@@ -47,7 +47,7 @@ def test_sweep_options_are_checked(cli, suite_file):
 
 
 def test_vllm_command_line_and_tensor_parallel_size():
-    from sizebench.engines.openai import vllm_server
+    from sizebench.engines.vllm import engine as vllm_server
 
     gib = 2**30
     assert vllm_server.tensor_parallel(7_000_000_000, 80 * gib, 8) == 1
@@ -61,7 +61,7 @@ def test_vllm_command_line_and_tensor_parallel_size():
 
 @pytest.mark.slow  # a worker process: about 40 s on this shared machine
 def test_endpoint_down_at_the_start_is_unavailable_with_its_url(tmp_path, suite_file):
-    from sizebench.engines.openai.launch import free_port
+    from sizebench.engines.serving.launch import free_port
 
     url = f"http://127.0.0.1:{free_port()}/v1"
     done = sizebench("bench", "-m", f"openai:{url}#m", "-p", str(suite_file), "--concurrency", "1",
@@ -82,8 +82,8 @@ def _smollm2_gguf() -> Path:
 
 
 def _launch(module: str, log: Path):
-    from sizebench.engines.openai import llamacpp_server
-    from sizebench.engines.openai.launch import Server, free_port, listening_socket, served_name
+    from sizebench.engines.llamacpp_server import engine as llamacpp_server
+    from sizebench.engines.serving.launch import Server, free_port, listening_socket, served_name
 
     listener = listening_socket() if module.startswith("sizebench") else None  # llama-cpp-python's own binds itself
     port = listener.getsockname()[1] if listener else free_port()
@@ -99,7 +99,7 @@ def _item_scores(rows) -> dict[tuple, list[float]]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    started = _launch("sizebench.engines.openai.serve_llamacpp", tmp_path_factory.mktemp("server") / "server.log")
+    started = _launch("sizebench.engines.llamacpp_server.serve_llamacpp", tmp_path_factory.mktemp("server") / "server.log")
     yield started
     started.stop()
     assert not started.alive()
@@ -107,7 +107,7 @@ def server(tmp_path_factory):
 
 @pytest.mark.slow
 def test_probe_passes_on_the_aligned_server_and_fails_on_llama_cpp_pythons_own(server, tmp_path):
-    from sizebench.engines.openai import client
+    from sizebench.engines.serving import client
 
     assert client.prompt_logprobs_problem(server.base_url, server.served) is None
     own = _launch("llama_cpp.server", tmp_path / "own.log")
@@ -198,7 +198,7 @@ def test_two_rungs_launching_at_once_each_reach_their_own_server(tmp_path):
 
     def start(n):
         try:
-            launched.append(_launch("sizebench.engines.openai.serve_llamacpp", tmp_path / f"server-{n}.log"))
+            launched.append(_launch("sizebench.engines.llamacpp_server.serve_llamacpp", tmp_path / f"server-{n}.log"))
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(repr(exc))
 
@@ -209,7 +209,7 @@ def test_two_rungs_launching_at_once_each_reach_their_own_server(tmp_path):
         thread.join(timeout=300)
     try:
         assert not errors and len(launched) == 2
-        from sizebench.engines.openai.launch import listed_models
+        from sizebench.engines.serving.launch import listed_models
 
         assert launched[0].port != launched[1].port
         assert [listed_models(s.base_url) for s in launched] == [[s.served] for s in launched]

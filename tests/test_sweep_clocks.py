@@ -65,7 +65,7 @@ def slow_endpoint():
 
 
 def _session(base_url: str):
-    from sizebench.engines.openai.session import EndpointSession
+    from sizebench.engines.serving.session import EndpointSession
     from sizebench.planning.registry import resolve
 
     spec = resolve(f"openai:{base_url}#m")[0]
@@ -94,7 +94,7 @@ def test_poisson_requests_are_all_sent_on_time_and_timed_from_when_they_were_due
 
 def test_the_completions_path_asks_for_usage_too():
     from sizebench.engines import formats
-    from sizebench.engines.openai.session import EndpointSession
+    from sizebench.engines.serving.session import EndpointSession
     from sizebench.specs.settings import GenSettings
 
     session = EndpointSession(None, "http://127.0.0.1:1/v1", "m", object(), "plain", None)

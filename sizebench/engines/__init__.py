@@ -19,8 +19,8 @@ ENGINES = {
     "transformers": "sizebench.engines.hf.engine",
     "llama.cpp": "sizebench.engines.llamacpp.engine",
     "openai": "sizebench.engines.openai.engine",  # an endpoint given as openai:URL#NAME
-    "llama.cpp-server": "sizebench.engines.openai.llamacpp_server",  # llama-cpp-python's server, launched per rung
-    "vllm": "sizebench.engines.openai.vllm_server",  # `vllm serve`, launched per rung (needs a GPU)
+    "llama.cpp-server": "sizebench.engines.llamacpp_server.engine",  # llama-cpp-python's server, launched per rung
+    "vllm": "sizebench.engines.vllm.engine",  # `vllm serve`, launched per rung (needs a GPU)
 }
 EXTRA_ENGINES_VARIABLE = "SIZEBENCH_EXTRA_ENGINES"
 

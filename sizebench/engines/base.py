@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sizebench.engines.openai.client import Streamed
+    from sizebench.engines.serving.client import Streamed
     from sizebench.measurement.energy import Meter
     from sizebench.specs.settings import LoadSettings
     from sizebench.specs.models import ModelSpec

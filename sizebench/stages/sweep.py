@@ -20,7 +20,7 @@ import threading
 import time
 
 from sizebench.engines.base import Served
-from sizebench.engines.openai import client
+from sizebench.engines.serving import client
 from sizebench.errors import SizebenchError
 from sizebench import engines
 from sizebench.planning.plan import RunPlan, positive

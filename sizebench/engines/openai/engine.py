@@ -31,8 +31,8 @@ class OpenAIEndpointEngine(Engine):
         return {"num_cpus": 1}  # the client only: the model's memory is the server's
 
     def load(self, spec, settings):
-        from sizebench.engines.openai import client, records_of
-        from sizebench.engines.openai.session import EndpointSession
+        from sizebench.engines.serving import client, records_of
+        from sizebench.engines.serving.session import EndpointSession
         from sizebench.errors import ModelUnavailable
         from sizebench.specs.models import ModelSpec
 

@@ -1,6 +1,6 @@
 """llama-cpp-python's OpenAI-compatible server, with prompt log-probabilities aligned: what `llama.cpp-server:` launches.
 
-`python -m sizebench.engines.openai.serve_llamacpp ARGS` takes `python -m llama_cpp.server`'s arguments and
+`python -m sizebench.engines.llamacpp_server.serve_llamacpp ARGS` takes `python -m llama_cpp.server`'s arguments and
 serves the same app. One path differs: a non-streamed completion with `echo`, `logprobs` and `max_tokens=1`,
 the request lm-eval's `local-completions` sends to score a context and its continuation. llama-cpp-python
 0.3.36 answers it with each prompt token scored by the distribution that predicts the token after it (its
@@ -23,7 +23,7 @@ import uuid
 import llama_cpp
 import numpy as np
 
-from sizebench.engines.openai.launch import LISTEN_FD
+from sizebench.engines.serving.launch import LISTEN_FD
 
 
 class AlignedLlama(llama_cpp.Llama):
@@ -75,7 +75,7 @@ class AlignedLlama(llama_cpp.Llama):
 
 def serve_on(fd: int):
     """uvicorn.run's stand-in: the app served on the listening socket `fd` that sizebench bound and handed over
-    (sizebench.engines.openai.launch), so the port is ours from before the model loads; host and port unused."""
+    (sizebench.engines.serving.launch), so the port is ours from before the model loads; host and port unused."""
 
     def run(app, host=None, port=None, **settings):
         import uvicorn

@@ -1,7 +1,7 @@
 """The `llama.cpp-server:` engine: llama-cpp-python's OpenAI-compatible server launched on the rung's GGUF.
 
 The GGUF is the llama.cpp engine's (as distributed, or made in `@TYPE` by llama.cpp's quantizer), served by
-sizebench.engines.openai.serve_llamacpp (the library's server, prompt logprobs aligned) with `logits_all`
+sizebench.engines.llamacpp_server.serve_llamacpp (the library's server, prompt logprobs aligned) with `logits_all`
 so lm-eval can score prompts. It serves one request at a time: concurrent requests queue in the server.
 """
 
@@ -18,7 +18,7 @@ SERVING = "llama-cpp-python's server (one request at a time, logits_all)"
 
 
 def command(gguf: Path, served: str, port: int, n_ctx: int, threads: int, gpu: bool, extra: str = "") -> list[str]:
-    return [sys.executable, "-m", "sizebench.engines.openai.serve_llamacpp", "--model", str(gguf),
+    return [sys.executable, "-m", "sizebench.engines.llamacpp_server.serve_llamacpp", "--model", str(gguf),
             "--model_alias", served, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
             "--n_threads", str(threads), "--n_threads_batch", str(threads), "--n_batch", "512",
             "--logits_all", "true", "--interrupt_requests", "false",  # queue concurrent requests, never cut one short
@@ -41,9 +41,9 @@ class LlamaCppServerEngine(LlamaCppEngine):
 
     def load(self, spec, settings):
         from sizebench.engines.llamacpp import session as llamacpp
-        from sizebench.engines.openai import records_of
-        from sizebench.engines.openai.launch import Server, listening_socket, served_name
-        from sizebench.engines.openai.session import EndpointSession
+        from sizebench.engines.serving import records_of
+        from sizebench.engines.serving.launch import Server, listening_socket, served_name
+        from sizebench.engines.serving.session import EndpointSession
 
         source, folder, _, distributed = llamacpp._gguf_of(spec)
         shipped = llamacpp.shipped_type(source)

@@ -66,9 +66,9 @@ class VllmEngine(Engine):
     def load(self, spec, settings):
         import time
 
-        from sizebench.engines.openai import records_of
-        from sizebench.engines.openai.launch import Server, free_port, served_name
-        from sizebench.engines.openai.session import EndpointSession
+        from sizebench.engines.serving import records_of
+        from sizebench.engines.serving.launch import Server, free_port, served_name
+        from sizebench.engines.serving.session import EndpointSession
         from sizebench.weights import sources
 
         located = sources.locate(spec)

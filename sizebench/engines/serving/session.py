@@ -13,7 +13,7 @@ from typing import Any
 
 from sizebench.engines import formats
 from sizebench.engines.base import Generation, Served, Session
-from sizebench.engines.openai import client
+from sizebench.engines.serving import client
 from sizebench.errors import SizebenchError
 from sizebench.specs.models import ModelSpec
 from sizebench.runstore import jsonl
@@ -30,7 +30,7 @@ class EndpointSession(Session, Served):
     prompt_format: str  # "chat" without a tokenizer: chat completions of the bare prompt
     load_record_fn: Any  # attempt -> LoadRecord, from whoever made the session
     context: int | None = None
-    server: Any = None  # sizebench.engines.openai.launch.Server when launched for the rung
+    server: Any = None  # sizebench.engines.serving.launch.Server when launched for the rung
     sampling: dict = field(default_factory=dict)  # server-specific fields for in-process parity (llama.cpp's)
     serving: str = "an OpenAI-compatible endpoint"  # how it is served, parallelism included, for the report
     device: str = "server"

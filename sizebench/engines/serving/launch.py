@@ -4,7 +4,7 @@ The server is `supervise.Owned`: a process group of its own, stopped as a whole 
 after a grace) on every way out of the worker (an exception, a load record that fails, a stop signal
 during the health wait), and by its watchdog when the worker dies without unwinding. Its port cannot be
 taken by another server launched meanwhile (two rungs on one node, under Ray): where the server takes a
-listening socket (llama-cpp-python, through sizebench.engines.openai.serve_llamacpp) sizebench binds it
+listening socket (llama-cpp-python, through sizebench.engines.llamacpp_server.serve_llamacpp) sizebench binds it
 first and hands it over; elsewhere (vLLM, which binds before loading) a free port is chosen. Either way it
 is healthy only when its /v1/models lists the unique name it was launched with (`served_name`), never
 because another server answers on that port.
@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sizebench.engines.openai import client
+from sizebench.engines.serving import client
 from sizebench.errors import SizebenchError
 from sizebench.system import supervise
 
