@@ -85,9 +85,10 @@ browser:
 bench: setup
 	$(BIN)/sizebench bench --models $(MODELS) --prompts $(PROMPTS) --tasks $(TASKS) $(ARGS)
 
-# Lint only (pyproject.toml's [tool.ruff]); the formatter is not applied yet.
+# Lint and format check (pyproject.toml's [tool.ruff]); `ruff format .` applies the format.
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: setup llama-cpp browser
 	$(BIN)/python -m pytest -q -ra $(ARGS)
