@@ -33,14 +33,20 @@ def one_run(cls, loaded, manager, limit, batch_size: int) -> tuple[float, dict]:
 
     started, cpu = time.perf_counter(), time.process_time()
     lm = cls(pretrained=loaded.model, tokenizer=loaded.tokenizer, batch_size=batch_size, max_batch_size=64)
-    results = lm_eval.simple_evaluate(model=lm, tasks=TASKS, task_manager=manager, limit=limit, log_samples=True,
-                                      bootstrap_iters=100000)
+    results = lm_eval.simple_evaluate(
+        model=lm, tasks=TASKS, task_manager=manager, limit=limit, log_samples=True, bootstrap_iters=100000
+    )
     wall = time.perf_counter() - started
-    scores = {(task, s["doc_id"]): [r[0][0] for r in s["resps"]] for task, rows in results["samples"].items()
-              for s in rows}
+    scores = {
+        (task, s["doc_id"]): [r[0][0] for r in s["resps"]] for task, rows in results["samples"].items() for s in rows
+    }
     accs = {t: m.get("acc,none") for t, m in results["results"].items() if "acc,none" in m}
-    return wall, {"scores": scores, "acc": accs, "pack_check": getattr(lm, "pack_check", None),
-                  "cpu_s": time.process_time() - cpu}
+    return wall, {
+        "scores": scores,
+        "acc": accs,
+        "pack_check": getattr(lm, "pack_check", None),
+        "cpu_s": time.process_time() - cpu,
+    }
 
 
 def compare(name: str, limit, reps: int, batch_size: int) -> dict:
@@ -55,7 +61,7 @@ def compare(name: str, limit, reps: int, batch_size: int) -> dict:
     plain_s, fast_s, plain, fast, cpu = [], [], None, None, {"plain": [], "fast": []}
     for rep in range(reps):
         order = [(HFLM, plain_s), (SizebenchLM, fast_s)]
-        for cls, walls in (order if rep % 2 == 0 else order[::-1]):
+        for cls, walls in order if rep % 2 == 0 else order[::-1]:
             wall, out = one_run(cls, loaded, manager, limit, batch_size)
             walls.append(wall)
             if cls is HFLM:
@@ -67,14 +73,25 @@ def compare(name: str, limit, reps: int, batch_size: int) -> dict:
     keys = sorted(plain["scores"])
     diffs = [abs(a - b) for k in keys for a, b in zip(plain["scores"][k], fast["scores"][k], strict=True)]
     same = sum(_argmax(plain["scores"][k]) == _argmax(fast["scores"][k]) for k in keys)
-    return {"model": name, "items": len(keys), "batch_size": batch_size, "limit": limit,
-            "plain_s": plain_s, "fast_s": fast_s,
-            "speedup": statistics.median(plain_s) / statistics.median(fast_s),
-            "plain_cpu_s": cpu["plain"], "fast_cpu_s": cpu["fast"],
-            "cpu_speedup": statistics.median(cpu["plain"]) / statistics.median(cpu["fast"]),
-            "same_choice": same, "max_abs_dlogL": max(diffs), "acc_plain": plain["acc"], "acc_fast": fast["acc"],
-            "pack_check": fast["pack_check"], "dtype": str(loaded.model.dtype),
-            "attention": loaded.model.config._attn_implementation}
+    return {
+        "model": name,
+        "items": len(keys),
+        "batch_size": batch_size,
+        "limit": limit,
+        "plain_s": plain_s,
+        "fast_s": fast_s,
+        "speedup": statistics.median(plain_s) / statistics.median(fast_s),
+        "plain_cpu_s": cpu["plain"],
+        "fast_cpu_s": cpu["fast"],
+        "cpu_speedup": statistics.median(cpu["plain"]) / statistics.median(cpu["fast"]),
+        "same_choice": same,
+        "max_abs_dlogL": max(diffs),
+        "acc_plain": plain["acc"],
+        "acc_fast": fast["acc"],
+        "pack_check": fast["pack_check"],
+        "dtype": str(loaded.model.dtype),
+        "attention": loaded.model.config._attn_implementation,
+    }
 
 
 def _argmax(values: list[float]) -> int:
@@ -90,8 +107,11 @@ def main() -> None:
     args = parser.parse_args()
     figures = [compare(name, args.limit, args.reps, args.batch_size) for name in args.models]
     for f in figures:
-        print(f"{f['model']}: x{f['speedup']:.2f}, same choice {f['same_choice']}/{f['items']}, "
-              f"max |dlogL| {f['max_abs_dlogL']:.2e}", flush=True)
+        print(
+            f"{f['model']}: x{f['speedup']:.2f}, same choice {f['same_choice']}/{f['items']}, "
+            f"max |dlogL| {f['max_abs_dlogL']:.2e}",
+            flush=True,
+        )
     print(json.dumps({"accuracy": figures}))
 
 

@@ -46,18 +46,23 @@ def measure(model: str, chunks: int) -> dict:
     ref_rows = [ref.next_token_logits(s.ids, s.first) for s in seqs]
     del ref
     out = {}
-    for expression in (f"{model}@bf16", f"{model}@int8", f"llama.cpp:{model}", f"llama.cpp:{model}@q8_0",
-                       f"llama.cpp:{model}@q2_k"):
+    for expression in (
+        f"{model}@bf16",
+        f"{model}@int8",
+        f"llama.cpp:{model}",
+        f"llama.cpp:{model}@q8_0",
+        f"llama.cpp:{model}@q2_k",
+    ):
         variant = load(expression)
         exact, stored = [], {k: [] for k in KS}
         for s, a in zip(seqs, ref_rows, strict=True):
             b = variant.next_token_logits(s.ids, s.first)
-            nexts = np.asarray(s.ids[s.first + 1:])
+            nexts = np.asarray(s.ids[s.first + 1 :])
             for lo in range(0, len(a), agreement.BLOCK):
-                block_a, block_b = a[lo:lo + agreement.BLOCK], b[lo:lo + agreement.BLOCK]
+                block_a, block_b = a[lo : lo + agreement.BLOCK], b[lo : lo + agreement.BLOCK]
                 exact.append(divergence.exact_kld(block_a, block_b, vocab))
                 for k in KS:
-                    compact = divergence.compact(block_a, nexts[lo:lo + agreement.BLOCK], vocab, k)
+                    compact = divergence.compact(block_a, nexts[lo : lo + agreement.BLOCK], vocab, k)
                     stored[k].append(divergence.per_token(compact, block_b, vocab).kld)
         del variant
         exact = np.concatenate(exact)
@@ -74,7 +79,9 @@ def measure(model: str, chunks: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "agreement-approx.json"))
-    parser.add_argument("--chunks", type=int, default=agreement.MAX_CHUNKS, help="corpus chunks (the stage's by default)")
+    parser.add_argument(
+        "--chunks", type=int, default=agreement.MAX_CHUNKS, help="corpus chunks (the stage's by default)"
+    )
     args = parser.parse_args()
     figures = {model: measure(model, args.chunks) for model in MODELS}
     figures["chunks"] = args.chunks

@@ -19,16 +19,35 @@ import time
 
 # databricks/dolly-v2-*'s config.json (GPT-NeoX, Pythia's shapes); `tiny` for trying the script on a CPU
 SHAPES = {
-    "dolly-v2-3b": {"hidden_size": 2560, "num_hidden_layers": 32, "num_attention_heads": 32,
-                    "intermediate_size": 10240},
-    "dolly-v2-7b": {"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
-                    "intermediate_size": 16384},
-    "dolly-v2-12b": {"hidden_size": 5120, "num_hidden_layers": 36, "num_attention_heads": 40,
-                     "intermediate_size": 20480},
+    "dolly-v2-3b": {
+        "hidden_size": 2560,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "intermediate_size": 10240,
+    },
+    "dolly-v2-7b": {
+        "hidden_size": 4096,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "intermediate_size": 16384,
+    },
+    "dolly-v2-12b": {
+        "hidden_size": 5120,
+        "num_hidden_layers": 36,
+        "num_attention_heads": 40,
+        "intermediate_size": 20480,
+    },
     "tiny": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 256},
 }
-COMMON = {"vocab_size": 50280, "rotary_pct": 0.25, "max_position_embeddings": 2048, "use_parallel_residual": True,
-          "tie_word_embeddings": False, "eos_token_id": 0, "pad_token_id": 0}
+COMMON = {
+    "vocab_size": 50280,
+    "rotary_pct": 0.25,
+    "max_position_embeddings": 2048,
+    "use_parallel_residual": True,
+    "tie_word_embeddings": False,
+    "eos_token_id": 0,
+    "pad_token_id": 0,
+}
 NEW_TOKENS, PROMPT_TOKENS, TIMED = 64, 32, 3
 
 
@@ -48,8 +67,13 @@ def anchor(shape: str, device: str, dtype: str) -> dict:
     with torch.device(device):
         model = GPTNeoXForCausalLM(config).to(getattr(torch, dtype)).eval()
     ids = torch.randint(1, config.vocab_size, (1, PROMPT_TOKENS), device=device)
-    out = {"shape": shape, "device": device, "dtype": dtype, "new_tokens": NEW_TOKENS,
-           "weights_mib": sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20}
+    out = {
+        "shape": shape,
+        "device": device,
+        "dtype": dtype,
+        "new_tokens": NEW_TOKENS,
+        "weights_mib": sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20,
+    }
     for mode, extra in (("eager", {}), ("static", {"cache_implementation": "static"})):
         kwargs = {"max_new_tokens": NEW_TOKENS, "min_new_tokens": NEW_TOKENS, "do_sample": False, **extra}
         walls = []
@@ -61,8 +85,11 @@ def anchor(shape: str, device: str, dtype: str) -> dict:
             sync(device)
             walls.append(time.perf_counter() - started)
         assert made.shape[1] == PROMPT_TOKENS + NEW_TOKENS
-        out[mode] = {"tok_per_s": NEW_TOKENS / statistics.median(walls[2:]), "first_calls_s": walls[:2],
-                     "timed_s": walls[2:]}
+        out[mode] = {
+            "tok_per_s": NEW_TOKENS / statistics.median(walls[2:]),
+            "first_calls_s": walls[:2],
+            "timed_s": walls[2:],
+        }
     return out
 
 

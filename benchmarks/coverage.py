@@ -79,7 +79,7 @@ def old_limits(a_only: np.ndarray, b_only: np.ndarray, n: int) -> tuple[np.ndarr
         part = slice(start, start + max(1, 4_000_000 // size))
         p_a, p_b = a_only[part, None] / n, b_only[part, None] / n
         # one item adds +1, -1 or 0; shifted by z^n its generating function is a polynomial of degree 2n
-        values = (p_b + (1 - p_a - p_b) * roots + p_a * roots ** 2) ** n
+        values = (p_b + (1 - p_a - p_b) * roots + p_a * roots**2) ** n
         cdf = np.cumsum(np.fft.fft(values, axis=1).real / size, axis=1)
         low[part] = (np.argmax(cdf >= tail - TOLERANCE, axis=1) - n) / n
         high[part] = (np.argmax(cdf >= 1 - tail - TOLERANCE, axis=1) - n) / n
@@ -99,8 +99,9 @@ def newcombe_interval(a_only, b_only, both, neither) -> tuple[np.ndarray, np.nda
     a margin is empty (as Newcombe specifies)."""
     from statsmodels.stats.proportion import proportion_confint
 
-    a_only, b_only, both, neither = np.broadcast_arrays(*(np.asarray(c, dtype=float)
-                                                          for c in (a_only, b_only, both, neither)))
+    a_only, b_only, both, neither = np.broadcast_arrays(
+        *(np.asarray(c, dtype=float) for c in (a_only, b_only, both, neither))
+    )
     n = a_only + b_only + both + neither
     right_a, right_b = both + a_only, both + b_only
     p_a, p_b = right_a / n, right_b / n
@@ -112,15 +113,18 @@ def newcombe_interval(a_only, b_only, both, neither) -> tuple[np.ndarray, np.nda
     with np.errstate(divide="ignore", invalid="ignore"):
         phi = np.where(margins > 0, corrected / np.sqrt(margins), 0.0)
     down_a, up_a, down_b, up_b = p_a - low_a, high_a - p_a, p_b - low_b, high_b - p_b
-    low = p_a - p_b - np.sqrt(np.maximum(down_a ** 2 - 2 * phi * down_a * up_b + up_b ** 2, 0))
-    high = p_a - p_b + np.sqrt(np.maximum(down_b ** 2 - 2 * phi * down_b * up_a + up_a ** 2, 0))
+    low = p_a - p_b - np.sqrt(np.maximum(down_a**2 - 2 * phi * down_a * up_b + up_b**2, 0))
+    high = p_a - p_b + np.sqrt(np.maximum(down_b**2 - 2 * phi * down_b * up_a + up_a**2, 0))
     return low, high
 
 
 def discordant_limits(a_only, b_only, n: int) -> dict:
     """The limits of the intervals that depend on the discordant counts alone."""
-    return {"Tango": tango_interval(a_only, b_only, n), "Bonett-Price": bonett_price_interval(a_only, b_only, n),
-            "old": old_limits(a_only, b_only, n)}
+    return {
+        "Tango": tango_interval(a_only, b_only, n),
+        "Bonett-Price": bonett_price_interval(a_only, b_only, n),
+        "old": old_limits(a_only, b_only, n),
+    }
 
 
 def covers(low, high, d) -> np.ndarray:
@@ -149,8 +153,9 @@ def exact(n: int) -> dict:
         for share in DIFFERENCE:
             d = share * q
             p = probabilities(q, d, 0.5)
-            pair_weight = np.exp(pair_factor + xlogy(pairs[0], p[0]) + xlogy(pairs[1], p[1])
-                                 + xlogy(n - pairs.sum(axis=0), 1 - q))
+            pair_weight = np.exp(
+                pair_factor + xlogy(pairs[0], p[0]) + xlogy(pairs[1], p[1]) + xlogy(n - pairs.sum(axis=0), 1 - q)
+            )
             row = {name: float(pair_weight[covers(*limit, d)].sum()) for name, limit in limits.items()}
             row["Newcombe"] = {}
             for r in SPLITS:
@@ -185,46 +190,68 @@ def figure(row: dict, name: str) -> float:
 
 
 def failing(results: dict, name: str) -> list[tuple]:
-    return [(n, q, share, figure(row, name)) for n, rows in results.items() for (q, share), row in rows.items()
-            if figure(row, name) < FLOOR]
+    return [
+        (n, q, share, figure(row, name))
+        for n, rows in results.items()
+        for (q, share), row in rows.items()
+        if figure(row, name) < FLOOR
+    ]
 
 
 def ranked(results: dict) -> list[tuple[str, int, float]]:
     """(method, cells below the floor, worst cell): none below first, then fewest, then the highest worst."""
-    worst = {name: min(figure(row, name) for rows in results.values() for row in rows.values())
-             for name in METHODS + ("old",)}
-    return sorted(((name, len(failing(results, name)), worst[name]) for name in METHODS + ("old",)),
-                  key=lambda entry: (entry[0] == "old", entry[1], -entry[2]))
+    worst = {
+        name: min(figure(row, name) for rows in results.values() for row in rows.values())
+        for name in METHODS + ("old",)
+    }
+    return sorted(
+        ((name, len(failing(results, name)), worst[name]) for name in METHODS + ("old",)),
+        key=lambda entry: (entry[0] == "old", entry[1], -entry[2]),
+    )
 
 
 def table(results: dict) -> str:
-    lines = [(f"| n | discordance | true d | {VERDICT} (the verdict's) | Bonett-Price | Newcombe (worst split) | "
-              "Newcombe's worst split (both right) | old | how | flag |"),
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            f"| n | discordance | true d | {VERDICT} (the verdict's) | Bonett-Price | Newcombe (worst split) | "
+            "Newcombe's worst split (both right) | old | how | flag |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for n, rows in results.items():
         how = "exact" if n <= EXACT_UP_TO else f"{DRAWS:,} draws"
         for (q, share), row in rows.items():
             split = min(row["Newcombe"], key=row["Newcombe"].get)
             flag = f"**{VERDICT} below {FLOOR:g}**" if row[VERDICT] < FLOOR else ""
-            lines.append(f"| {n} | {q:.0%} | {share * q:.3f} | {row['Tango']:.4f} | {row['Bonett-Price']:.4f} | "
-                         f"{row['Newcombe'][split]:.4f} | {split:g} | {row['old']:.4f} | {how} | {flag} |")
+            lines.append(
+                f"| {n} | {q:.0%} | {share * q:.3f} | {row['Tango']:.4f} | {row['Bonett-Price']:.4f} | "
+                f"{row['Newcombe'][split]:.4f} | {split:g} | {row['old']:.4f} | {how} | {flag} |"
+            )
     return "\n".join(lines)
 
 
 def choice(results: dict, cells: int) -> str:
     ranking = ranked(results)
-    named = {"Tango": "Tango's score interval", "Bonett-Price": "Bonett-Price's adjusted Wald",
-             "Newcombe": "Newcombe's method 10 (worst of the splits)",
-             "old": "the old percentile bootstrap (exact bound at 0 discordant)"}
-    text = (f"The verdict uses {named[VERDICT]}: the rule is no cell below {FLOOR:g} if any interval has none, "
-            f"else the fewest such cells, then the highest worst cell, over all {cells} cells. Cells below "
-            f"{FLOOR:g} (worst cell): " + "; ".join(f"{named[name]} {count} ({worst:.4f})"
-                                                   for name, count, worst in ranking) + ".")
+    named = {
+        "Tango": "Tango's score interval",
+        "Bonett-Price": "Bonett-Price's adjusted Wald",
+        "Newcombe": "Newcombe's method 10 (worst of the splits)",
+        "old": "the old percentile bootstrap (exact bound at 0 discordant)",
+    }
+    text = (
+        f"The verdict uses {named[VERDICT]}: the rule is no cell below {FLOOR:g} if any interval has none, "
+        f"else the fewest such cells, then the highest worst cell, over all {cells} cells. Cells below "
+        f"{FLOOR:g} (worst cell): "
+        + "; ".join(f"{named[name]} {count} ({worst:.4f})" for name, count, worst in ranking)
+        + "."
+    )
     if ranking[0][0] != VERDICT:
         text += f" **This run ranks {named[ranking[0][0]]} first, not the verdict's {VERDICT}.**"
     elif ranking[1][1] == ranking[0][1]:
-        text += (f" {VERDICT} and {ranking[1][0]} fail as many cells; {VERDICT}'s worst cell is higher by "
-                 f"{ranking[0][2] - ranking[1][2]:.5f}, so on this grid the two are about equally good.")
+        text += (
+            f" {VERDICT} and {ranking[1][0]} fail as many cells; {VERDICT}'s worst cell is higher by "
+            f"{ranking[0][2] - ranking[1][2]:.5f}, so on this grid the two are about equally good."
+        )
     return text
 
 
@@ -243,15 +270,18 @@ def write(markdown: str) -> None:
     text = results_md.read_text()
     section = f"{BEGIN}\n## Interval coverage (issue 19)\n\n{markdown}\n{END}"
     if BEGIN in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
+        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     results_md.write_text(text)
 
 
 def check_published() -> None:
-    got = {"Tango": tango_interval(6, 16, 161), "Bonett-Price": bonett_price_interval(6, 16, 161),
-           "Newcombe": newcombe_interval(6, 16, 59, 80)}
+    got = {
+        "Tango": tango_interval(6, 16, 161),
+        "Bonett-Price": bonett_price_interval(6, 16, 161),
+        "Newcombe": newcombe_interval(6, 16, 59, 80),
+    }
     for name, expected in CAVO.items():
         if not np.allclose([float(v) for v in got[name]], expected, atol=5e-5):
             sys.exit(f"coverage.py: {name} gives {got[name]} for the Cavo example, not {expected}")
@@ -263,17 +293,27 @@ def main() -> None:
     rng = np.random.default_rng(SEED)
     results = {n: exact(n) if n <= EXACT_UP_TO else sampled(n, rng) for n in SIZES}
     cells = sum(len(rows) for rows in results.values())
-    markdown = (f"Made by `{COMMAND}` (the docstring says how); {time.perf_counter() - started:.0f} s. "
-                f"Coverage of 95% intervals for the paired difference d. {choice(results, cells)} "
-                f"Newcombe's at the worst of {len(SPLITS)} shares of concordant items both right "
-                f"({', '.join(f'{r:g}' for r in SPLITS)}); the others do not depend on the split. Flag: the "
-                f"verdict's interval below {FLOOR:g}.\n\n{table(results)}\n\n{summary(results)}\n")
+    markdown = (
+        f"Made by `{COMMAND}` (the docstring says how); {time.perf_counter() - started:.0f} s. "
+        f"Coverage of 95% intervals for the paired difference d. {choice(results, cells)} "
+        f"Newcombe's at the worst of {len(SPLITS)} shares of concordant items both right "
+        f"({', '.join(f'{r:g}' for r in SPLITS)}); the others do not depend on the split. Flag: the "
+        f"verdict's interval below {FLOOR:g}.\n\n{table(results)}\n\n{summary(results)}\n"
+    )
     write(markdown)
     print(markdown)
-    print(json.dumps({"cells": cells,
-                      "ranking": [dict(zip(("method", "failing", "worst"), r)) for r in ranked(results)],
-                      "failing": {name: [dict(zip(("n", "q", "d_over_q", "coverage"), f))
-                                         for f in failing(results, name)] for name in METHODS + ("old",)}}))
+    print(
+        json.dumps(
+            {
+                "cells": cells,
+                "ranking": [dict(zip(("method", "failing", "worst"), r)) for r in ranked(results)],
+                "failing": {
+                    name: [dict(zip(("n", "q", "d_over_q", "coverage"), f)) for f in failing(results, name)]
+                    for name in METHODS + ("old",)
+                },
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -59,8 +59,13 @@ def measure(model: str, device: str, reps: int, prompts: int) -> dict:
             loaded.decoder = CompiledEverywhere("static", loaded.decoder.cache_len)
         started = time.perf_counter()
         loaded.generate(rendered[0], settings, 8)
-        loops[name] = {"decoder": loaded.decoder, "settings": settings, "first_s": time.perf_counter() - started,
-                       "rates": [], "tokens": {}}
+        loops[name] = {
+            "decoder": loaded.decoder,
+            "settings": settings,
+            "first_s": time.perf_counter() - started,
+            "rates": [],
+            "tokens": {},
+        }
     for _ in range(reps):
         for i, r in enumerate(rendered):
             for loop in loops.values():
@@ -69,10 +74,16 @@ def measure(model: str, device: str, reps: int, prompts: int) -> dict:
                 loop["rates"].append(made.decode_tok_per_s)
                 loop["tokens"][i] = made.token_ids
     eager = loops["eager"]["tokens"]
-    return {name: {"decode_tok_per_s": statistics.median(loop["rates"]), "first_generate_s": loop["first_s"],
-                   "samples": len(loop["rates"]), "same_tokens_as_eager": loop["tokens"] == eager,
-                   "cache_len": loop["decoder"].cache_len}
-            for name, loop in loops.items()}
+    return {
+        name: {
+            "decode_tok_per_s": statistics.median(loop["rates"]),
+            "first_generate_s": loop["first_s"],
+            "samples": len(loop["rates"]),
+            "same_tokens_as_eager": loop["tokens"] == eager,
+            "cache_len": loop["decoder"].cache_len,
+        }
+        for name, loop in loops.items()
+    }
 
 
 def main() -> None:

@@ -68,8 +68,9 @@ def speed(reps: int, threads: int) -> dict:
     out = {"bandwidth_gib_s": limit, "threads": threads, "new_tokens": NEW_TOKENS, "models": {}}
     for model in MODELS:
         hf, cpp = _load(model, threads), _load(f"llama.cpp:{model}", threads)
-        plain = llama_cpp.Llama(str(cpp.gguf_path), n_ctx=cpp.context_window(), n_threads=threads,
-                                n_threads_batch=threads, verbose=False)
+        plain = llama_cpp.Llama(
+            str(cpp.gguf_path), n_ctx=cpp.context_window(), n_threads=threads, n_threads_batch=threads, verbose=False
+        )
         rendered = [cpp.render(p) for p in prompts]
         sides = {  # each called within this iteration: the loop's variables are the ones meant
             "transformers_fp32": lambda r: hf.generate(r, settings).decode_tok_per_s,  # noqa: B023
@@ -131,10 +132,12 @@ def parity(run: Path) -> dict:
         prompts = [p for (m, p) in answers if m == base and (model, p) in answers]
         identical = sum(" ".join(answers[(base, p)].split()) == " ".join(answers[(model, p)].split()) for p in prompts)
         out[f"{base}/{task}"] = {
-            "items": len(shared), "same_choice": same / len(shared),
+            "items": len(shared),
+            "same_choice": same / len(shared),
             "acc_transformers": sum(right(hf, i) for i, _ in shared) / len(shared),
             "acc_llama_cpp": sum(right(cpp, j) for _, j in shared) / len(shared),
-            "acc_difference_ci95": [float(low), float(high)], "max_abs_ll_difference": diff,
+            "acc_difference_ci95": [float(low), float(high)],
+            "max_abs_ll_difference": diff,
             "tasks_wall_s": {"transformers": walls.get(base), "llama_cpp": walls.get(model)},
             "prompts_identical": f"{identical}/{len(prompts)}",
         }

@@ -31,7 +31,7 @@ def task(rng, items: int, discordant: float, gap: float) -> np.ndarray:
     """A population with (discordant + gap) / 2 baseline-only items and (discordant - gap) / 2 rung-only, shuffled."""
     a_only, b_only = round(items * (discordant + gap) / 2), round(items * (discordant - gap) / 2)
     d = np.zeros(items, dtype=int)
-    d[:a_only], d[a_only:a_only + b_only] = 1, -1
+    d[:a_only], d[a_only : a_only + b_only] = 1, -1
     return rng.permutation(d)
 
 
@@ -48,8 +48,13 @@ def one(rng, items: int, discordant: float, gap: float) -> dict:
             break
         n += CHUNK
     wrong = (s.high < MARGIN and truth >= MARGIN) or (s.low >= MARGIN and truth < MARGIN)
-    return {"always": bool(always), "at_stop": bool(s.low <= truth <= s.high), "wrong": bool(wrong), "n": n,
-            "decided": s.decided()}
+    return {
+        "always": bool(always),
+        "at_stop": bool(s.low <= truth <= s.high),
+        "wrong": bool(wrong),
+        "n": n,
+        "decided": s.decided(),
+    }
 
 
 def main() -> None:
@@ -62,18 +67,28 @@ def main() -> None:
     started = time.perf_counter()
     rows = []
     print(f"{args.reps} tasks of {args.items} items per cell, margin {MARGIN}, chunks of {CHUNK}, alpha {ALPHA}\n")
-    print("| discordant | gap | covered always | covered at stop | wrong decisions | decided | items run (mean) | "
-          "baseline items cut |")
+    print(
+        "| discordant | gap | covered always | covered at stop | wrong decisions | decided | items run (mean) | "
+        "baseline items cut |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for discordant, gap in CELLS:
         runs = [one(rng, args.items, discordant, gap) for _ in range(args.reps)]
         share = np.mean([r["n"] for r in runs]) / args.items
-        row = {"discordant": discordant, "gap": gap, "covered_always": np.mean([r["always"] for r in runs]),
-               "covered_at_stop": np.mean([r["at_stop"] for r in runs]), "wrong": np.mean([r["wrong"] for r in runs]),
-               "decided": np.mean([r["decided"] for r in runs]), "items_share": share}
+        row = {
+            "discordant": discordant,
+            "gap": gap,
+            "covered_always": np.mean([r["always"] for r in runs]),
+            "covered_at_stop": np.mean([r["at_stop"] for r in runs]),
+            "wrong": np.mean([r["wrong"] for r in runs]),
+            "decided": np.mean([r["decided"] for r in runs]),
+            "items_share": share,
+        }
         rows.append({k: float(v) for k, v in row.items()})
-        print(f"| {discordant:g} | {gap:g} | {row['covered_always']:.1%} | {row['covered_at_stop']:.1%} | "
-              f"{row['wrong']:.1%} | {row['decided']:.0%} | {share:.1%} | {1 / share:.1f}x |")
+        print(
+            f"| {discordant:g} | {gap:g} | {row['covered_always']:.1%} | {row['covered_at_stop']:.1%} | "
+            f"{row['wrong']:.1%} | {row['decided']:.0%} | {share:.1%} | {1 / share:.1f}x |"
+        )
     print(f"\n{time.perf_counter() - started:.0f} s")
     print(json.dumps({"reps": args.reps, "items": args.items, "seed": args.seed, "cells": rows}))
 

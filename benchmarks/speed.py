@@ -36,8 +36,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 OUT = REPO / "benchmarks" / "speed.json"
-BENCH = ["-m", "sizebench", "bench", "--models", "offline", "--prompts", "prompts/geography.txt",
-         "--tasks", "sizebench_geo"]
+BENCH = [
+    "-m",
+    "sizebench",
+    "bench",
+    "--models",
+    "offline",
+    "--prompts",
+    "prompts/geography.txt",
+    "--tasks",
+    "sizebench_geo",
+]
 MODELS = ("smollm2-135m", "gemma3-270m")
 ORDER = ("old", "new", "new", "old")  # conversions, alternating; --pairs 1 keeps the first two
 
@@ -56,8 +65,13 @@ def sweep_once(checkout: Path, label: str) -> dict:
     results = Path(tempfile.mkdtemp(prefix=f"sweep-{label}-"))
     clock = time.strftime("%H:%M", time.gmtime())
     started, cpu = time.perf_counter(), _children_cpu()
-    done = subprocess.run([sys.executable, *BENCH, "--results", str(results)], cwd=checkout, env=_env(checkout),
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, *BENCH, "--results", str(results)],
+        cwd=checkout,
+        env=_env(checkout),
+        capture_output=True,
+        text=True,
+    )
     wall, cpu = time.perf_counter() - started, _children_cpu() - cpu
     if done.returncode != 0:
         return {"label": label, "error": (done.stderr.strip().splitlines() or ["?"])[-1], "wall_s": wall}
@@ -65,8 +79,11 @@ def sweep_once(checkout: Path, label: str) -> dict:
     from sizebench.runstore.store import RunStore
 
     rows = RunStore(run).records()
-    split = {"load": sum(r["load_s"] + (r.get("convert_s") or 0) + (r.get("import_s") or 0)
-                         for r in rows if r["kind"] == "load")}
+    split = {
+        "load": sum(
+            r["load_s"] + (r.get("convert_s") or 0) + (r.get("import_s") or 0) for r in rows if r["kind"] == "load"
+        )
+    }
     for stage in ("prompts", "tasks"):
         split[stage] = sum(r["wall_s"] for r in rows if r["kind"] == "stage" and r["stage"] == stage)
     split["other"] = wall - sum(split.values())
@@ -75,14 +92,24 @@ def sweep_once(checkout: Path, label: str) -> dict:
         prompts = [r for r in rows if r["kind"] == "prompt" and r["model"] == model]
         decode[model] = statistics.median(r["decode_tok_per_s"] for r in prompts if r["decode_tok_per_s"])
         # what one timed run per prompt would have reported from the same sweep (the first run of each)
-        first_run[model] = statistics.median(r["decode_tok_per_s_runs"][0] for r in prompts
-                                             if r["decode_tok_per_s_runs"])
-        acc[model] = {r["task"]: r["value"] for r in rows if r["kind"] == "task" and r["model"] == model
-                      and r["metric"] == "acc"}
+        first_run[model] = statistics.median(
+            r["decode_tok_per_s_runs"][0] for r in prompts if r["decode_tok_per_s_runs"]
+        )
+        acc[model] = {
+            r["task"]: r["value"] for r in rows if r["kind"] == "task" and r["model"] == model and r["metric"] == "acc"
+        }
     shutil.rmtree(results, ignore_errors=True)
-    return {"label": label, "started_utc": clock, "wall_s": wall, "cpu_s": cpu, "split_s": split, "decode_median": decode,
-            "decode_first_run_median": first_run, "acc": acc,
-            "runs_per_prompt": max(len(r["decode_tok_per_s_runs"]) for r in rows if r["kind"] == "prompt")}
+    return {
+        "label": label,
+        "started_utc": clock,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "split_s": split,
+        "decode_median": decode,
+        "decode_first_run_median": first_run,
+        "acc": acc,
+        "runs_per_prompt": max(len(r["decode_tok_per_s_runs"]) for r in rows if r["kind"] == "prompt"),
+    }
 
 
 def sweep(old: Path, labels: list[str], earlier: list[dict], save) -> dict:
@@ -101,13 +128,15 @@ def summarise_sweeps(runs: list[dict]) -> dict:
     out = {"runs": runs}
     if new and oldr:
         out["ratio_old_over_new"] = statistics.median(r["wall_s"] for r in oldr) / statistics.median(
-            r["wall_s"] for r in new)
+            r["wall_s"] for r in new
+        )
         out["cpu_ratio_old_over_new"] = statistics.median(r["cpu_s"] for r in oldr) / statistics.median(
-            r["cpu_s"] for r in new)
+            r["cpu_s"] for r in new
+        )
     if len(new) > 1:  # (fastest - slowest) / mean of the new sweeps' per-model medians
         out["between_sweeps_decode_spread"] = {
-            m: (max(v) - min(v)) / statistics.mean(v) for m in MODELS
-            for v in [[r["decode_median"][m] for r in new]]}
+            m: (max(v) - min(v)) / statistics.mean(v) for m in MODELS for v in [[r["decode_median"][m] for r in new]]
+        }
     return out
 
 
@@ -117,7 +146,7 @@ def side_by_side(section: str, pairs: int, run_one) -> dict:
     figures = []
     for model in MODELS:
         times, cpus, folders, scratch = {"old": [], "new": []}, {"old": [], "new": []}, {}, []
-        for label in ORDER[:2 * pairs]:
+        for label in ORDER[: 2 * pairs]:
             wall, cpu, folder, mess = run_one(label, model)
             times[label].append(wall)
             cpus[label].append(cpu)
@@ -126,11 +155,19 @@ def side_by_side(section: str, pairs: int, run_one) -> dict:
             print(f"{section} {model} {label} {wall:.1f} s (CPU {cpu:.1f})", flush=True)
         names = sorted(p.name for p in folders["new"].iterdir() if p.name != "COMPLETE")  # COMPLETE names the GGUF
         _, mismatch, errors = filecmp.cmpfiles(folders["old"], folders["new"], names, shallow=False)
-        figures.append({"model": model, "old_s": times["old"], "new_s": times["new"],
-                        "speedup": statistics.median(times["old"]) / statistics.median(times["new"]),
-                        "old_cpu_s": cpus["old"], "new_cpu_s": cpus["new"],
-                        "cpu_speedup": statistics.median(cpus["old"]) / statistics.median(cpus["new"]),
-                        "files": names, "identical_files": not mismatch and not errors})
+        figures.append(
+            {
+                "model": model,
+                "old_s": times["old"],
+                "new_s": times["new"],
+                "speedup": statistics.median(times["old"]) / statistics.median(times["new"]),
+                "old_cpu_s": cpus["old"],
+                "new_cpu_s": cpus["new"],
+                "cpu_speedup": statistics.median(cpus["old"]) / statistics.median(cpus["new"]),
+                "files": names,
+                "identical_files": not mismatch and not errors,
+            }
+        )
         for mess in scratch:
             shutil.rmtree(mess, ignore_errors=True)
     return {"models": figures}
@@ -148,12 +185,21 @@ def convert(old: Path, pairs: int) -> dict:
     from sizebench.planning.registry import builtin
 
     def run_one(label: str, model: str):
-        checkout, module = (old, "sizebench.weights.sources") if label == "old" else (REPO, "sizebench.weights.gguf_convert")
+        checkout, module = (
+            (old, "sizebench.weights.sources") if label == "old" else (REPO, "sizebench.weights.gguf_convert")
+        )
         target = Path(tempfile.mkdtemp(prefix=f"i13-cache-{label}-")) / "out"
         started, cpu = time.perf_counter(), _children_cpu()
-        _checked(subprocess.run([sys.executable, "-m", module, str(sources.package_gguf(builtin(model))), str(target)],
-                                cwd=checkout, env=_env(checkout), capture_output=True, text=True),
-                 f"{label} conversion of {model}")
+        _checked(
+            subprocess.run(
+                [sys.executable, "-m", module, str(sources.package_gguf(builtin(model))), str(target)],
+                cwd=checkout,
+                env=_env(checkout),
+                capture_output=True,
+                text=True,
+            ),
+            f"{label} conversion of {model}",
+        )
         return time.perf_counter() - started, _children_cpu() - cpu, target, target.parent
 
     return side_by_side("convert", pairs, run_one)
@@ -191,9 +237,16 @@ def cold(old: Path, pairs: int) -> dict:
         checkout = old if label == "old" else REPO
         cache = Path(tempfile.mkdtemp(prefix=f"i13-cold-{label}-"))
         (cache / "gguf-files").symlink_to(sources.cache_root() / "gguf-files")
-        done = _checked(subprocess.run([sys.executable, "-c", COLD_LOAD, model], cwd=checkout, capture_output=True,
-                                       env=_env(checkout, SIZEBENCH_CACHE=str(cache)), text=True),
-                        f"{label} cold load of {model}")
+        done = _checked(
+            subprocess.run(
+                [sys.executable, "-c", COLD_LOAD, model],
+                cwd=checkout,
+                capture_output=True,
+                env=_env(checkout, SIZEBENCH_CACHE=str(cache)),
+                text=True,
+            ),
+            f"{label} cold load of {model}",
+        )
         run = json.loads(done.stdout.strip().splitlines()[-1])
         return run["wall_s"], run["cpu_s"], Path(run["path"]), cache
 
@@ -210,8 +263,11 @@ def accuracy(limit, reps: int) -> dict:
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     return f"{cpu}, {os.cpu_count()} CPUs, no GPU, {platform.platform()}"
@@ -224,11 +280,17 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="accuracy: items per task (default all)")
     parser.add_argument("--reps", type=int, default=2, help="accuracy: timed runs of each side")
     parser.add_argument("--pairs", type=int, default=2, choices=(1, 2), help="convert, cold: old/new pairs per model")
-    parser.add_argument("--sweeps", nargs="+", default=["new", "old", "new"], choices=("new", "old"),
-                        help="sweep: which code runs each whole sweep, in order")
+    parser.add_argument(
+        "--sweeps",
+        nargs="+",
+        default=["new", "old", "new"],
+        choices=("new", "old"),
+        help="sweep: which code runs each whole sweep, in order",
+    )
     parser.add_argument("--append", action="store_true", help="sweep: add to the sweeps already in speed.json")
     args = parser.parse_args()
     figures = {"machine": machine()}
+
     def save(section: str, result: dict) -> None:  # re-read: another section may be running beside this one
         current = json.loads(OUT.read_text()) if OUT.exists() else {}
         current.update(machine=figures["machine"], **{section: result})
@@ -238,9 +300,12 @@ def main() -> None:
         started = time.strftime("%H:%M", time.gmtime())
         kept = json.loads(OUT.read_text()).get("sweep", {}) if args.append and OUT.exists() else {}
         earlier = kept.get("runs", [])
-        result = {"sweep": lambda: sweep(args.old, args.sweeps, earlier, lambda partial: save("sweep", partial)),  # noqa: B023 (called at once)
-                  "convert": lambda: convert(args.old, args.pairs), "cold": lambda: cold(args.old, args.pairs),
-                  "accuracy": lambda: accuracy(args.limit, args.reps)}[section]()
+        result = {
+            "sweep": lambda: sweep(args.old, args.sweeps, earlier, lambda partial: save("sweep", partial)),  # noqa: B023 (called at once)
+            "convert": lambda: convert(args.old, args.pairs),
+            "cold": lambda: cold(args.old, args.pairs),
+            "accuracy": lambda: accuracy(args.limit, args.reps),
+        }[section]()
         result.update(started_utc=started, load_average_after=os.getloadavg())
         if section == "sweep" and earlier:
             result.update(started_utc=kept.get("started_utc", "?"), appended_utc=started)  # partial saves drop it
@@ -268,9 +333,13 @@ def render(f: dict) -> str:
     for acc in (f.get("accuracy"), f.get("accuracy_earlier")):
         if not acc:
             continue
-        lines += [f"### Accuracy stage (lm-eval, started {acc.get('started_utc', '?')} UTC; {acc.get('note', '')})", "",
-                  "| model | items | plain HFLM s | sizebench-hf s | speed-up wall | "
-                  "speed-up CPU | same choice | max abs dlogL | goal | met |", "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"### Accuracy stage (lm-eval, started {acc.get('started_utc', '?')} UTC; {acc.get('note', '')})",
+            "",
+            "| model | items | plain HFLM s | sizebench-hf s | speed-up wall | "
+            "speed-up CPU | same choice | max abs dlogL | goal | met |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for m in acc["models"]:
             goal = 2.0 if m["model"].startswith("gemma") else 1.3
             ratios = [m["speedup"]] + ([m["cpu_speedup"]] if "cpu_speedup" in m else [])
@@ -280,46 +349,66 @@ def render(f: dict) -> str:
                 f"{_pair(m['fast_s'], m.get('fast_cpu_s'))} | x{m['speedup']:.2f} | "
                 f"{'x%.2f' % m['cpu_speedup'] if 'cpu_speedup' in m else '-'} | "
                 f"{m['same_choice']}/{m['items']} | {m['max_abs_dlogL']:.1e} | >= x{goal}, <= 1e-4 | "
-                f"{'yes' if met else '**no**'} |")
+                f"{'yes' if met else '**no**'} |"
+            )
         lines.append("")
-    titles = {"cold": "Cold start: a worker's first load on an empty cache, conversion included (torch and "
-                      "transformers imported before the clock, as in a worker)",
-              "convert": "The one-time GGUF -> safetensors conversion as a process of its own (imports included)"}
+    titles = {
+        "cold": "Cold start: a worker's first load on an empty cache, conversion included (torch and "
+        "transformers imported before the clock, as in a worker)",
+        "convert": "The one-time GGUF -> safetensors conversion as a process of its own (imports included)",
+    }
     for section, title in titles.items():
         conv = f.get(section)
         if not conv:
             continue
-        lines += [f"### {title} (started {conv.get('started_utc', '?')} UTC)",
-                  "", "| model | old s | new s | speed-up wall | speed-up CPU | "
-                  "files byte-identical | goal | met |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"### {title} (started {conv.get('started_utc', '?')} UTC)",
+            "",
+            "| model | old s | new s | speed-up wall | speed-up CPU | files byte-identical | goal | met |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for m in conv["models"]:
-            lines.append(f"| {m['model']} | {_pair(m['old_s'], m['old_cpu_s'])} | {_pair(m['new_s'], m['new_cpu_s'])} | "
-                         f"x{m['speedup']:.2f} | x{m['cpu_speedup']:.2f} | {m['identical_files']} | >= x3 | "
-                         f"{'yes' if min(m['speedup'], m['cpu_speedup']) >= 3 and m['identical_files'] else '**no**'} |")
+            lines.append(
+                f"| {m['model']} | {_pair(m['old_s'], m['old_cpu_s'])} | {_pair(m['new_s'], m['new_cpu_s'])} | "
+                f"x{m['speedup']:.2f} | x{m['cpu_speedup']:.2f} | {m['identical_files']} | >= x3 | "
+                f"{'yes' if min(m['speedup'], m['cpu_speedup']) >= 3 and m['identical_files'] else '**no**'} |"
+            )
         lines.append("")
     sw = f.get("sweep")
     if sw:
         sw = {**sw, **summarise_sweeps(sw["runs"])}  # figures from the runs, whichever order they were added in
-        lines += [f"### Warm default sweep (`sizebench bench --models offline --prompts prompts/geography.txt "
-                  f"--tasks sizebench_geo`, started {sw.get('started_utc', '?')} UTC)", "",
-                  "| run | code | started UTC | wall s | CPU s | load s | prompts s | tasks s | other s | timed runs per prompt | "
-                  "decode tok/s smollm2 / gemma3 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"### Warm default sweep (`sizebench bench --models offline --prompts prompts/geography.txt "
+            f"--tasks sizebench_geo`, started {sw.get('started_utc', '?')} UTC)",
+            "",
+            "| run | code | started UTC | wall s | CPU s | load s | prompts s | tasks s | other s | timed runs per prompt | "
+            "decode tok/s smollm2 / gemma3 |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for i, r in enumerate(sw["runs"], 1):
             if "error" in r:
                 lines.append(f"| {i} | {r['label']} | {r.get('started_utc', '-')} | failed: {r['error']} |||||||")
                 continue
             s = r["split_s"]
             d = r["decode_median"]
-            lines.append(f"| {i} | {r['label']} | {r.get('started_utc', '-')} | {r['wall_s']:.0f} | {r.get('cpu_s', float('nan')):.0f} | "
-                         f"{s['load']:.0f} | {s['prompts']:.0f} | {s['tasks']:.0f} | {s['other']:.0f} | "
-                         f"{r['runs_per_prompt']} | {d['smollm2-135m']:.1f} / {d['gemma3-270m']:.1f} |")
+            lines.append(
+                f"| {i} | {r['label']} | {r.get('started_utc', '-')} | {r['wall_s']:.0f} | {r.get('cpu_s', float('nan')):.0f} | "
+                f"{s['load']:.0f} | {s['prompts']:.0f} | {s['tasks']:.0f} | {s['other']:.0f} | "
+                f"{r['runs_per_prompt']} | {d['smollm2-135m']:.1f} / {d['gemma3-270m']:.1f} |"
+            )
         if "ratio_old_over_new" in sw:
-            lines += ["", f"Old / new: x{sw['ratio_old_over_new']:.2f} wall, x{sw['cpu_ratio_old_over_new']:.2f} CPU "
-                          "(goal: new <= half of old, i.e. >= x2)."]
+            lines += [
+                "",
+                f"Old / new: x{sw['ratio_old_over_new']:.2f} wall, x{sw['cpu_ratio_old_over_new']:.2f} CPU "
+                "(goal: new <= half of old, i.e. >= x2).",
+            ]
         spread = sw.get("between_sweeps_decode_spread")
         if spread:
-            lines.append("Decode tok/s, (fastest - slowest) / mean over the new sweeps: " + ", ".join(
-                f"{m} {v * 100:.1f}%" for m, v in spread.items()) + " (goal < 5%).")
+            lines.append(
+                "Decode tok/s, (fastest - slowest) / mean over the new sweeps: "
+                + ", ".join(f"{m} {v * 100:.1f}%" for m, v in spread.items())
+                + " (goal < 5%)."
+            )
         lines.append("")
     return "\n".join(lines)
 

@@ -93,12 +93,14 @@ def build_task(rows, task, field):
         rng.shuffle(choices)
         choices.insert(labels[i], answer)
         assert len(set(choices)) == N_CHOICES and choices.count(answer) == 1
-        out.append({
-            "id": f"{task}-{i + 1:03d}",
-            "country": r["country"],
-            "choices": choices,
-            "label": labels[i],
-        })
+        out.append(
+            {
+                "id": f"{task}-{i + 1:03d}",
+                "country": r["country"],
+                "choices": choices,
+                "label": labels[i],
+            }
+        )
     return out
 
 
@@ -110,8 +112,7 @@ def write_jsonl(path, items):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DATA_DIR,
-                        help="output directory (default: the data folder)")
+    parser.add_argument("--out", type=Path, default=DATA_DIR, help="output directory (default: the data folder)")
     args = parser.parse_args(argv)
 
     rows = read_rows(CSV_PATH)

@@ -54,8 +54,12 @@ def models(names: list[str]) -> None:
 
     path = sources.locate(registry.builtin("smollm2-135m")).path
     tokenizer = AutoTokenizer.from_pretrained(path)
-    inputs = tokenizer.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
-                                           add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    inputs = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
     table = candidates()
     for name in names or list(table):
         try:
@@ -70,11 +74,21 @@ def models(names: list[str]) -> None:
                 started = time.perf_counter()
                 model.generate(**inputs, max_new_tokens=48, min_new_tokens=48, do_sample=False)
                 full = time.perf_counter() - started
-            print(json.dumps({
-                "backend": name, "decode_tok_s": round(47 / (full - first), 2),
-                "weight_MiB": round(footprint.weight_bytes(model) / 2**20, 1),
-                "numel_x_size_MiB": round(sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20, 1),
-                "footprint_MiB": round(model.get_memory_footprint() / 2**20, 1), "load_s": round(load_s, 1)}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "backend": name,
+                        "decode_tok_s": round(47 / (full - first), 2),
+                        "weight_MiB": round(footprint.weight_bytes(model) / 2**20, 1),
+                        "numel_x_size_MiB": round(
+                            sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20, 1
+                        ),
+                        "footprint_MiB": round(model.get_memory_footprint() / 2**20, 1),
+                        "load_s": round(load_s, 1),
+                    }
+                ),
+                flush=True,
+            )
         except Exception as exc:  # a backend that cannot run here is a result too
             print(json.dumps({"backend": name, "error": f"{type(exc).__name__}: {str(exc)[:200]}"}), flush=True)
 
@@ -85,8 +99,12 @@ def layers(rounds: int = 15) -> None:
     from torchao.quantization import Int8WeightOnlyConfig, quantize_
 
     torch.manual_seed(0)
-    base = torch.nn.Sequential(*[torch.nn.Linear(576, 1536, bias=False) if i % 2 == 0 else
-                                 torch.nn.Linear(1536, 576, bias=False) for i in range(8)]).eval()
+    base = torch.nn.Sequential(
+        *[
+            torch.nn.Linear(576, 1536, bias=False) if i % 2 == 0 else torch.nn.Linear(1536, 576, bias=False)
+            for i in range(8)
+        ]
+    ).eval()
 
     def copied(dtype=torch.float32):
         return copy.deepcopy(base).to(dtype)
@@ -109,18 +127,24 @@ def layers(rounds: int = 15) -> None:
                 q = bnb.nn.Linear8bitLt(layer.in_features, layer.out_features, bias=False, has_fp16_weights=False)
                 q.weight = bnb.nn.Int8Params(layer.weight.data.clone(), requires_grad=False, has_fp16_weights=False)
             else:
-                q = bnb.nn.Linear4bit(layer.in_features, layer.out_features, bias=False, quant_type="nf4",
-                                      compute_dtype=torch.float32)
+                q = bnb.nn.Linear4bit(
+                    layer.in_features, layer.out_features, bias=False, quant_type="nf4", compute_dtype=torch.float32
+                )
                 q.weight = bnb.nn.Params4bit(layer.weight.data.clone(), requires_grad=False, quant_type="nf4")
             out.append(q.to("cpu"))
         return torch.nn.Sequential(*out).eval()
 
-    runs = {"float32": (base, torch.float32), "bfloat16": (copied(torch.bfloat16), torch.bfloat16),
-            "torchao int8": (with_torchao(torch.float32), torch.float32),
-            "torchao int8 (bf16)": (with_torchao(torch.bfloat16), torch.bfloat16),
-            "quanto int8": (with_quanto(qint8), torch.float32), "quanto int4": (with_quanto(qint4), torch.float32),
-            "quanto int4 (bf16)": (with_quanto(qint4, torch.bfloat16), torch.bfloat16),
-            "bnb int8": (with_bnb("int8"), torch.float32), "bnb nf4": (with_bnb("nf4"), torch.float32)}
+    runs = {
+        "float32": (base, torch.float32),
+        "bfloat16": (copied(torch.bfloat16), torch.bfloat16),
+        "torchao int8": (with_torchao(torch.float32), torch.float32),
+        "torchao int8 (bf16)": (with_torchao(torch.bfloat16), torch.bfloat16),
+        "quanto int8": (with_quanto(qint8), torch.float32),
+        "quanto int4": (with_quanto(qint4), torch.float32),
+        "quanto int4 (bf16)": (with_quanto(qint4, torch.bfloat16), torch.bfloat16),
+        "bnb int8": (with_bnb("int8"), torch.float32),
+        "bnb nf4": (with_bnb("nf4"), torch.float32),
+    }
     x = torch.randn(1, 1, 576)
     times: dict[str, list[float]] = {name: [] for name in runs}
     with torch.no_grad():  # quanto int4 fails under inference_mode; here every backend runs

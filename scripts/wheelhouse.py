@@ -19,21 +19,40 @@ def fetch(requirement: str, folder: Path, python: str) -> str | None:
     """None when the wheel is in folder, else why not."""
     pip = [sys.executable, "-m", "pip", "-q"]
     platforms = [arg for p in PLATFORMS for arg in ("--platform", p)]
-    binary = subprocess.run([*pip, "download", "--no-deps", "--only-binary=:all:", "--python-version", python,
-                             *platforms, "-d", str(folder), requirement], capture_output=True, text=True)
+    binary = subprocess.run(
+        [
+            *pip,
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            python,
+            *platforms,
+            "-d",
+            str(folder),
+            requirement,
+        ],
+        capture_output=True,
+        text=True,
+    )
     if binary.returncode == 0:
         return None
     built = subprocess.run([*pip, "wheel", "--no-deps", "-w", str(folder), requirement], capture_output=True, text=True)
     if built.returncode != 0:
-        return f"{requirement}: no wheel for Python {python}, and its sdist does not build: " \
-               f"{(built.stderr.strip().splitlines() or ['?'])[-1]}"
+        return (
+            f"{requirement}: no wheel for Python {python}, and its sdist does not build: "
+            f"{(built.stderr.strip().splitlines() or ['?'])[-1]}"
+        )
     return None
 
 
 def main(folder: str, python: str) -> int:
     out = Path(folder)
-    wanted = [line.split(";")[0].strip() for line in (out / "requirements.txt").read_text().splitlines()
-              if line.strip() and not line.startswith("#")]
+    wanted = [
+        line.split(";")[0].strip()
+        for line in (out / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     with ThreadPoolExecutor(4) as pool:
         problems = [p for p in pool.map(lambda r: fetch(r, out, python), wanted) if p]
     for problem in problems:

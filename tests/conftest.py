@@ -13,7 +13,9 @@ REPO = Path(__file__).resolve().parents[1]
 # The tests' fake engine (tests/fake_engine), `fake:FOLDER`, in this process and every worker it starts; the
 # workers import this checkout's sizebench (REPO first), whatever else the environment has installed.
 os.environ["SIZEBENCH_EXTRA_ENGINES"] = "fake=fake_engine.engine"
-os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests"), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(REPO / "tests"), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
+)
 CORPUS = [
     "What is the capital of France? The capital of France is Paris.",
     "What is the highest mountain in Japan? Mount Fuji is the highest mountain in Japan.",
@@ -43,8 +45,15 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
-def build_tiny_neox(folder: Path, always_end: bool = False, always_eos: bool = False, hidden: int = 32,
-                    extra_rows: int = 0, vocab_size: int = 300, seed: int = 0) -> Path:
+def build_tiny_neox(
+    folder: Path,
+    always_end: bool = False,
+    always_eos: bool = False,
+    hidden: int = 32,
+    extra_rows: int = 0,
+    vocab_size: int = 300,
+    seed: int = 0,
+) -> Path:
     """A 2-layer GPT-NeoX with random weights and a BPE tokenizer trained on CORPUS.
 
     always_end: weights set so that every next token is `### End`, to exercise the Dolly stop.
@@ -60,16 +69,31 @@ def build_tiny_neox(folder: Path, always_end: bool = False, always_eos: bool = F
     tokenizer = Tokenizer(models.BPE(unk_token="<|unk|>"))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>", "<|unk|>", "<|pad|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|endoftext|>", "<|unk|>", "<|pad|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tokenizer.train_from_iterator(CORPUS, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>", unk_token="<|unk|>",
-                                   pad_token=None if always_eos else "<|pad|>")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        eos_token="<|endoftext|>",
+        unk_token="<|unk|>",
+        pad_token=None if always_eos else "<|pad|>",
+    )
     fast.add_special_tokens({"additional_special_tokens": ["### End", "### Instruction:", "### Response:"]})
     torch.manual_seed(seed)
-    config = GPTNeoXConfig(vocab_size=len(fast) + extra_rows, hidden_size=hidden, num_hidden_layers=2,
-                           num_attention_heads=2, intermediate_size=2 * hidden, max_position_embeddings=256, eos_token_id=fast.eos_token_id,
-                           pad_token_id=fast.pad_token_id, bos_token_id=fast.eos_token_id)
+    config = GPTNeoXConfig(
+        vocab_size=len(fast) + extra_rows,
+        hidden_size=hidden,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=256,
+        eos_token_id=fast.eos_token_id,
+        pad_token_id=fast.pad_token_id,
+        bos_token_id=fast.eos_token_id,
+    )
     model = GPTNeoXForCausalLM(config)
     always = "### End" if always_end else "<|endoftext|>" if always_eos else None
     if always:
@@ -142,9 +166,14 @@ def tiny_llama_gguf(path: Path, hidden: int = 16, ffn: int = 32) -> Path:
     writer.add_bos_token_id(0)
     writer.add_eos_token_id(1)
     rng = np.random.default_rng(0)
-    shapes = {"token_embd": (len(tokens), hidden), "output": (len(tokens), hidden),
-              **{f"blk.0.{n}": (hidden, hidden) for n in ("attn_q", "attn_k", "attn_v", "attn_output")},
-              "blk.0.ffn_gate": (ffn, hidden), "blk.0.ffn_up": (ffn, hidden), "blk.0.ffn_down": (hidden, ffn)}
+    shapes = {
+        "token_embd": (len(tokens), hidden),
+        "output": (len(tokens), hidden),
+        **{f"blk.0.{n}": (hidden, hidden) for n in ("attn_q", "attn_k", "attn_v", "attn_output")},
+        "blk.0.ffn_gate": (ffn, hidden),
+        "blk.0.ffn_up": (ffn, hidden),
+        "blk.0.ffn_down": (hidden, ffn),
+    }
     for name, shape in shapes.items():
         writer.add_tensor(f"{name}.weight", rng.standard_normal(shape).astype(np.float32))
     for name in ("blk.0.attn_norm", "blk.0.ffn_norm", "output_norm"):
@@ -187,8 +216,21 @@ def offline_ladder_compare(tmp_path_factory) -> Path:
     2 cores): real answers that test_real_models and test_pipeline_parity both check, generated once."""
     results = tmp_path_factory.mktemp("offline-ladder")
     offline = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(results / "hf-home")}  # as _isolated
-    done = sizebench("compare", "--prompts", str(REPO / "prompts" / "geography.txt"), "--models", "offline",
-                     "--max-new-tokens", "16", "--repeat", "1", "--results", str(results), timeout=900, env=offline)
+    done = sizebench(
+        "compare",
+        "--prompts",
+        str(REPO / "prompts" / "geography.txt"),
+        "--models",
+        "offline",
+        "--max-new-tokens",
+        "16",
+        "--repeat",
+        "1",
+        "--results",
+        str(results),
+        timeout=900,
+        env=offline,
+    )
     assert done.returncode == 0, done.stderr
     return results
 
@@ -200,8 +242,11 @@ def fake_ladder(tmp_path) -> str:
     from fake_engine import make_model
 
     small = make_model(tmp_path / "fake-models" / "small", params=1_000_000, answers={"France": "Paris"})
-    big = make_model(tmp_path / "fake-models" / "big", params=3_000_000,
-                     answers={"France": "Paris", "Japan": "Mount Fuji", "Peru": "Lima"})
+    big = make_model(
+        tmp_path / "fake-models" / "big",
+        params=3_000_000,
+        answers={"France": "Paris", "Japan": "Mount Fuji", "Peru": "Lima"},
+    )
     return f"fake:{small},fake:{big}"
 
 
@@ -215,8 +260,9 @@ def suite_file(tmp_path) -> Path:
 def sizebench(*args: str, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     """The real CLI in a child process, as a user runs it (env: variables set on top of ours)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "sizebench", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "sizebench", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def rendered_apart(run_dir: Path, out: Path, *args: str) -> list[dict[str, bytes]]:

@@ -23,9 +23,11 @@ JOB = LoadSettings(device="cpu", threads=1)
 @pytest.fixture(scope="module")
 def ladder(tmp_path_factory):
     root = tmp_path_factory.mktemp("ladder")
-    return {"small": build_tiny_neox(root / "tiny-32", hidden=32),
-            "big": build_tiny_neox(root / "tiny-64", hidden=64, extra_rows=24, seed=1),  # padded logit rows
-            "other": build_tiny_neox(root / "tiny-other", vocab_size=280)}
+    return {
+        "small": build_tiny_neox(root / "tiny-32", hidden=32),
+        "big": build_tiny_neox(root / "tiny-64", hidden=64, extra_rows=24, seed=1),  # padded logit rows
+        "other": build_tiny_neox(root / "tiny-other", vocab_size=280),
+    }
 
 
 def session(expression: str):
@@ -45,9 +47,9 @@ def direct(reference, variant, seqs, dtype=None) -> dict[str, np.ndarray]:
     with torch.inference_mode():
         for s in seqs:
             ids = torch.tensor([s.ids])
-            lp = torch.log_softmax(ref(ids).logits[0, s.first:-1, :vocab].double(), -1)
-            lq = torch.log_softmax(var(ids).logits[0, s.first:-1, :vocab].double(), -1)
-            nxt = torch.tensor(s.ids[s.first + 1:])
+            lp = torch.log_softmax(ref(ids).logits[0, s.first : -1, :vocab].double(), -1)
+            lq = torch.log_softmax(var(ids).logits[0, s.first : -1, :vocab].double(), -1)
+            nxt = torch.tensor(s.ids[s.first + 1 :])
             rows = torch.arange(len(nxt))
             out["kld"].append((lp.exp() * (lp - lq)).sum(-1))
             out["same"].append(lq.argmax(-1) == lp.argmax(-1))
@@ -93,7 +95,9 @@ def test_the_standard_error_counts_a_chunk_once_not_each_of_its_tokens():
     clustered = divergence.clustered_stderr(values, chunks)
     assert clustered == pytest.approx(means.std(ddof=1) / np.sqrt(8), rel=1e-9)
     assert clustered > 5 * naive  # what treating the 2,000 tokens as independent claimed
-    assert divergence.clustered_stderr(values, np.zeros(len(values), int)) is None  # one unit: no estimate, no NaN in a record
+    assert (
+        divergence.clustered_stderr(values, np.zeros(len(values), int)) is None
+    )  # one unit: no estimate, no NaN in a record
 
 
 def test_a_model_against_itself_and_at_bf16_and_the_file_round_trips(ladder, tmp_path):
@@ -118,8 +122,9 @@ def test_a_model_against_itself_and_at_bf16_and_the_file_round_trips(ladder, tmp
 
 
 def test_another_tokenizer_is_not_compared(ladder, tmp_path):
-    stored = agreement.reference_distributions(session(str(ladder["small"])), agreement.sequences(
-        session(str(ladder["small"])), [])[:1])
+    stored = agreement.reference_distributions(
+        session(str(ladder["small"])), agreement.sequences(session(str(ladder["small"])), [])[:1]
+    )
     reason = agreement.mismatch(stored, session(str(ladder["other"])).vocabulary())
     assert reason and "does not map the reference's 303 ids to the same tokens" in reason
     assert agreement.mismatch(stored, session(str(ladder["big"])).vocabulary()) is None
@@ -130,12 +135,25 @@ def test_bench_runs_the_reference_first_resumes_the_stage_and_the_report_shows_i
     """The stage's place in a run (reference first, resume, report) on the fake engine's ladder of one
     tokenizer; the figures themselves are checked on real models above."""
     fakes = tmp_path / "fakes"
-    small, mid, big = (make_model(fakes / name, params=params, answers={"France": "Paris"}, logit_noise=noise)
-                       for name, params, noise in (("small", 100_000, 0.8), ("mid", 200_000, 0.6), ("big", 300_000, 0.4)))
+    small, mid, big = (
+        make_model(fakes / name, params=params, answers={"France": "Paris"}, logit_noise=noise)
+        for name, params, noise in (("small", 100_000, 0.8), ("mid", 200_000, 0.6), ("big", 300_000, 0.4))
+    )
     results = tmp_path / "results"
     models = f"fake:{small},fake:{mid},fake:{big}"
-    done = sizebench("bench", "--models", models, "--prompts", str(suite_file), "--limit", "6",
-                     "--max-new-tokens", "8", "--results", str(results))
+    done = sizebench(
+        "bench",
+        "--models",
+        models,
+        "--prompts",
+        str(suite_file),
+        "--limit",
+        "6",
+        "--max-new-tokens",
+        "8",
+        "--results",
+        str(results),
+    )
     assert done.returncode == 0, done.stderr
     run = next((results / "runs").iterdir())
     rows = records(results)
@@ -143,8 +161,11 @@ def test_bench_runs_the_reference_first_resumes_the_stage_and_the_report_shows_i
     assert loads[0] == "fake:big"  # the reference (the largest of the tokenizer group) ran first
     (dist,) = [r for r in rows if r["kind"] == "distributions"]
     assert dist["model"] == "fake:big" and set(dist["tokens"]) == {"corpus", "answers"}
-    assert (dist["chunk_tokens"], dist["max_chunks"], dist["top_k_asked"]) == (agreement.CHUNK, agreement.MAX_CHUNKS,
-                                                                               divergence.TOP_K)
+    assert (dist["chunk_tokens"], dist["max_chunks"], dist["top_k_asked"]) == (
+        agreement.CHUNK,
+        agreement.MAX_CHUNKS,
+        divergence.TOP_K,
+    )
     assert (run / dist["file"]).stat().st_size == dist["bytes"]
     figures = {(r["model"], r["text"]): r for r in rows if r["kind"] == "agreement"}
     assert set(figures) == {(m, t) for m in ("fake:small", "fake:mid") for t in ("corpus", "answers")}
@@ -156,8 +177,13 @@ def test_bench_runs_the_reference_first_resumes_the_stage_and_the_report_shows_i
 
     # a worker killed in the agreement stage leaves no stage record: resume redoes that stage alone
     lines = (run / "records.jsonl").read_text().splitlines()
-    cut = [i for i, line in enumerate(lines) if json.loads(line).get("model") == "fake:mid"
-           and json.loads(line)["kind"] in ("agreement", "stage") and json.loads(line).get("stage", "agreement") == "agreement"]
+    cut = [
+        i
+        for i, line in enumerate(lines)
+        if json.loads(line).get("model") == "fake:mid"
+        and json.loads(line)["kind"] in ("agreement", "stage")
+        and json.loads(line).get("stage", "agreement") == "agreement"
+    ]
     (run / "records.jsonl").write_text("\n".join(line for i, line in enumerate(lines) if i not in cut) + "\n")
     stamp = (run / dist["file"]).stat().st_mtime_ns
     again = sizebench("bench", "--resume", run.name, "--results", str(results))
@@ -179,13 +205,23 @@ def test_the_plan_groups_rungs_by_tokenizer_and_refuses_an_unknown_reference(lad
     from sizebench.errors import SizebenchError
     from sizebench.planning import references as planned
 
-    specs = tuple(resolve(f"{ladder['small']}@fp32,bf16") + resolve(str(ladder["big"])) + resolve(str(ladder["other"]))
-                  + resolve("dolly-v2-3b,minidolly-70m,smollm2-135m@int8") + resolve("llama.cpp:smollm2-135m@q8_0"))
+    specs = tuple(
+        resolve(f"{ladder['small']}@fp32,bf16")
+        + resolve(str(ladder["big"]))
+        + resolve(str(ladder["other"]))
+        + resolve("dolly-v2-3b,minidolly-70m,smollm2-135m@int8")
+        + resolve("llama.cpp:smollm2-135m@q8_0")
+    )
     mapping = planned.references(specs, "auto")
-    assert mapping == {"tiny-32@fp32": "tiny-64", "tiny-32@bf16": "tiny-64", "tiny-64": "tiny-64",
-                       "dolly-v2-3b": "dolly-v2-3b", "minidolly-70m": "dolly-v2-3b",
-                       "smollm2-135m@int8": "llama.cpp:smollm2-135m@q8_0",  # 8.5 bits a weight against 8
-                       "llama.cpp:smollm2-135m@q8_0": "llama.cpp:smollm2-135m@q8_0"}
+    assert mapping == {
+        "tiny-32@fp32": "tiny-64",
+        "tiny-32@bf16": "tiny-64",
+        "tiny-64": "tiny-64",
+        "dolly-v2-3b": "dolly-v2-3b",
+        "minidolly-70m": "dolly-v2-3b",
+        "smollm2-135m@int8": "llama.cpp:smollm2-135m@q8_0",  # 8.5 bits a weight against 8
+        "llama.cpp:smollm2-135m@q8_0": "llama.cpp:smollm2-135m@q8_0",
+    }
     assert "tiny-other" not in mapping  # alone with its tokenizer
     order = [specs[i].name for i in planned.run_order(specs, mapping)]
     assert order[:4] == ["tiny-64", "dolly-v2-3b", "llama.cpp:smollm2-135m@q8_0", "tiny-32@fp32"]
@@ -207,10 +243,16 @@ def test_the_report_states_the_protocol_its_run_recorded(tmp_path, protocol):
     from sizebench.runstore.store import RunStore
 
     store = RunStore.create(tmp_path, {"command": "test", "plan": {"models": []}})
-    store.append(DistributionsRecord("big", "a", "agreement/big.npz", {"corpus": 100}, 64, 50_000, "sha", 1000,
-                                     *(protocol or ())))
-    store.append(AgreementRecord("small", "b", "big", "corpus", 100, 0.1, 0.01, 0.1, 0.2, 0.3, 0.4, 0.9, 1.1, 0.01,
-                                 0.05, 0.0, 64, 4))
+    store.append(
+        DistributionsRecord(
+            "big", "a", "agreement/big.npz", {"corpus": 100}, 64, 50_000, "sha", 1000, *(protocol or ())
+        )
+    )
+    store.append(
+        AgreementRecord(
+            "small", "b", "big", "corpus", 100, 0.1, 0.01, 0.1, 0.2, 0.3, 0.4, 0.9, 1.1, 0.01, 0.05, 0.0, 64, 4
+        )
+    )
     fr = frames.load([store.dir])
     chunk, _, top_k = protocol or (512, 8, 128)
     assert figures.protocol(fr) == (figures.Protocol(*protocol) if protocol else figures.RECORDED_BEFORE)

@@ -32,8 +32,9 @@ def filled(tmp_path, monkeypatch) -> Path:
     (root / "safetensors" / "0123456789abcdef.lock").touch()
     (root / "gguf-files").mkdir()
     (root / "gguf-files" / "gemma-3-270m-q4_k_m.gguf").write_bytes(b"\0" * 1000)
-    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                              text=True).stdout)
+    dead = int(
+        subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout
+    )
     left = root / "safetensors" / f"fedcba9876543210.tmp{dead}-0badc0de"  # gguf_convert's staging name
     left.mkdir()
     (left / "model.safetensors").write_bytes(b"1" * 500)
@@ -56,7 +57,10 @@ def test_lists_every_kind_with_its_size_on_disk(filled):
     ]
     sizes = {(e.kind, e.type): e.bytes for e in found}
     assert sizes[(cache.SAFETENSORS, "f32")] == 3000 + sum(
-        len(p.read_bytes()) for p in (filled / "safetensors" / "0123456789abcdef").iterdir() if p.suffix != ".safetensors")
+        len(p.read_bytes())
+        for p in (filled / "safetensors" / "0123456789abcdef").iterdir()
+        if p.suffix != ".safetensors"
+    )
     assert sizes[("leftover", "-")] == 500
     for entry in found:
         if entry.kind == cache.LLAMA_CPP:
@@ -130,5 +134,8 @@ def test_cli_lists_and_removes(filled, cli):
     assert code == 2 and err == "error: give --remove MODEL or --all, not both\n"
     code, out, err = cli("cache", "--all", "--type", "q8_0")
     assert code == 0 and "tiny.gguf q8_0 (llama.cpp)" in out
-    assert _rows(cache.entries()) == [("leftover", "?", "-"), (cache.ASSEMBLED, "gemma-3-270m-q4_k_m.gguf", "-"),
-                                      (cache.LLAMA_CPP, "tiny.gguf", "f32")]
+    assert _rows(cache.entries()) == [
+        ("leftover", "?", "-"),
+        (cache.ASSEMBLED, "gemma-3-270m-q4_k_m.gguf", "-"),
+        (cache.LLAMA_CPP, "tiny.gguf", "f32"),
+    ]

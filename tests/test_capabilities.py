@@ -24,8 +24,12 @@ from sizebench.stages import agreement_stage as agreement, sweep
 CAPABILITIES = (NextTokens, Batching, Served)
 OPTIONAL_BACKENDS = {"llama_cpp", "vllm"}  # a server script importing its backend at the top (serve_llamacpp)
 # what each engine's session class offers the stages: a capability added or lost is a change to say here
-DECLARED = {"Loaded": {NextTokens, Batching}, "LlamaCppSession": {NextTokens}, "EndpointSession": {Served},
-            "FakeSession": {NextTokens}}
+DECLARED = {
+    "Loaded": {NextTokens, Batching},
+    "LlamaCppSession": {NextTokens},
+    "EndpointSession": {Served},
+    "FakeSession": {NextTokens},
+}
 JOB = LoadSettings(device="cpu", threads=1)
 
 
@@ -59,8 +63,10 @@ def test_each_session_class_declares_the_capabilities_it_has_and_implements_them
             if issubclass(cls, capability):
                 continue
             has = sorted(m for m in capability.__abstractmethods__ if callable(getattr(cls, m, None)))
-            assert not has, (f"{cls.__name__} has {has} of {capability.__name__} without declaring it: "
-                             "the stage checking it would skip this engine")
+            assert not has, (
+                f"{cls.__name__} has {has} of {capability.__name__} without declaring it: "
+                "the stage checking it would skip this engine"
+            )
         assert {c for c in CAPABILITIES if issubclass(cls, c)} == DECLARED[cls.__name__], cls.__name__
 
 
@@ -73,8 +79,9 @@ def test_the_sweep_refuses_in_one_line_a_session_that_is_not_served(tmp_path):
     session, kept = fake_session(tmp_path / "m"), []
     with pytest.raises(SizebenchError) as refused:
         sweep.run_sweep(session, ServeSettings(concurrency=(1,)), None, "a1", kept.append, lambda text: None)
-    assert str(refused.value) == ("the load sweep drives a server: fake:m is not served "
-                                  "(FakeSession has no Served capability)")
+    assert str(refused.value) == (
+        "the load sweep drives a server: fake:m is not served (FakeSession has no Served capability)"
+    )
     assert kept == []
 
 
@@ -115,5 +122,6 @@ def test_agreement_skips_a_session_without_next_tokens_with_the_reason_as_before
     skips = [r for r in kept if isinstance(r, AgreementSkipRecord)]
     assert [r.reason for r in skips] == [
         "the reference's engine gives no next-token distributions: no agreement figures in this run",
-        "not compared with fake:big: its engine gives no next-token distributions"]
+        "not compared with fake:big: its engine gives no next-token distributions",
+    ]
     assert not (tmp_path / "agreement" / "fake-small.npz").exists()

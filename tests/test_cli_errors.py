@@ -29,9 +29,11 @@ CASES = [
     (["compare", "--prompts", "latin1.txt"], "line 1 is not UTF-8"),
     (["eval", "--task-path", "missing-dir"], "does not exist or is not a folder"),
     (["eval", "--task-path", "notes.yaml"], "has no .yaml task files"),
-    (["eval", "--task-path", "bad-yaml", "--tasks", "mine"],
-     "unknown task 'mine'; task file 'bad-yaml/mine.yaml' is not valid YAML (mapping values are not allowed here"
-     " line 3)"),
+    (
+        ["eval", "--task-path", "bad-yaml", "--tasks", "mine"],
+        "unknown task 'mine'; task file 'bad-yaml/mine.yaml' is not valid YAML (mapping values are not allowed here"
+        " line 3)",
+    ),
     (["compare", "--dtype", "float8"], "invalid --dtype 'float8'"),
     (["compare", "--engines", "openai"], "--engines cannot take openai: give the endpoint as a model"),
     (["compare", "--weights", "random", "-m", "smollm2-135m"], "--weights random builds a transformers model"),
@@ -52,17 +54,21 @@ CASES = [
     (["eval", "--margin", "0"], "--margin must be between 0 and 1"),
     (["compare", "--margin", "1"], "--margin must be between 0 and 1"),
     (["eval", "--report", "sub/e.md"], "--report takes a file name ending in .md"),
-    (["bench", "--resume", "20990101-000000", "--prompts", "good.txt", "--sample"],
-     "--prompts, --sample cannot change them (with --resume: --margin, --baseline, --executor, --ray-address, "
-     "--timeout, --results, --report)"),
+    (
+        ["bench", "--resume", "20990101-000000", "--prompts", "good.txt", "--sample"],
+        "--prompts, --sample cannot change them (with --resume: --margin, --baseline, --executor, --ray-address, "
+        "--timeout, --results, --report)",
+    ),
 ]
 
 
 LONG = {"eval --tasks no_such_task", "eval --task-path bad-yaml --tasks mine"}  # lm-eval indexes its every task
 
 
-@pytest.mark.parametrize("args, message", [
-    pytest.param(a, m, id=" ".join(a), marks=[pytest.mark.long] if " ".join(a) in LONG else []) for a, m in CASES])
+@pytest.mark.parametrize(
+    "args, message",
+    [pytest.param(a, m, id=" ".join(a), marks=[pytest.mark.long] if " ".join(a) in LONG else []) for a, m in CASES],
+)
 def test_bad_input(tmp_path, cli, args, message):
     bad_prompt_files(tmp_path)
     (tmp_path / "blocker").write_text("a file where a folder should be")
@@ -106,8 +112,10 @@ def test_device_auto_is_what_torch_sees_and_needs_no_torch_import_without_a_gpu_
     from sizebench.measurement import measure
 
     assert measure.cuda_available() == torch.cuda.is_available()
-    probe = ("import sys; from sizebench.measurement.measure import resolve_device; "
-             "print(resolve_device('auto'), 'torch' in sys.modules)")
+    probe = (
+        "import sys; from sizebench.measurement.measure import resolve_device; "
+        "print(resolve_device('auto'), 'torch' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     device, imported = done.stdout.split()
     assert device == ("cuda" if torch.cuda.is_available() else "cpu")
@@ -117,7 +125,7 @@ def test_device_auto_is_what_torch_sees_and_needs_no_torch_import_without_a_gpu_
 
 def truncated(path):
     data = tiny_llama_gguf(path).read_bytes()
-    path.write_bytes(data[:len(data) - 100])  # the last tensor loses its end
+    path.write_bytes(data[: len(data) - 100])  # the last tensor loses its end
 
 
 def bad_magic(path):
@@ -125,8 +133,10 @@ def bad_magic(path):
     path.write_bytes(b"GGML" + data[4:])
 
 
-@pytest.mark.parametrize("damage, message", [(truncated, "is truncated: its tensors need"),
-                                             (bad_magic, "is not a GGUF file (it starts with b'GGML'")])
+@pytest.mark.parametrize(
+    "damage, message",
+    [(truncated, "is truncated: its tensors need"), (bad_magic, "is not a GGUF file (it starts with b'GGML'")],
+)
 def test_a_corrupt_gguf_is_refused_before_any_run(tmp_path, cli, damage, message):
     damage(tmp_path / "bad.gguf")
     code, stdout, stderr = cli("eval", "--models", "bad.gguf", "--results", "r")

@@ -39,8 +39,17 @@ def test_the_command_line_s_defaults_are_the_plan_s():
 
 
 def test_values_given_reach_their_fields_parsed_inverted_and_shared():
-    values = {**defaults("bench"), "seed": 7, "concurrency": "1,4", "slo": "ttft=0.5", "no_offload": True,
-              "tasks": "a, b", "decoding": "databricks", "until_decided": True, "chunk": 8}
+    values = {
+        **defaults("bench"),
+        "seed": 7,
+        "concurrency": "1,4",
+        "slo": "ttft=0.5",
+        "no_offload": True,
+        "tasks": "a, b",
+        "decoding": "databricks",
+        "until_decided": True,
+        "chunk": 8,
+    }
     plan = options.plan_of("bench", values, ("prompts", "tasks", "sweep"))
     assert plan.gen.seed == plan.serve.seed == 7  # --seed sets both fields that carry it
     assert plan.serve.concurrency == (1, 4) and plan.serve.slo == (("ttft", 0.5),)
@@ -56,5 +65,12 @@ def test_each_command_offers_the_flags_of_its_stages_only():
     assert "--tasks" not in helps["compare"] and "--concurrency" not in helps["compare"]
     assert all(f in helps["bench"] for f in ("--prompts", "--tasks", "--concurrency", "--reference", "--resume"))
     resume_flags = [o.flag.name for o in options.options("bench") if o.flag.resume and o.flag.name != "--resume"]
-    assert resume_flags == ["--margin", "--baseline", "--executor", "--ray-address", "--timeout", "--results",
-                            "--report"]
+    assert resume_flags == [
+        "--margin",
+        "--baseline",
+        "--executor",
+        "--ray-address",
+        "--timeout",
+        "--results",
+        "--report",
+    ]

@@ -15,8 +15,12 @@ def _population(rng, n, a_only, b_only):
 
 # confseq 0.0.11's hedged_cs((d + 1) / 2, alpha=0.05, N=N, breaks=1000, running_intersection=True) on these draws
 # (run by benchmarks/sequential.py --check-confseq against that package's own source), mapped back to differences.
-CONFSEQ_0_0_11 = [((196, 0.3, 0.05, 64), (0.048, 0.36)), ((500, 0.1, 0.1, 200), (-0.092, 0.102)),
-                  ((1000, 0.4, 0.02, 300), (0.344, 0.54)), ((None, 0.2, 0.1, 150), (-0.024, 0.238))]
+CONFSEQ_0_0_11 = [
+    ((196, 0.3, 0.05, 64), (0.048, 0.36)),
+    ((500, 0.1, 0.1, 200), (-0.092, 0.102)),
+    ((1000, 0.4, 0.02, 300), (0.344, 0.54)),
+    ((None, 0.2, 0.1, 150), (-0.024, 0.238)),
+]
 
 
 def test_equals_the_confseq_package_on_its_own_construction():

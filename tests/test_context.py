@@ -22,11 +22,23 @@ def tiny_long(tiny_model, tmp_path_factory):
 
 
 def test_a_prompt_past_the_context_is_skipped_with_both_numbers_and_runs_on_a_longer_context(
-        tiny_model, tiny_long, tmp_path):
+    tiny_model, tiny_long, tmp_path
+):
     suite = tmp_path / "long.txt"
     suite.write_text(f"{LONG} => Tokyo\nWhat is the capital of France? => Paris\n")  # the long one first
-    done = sizebench("compare", "--models", f"{tiny_model},{tiny_long}", "--prompts", str(suite), "--repeat", "1",
-                     "--max-new-tokens", "12", "--results", str(tmp_path / "r"))
+    done = sizebench(
+        "compare",
+        "--models",
+        f"{tiny_model},{tiny_long}",
+        "--prompts",
+        str(suite),
+        "--repeat",
+        "1",
+        "--max-new-tokens",
+        "12",
+        "--results",
+        str(tmp_path / "r"),
+    )
     assert done.returncode == 0, done.stderr
     rows = records(tmp_path / "r")
     skipped = [r for r in rows if r["kind"] == "prompt_skipped"]
@@ -64,8 +76,9 @@ def test_the_warm_up_uses_a_short_fixed_prompt_and_a_long_prompt_is_never_genera
     monkeypatch.setattr(prompting, "generate_once", fake_generate)  # what the session's generate calls
     prompts = (Prompt("long", LONG), Prompt("short", "What is the capital of France?"))
     emitted = []
-    out = generation.run_prompts(loaded, prompts, generation.GenSettings(max_new_tokens=8, repeat=2), "a",
-                                 emitted.append)
+    out = generation.run_prompts(
+        loaded, prompts, generation.GenSettings(max_new_tokens=8, repeat=2), "a", emitted.append
+    )
     assert generation.WARMUP_PROMPT.text in sent[0] and LONG not in sent[0]
     assert not [text for text in sent if LONG in text]
     assert [r.prompt_id for r in out] == ["short"] and len(sent) == 3  # warm-up + 2 timed runs of "short"
@@ -78,8 +91,10 @@ def test_context_window_prefers_the_config_and_ignores_the_unknown_tokenizer_len
     from sizebench.engines.hf.prompting import context_window
 
     def loaded(config, tokenizer_max):
-        return SimpleNamespace(model=SimpleNamespace(config=SimpleNamespace(**config)),
-                               tokenizer=SimpleNamespace(model_max_length=tokenizer_max))
+        return SimpleNamespace(
+            model=SimpleNamespace(config=SimpleNamespace(**config)),
+            tokenizer=SimpleNamespace(model_max_length=tokenizer_max),
+        )
 
     assert context_window(loaded({"max_position_embeddings": 8192}, 2048)) == 8192
     assert context_window(loaded({"n_positions": 1024}, int(1e30))) == 1024  # GPT-2's field

@@ -9,12 +9,16 @@ from conftest import records, sizebench
 from sizebench.engines.hf import decoding
 from sizebench.measurement import bandwidth
 from sizebench.planning.registry import builtin
-from sizebench.runstore.records import (BandwidthRecord, DecodeRecord, LoadRecord, PromptRecord, StageRecord,
-                                        TaskRecord)
+from sizebench.runstore.records import BandwidthRecord, DecodeRecord, LoadRecord, PromptRecord, StageRecord, TaskRecord
 from sizebench.runstore.store import RunStore
 
-PROMPTS = ("What is the capital of France?", "Name a mountain in Japan, and a river in Peru, and say why.",
-           "Rome Berlin", "Which currency does Japan use?", "Everest")
+PROMPTS = (
+    "What is the capital of France?",
+    "Name a mountain in Japan, and a river in Peru, and say why.",
+    "Rome Berlin",
+    "Which currency does Japan use?",
+    "Everest",
+)
 
 
 def test_auto_is_static_on_cuda_and_each_mode_as_given():
@@ -33,8 +37,14 @@ def test_kv_bytes_count_keys_and_values_of_every_layer_and_a_sliding_window_only
 
     neox = GPTNeoXConfig(hidden_size=64, num_attention_heads=4, num_hidden_layers=3)
     assert decoding.kv_bytes_per_position(neox, 2) == 3 * 2 * 4 * 16 * 2
-    gemma = Gemma3TextConfig(num_hidden_layers=6, num_attention_heads=4, num_key_value_heads=1, head_dim=8,
-                             sliding_window=10, layer_types=["sliding_attention"] * 5 + ["full_attention"])
+    gemma = Gemma3TextConfig(
+        num_hidden_layers=6,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=8,
+        sliding_window=10,
+        layer_types=["sliding_attention"] * 5 + ["full_attention"],
+    )
     per_layer = 2 * 1 * 8 * 4
     assert decoding.kv_bytes_per_position(gemma, 4) == 6 * per_layer
     assert decoding.kv_bytes_per_position(gemma, 4, cache_len=100) == round(per_layer * (5 * 10 + 100) / 100)
@@ -75,12 +85,16 @@ def test_bandwidth_is_a_timed_copy_and_its_command_fails_below_the_published_sha
     assert found.bytes_per_s == pytest.approx(2 * found.copy_bytes / min(found.runs_s))
     assert bandwidth.published_gb_s("NVIDIA H200") == 4800 and bandwidth.published_gb_s("NVIDIA H100 80GB HBM3") == 3350
     assert bandwidth.published_gb_s("Some Card") is None
-    assert bandwidth.main(["--device", "cpu", "--copy-gib", "0.0625", "--min-share", "0.8",
-                           "--published-gb-s", "1e9"]) == 1
+    assert (
+        bandwidth.main(["--device", "cpu", "--copy-gib", "0.0625", "--min-share", "0.8", "--published-gb-s", "1e9"])
+        == 1
+    )
     assert "below 80%" in capsys.readouterr().err
     assert bandwidth.main(["--device", "cpu", "--copy-gib", "0.0625", "--min-share", "0.8"]) == 2
-    assert bandwidth.main(["--device", "cpu", "--copy-gib", "0.0625", "--min-share", "0.01",
-                           "--published-gb-s", "0.001"]) == 0
+    assert (
+        bandwidth.main(["--device", "cpu", "--copy-gib", "0.0625", "--min-share", "0.01", "--published-gb-s", "0.001"])
+        == 0
+    )
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["device"] == "cpu" and line["share_of_published"] > 1
 
@@ -88,16 +102,43 @@ def test_bandwidth_is_a_timed_copy_and_its_command_fails_below_the_published_sha
 def _run(tmp_path, decodes: dict[str, float], with_bandwidth: bool = True) -> RunStore:
     """A stored run of three Dolly rungs on CPU: weights 1,000 / 2,000 / 4,000 MiB, the given decode tok/s."""
     names = list(decodes)
-    store = RunStore.create(tmp_path, {"command": "sizebench bench", "environment": {"started": "2026-12-04T10:00:00"},
-                                       "plan": {"models": [builtin(n).to_dict() for n in names]}})
+    store = RunStore.create(
+        tmp_path,
+        {
+            "command": "sizebench bench",
+            "environment": {"started": "2026-12-04T10:00:00"},
+            "plan": {"models": [builtin(n).to_dict() for n in names]},
+        },
+    )
     if with_bandwidth:
         store.append(BandwidthRecord(names[0], "a", "cpu", "cpu", 10e9, 2**30, [0.3, 0.2]))
     for i, (name, rate) in enumerate(decodes.items()):
-        store.append(LoadRecord(name, "a", "dolly", "hub", 10**9 * 2**i, 1000.0 * 2**i, 1000.0 * 2**i, None, None,
-                                1.0, "cached", "float32", "cpu", 1, 2, "dolly", 100.0, None))
+        store.append(
+            LoadRecord(
+                name,
+                "a",
+                "dolly",
+                "hub",
+                10**9 * 2**i,
+                1000.0 * 2**i,
+                1000.0 * 2**i,
+                None,
+                None,
+                1.0,
+                "cached",
+                "float32",
+                "cpu",
+                1,
+                2,
+                "dolly",
+                100.0,
+                None,
+            )
+        )
         store.append(DecodeRecord(name, "a", "static", "cpu", 2.5, 100, 1.0, 2**20 // 100))
-        store.append(PromptRecord(name, "a", "p1", "Q?", ["Paris"], "Paris", True, 10, 33, 0.1, 1.0, rate,
-                                  [0.1], [1.0], [rate]))
+        store.append(
+            PromptRecord(name, "a", "p1", "Q?", ["Paris"], "Paris", True, 10, 33, 0.1, 1.0, rate, [0.1], [1.0], [rate])
+        )
         store.append(TaskRecord(name, "a", "arc_easy", "acc", 0.5 + i / 10, 0.02, 500, "1.0", 0, None, 1.0))
         store.append(StageRecord(name, "a", "prompts", 1.0, 100.0 + i, None))
     return store
@@ -149,8 +190,10 @@ def test_rows_whose_decode_does_not_fall_with_size_are_called_overhead_bound_and
     text = _report(_run(tmp_path, {"dolly-v2-3b": 2.0, "dolly-v2-7b": 2.9, "dolly-v2-12b": 2.1}), tmp_path)
     summary, cost = text.split("## Summary")[1].split("\n## ")[0], text.split("## Cost frontier")[1].split("\n## ")[0]
     for part in (summary, cost):
-        assert "**These decode figures are overhead-bound**: decode does not fall with size (dolly-v2-12b reads x4.0" \
-               in part
+        assert (
+            "**These decode figures are overhead-bound**: decode does not fall with size (dolly-v2-12b reads x4.0"
+            in part
+        )
     conclusion = text.split("## Conclusion")[1].split("\n## ")[0]
     assert "running peak memory x" in conclusion and "decode speed" not in conclusion
     assert "time to first token" not in conclusion
@@ -162,13 +205,28 @@ def test_a_run_without_a_bandwidth_record_renders_as_before(tmp_path):
 
 
 def test_compare_on_cpu_records_the_decode_loop_and_the_bandwidth_once(tiny_model, tiny_ender, suite_file, tmp_path):
-    done = sizebench("compare", "--models", f"{tiny_model},{tiny_ender}", "--prompts", str(suite_file),
-                     "--max-new-tokens", "6", "--decode", "static", "--batch-size", "2", "--results", str(tmp_path))
+    done = sizebench(
+        "compare",
+        "--models",
+        f"{tiny_model},{tiny_ender}",
+        "--prompts",
+        str(suite_file),
+        "--max-new-tokens",
+        "6",
+        "--decode",
+        "static",
+        "--batch-size",
+        "2",
+        "--results",
+        str(tmp_path),
+    )
     assert done.returncode == 0, done.stderr
     stored = records(tmp_path)
     assert [r["device"] for r in stored if r["kind"] == "bandwidth"] == ["cpu"]  # one per run and device
     assert {(r["model"], r["mode"]) for r in stored if r["kind"] == "decode"} == {
-        ("tiny-neox", "static"), ("tiny-ender", "static")}
+        ("tiny-neox", "static"),
+        ("tiny-ender", "static"),
+    }
     assert {r["decode"] for r in stored if r["kind"] == "throughput"} == {"static"}
     text = (tmp_path / "report.md").read_text()
     assert "decode % of limit" in text and "static (" in text

@@ -28,8 +28,13 @@ class Misbehaving(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", 0))
-        self.seen.append({"path": self.path, "authorization": self.headers.get("Authorization"),
-                          "body": json.loads(self.rfile.read(length) or b"{}")})
+        self.seen.append(
+            {
+                "path": self.path,
+                "authorization": self.headers.get("Authorization"),
+                "body": json.loads(self.rfile.read(length) or b"{}"),
+            }
+        )
         self._serve()
 
     def _start(self, length: int | None = None) -> None:
@@ -132,8 +137,13 @@ def test_the_api_key_goes_only_over_https_or_to_loopback(endpoint, monkeypatch):
     monkeypatch.setenv("SIZEBENCH_OPENAI_API_KEY", "sk-secret")
     client.stream(endpoint + "/ok/v1", {"prompt": "x"}, timeout=10.0)
     assert Misbehaving.seen[-1]["authorization"] == "Bearer sk-secret"  # this machine
-    for url, sent in (("http://evil.example/v1", False), ("http://10.0.0.7:8000/v1", False),
-                      ("https://api.example/v1", True), ("http://[::1]:8000/v1", True), ("http://localhost/v1", True)):
+    for url, sent in (
+        ("http://evil.example/v1", False),
+        ("http://10.0.0.7:8000/v1", False),
+        ("https://api.example/v1", True),
+        ("http://[::1]:8000/v1", True),
+        ("http://localhost/v1", True),
+    ):
         assert ("Authorization" in client.headers(url)) is sent, url
 
 

@@ -1,6 +1,5 @@
 """Energy counters: RAPL read from a simulated powercap tree; NVML on a real GPU only."""
 
-
 import pytest
 
 from sizebench.measurement import energy
@@ -18,7 +17,9 @@ def powercap(root, packages):
 
 
 def test_rapl_counts_packages_and_handles_wraparound(tmp_path):
-    root = powercap(tmp_path / "powercap", {"intel-rapl:0": (1_000_000, 10_000_000), "intel-rapl:1": (9_500_000, 10_000_000)})
+    root = powercap(
+        tmp_path / "powercap", {"intel-rapl:0": (1_000_000, 10_000_000), "intel-rapl:1": (9_500_000, 10_000_000)}
+    )
     assert [d.name for d in energy.rapl_domains(root)] == ["intel-rapl:0", "intel-rapl:1"]
     meter = energy.Meter("cpu", root)
     with meter.counting():
@@ -52,14 +53,32 @@ def test_no_counters_means_not_measured(tmp_path):
     assert vanishing.joules is None
 
 
-UUIDS = ["GPU-8932f937-d72c-4106-c12f-20bd9faed9f6", "GPU-1c2de4f1-0b5a-4c8e-9e57-3d2f7a1b9c04",
-         "GPU-89aa0c11-5e2f-4d3a-8b6c-7f1e2d3c4b5a"]
+UUIDS = [
+    "GPU-8932f937-d72c-4106-c12f-20bd9faed9f6",
+    "GPU-1c2de4f1-0b5a-4c8e-9e57-3d2f7a1b9c04",
+    "GPU-89aa0c11-5e2f-4d3a-8b6c-7f1e2d3c4b5a",
+]
 
 
-@pytest.mark.parametrize("cuda_visible, shown", [
-    (None, [0, 1, 2]), ("", []), ("2,0", [2, 0]), ("0, 2", [0, 2]), ("1,7,0", [1]), ("-1", []), ("0,0", [0]),
-    (UUIDS[2], [2]), ("GPU-1c2d", [1]), (f"GPU-1c2d,{UUIDS[0]}", [1, 0]), ("GPU-89", []),
-    ("GPU-00000000", []), ("MIG-8932f937-d72c-4106-c12f-20bd9faed9f6/1/0", []), ("1,GPU-ffff,2", [1])])
+@pytest.mark.parametrize(
+    "cuda_visible, shown",
+    [
+        (None, [0, 1, 2]),
+        ("", []),
+        ("2,0", [2, 0]),
+        ("0, 2", [0, 2]),
+        ("1,7,0", [1]),
+        ("-1", []),
+        ("0,0", [0]),
+        (UUIDS[2], [2]),
+        ("GPU-1c2d", [1]),
+        (f"GPU-1c2d,{UUIDS[0]}", [1, 0]),
+        ("GPU-89", []),
+        ("GPU-00000000", []),
+        ("MIG-8932f937-d72c-4106-c12f-20bd9faed9f6/1/0", []),
+        ("1,GPU-ffff,2", [1]),
+    ],
+)
 def test_cuda_visible_devices_names_the_nvml_gpus_read(cuda_visible, shown):
     assert energy.visible_gpus(cuda_visible, UUIDS) == shown
 
@@ -84,8 +103,13 @@ def test_the_prompt_stage_meters_its_timed_generations_only(tiny_model, suite_fi
 
     loaded.model.register_forward_pre_hook(one_joule)
     store = RunStore.create(tmp_path / "results", {"plan": {"models": []}})
-    job = Job(str(store.dir), loaded.spec, "a", prompts_path=str(suite_file),
-              gen=generation.GenSettings(max_new_tokens=6, repeat=2))
+    job = Job(
+        str(store.dir),
+        loaded.spec,
+        "a",
+        prompts_path=str(suite_file),
+        gen=generation.GenSettings(max_new_tokens=6, repeat=2),
+    )
     generation.STAGE.run(Context(loaded, job, store, "a", lambda stage, **fields: None, None))
     rows = store.records()
     used = next(r for r in rows if r["kind"] == "energy")

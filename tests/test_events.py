@@ -11,8 +11,17 @@ from sizebench.launch.runner import ProgressLog
 from sizebench.stages import events
 from sizebench.stages.events import Event
 
-SAMPLES = {"done": 3, "total": 9, "reason": "why", "task": "geo", "prompt_id": "p1", "level": "c=2",
-           "screen": "p1|a|b", "tokens": 700, "window": 512}
+SAMPLES = {
+    "done": 3,
+    "total": 9,
+    "reason": "why",
+    "task": "geo",
+    "prompt_id": "p1",
+    "level": "c=2",
+    "screen": "p1|a|b",
+    "tokens": 700,
+    "window": 512,
+}
 
 
 def full(kind: str) -> Event:
@@ -31,17 +40,34 @@ def test_the_kinds_and_clocks_derive_from_the_stage_registry():
     assert Event("loading").clock == "load" and Event("chunk").clock is None
 
 
-@pytest.mark.parametrize("bad", [lambda: Event("heard"), lambda: Event("loading", reason="x"),
-                                 lambda: Event("prompts", done="3"), lambda: Event("prompts", done=True),
-                                 lambda: Event("failed", model=3)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda: Event("heard"),
+        lambda: Event("loading", reason="x"),
+        lambda: Event("prompts", done="3"),
+        lambda: Event("prompts", done=True),
+        lambda: Event("failed", model=3),
+    ],
+)
 def test_a_producer_cannot_emit_what_consumers_do_not_know(bad):
     with pytest.raises(ValueError):
         bad()
 
 
-@pytest.mark.parametrize("line", ["Loading weights...", "{not json", "[1, 2]", '{"model": "m"}', '{"stage": 5}',
-                                  '{"stage": "heard"}', '{"stage": "prompts", "child": 1}',
-                                  '{"stage": "prompts", "done": "1"}'])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Loading weights...",
+        "{not json",
+        "[1, 2]",
+        '{"model": "m"}',
+        '{"stage": 5}',
+        '{"stage": "heard"}',
+        '{"stage": "prompts", "child": 1}',
+        '{"stage": "prompts", "done": "1"}',
+    ],
+)
 def test_anything_else_on_a_worker_s_stdout_is_not_an_event(line):
     assert events.from_json(line) is None
 

@@ -35,9 +35,13 @@ def _signals_restored():
 
 
 def execute(models: str, tmp_path, suite_file, stages=("prompts",), **gen):
-    plan = RunPlan(models=tuple(resolve(models)), stages=stages, prompts_path=str(suite_file),
-                   gen=GenSettings(**{"max_new_tokens": 8, "repeat": 1, **gen}),
-                   eval=EvalSettings(tasks=("sizebench_geo",), limit=2)).validate()
+    plan = RunPlan(
+        models=tuple(resolve(models)),
+        stages=stages,
+        prompts_path=str(suite_file),
+        gen=GenSettings(**{"max_new_tokens": 8, "repeat": 1, **gen}),
+        eval=EvalSettings(tasks=("sizebench_geo",), limit=2),
+    ).validate()
     store = runner.new_run(plan, tmp_path / "results", "test")
     return runner.execute(plan, store, QUIET, executor=InProcess()), store.records()
 
@@ -46,14 +50,19 @@ def test_every_stage_runs_and_the_timed_figures_are_the_fake_clocks(fake_ladder,
     outcome, rows = execute(fake_ladder, tmp_path, suite_file, ("prompts", "tasks", "agreement"), repeat=2)
     assert outcome.exit_code == 0 and not outcome.failed
     assert {(r["model"], r["stage"]) for r in rows if r["kind"] == "stage"} == {
-        (m, s) for m in ("fake:small", "fake:big") for s in ("prompts", "tasks", "agreement")}
+        (m, s) for m in ("fake:small", "fake:big") for s in ("prompts", "tasks", "agreement")
+    }
     loads = [r for r in rows if r["kind"] == "load"]
     assert [r["model"] for r in loads] == ["fake:big", "fake:small"]  # the agreement reference runs first
     assert [r["params"] for r in loads] == [3_000_000, 1_000_000] and {r["engine"] for r in loads} == {"fake"}
     prompts = {(r["model"], r["prompt_id"]): r for r in rows if r["kind"] == "prompt"}
     answers = {key: (r["answer"], r["correct"]) for key, r in prompts.items()}
-    assert answers == {("fake:small", "mini-001"): ("Paris", True), ("fake:small", "mini-002"): ("I do not know", False),
-                       ("fake:big", "mini-001"): ("Paris", True), ("fake:big", "mini-002"): ("Mount Fuji", True)}
+    assert answers == {
+        ("fake:small", "mini-001"): ("Paris", True),
+        ("fake:small", "mini-002"): ("I do not know", False),
+        ("fake:big", "mini-001"): ("Paris", True),
+        ("fake:big", "mini-002"): ("Mount Fuji", True),
+    }
     for r in prompts.values():  # Behaviour's defaults: 1 ms a prompt token, 10 ms a new token
         assert r["ttft_s_runs"] == [pytest.approx(r["prompt_tokens"] * 0.001 + 0.01)] * 2
         assert r["latency_s"] == pytest.approx(r["ttft_s"] + 0.01 * (r["new_tokens"] - 1))
@@ -72,8 +81,10 @@ def test_an_unavailable_model_is_not_a_failure_and_a_failing_one_keeps_what_it_f
     outcome, rows = execute(f"fake:{gone},fake:{flaky}", tmp_path, suite_file)
     assert outcome.unavailable == ["fake:gone"] and outcome.failed == ["fake:flaky"] and outcome.exit_code == 1
     failures = {r["model"]: (r["stage"], r["reason"], r["unavailable"]) for r in rows if r["kind"] == "failed"}
-    assert failures == {"fake:gone": ("load", "fake model unavailable at load", True),
-                        "fake:flaky": ("prompts", "RuntimeError: fake failure at generate", False)}
+    assert failures == {
+        "fake:gone": ("load", "fake model unavailable at load", True),
+        "fake:flaky": ("prompts", "RuntimeError: fake failure at generate", False),
+    }
     assert [r["prompt_id"] for r in rows if r["kind"] == "prompt"] == ["mini-001"]
     assert not [r for r in rows if r["kind"] == "stage"]
 
@@ -81,8 +92,12 @@ def test_an_unavailable_model_is_not_a_failure_and_a_failing_one_keeps_what_it_f
 def test_a_worker_that_dies_without_a_word_is_failed_by_the_runner_with_the_signal(suite_file, tmp_path):
     """A worker process SIGKILLed mid-stage (the OOM killer's way) writes nothing more: the runner names it."""
     crashing = make_model(tmp_path / "crashing", fail_at="generate", fail_after=2, failure="crash")
-    plan = RunPlan(models=tuple(resolve(f"fake:{crashing}")), stages=("prompts",), prompts_path=str(suite_file),
-                   gen=GenSettings(max_new_tokens=8, repeat=1)).validate()
+    plan = RunPlan(
+        models=tuple(resolve(f"fake:{crashing}")),
+        stages=("prompts",),
+        prompts_path=str(suite_file),
+        gen=GenSettings(max_new_tokens=8, repeat=1),
+    ).validate()
     store = runner.new_run(plan, tmp_path / "results", "test")
     outcome = runner.execute(plan, store, QUIET)  # the local executor: a worker process
     assert outcome.failed == ["fake:crashing"]
@@ -131,8 +146,13 @@ def test_every_stage_starts_its_own_memory_peak_and_writes_its_record(tmp_path):
 
     if not os.access("/proc/self/clear_refs", os.W_OK):
         pytest.skip("no resettable peak RSS (Linux's /proc/self/clear_refs) here")
-    loaded = SimpleNamespace(spec=SimpleNamespace(name="m"), peak_rss_mb=measure.peak_rss_mb,
-                             reset_cuda_peak=lambda: None, cuda_peak_mb=lambda: None, resident_weights_mb=lambda: None)
+    loaded = SimpleNamespace(
+        spec=SimpleNamespace(name="m"),
+        peak_rss_mb=measure.peak_rss_mb,
+        reset_cuda_peak=lambda: None,
+        cuda_peak_mb=lambda: None,
+        resident_weights_mb=lambda: None,
+    )
     for stage in stages.names():
         held = b"x" * (300 * 2**20)
         del held

@@ -23,8 +23,9 @@ def scores(lm, limit=12) -> dict:
     from sizebench.stages import evaluation
 
     manager = evaluation.task_manager(tasks=TASKS)  # the bundled tasks only, as the tasks stage indexes them
-    out = lm_eval.simple_evaluate(model=lm, tasks=TASKS, task_manager=manager, limit=limit,
-                                  log_samples=True, bootstrap_iters=0)
+    out = lm_eval.simple_evaluate(
+        model=lm, tasks=TASKS, task_manager=manager, limit=limit, log_samples=True, bootstrap_iters=0
+    )
     return {(task, s["doc_id"]): [r[0] for r in s["resps"]] for task, rows in out["samples"].items() for s in rows}
 
 
@@ -111,20 +112,46 @@ def test_registered_for_simple_evaluate_by_name(tiny_model):
     import sizebench.engines.hf.fast_lm  # noqa: F401  (registers "sizebench-hf")
     from sizebench.stages import evaluation
 
-    out = lm_eval.simple_evaluate(model="sizebench-hf", model_args={"pretrained": str(tiny_model), "batch_size": 4, "device": "cpu"},
-                                  tasks=["sizebench_geo_capitals"], task_manager=evaluation.task_manager(tasks=TASKS), limit=4,
-                                  bootstrap_iters=0)
+    out = lm_eval.simple_evaluate(
+        model="sizebench-hf",
+        model_args={"pretrained": str(tiny_model), "batch_size": 4, "device": "cpu"},
+        tasks=["sizebench_geo_capitals"],
+        task_manager=evaluation.task_manager(tasks=TASKS),
+        limit=4,
+        bootstrap_iters=0,
+    )
     assert out["results"]["sizebench_geo_capitals"]["sample_len"] == 4
     assert out["config"]["model"] == "sizebench-hf"
 
 
 def test_lm_eval_cli_runs_the_registered_class(tiny_model, tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "sizebench.engines.hf.fast_lm", "run", "--model", "sizebench-hf",
-         "--model_args", f"pretrained={tiny_model}", "--tasks", "sizebench_geo_capitals",
-         "--include_path", str(REPO / "sizebench" / "stages" / "tasks"), "--limit", "3", "--batch_size", "2", "--device", "cpu"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**__import__("os").environ,
-                                                                         "PYTHONPATH": str(REPO)})
+        [
+            sys.executable,
+            "-m",
+            "sizebench.engines.hf.fast_lm",
+            "run",
+            "--model",
+            "sizebench-hf",
+            "--model_args",
+            f"pretrained={tiny_model}",
+            "--tasks",
+            "sizebench_geo_capitals",
+            "--include_path",
+            str(REPO / "sizebench" / "stages" / "tasks"),
+            "--limit",
+            "3",
+            "--batch_size",
+            "2",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**__import__("os").environ, "PYTHONPATH": str(REPO)},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "sizebench_geo_capitals" in done.stdout and "acc" in done.stdout
 

@@ -15,6 +15,7 @@ from conftest import sizebench
 
 class Endpoint(BaseHTTPRequestHandler):
     """A tiny OpenAI-compatible server of one model, `other`; keeps each request's Authorization."""
+
     protocol_version = "HTTP/1.1"
     keys: list = []
 
@@ -53,8 +54,14 @@ def foreign_run(folder: Path, base_url: str, edit=lambda plan: plan) -> Path:
     prompts = folder.parent / "prompts.txt"
     prompts.write_text("What is the capital of France?\n")
     plan = RunPlan(models=tuple(resolve(f"openai:{base_url}#m")), stages=("prompts",), prompts_path=str(prompts))
-    meta = {"run_id": folder.name, "command": "sizebench bench", "plan": edit(plan.to_dict()), "environment": {},
-            "finished": None, "status": "running"}
+    meta = {
+        "run_id": folder.name,
+        "command": "sizebench bench",
+        "plan": edit(plan.to_dict()),
+        "environment": {},
+        "finished": None,
+        "status": "running",
+    }
     (folder / "run.json").write_text(json.dumps(meta))
     (folder / "records.jsonl").write_text("")
     return folder
@@ -82,12 +89,17 @@ def _open_server(plan: dict) -> dict:
 
 
 @pytest.mark.long
-@pytest.mark.parametrize("edit, words", [(_hidden_host, "has user info before '@'"),
-                                         (_stage, "invalid stage 'exfiltrate'"),
-                                         (_unknown_field, "holds no plan this sizebench reads"),
-                                         (_missing_task_folder, "task folder '/nonexistent/tasks' does not exist"),
-                                         (_open_server, "--server-args may not set --host")],
-                         ids=["hidden-host", "stage", "unknown-field", "task-folder", "open-server"])
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (_hidden_host, "has user info before '@'"),
+        (_stage, "invalid stage 'exfiltrate'"),
+        (_unknown_field, "holds no plan this sizebench reads"),
+        (_missing_task_folder, "task folder '/nonexistent/tasks' does not exist"),
+        (_open_server, "--server-args may not set --host"),
+    ],
+    ids=["hidden-host", "stage", "unknown-field", "task-folder", "open-server"],
+)
 def test_a_foreign_plan_that_a_typed_command_could_not_make_is_refused_in_one_line(tmp_path, edit, words):
     run = foreign_run(tmp_path / "elsewhere" / "run", "http://127.0.0.1:9/v1", edit)
     done = sizebench("bench", "--resume", str(run), "--results", str(tmp_path / "results"), timeout=120)
@@ -98,8 +110,15 @@ def test_a_foreign_plan_that_a_typed_command_could_not_make_is_refused_in_one_li
 @pytest.mark.long
 def test_a_foreign_run_shows_what_it_will_run_and_the_key_reaches_only_this_machine(tmp_path, endpoint):
     run = foreign_run(tmp_path / "elsewhere" / "run", endpoint)
-    done = sizebench("bench", "--resume", str(run), "--results", str(tmp_path / "results"), timeout=300,
-                     env={"SIZEBENCH_OPENAI_API_KEY": "sk-local"})
+    done = sizebench(
+        "bench",
+        "--resume",
+        str(run),
+        "--results",
+        str(tmp_path / "results"),
+        timeout=300,
+        env={"SIZEBENCH_OPENAI_API_KEY": "sk-local"},
+    )
     assert done.returncode == 0, done.stderr
     assert f"its run.json decides what runs:\n  openai:m: openai from {endpoint}#m\n  stages: prompts" in done.stderr
     assert "does not serve 'm'" in done.stderr  # unavailable here: the plan ran as far as the endpoint allows

@@ -5,7 +5,8 @@ def test_dolly_format_matches_dolly_15k():
     rendered = formats.dolly("What is the highest mountain in Japan?")
     assert rendered.text == (
         "Below is an instruction that describes a task. Write a response that appropriately completes the request."
-        "\n\n### Instruction:\nWhat is the highest mountain in Japan?\n\n### Response:\n")
+        "\n\n### Instruction:\nWhat is the highest mountain in Japan?\n\n### Response:\n"
+    )
     assert rendered.stop_strings == ("### End",)
 
 

@@ -42,7 +42,7 @@ def test_a_tensor_of_an_unknown_type_is_corrupt(tmp_path):
     data = path.read_bytes()
     name = b"token_embd.weight"
     at = data.index(name) + len(name) + 4 + 2 * 8  # past the name, its dimension count and two dimensions
-    path.write_bytes(data[:at] + struct.pack("<I", 999) + data[at + 4:])
+    path.write_bytes(data[:at] + struct.pack("<I", 999) + data[at + 4 :])
     with pytest.raises(BadGGUF, match="is corrupt: tensor 'token_embd.weight' has unknown type 999"):
         check(path)
 

@@ -44,8 +44,12 @@ def test_parse_once_reads_the_same_values_once_and_restores_everything(tmp_path)
         assert first == stock_checkpoint
         first["config"].clear()  # callers edit what they get: the memo hands out copies
         assert legacy.load_gguf_checkpoint(str(path))["config"]
-    assert (gguf.GGUFReader, gguf.get_tensor_name_map, legacy.load_gguf_checkpoint,
-            legacy._gguf_parse_value) == originals
+    assert (
+        gguf.GGUFReader,
+        gguf.get_tensor_name_map,
+        legacy.load_gguf_checkpoint,
+        legacy._gguf_parse_value,
+    ) == originals
     # no memo outlives the block (one kept a converted vocabulary alive in the worker: 200 MB for gemma3)
     assert fast_module.read_gguf_metadata is stock_read and fast_package.read_gguf_metadata is stock_read
 
@@ -66,8 +70,12 @@ def test_two_sweeps_converting_one_gguf_at_once_both_end_with_one_valid_entry(tm
 
     monkeypatch.setenv("SIZEBENCH_CACHE", str(tmp_path / "cache"))
     gguf = tiny_llama_gguf(tmp_path / "m.gguf")
-    sweeps = [subprocess.Popen([sys.executable, "-c", LOCATE, str(gguf)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    sweeps = [
+        subprocess.Popen(
+            [sys.executable, "-c", LOCATE, str(gguf)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     outputs = [sweep.communicate(timeout=300) for sweep in sweeps]
     assert [sweep.returncode for sweep in sweeps] == [0, 0], [err[-2000:] for _, err in outputs]
     handed = [out.split() for out, _ in outputs]  # [path, inode of its weights, converted now]

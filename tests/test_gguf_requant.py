@@ -50,8 +50,9 @@ def test_types_are_llama_cpps_ftypes():
     for name, value in rq.TYPES.items():
         enum = "ALL_F32" if name == "f32" else f"MOSTLY_{name.upper()}"
         assert getattr(llama_cpp, f"LLAMA_FTYPE_{enum}") == value, name
-    assert {"f32", "f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q5_0", "q4_k_m", "q4_0", "q4_1", "q3_k_m",
-            "q2_k"} <= set(rq.TYPES)
+    assert {"f32", "f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q5_0", "q4_k_m", "q4_0", "q4_1", "q3_k_m", "q2_k"} <= set(
+        rq.TYPES
+    )
     assert rq.canonical("Q8_0") == rq.canonical(" q8_0") == "q8_0"
     assert rq.canonical("Q4_K_M") == "q4_k_m"
     assert rq.canonical("q4_k") is None and rq.canonical("int8") is None
@@ -120,7 +121,13 @@ def test_made_once_timed_and_recorded(cache, tiny):
         assert record["bytes"] == (first.path.parent / f"{name}.gguf").stat().st_size
         assert 0 < record["seconds"] <= first.convert_s + 0.01
     assert sorted(p.name for p in first.path.parent.iterdir()) == [
-        "f32.gguf", "f32.gguf.lock", "meta.json", "meta.json.lock", "q8_0.gguf", "q8_0.gguf.lock"]
+        "f32.gguf",
+        "f32.gguf.lock",
+        "meta.json",
+        "meta.json.lock",
+        "q8_0.gguf",
+        "q8_0.gguf.lock",
+    ]
 
 
 def test_two_writers_never_both_write(cache, tmp_path):
@@ -131,8 +138,10 @@ def test_two_writers_never_both_write(cache, tmp_path):
         time.sleep(0.2)
         tmp.write_bytes(b"done")
 
-    threads = [threading.Thread(target=lambda: results.append(rq._make(target, tmp_path / "src.gguf", build)))
-               for _ in range(2)]  # flock: each open() is its own lock, so threads exclude each other too
+    threads = [
+        threading.Thread(target=lambda: results.append(rq._make(target, tmp_path / "src.gguf", build)))
+        for _ in range(2)
+    ]  # flock: each open() is its own lock, so threads exclude each other too
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -10,8 +10,19 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not cuda_available(), reason="
 
 
 def test_auto_dtype_is_bf16_on_gpu_and_cuda_peak_is_recorded(tiny_model, suite_file, tmp_path):
-    done = sizebench("compare", "--models", str(tiny_model), "--prompts", str(suite_file), "--repeat", "1",
-                     "--max-new-tokens", "8", "--results", str(tmp_path))
+    done = sizebench(
+        "compare",
+        "--models",
+        str(tiny_model),
+        "--prompts",
+        str(suite_file),
+        "--repeat",
+        "1",
+        "--max-new-tokens",
+        "8",
+        "--results",
+        str(tmp_path),
+    )
     assert done.returncode == 0, done.stderr
     load = next(r for r in records(tmp_path) if r["kind"] == "load")
     assert load["device"] == "cuda" and load["dtype"] == "bfloat16" and load["n_devices"] >= 1
@@ -39,10 +50,12 @@ def test_a_model_larger_than_the_gpu_budget_is_offloaded_to_cpu_and_still_answer
     loaded = loader.load(spec, "cuda", "float32")
     assert loaded.offloaded and loaded.offload_cpu_gib == pytest.approx(planned.cpu_bytes / 2**30)
     assert {0, "cpu"} <= set(loaded.model.hf_device_map.values())
-    assert {k: str(v) for k, v in loaded.model.hf_device_map.items()} == \
-        {k: str(v) for k, v in planned.device_map.items()}
-    answer = loaded.generate(loaded.render(Prompt("p", "What is the capital of France?")),
-                                      generation.GenSettings(max_new_tokens=4))
+    assert {k: str(v) for k, v in loaded.model.hf_device_map.items()} == {
+        k: str(v) for k, v in planned.device_map.items()
+    }
+    answer = loaded.generate(
+        loaded.render(Prompt("p", "What is the capital of France?")), generation.GenSettings(max_new_tokens=4)
+    )
     assert answer.new_tokens >= 1
     with pytest.raises(Exception, match="--no-offload"):
         loader.load(spec, "cuda", "float32", offload=False)
@@ -71,14 +84,21 @@ def test_static_compiled_decode_gives_the_eager_loops_first_step_logits_in_bf16(
         settings = GenSettings(max_new_tokens=4, stop_at_eos=False, decode=mode)
         loaded.prepare_decode([rendered], settings)
         loaded.generate(rendered, settings, 4)  # the compile, where static
-        kwargs = {"max_new_tokens": 4, "do_sample": False, "output_logits": True, "return_dict_in_generate": True,
-                  "pad_token_id": loaded.tokenizer.pad_token_id, **loaded.decoder.generate_kwargs()}
+        kwargs = {
+            "max_new_tokens": 4,
+            "do_sample": False,
+            "output_logits": True,
+            "return_dict_in_generate": True,
+            "pad_token_id": loaded.tokenizer.pad_token_id,
+            **loaded.decoder.generate_kwargs(),
+        }
         with torch.inference_mode():
             steps[mode] = loaded.model.generate(**enc, **kwargs).logits
         assert loaded.decode_record("a", 1.0).compiled == (mode == "static")
     for step in (0, 1):  # the prefill, then the first step through the compiled graph
-        torch.testing.assert_close(steps["static"][step].float(), steps["eager"][step].float(),
-                                   atol=LOGIT_ATOL, rtol=LOGIT_RTOL)
+        torch.testing.assert_close(
+            steps["static"][step].float(), steps["eager"][step].float(), atol=LOGIT_ATOL, rtol=LOGIT_RTOL
+        )
 
 
 def test_the_gpu_bandwidth_is_at_least_80_percent_of_the_published_figure():

@@ -35,12 +35,22 @@ def test_the_cpu_dry_run_goes_through_every_step_and_writes_one_table(tiny_model
     out = tmp_path / "out"
     done = check(out, MODELS=f"{tiny_model},{tiny_eos}")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    for step in ("bandwidth on cpu", "GPU-marked tests", "bench, --decode static", "bench, --decode eager",
-                 "plain-transformers anchors (tiny shape)", "table ->"):
+    for step in (
+        "bandwidth on cpu",
+        "GPU-marked tests",
+        "bench, --decode static",
+        "bench, --decode eager",
+        "plain-transformers anchors (tiny shape)",
+        "table ->",
+    ):
         assert step in done.stdout
     table = (out / "RESULTS.md").read_text()
     assert table.startswith("\n### GPU check: ") and "Bandwidth: " in table
     rows = [line for line in table.splitlines() if line.startswith("| ")]
-    assert [r.split(" | ")[0] for r in rows[1:]] == ["| tiny-neox", "| tiny-eos", "| plain `model.generate`, eager (tiny shape, float32)",
-                                                      "| plain `model.generate`, static (tiny shape, float32)"]
+    assert [r.split(" | ")[0] for r in rows[1:]] == [
+        "| tiny-neox",
+        "| tiny-eos",
+        "| plain `model.generate`, eager (tiny shape, float32)",
+        "| plain `model.generate`, static (tiny shape, float32)",
+    ]
     assert "static run: " in table and "eager run: " in table

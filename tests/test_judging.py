@@ -65,8 +65,17 @@ def made_run(tmp_path_factory) -> tuple[Path, str, Path]:
     suite = root / "suite.jsonl"
     suite.write_text("".join(json.dumps(p) + "\n" for p in SUITE))
     results = root / "results"
-    done = sizebench("compare", "--models", f"{tiny},{hostile}", "--prompts", str(suite), "--max-new-tokens", "3",
-                     "--results", str(results))
+    done = sizebench(
+        "compare",
+        "--models",
+        f"{tiny},{hostile}",
+        "--prompts",
+        str(suite),
+        "--max-new-tokens",
+        "3",
+        "--results",
+        str(results),
+    )
     assert done.returncode == 0, done.stderr
     run_id = next((results / "runs").iterdir()).name
     return results, run_id, tiny
@@ -84,9 +93,14 @@ class Page:
     """`sizebench judge RUN` in a child process, as a user starts it."""
 
     def __init__(self, results: Path, run_id: str, *extra: str):
-        self.proc = subprocess.Popen([sys.executable, "-m", "sizebench", "judge", run_id, "--results", str(results),
-                                      "--no-open", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sizebench", "judge", run_id, "--results", str(results), "--no-open", *extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
+        )
         line = self.proc.stdout.readline()
         assert line.startswith("judging page: "), line + self.proc.stderr.read()
         self.url = line.split(": ", 1)[1].strip()
@@ -128,9 +142,11 @@ def test_page_needs_its_token_refuses_bad_input_and_second_votes(run_copy):
         status, screen = page.request("/api/next?rater=ann")
         assert status == 200 and screen["total"] == SCREENS and screen["done"] == 0
         before = _votes(results, run_id)
-        for body in ({"screen": screen["screen"], "choice": "C", "rater": "ann"},
-                     {"screen": screen["screen"], "choice": "A", "rater": ""},
-                     {"screen": screen["screen"], "choice": "A", "rater": "ann", "comment": 5}):
+        for body in (
+            {"screen": screen["screen"], "choice": "C", "rater": "ann"},
+            {"screen": screen["screen"], "choice": "A", "rater": ""},
+            {"screen": screen["screen"], "choice": "A", "rater": "ann", "comment": 5},
+        ):
             assert page.request("/api/vote", body)[0] == 400
         assert page.request("/api/vote", raw=b"{not json")[0] == 400
         assert page.request("/api/vote", raw=b"[1, 2]")[0] == 400
@@ -148,7 +164,10 @@ def test_page_needs_its_token_refuses_bad_input_and_second_votes(run_copy):
         assert page.stop() == 128 + signal.SIGTERM
     stored = _votes(results, run_id)
     assert [(r["kind"], r.get("choice")) for r in stored] == [("vote", "A"), ("vote_undone", None), ("vote", "B")]
-    assert stored[0]["comment"] == "clearer" and {stored[0]["left"], stored[0]["right"]} == {stored[2]["left"], stored[2]["right"]}
+    assert stored[0]["comment"] == "clearer" and {stored[0]["left"], stored[0]["right"]} == {
+        stored[2]["left"],
+        stored[2]["right"],
+    }
 
 
 def _browser():
@@ -269,9 +288,11 @@ def test_llm_judge_judges_both_orders_and_the_report_shows_its_worth(run_copy):
 
 def test_judge_refuses_bad_input_in_one_line(run_copy):
     results, run_id, _ = run_copy
-    for args, words in ((["judge", "no-such-run", "--results", str(results)], "does not exist"),
-                        (["judge", run_id, "--results", str(results), "--judge", "no-such-model"], "unknown model"),
-                        (["judge", run_id, "--results", str(results), "--port", "70000"], "--port")):
+    for args, words in (
+        (["judge", "no-such-run", "--results", str(results)], "does not exist"),
+        (["judge", run_id, "--results", str(results), "--judge", "no-such-model"], "unknown model"),
+        (["judge", run_id, "--results", str(results), "--port", "70000"], "--port"),
+    ):
         done = sizebench(*args)
         assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1

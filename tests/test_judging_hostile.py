@@ -57,8 +57,10 @@ def _read_all(conn: socket.socket) -> bytes:
 
 
 def _post(page: Page, path: str, body: bytes) -> bytes:
-    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nX-Sizebench-Token: {page.token}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nX-Sizebench-Token: {page.token}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
 
 
 def _status_and_body(answer: bytes) -> tuple[int, dict]:
@@ -145,8 +147,14 @@ def test_the_browser_gets_a_private_file_not_the_token(old_run, tmp_path):
     browser.write_text(f'#!/bin/sh\nf="${{1#file://}}"\n{{ echo "$@"; stat -c %a "$f"; cat "$f"; }} > {seen}\n')
     browser.chmod(0o755)
     env = {**os.environ, "BROWSER": str(browser), "DISPLAY": ":99", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "sizebench", "judge", run_id, "--results", str(results)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sizebench", "judge", run_id, "--results", str(results)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     try:
         token = proc.stdout.readline().split("token=")[1].strip()
         end = time.monotonic() + 20
@@ -207,8 +215,14 @@ def test_a_real_browser_sent_to_the_redirect_file_votes_with_the_cookie_and_no_t
     browser.chmod(0o755)
     env = {**os.environ, "BROWSER": str(browser), "DISPLAY": ":99", "PYTHONUNBUFFERED": "1"}
     driver = _browser()  # before the server starts: a browser that cannot start leaves no server behind
-    proc = subprocess.Popen([sys.executable, "-m", "sizebench", "judge", run_id, "--results", str(results)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sizebench", "judge", run_id, "--results", str(results)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     try:
         token = proc.stdout.readline().split("token=")[1].strip()
         _wait(lambda: seen.exists() and seen.read_text().strip(), 20)

@@ -13,8 +13,10 @@ pytestmark = pytest.mark.llamacpp
 def test_an_engine_prefix_applies_to_every_model_of_a_group_and_every_type_after_it():
     rungs = [(s.name, s.engine, s.precision) for s in resolve("llama.cpp:offline@q8_0,Q2_K,smollm2-135m@int8")]
     assert rungs == [
-        ("llama.cpp:smollm2-135m@q8_0", "llama.cpp", "q8_0"), ("llama.cpp:smollm2-135m@q2_k", "llama.cpp", "q2_k"),
-        ("llama.cpp:gemma3-270m@q8_0", "llama.cpp", "q8_0"), ("llama.cpp:gemma3-270m@q2_k", "llama.cpp", "q2_k"),
+        ("llama.cpp:smollm2-135m@q8_0", "llama.cpp", "q8_0"),
+        ("llama.cpp:smollm2-135m@q2_k", "llama.cpp", "q2_k"),
+        ("llama.cpp:gemma3-270m@q8_0", "llama.cpp", "q8_0"),
+        ("llama.cpp:gemma3-270m@q2_k", "llama.cpp", "q2_k"),
         ("smollm2-135m@int8", "transformers", "int8"),
     ]
     assert [s.name for s in resolve("llama.cpp:smollm2-135m")] == ["llama.cpp:smollm2-135m"]  # as distributed
@@ -22,14 +24,22 @@ def test_an_engine_prefix_applies_to_every_model_of_a_group_and_every_type_after
 
 def test_engines_runs_each_unprefixed_model_on_each_engine_and_a_type_where_offered():
     names = [s.name for s in resolve("offline,gemma3-270m@int8", ("transformers", "llama.cpp"))]
-    assert names == ["smollm2-135m", "llama.cpp:smollm2-135m", "gemma3-270m", "llama.cpp:gemma3-270m",
-                     "gemma3-270m@int8"]
+    assert names == [
+        "smollm2-135m",
+        "llama.cpp:smollm2-135m",
+        "gemma3-270m",
+        "llama.cpp:gemma3-270m",
+        "gemma3-270m@int8",
+    ]
 
 
-@pytest.mark.parametrize("expression, message", [
-    ("llama.cpp:offline@int8", "llama.cpp has no type 'int8' (in 'llama.cpp:offline@int8'); types: llama.cpp: f32"),
-    ("offline@fp32,q8_0", "transformers has no type 'q8_0' (in 'q8_0'); types: transformers: fp32"),
-])
+@pytest.mark.parametrize(
+    "expression, message",
+    [
+        ("llama.cpp:offline@int8", "llama.cpp has no type 'int8' (in 'llama.cpp:offline@int8'); types: llama.cpp: f32"),
+        ("offline@fp32,q8_0", "transformers has no type 'q8_0' (in 'q8_0'); types: transformers: fp32"),
+    ],
+)
 def test_a_type_the_engine_lacks_is_one_line(expression, message):
     with pytest.raises(SizebenchError) as raised:
         resolve(expression)
@@ -61,8 +71,19 @@ def test_a_prompt_run_on_llama_cpp_records_the_gguf_weights_and_what_stays_resid
 
     gguf = tiny_llama_gguf(tmp_path / "tiny.gguf")
     results = tmp_path / "r"
-    done = sizebench("compare", "--models", f"llama.cpp:{gguf}", "--prompts", str(suite_file),
-                     "--max-new-tokens", "4", "--results", str(results), "--threads", "1")
+    done = sizebench(
+        "compare",
+        "--models",
+        f"llama.cpp:{gguf}",
+        "--prompts",
+        str(suite_file),
+        "--max-new-tokens",
+        "4",
+        "--results",
+        str(results),
+        "--threads",
+        "1",
+    )
     assert done.returncode == 0, done.stderr
     rows = records(results)
     load = next(r for r in rows if r["kind"] == "load")
@@ -97,16 +118,26 @@ def test_greedy_tokens_are_llama_cpp_python_s_own(tmp_path):
         expected.append(token)
         if len(expected) == 6:
             break
-    assert list(ours.token_ids) == expected[:len(ours.token_ids)] and ours.prompt_tokens == len(tokens)
+    assert list(ours.token_ids) == expected[: len(ours.token_ids)] and ours.prompt_tokens == len(tokens)
 
 
 def test_a_folder_whose_tokenizer_llama_cpp_does_not_know_fails_its_rung_with_the_converter_s_reason(
-        tmp_path, tiny_model, suite_file):
+    tmp_path, tiny_model, suite_file
+):
     """llama.cpp's converter cannot convert the tiny GPT-NeoX fixture (saved by transformers 5, whose config has
     no `rotary_pct`; its tokenizer, trained here, has a hash the converter does not know either)."""
     results = tmp_path / "r"
-    done = sizebench("compare", "--models", f"llama.cpp:{tiny_model},{tiny_model}", "--prompts", str(suite_file),
-                     "--max-new-tokens", "2", "--results", str(results))
+    done = sizebench(
+        "compare",
+        "--models",
+        f"llama.cpp:{tiny_model},{tiny_model}",
+        "--prompts",
+        str(suite_file),
+        "--max-new-tokens",
+        "2",
+        "--results",
+        str(results),
+    )
     assert done.returncode == 1, done.stderr
     failed = next(r for r in records(results) if r["kind"] == "failed")
     assert failed["model"] == "llama.cpp:tiny-neox" and failed["stage"] == "load"
@@ -122,8 +153,17 @@ def test_a_model_folder_runs_on_llama_cpp_through_llama_cpp_s_converter(tmp_path
 
     folder = sources.locate(resolve("smollm2-135m")[0]).path
     results = tmp_path / "r"
-    done = sizebench("compare", "--models", f"llama.cpp:{folder},llama.cpp:smollm2-135m@f32", "--prompts",
-                     str(suite_file), "--max-new-tokens", "16", "--results", str(results))
+    done = sizebench(
+        "compare",
+        "--models",
+        f"llama.cpp:{folder},llama.cpp:smollm2-135m@f32",
+        "--prompts",
+        str(suite_file),
+        "--max-new-tokens",
+        "16",
+        "--results",
+        str(results),
+    )
     assert done.returncode == 0, done.stderr
     rows = records(results)
     load = next(r for r in rows if r["kind"] == "load" and r["model"].startswith(f"llama.cpp:{folder.name}"))

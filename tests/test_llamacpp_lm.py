@@ -39,7 +39,7 @@ def direct(llm, context: list[int], continuation: list[int]) -> tuple[float, boo
     """The continuation's log-likelihood from one plain llama.cpp pass with logits at every position."""
     llm.reset()
     llm.eval(context + continuation[:-1])
-    logits = llm.scores[len(context) - 1:llm.n_tokens].astype(np.float64)
+    logits = llm.scores[len(context) - 1 : llm.n_tokens].astype(np.float64)
     logprobs = logits - logits.max(1, keepdims=True)
     logprobs -= np.log(np.exp(logprobs).sum(1, keepdims=True))
     rows = np.arange(len(continuation))
@@ -54,7 +54,7 @@ def test_loglikelihood_equals_a_direct_all_logits_pass(lm, tiny_gguf):
             ctx, cont = lm._encode_pair(context, continuation)
             whole = llm.tokenize((context + continuation).encode(), add_bos=True, special=True)
             assert ctx == llm.tokenize(context.encode(), add_bos=True, special=True)
-            assert cont == whole[len(ctx):]  # encoded together, then split ("bcab" + "cab": "bc abc ab" vs "bc ab")
+            assert cont == whole[len(ctx) :]  # encoded together, then split ("bcab" + "cab": "bc abc ab" vs "bc ab")
         else:  # empty context: the prefix token stands in for it
             ctx, cont = [lm.prefix_token_id], llm.tokenize(continuation.encode(), add_bos=False, special=True)
         want, want_greedy = direct(llm, ctx, cont)
@@ -89,7 +89,7 @@ def test_requests_past_the_window_are_cut_from_the_left_as_hflm_cuts_them(lm, ti
     assert lm.max_length == 64  # the trained context, though llama.cpp opened 256 cells
     context, continuation = lm.tok_encode("abc" * 70), lm.tok_encode("bca")
     prefix, cont = window(context, continuation, lm.max_length)
-    assert len(prefix) + len(cont) - 1 == 64 and list(prefix) == (context + continuation)[-65:-len(continuation)]
+    assert len(prefix) + len(cont) - 1 == 64 and list(prefix) == (context + continuation)[-65 : -len(continuation)]
     [(logprob, _)] = lm._loglikelihood_tokens([(None, context, continuation)], disable_tqdm=True)
     llm = llama_cpp.Llama(str(tiny_gguf), n_ctx=64, n_threads=1, logits_all=True, verbose=False)
     assert logprob == pytest.approx(direct(llm, list(prefix), continuation)[0], abs=1e-4)
@@ -117,8 +117,9 @@ def test_add_bos_token_forces_it_either_way(tiny_gguf):
 def test_generate_until_stops_at_the_stop_string(lm):
     free = lm.generate_until(instances("generate_until", [("a", {"until": [], "max_gen_toks": 12})]), disable_tqdm=True)
     assert free == ["bc" * 12]  # this tiny model's greedy continuation of "a": twelve "bc" tokens
-    stopped = lm.generate_until(instances("generate_until", [("a", {"until": ["cb"], "max_gen_toks": 12})]),
-                                disable_tqdm=True)
+    stopped = lm.generate_until(
+        instances("generate_until", [("a", {"until": ["cb"], "max_gen_toks": 12})]), disable_tqdm=True
+    )
     assert stopped == ["b"]  # cut before the stop string
     assert lm._greedy(lm.tok_encode("a"), 12, ["cb"]) == lm.tok_encode("bcbc")  # and decoding stopped there
 
@@ -129,8 +130,14 @@ def test_rolling_loglikelihood_sums_disjoint_windows(lm, tiny_gguf):
     text = "abcab" * 40  # 80 tokens: two windows of the 64-token context
     [total] = lm.loglikelihood_rolling(instances("loglikelihood_rolling", [(text,)]), disable_tqdm=True)
     llm = llama_cpp.Llama(str(tiny_gguf), n_ctx=64, n_threads=1, logits_all=True, verbose=False)
-    windows = list(map(utils.make_disjoint_window, utils.get_rolling_token_windows(
-        token_list=lm.tok_encode(text), prefix_token=lm.prefix_token_id, max_seq_len=64, context_len=1)))
+    windows = list(
+        map(
+            utils.make_disjoint_window,
+            utils.get_rolling_token_windows(
+                token_list=lm.tok_encode(text), prefix_token=lm.prefix_token_id, max_seq_len=64, context_len=1
+            ),
+        )
+    )
     assert len(windows) == 2
     assert total == pytest.approx(sum(direct(llm, list(c), list(x))[0] for c, x in windows), abs=1e-4)
 
@@ -142,8 +149,9 @@ def test_registered_and_built_from_lm_eval_arguments(tiny_gguf):
 
     cls = get_model("sizebench-llama-cpp")
     assert cls is LlamaCppLM
-    lm = cls.create_from_arg_string(f"pretrained={tiny_gguf},n_ctx=64,n_threads=1",
-                                    {"batch_size": 4, "max_batch_size": None, "device": "cpu"})
+    lm = cls.create_from_arg_string(
+        f"pretrained={tiny_gguf},n_ctx=64,n_threads=1", {"batch_size": 4, "max_batch_size": None, "device": "cpu"}
+    )
     assert lm.max_length == 64 and lm.llm.n_threads == 1
     with pytest.raises(ValueError, match="either llm"):
         LlamaCppLM()
@@ -156,13 +164,34 @@ def test_lm_eval_cli_runs_the_registered_class(tiny_gguf, tmp_path):
     (folder / "data.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     (folder / "abc.yaml").write_text(
         f"task: tiny_abc\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {folder / 'data.jsonl'}\n"
-        "test_split: test\noutput_type: multiple_choice\ndoc_to_text: \"{{q}}\"\ntarget_delimiter: \"\"\n"
-        "doc_to_choice: \"{{choices}}\"\ndoc_to_target: label\nmetric_list:\n  - metric: acc\n")
+        'test_split: test\noutput_type: multiple_choice\ndoc_to_text: "{{q}}"\ntarget_delimiter: ""\n'
+        'doc_to_choice: "{{choices}}"\ndoc_to_target: label\nmetric_list:\n  - metric: acc\n'
+    )
     done = subprocess.run(
-        [sys.executable, "-m", "sizebench.engines.llamacpp.lm", "run", "--model", "sizebench-llama-cpp",
-         "--model_args", f"pretrained={tiny_gguf},n_ctx=64,n_threads=1", "--tasks", "tiny_abc",
-         "--include_path", str(folder), "--batch_size", "2", "--device", "cpu"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)})
+        [
+            sys.executable,
+            "-m",
+            "sizebench.engines.llamacpp.lm",
+            "run",
+            "--model",
+            "sizebench-llama-cpp",
+            "--model_args",
+            f"pretrained={tiny_gguf},n_ctx=64,n_threads=1",
+            "--tasks",
+            "tiny_abc",
+            "--include_path",
+            str(folder),
+            "--batch_size",
+            "2",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "tiny_abc" in done.stdout and "acc" in done.stdout
 
@@ -193,11 +222,18 @@ def test_real_model_same_choices_as_sizebench_hf(model):
     gold = {}
 
     def choices(lm) -> dict:
-        out = lm_eval.simple_evaluate(model=lm, tasks=["sizebench_geo"], task_manager=evaluation.task_manager(tasks=TASKS),
-                                      limit=None, log_samples=True, bootstrap_iters=0)
+        out = lm_eval.simple_evaluate(
+            model=lm,
+            tasks=["sizebench_geo"],
+            task_manager=evaluation.task_manager(tasks=TASKS),
+            limit=None,
+            log_samples=True,
+            bootstrap_iters=0,
+        )
         gold.update({(task, s["doc_id"]): int(s["target"]) for task, rows in out["samples"].items() for s in rows})
-        return {(task, s["doc_id"]): [r[0][0] for r in s["resps"]] for task, rows in out["samples"].items()
-                for s in rows}
+        return {
+            (task, s["doc_id"]): [r[0][0] for r in s["resps"]] for task, rows in out["samples"].items() for s in rows
+        }
 
     loaded = loader.load(spec)
     hf = choices(SizebenchLM(pretrained=loaded.model, tokenizer=loaded.tokenizer, batch_size=8))
@@ -210,6 +246,9 @@ def test_real_model_same_choices_as_sizebench_hf(model):
     assert max(abs(a - b) for k in ours for a, b in zip(ours[k], hf[k], strict=True)) < 3.0
     right_ours = {k: int(np.argmax(ours[k]) == gold[k]) for k in ours}
     right_hf = {k: int(np.argmax(hf[k]) == gold[k]) for k in ours}
-    low, high = paired.tango_interval(sum(right_ours[k] and not right_hf[k] for k in ours),
-                                      sum(right_hf[k] and not right_ours[k] for k in ours), len(ours))
+    low, high = paired.tango_interval(
+        sum(right_ours[k] and not right_hf[k] for k in ours),
+        sum(right_hf[k] and not right_ours[k] for k in ours),
+        len(ours),
+    )
     assert low <= 0 <= high

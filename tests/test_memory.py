@@ -30,10 +30,20 @@ from sizebench.planning.registry import builtin  # noqa: E402
 
 
 def test_offloaded_bytes_follow_the_device_map():
-    sizes = {"gpt_neox.embed_in.weight": 10, "gpt_neox.layers.0.mlp.weight": 20, "gpt_neox.layers.1.mlp.weight": 30,
-             "gpt_neox.layers.10.mlp.weight": 5, "embed_out.weight": 40}
-    device_map = {"gpt_neox.embed_in": 0, "gpt_neox.layers.0": 0, "gpt_neox.layers.1": "cpu",
-                  "gpt_neox.layers.10": 0, "embed_out": "disk"}
+    sizes = {
+        "gpt_neox.embed_in.weight": 10,
+        "gpt_neox.layers.0.mlp.weight": 20,
+        "gpt_neox.layers.1.mlp.weight": 30,
+        "gpt_neox.layers.10.mlp.weight": 5,
+        "embed_out.weight": 40,
+    }
+    device_map = {
+        "gpt_neox.embed_in": 0,
+        "gpt_neox.layers.0": 0,
+        "gpt_neox.layers.1": "cpu",
+        "gpt_neox.layers.10": 0,
+        "embed_out": "disk",
+    }
     assert offloaded_bytes(sizes, device_map) == 30 + 40
     assert offloaded_bytes(sizes, {"": 0}) == 0
 
@@ -72,8 +82,7 @@ def test_the_guard_and_ray_plan_with_the_variants_bytes_per_parameter(monkeypatc
     share = 2 * 50_280 * 5_120 / 11_327_027_200  # dolly-v2-12b: untied input and output embeddings
     per_param = precision.bytes_per_param("int8", "float32", share)
     assert per_param == pytest.approx(share * 4 + (1 - share) * 1)
-    assert check_fits("dolly-v2-12b@int8", 11_327_027_200, per_param, "cpu", 23 * GIB) \
-        < 17 * GIB
+    assert check_fits("dolly-v2-12b@int8", 11_327_027_200, per_param, "cpu", 23 * GIB) < 17 * GIB
     monkeypatch.setattr(ray_executor, "GPU_BYTES", 24 * GIB)
     bf16, nf4 = (Job("run", resolve(f"dolly-v2-12b@{p}")[0], "a", LoadSettings(device="cuda")) for p in ("bf16", "nf4"))
     assert ray_executor.resources(bf16, 4)["num_gpus"] == 2

@@ -40,7 +40,8 @@ def stand_in_server(tmp_path, ignore_sigterm: bool = False) -> list[str]:
     """A server that never turns healthy (a model loading forever), with a child of its own, as vLLM's
     tensor-parallel workers are; it writes 'server-pid child-pid' to pids.txt."""
     path = tmp_path / "stand_in_server.py"
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
         import signal, subprocess, sys, time
         {"signal.signal(signal.SIGTERM, signal.SIG_IGN)" if ignore_sigterm else ""}
         child = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
@@ -49,7 +50,8 @@ def stand_in_server(tmp_path, ignore_sigterm: bool = False) -> list[str]:
             out.write(f"{{__import__('os').getpid()}} {{child.pid}}")
         __import__('os').replace(sys.argv[1] + ".tmp", sys.argv[1])
         time.sleep(600)
-    """))
+    """)
+    )
     return [sys.executable, str(path), str(tmp_path / "pids.txt")]
 
 
@@ -61,12 +63,19 @@ def server_pids(tmp_path, within: float = 30.0) -> list[int]:
     return [int(p) for p in (tmp_path / "pids.txt").read_text().split()]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGKILL],
-                         ids=["SIGTERM", "SIGINT", "SIGHUP", "SIGKILL"])
+@pytest.mark.parametrize(
+    "signum",
+    [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGKILL],
+    ids=["SIGTERM", "SIGINT", "SIGHUP", "SIGKILL"],
+)
 def test_a_worker_stopped_during_the_health_wait_takes_the_whole_server_with_it(tmp_path, signum):
     """A worker waiting for its server (up to 600 s for vLLM) is stopped: by a signal it unwinds from, or killed
     outright (its watchdog then ends the server's group). The server, and the child it started, are gone."""
-    worker = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import sys
         from pathlib import Path
         from sizebench.engines.serving.launch import Server, free_port, served_name
@@ -80,7 +89,11 @@ def test_a_worker_stopped_during_the_health_wait_takes_the_whole_server_with_it(
                    served_name()).start()
         except KeyboardInterrupt:
             sys.exit(130)
-    """)], env={**os.environ, **FAST_STOP, "PYTHONPATH": os.pathsep.join(sys.path)}, start_new_session=True)
+    """),
+        ],
+        env={**os.environ, **FAST_STOP, "PYTHONPATH": os.pathsep.join(sys.path)},
+        start_new_session=True,
+    )
     pids = server_pids(tmp_path)
     worker.send_signal(signum)
     assert worker.wait(timeout=30) == (-signal.SIGKILL if signum == signal.SIGKILL else 130)
@@ -92,8 +105,9 @@ def test_a_server_that_never_turns_healthy_fails_in_one_line_and_leaves_nothing(
     """Stopped as a group, SIGKILL after the grace: the server shrugs off SIGTERM and so does its child."""
     monkeypatch.setattr(launch, "HEALTH_TIMEOUT_S", 1.0)
     monkeypatch.setattr("sizebench.system.supervise.GRACE_S", 0.5)
-    server = Server(stand_in_server(tmp_path, ignore_sigterm=True), free_port(), tmp_path / "server.log", "stand-in",
-                    served_name())
+    server = Server(
+        stand_in_server(tmp_path, ignore_sigterm=True), free_port(), tmp_path / "server.log", "stand-in", served_name()
+    )
     with pytest.raises(ServerFailed, match="the stand-in was not healthy after 1 s; server.log: empty log"):
         server.start()
     assert all_gone(server_pids(tmp_path))
@@ -123,8 +137,9 @@ def test_another_server_on_the_port_is_never_taken_for_ours(tmp_path, monkeypatc
     other.name = served_name()
     threading.Thread(target=other.serve_forever, daemon=True).start()
     try:
-        server = Server(stand_in_server(tmp_path), other.server_address[1], tmp_path / "server.log", "stand-in",
-                        served_name())
+        server = Server(
+            stand_in_server(tmp_path), other.server_address[1], tmp_path / "server.log", "stand-in", served_name()
+        )
         with pytest.raises(ServerFailed, match=f"answers as another server \\({other.name}\\)"):
             server.start()
     finally:
@@ -136,7 +151,8 @@ def test_a_handed_over_socket_keeps_the_port_while_the_model_loads(tmp_path):
     """The port is bound before the server starts: no other server can take it while the model loads, and the
     server that answers there is ours (its unique name)."""
     script = tmp_path / "socket_server.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import json, os, socket, sys, time
         from http.server import BaseHTTPRequestHandler, HTTPServer
         class Models(BaseHTTPRequestHandler):
@@ -150,11 +166,11 @@ def test_a_handed_over_socket_keeps_the_port_while_the_model_loads(tmp_path):
         server = HTTPServer(("127.0.0.1", 0), Models, bind_and_activate=False)
         server.socket = socket.socket(fileno=int(os.environ["SIZEBENCH_LISTEN_FD"]))
         server.serve_forever()
-    """))
+    """)
+    )
     listener = listening_socket()
     port, served = listener.getsockname()[1], served_name()
-    server = Server([sys.executable, str(script), served], port, tmp_path / "s.log",
-                    "stand-in", served, listener)
+    server = Server([sys.executable, str(script), served], port, tmp_path / "s.log", "stand-in", served, listener)
     started = threading.Thread(target=server.start)
     started.start()
     try:
@@ -192,10 +208,16 @@ def test_a_load_record_that_raises_still_stops_the_launched_server(tmp_path, mon
     from sizebench.runstore.store import RunStore
 
     ClosingSession.closed = False
-    monkeypatch.setattr("sizebench.engines.get", lambda name: type("E", (), {"load": lambda s, sp, j: ClosingSession("")})())
+    monkeypatch.setattr(
+        "sizebench.engines.get", lambda name: type("E", (), {"load": lambda s, sp, j: ClosingSession("")})()
+    )
     with pytest.raises(RuntimeError, match="process tree"):
-        worker.load(builtin("smollm2-135m"), Job(str(tmp_path), builtin("smollm2-135m"), "a1"),
-                    RunStore.create(tmp_path, {}), "a1")
+        worker.load(
+            builtin("smollm2-135m"),
+            Job(str(tmp_path), builtin("smollm2-135m"), "a1"),
+            RunStore.create(tmp_path, {}),
+            "a1",
+        )
     assert ClosingSession.closed
 
 
@@ -206,16 +228,29 @@ def test_a_judge_that_fails_still_closes_its_session(tmp_path, monkeypatch):
     from sizebench.runstore.store import RunStore
 
     ClosingSession.closed = False
-    monkeypatch.setattr("sizebench.engines.get", lambda name: type("E", (), {"load": lambda s, sp, j: ClosingSession("")})())
+    monkeypatch.setattr(
+        "sizebench.engines.get", lambda name: type("E", (), {"load": lambda s, sp, j: ClosingSession("")})()
+    )
     with pytest.raises(RuntimeError, match="refused the probe"):
-        judge_worker.judge(builtin("smollm2-135m"), Job(str(tmp_path), builtin("smollm2-135m"), "a1",
-                                                        judge={"source": "judge:x", "judgements": []}),
-                           RunStore.create(tmp_path, {}))
+        judge_worker.judge(
+            builtin("smollm2-135m"),
+            Job(str(tmp_path), builtin("smollm2-135m"), "a1", judge={"source": "judge:x", "judgements": []}),
+            RunStore.create(tmp_path, {}),
+        )
     assert ClosingSession.closed
 
 
-@pytest.mark.parametrize("args", ["--host 0.0.0.0", "--port=8000", "--n_ctx 512 --port 8000",
-                                  "--served-model-name mine", "--model_alias mine", "'--host"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        "--host 0.0.0.0",
+        "--port=8000",
+        "--n_ctx 512 --port 8000",
+        "--served-model-name mine",
+        "--model_alias mine",
+        "'--host",
+    ],
+)
 def test_server_args_that_move_or_rename_the_server_are_refused_in_one_line(cli, args):
     code, _, err = cli("bench", "-m", "llama.cpp-server:smollm2-135m", "--concurrency", "1", "--server-args", args)
     assert code == 2 and "--server-args" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -224,8 +259,10 @@ def test_server_args_that_move_or_rename_the_server_are_refused_in_one_line(cli,
 def test_server_args_that_do_not_move_the_server_are_kept():
     from sizebench.specs.settings import parse_server_args
 
-    assert parse_server_args("--n_ctx 512 --hostname-file x --max-model-len 8192") == \
-        "--n_ctx 512 --hostname-file x --max-model-len 8192"
+    assert (
+        parse_server_args("--n_ctx 512 --hostname-file x --max-model-len 8192")
+        == "--n_ctx 512 --hostname-file x --max-model-len 8192"
+    )
 
 
 def test_a_worker_killed_outright_does_not_leave_a_child_holding_its_output(tmp_path):
@@ -235,13 +272,15 @@ def test_a_worker_killed_outright_does_not_leave_a_child_holding_its_output(tmp_
     from sizebench.system import supervise
 
     script = tmp_path / "worker.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import json, os, signal, subprocess, sys, time
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])  # stdout inherited
         open(sys.argv[1], "w").write(str(child.pid))
         print(json.dumps({"stage": "loading"}), flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
-    """))
+    """)
+    )
     child = tmp_path / "child.pid"
     proc = supervise.start_worker([sys.executable, str(script), str(child)], grace=0.5)
     events = []
@@ -249,4 +288,8 @@ def test_a_worker_killed_outright_does_not_leave_a_child_holding_its_output(tmp_
     following.start()
     following.join(timeout=60)
     assert not following.is_alive(), "follow() is still waiting for the worker's output"
-    assert proc.wait() == -signal.SIGKILL and [e.kind for e in events] == ["loading"] and all_gone([int(child.read_text())])
+    assert (
+        proc.wait() == -signal.SIGKILL
+        and [e.kind for e in events] == ["loading"]
+        and all_gone([int(child.read_text())])
+    )

@@ -12,8 +12,12 @@ from sizebench.analysis import paired
 # (tests/testthat/test-ch8.R), Bentur to 3 as tested in PeteLaud/ratesci (tests/testthat/test3.R). Then
 # the example ratesci's tests give for Tango's own method, and contingencytables' case of 3 items all
 # right for a alone (the upper end truncated at 1).
-PUBLISHED = [((59, 6, 16, 80), (-0.1240, -0.0054), 4), ((1, 1, 7, 12), (-0.517, -0.026), 3),
-             ((4, 9, 3, 16), (-0.027, 0.390), 3), ((0, 3, 0, 0), (-0.1230, 1.0), 4)]
+PUBLISHED = [
+    ((59, 6, 16, 80), (-0.1240, -0.0054), 4),
+    ((1, 1, 7, 12), (-0.517, -0.026), 3),
+    ((4, 9, 3, 16), (-0.027, 0.390), 3),
+    ((0, 3, 0, 0), (-0.1230, 1.0), 4),
+]
 
 
 def outcomes(both: int, a_only: int, b_only: int, neither: int) -> tuple[np.ndarray, np.ndarray]:

@@ -29,11 +29,20 @@ def pipeline_answer(pipe, rendered, settings: generation.GenSettings) -> str:
         # END_KEY, from tokenizer.encode (get_special_token_id), the only eos_token_id.
         (end_key_id,) = tok.encode(DOLLY_END_KEY)
         stops["eos_token_id"] = end_key_id
-    sampler = (dict(do_sample=True, temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k)
-               if settings.do_sample else dict(do_sample=False))
+    sampler = (
+        dict(do_sample=True, temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k)
+        if settings.do_sample
+        else dict(do_sample=False)
+    )
     torch.manual_seed(settings.seed)
-    out = pipe(rendered.text, return_full_text=False, max_new_tokens=settings.max_new_tokens,
-               pad_token_id=tok.pad_token_id, **stops, **sampler)
+    out = pipe(
+        rendered.text,
+        return_full_text=False,
+        max_new_tokens=settings.max_new_tokens,
+        pad_token_id=tok.pad_token_id,
+        **stops,
+        **sampler,
+    )
     text = out[0]["generated_text"]
     for stop in rendered.stop_strings:  # generation ends on a stop string; the answer is what precedes it
         text = text.split(stop)[0]
@@ -56,10 +65,15 @@ def assert_parity(spec, folder, prompts, settings, answers: dict[str, str] | Non
     return loaded
 
 
-@pytest.mark.parametrize("settings", [generation.GenSettings(max_new_tokens=24),
-                                      # the preset's sampler and stop rule; 48 tokens, not 256, to keep it quick
-                                      replace(generation.GenSettings().with_preset("databricks"), max_new_tokens=48)],
-                         ids=["greedy", "databricks-preset"])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        generation.GenSettings(max_new_tokens=24),
+        # the preset's sampler and stop rule; 48 tokens, not 256, to keep it quick
+        replace(generation.GenSettings().with_preset("databricks"), max_new_tokens=48),
+    ],
+    ids=["greedy", "databricks-preset"],
+)
 def test_tiny_dolly_matches_the_pipeline(tiny_model, suite_file, settings):
     spec = resolve(str(tiny_model))[0]
     loaded = assert_parity(spec, tiny_model, load_suite(str(suite_file)).prompts, settings)
@@ -77,10 +91,12 @@ def test_a_stop_string_the_model_reaches_ends_both_answers_alike(tiny_model):
     for question in ("What is the capital of France?", "Name a mountain in Japan.", "What is the highest mountain?"):
         text = formats.dolly(question).text
         free = pipe(text, return_tensors=True, do_sample=False, max_new_tokens=24, pad_token_id=tok.pad_token_id)
-        new_ids = free[0]["generated_token_ids"][len(tok(text)["input_ids"]):]
+        new_ids = free[0]["generated_token_ids"][len(tok(text)["input_ids"]) :]
         pieces = [tok.decode([i]) for i in new_ids]
-        printable = [p.isascii() and p.isprintable() and bool(p.strip()) and i not in tok.all_special_ids
-                     for p, i in zip(pieces, new_ids)]
+        printable = [
+            p.isascii() and p.isprintable() and bool(p.strip()) and i not in tok.all_special_ids
+            for p, i in zip(pieces, new_ids)
+        ]
         at = next((k for k in range(1, len(pieces) - 1) if printable[k] and printable[k + 1]), None)
         if at is not None:
             break
@@ -90,7 +106,7 @@ def test_a_stop_string_the_model_reaches_ends_both_answers_alike(tiny_model):
     rendered = formats.Rendered(text, (stop,), True)
     ours = loaded.generate(rendered, settings)
     assert ours.answer == pipeline_answer(pipe, rendered, settings)
-    assert stop not in ours.answer and ours.token_ids == tuple(new_ids[:at + 2])  # stopped right after it
+    assert stop not in ours.answer and ours.token_ids == tuple(new_ids[: at + 2])  # stopped right after it
 
 
 @pytest.mark.slow
@@ -105,8 +121,11 @@ def test_smollm2_geography_matches_the_pipeline(offline_ladder_compare):
     run = next((offline_ladder_compare / "runs").iterdir())
     settings = generation.GenSettings(**json.loads((run / "run.json").read_text())["plan"]["gen"])
     assert settings.max_new_tokens == 16 and not settings.do_sample
-    answers = {r["prompt"]: r["answer"] for r in records(offline_ladder_compare)
-               if r["kind"] == "prompt" and r["model"] == "smollm2-135m"}
+    answers = {
+        r["prompt"]: r["answer"]
+        for r in records(offline_ladder_compare)
+        if r["kind"] == "prompt" and r["model"] == "smollm2-135m"
+    }
     prompts = load_suite(str(REPO / "prompts" / "geography.txt")).prompts
     assert len(answers) == len(prompts)  # none skipped: every answer is compared
     spec = builtin("smollm2-135m")

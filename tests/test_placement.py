@@ -58,8 +58,9 @@ def test_offloaded_layers_are_the_last_ones_and_no_offload_refuses():
     first_cpu = layers.index("cpu")
     assert set(layers[:first_cpu]) == {0} and set(layers[first_cpu:]) == {"cpu"}
     assert 10 * GIB < placed.cpu_bytes < 12 * GIB
-    refused = placement.place(config("dolly-v2-12b"), "bfloat16", [GPU_FREE[16]], RAM, offload=False,
-                              name="dolly-v2-12b")
+    refused = placement.place(
+        config("dolly-v2-12b"), "bfloat16", [GPU_FREE[16]], RAM, offload=False, name="dolly-v2-12b"
+    )
     assert refused.kind == "refuse" and "--no-offload" in refused.reason and "dolly-v2-12b" in refused.reason
     assert placement.place(config("dolly-v2-12b"), "bfloat16", [GPU_FREE[16]], 8 * GIB).kind == "refuse"
 
@@ -99,9 +100,17 @@ def test_nf4_weights_are_a_quarter_of_bf16_but_the_embeddings():
 
 
 def test_a_tied_output_embedding_goes_where_the_input_embedding_is():
-    tied = {"model_type": "llama", "vocab_size": 32_000, "hidden_size": 2048, "intermediate_size": 5632,
-            "num_hidden_layers": 22, "num_attention_heads": 32, "num_key_value_heads": 4,
-            "max_position_embeddings": 2048, "tie_word_embeddings": True}
+    tied = {
+        "model_type": "llama",
+        "vocab_size": 32_000,
+        "hidden_size": 2048,
+        "intermediate_size": 5632,
+        "num_hidden_layers": 22,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 4,
+        "max_position_embeddings": 2048,
+        "tie_word_embeddings": True,
+    }
     weights = placement.place(tied, "bfloat16", [], RAM).weights_bytes
     placed = placement.place(tied, "bfloat16", [weights // 2], RAM)
     assert placed.kind == "offload"

@@ -15,8 +15,15 @@ from sizebench.planning.registry import resolve
 def test_suffix_and_ladder():
     assert [(s.name, s.precision) for s in resolve("smollm2-135m@bf16")] == [("smollm2-135m@bf16", "bf16")]
     ladder = resolve("offline@fp32,bfloat16,int8,dolly-v2-3b@nf4")
-    assert [s.name for s in ladder] == ["smollm2-135m@fp32", "smollm2-135m@bf16", "smollm2-135m@int8",
-                                        "gemma3-270m@fp32", "gemma3-270m@bf16", "gemma3-270m@int8", "dolly-v2-3b@nf4"]
+    assert [s.name for s in ladder] == [
+        "smollm2-135m@fp32",
+        "smollm2-135m@bf16",
+        "smollm2-135m@int8",
+        "gemma3-270m@fp32",
+        "gemma3-270m@bf16",
+        "gemma3-270m@int8",
+        "dolly-v2-3b@nf4",
+    ]
     assert ladder[0].location == resolve("smollm2-135m")[0].location
     assert resolve("EleutherAI/pythia-70m@4bit")[0].precision == "nf4"
     assert [s.precision for s in resolve("smollm2-135m")] == [None]  # no suffix: the run dtype, as before
@@ -29,7 +36,9 @@ def test_folder_and_gguf_file_variants(tiny_model, tmp_path):
 
 
 def test_unknown_precision_is_one_line():
-    with pytest.raises(SizebenchError, match="transformers has no type 'int3' \\(in 'smollm2-135m@int3'\\); types: transformers: fp32"):
+    with pytest.raises(
+        SizebenchError, match="transformers has no type 'int3' \\(in 'smollm2-135m@int3'\\); types: transformers: fp32"
+    ):
         resolve("smollm2-135m@int3")
     with pytest.raises(SizebenchError, match="type 'bf16' follows no MODEL@TYPE; write e.g. offline@fp32,bf16"):
         resolve("smollm2-135m,bf16")
@@ -40,7 +49,9 @@ def test_missing_backend_and_unfit_device(monkeypatch):
     with pytest.raises(SizebenchError, match=r"^m@int8: int8 .* needs the torchao package: pip install"):
         precision.check("m@int8", "int8", "cpu")
     precision.check("m@bf16", "bf16", "cpu")  # a plain dtype needs no backend
-    monkeypatch.setitem(precision.PRECISIONS, "int8", replace(precision.PRECISIONS["int8"], backend=None, devices=("cuda",)))
+    monkeypatch.setitem(
+        precision.PRECISIONS, "int8", replace(precision.PRECISIONS["int8"], backend=None, devices=("cuda",))
+    )
     with pytest.raises(SizebenchError, match="does not run on cpu; it runs on cuda"):
         precision.check("m@int8", "int8", "cpu")
 
@@ -53,14 +64,31 @@ def test_cli_refuses_before_loading(tiny_model, tmp_path):
     from conftest import REPO
 
     env = {**__import__("os").environ, "PYTHONPATH": str(REPO)}
-    code = ("import importlib.util as u, sys; real = u.find_spec; "
-            "u.find_spec = lambda n, *a: None if n.startswith('torchao') else real(n, *a); "
-            "from sizebench.cli import main; sys.argv = ['sizebench'] + sys.argv[1:]; main()")
-    done = subprocess.run([sys.executable, "-c", code, "compare", "--models", f"{tiny_model}@int8", "--prompts",
-                           str(REPO / "prompts/geography.txt")], capture_output=True, text=True, env=env, cwd=tmp_path)
+    code = (
+        "import importlib.util as u, sys; real = u.find_spec; "
+        "u.find_spec = lambda n, *a: None if n.startswith('torchao') else real(n, *a); "
+        "from sizebench.cli import main; sys.argv = ['sizebench'] + sys.argv[1:]; main()"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "compare",
+            "--models",
+            f"{tiny_model}@int8",
+            "--prompts",
+            str(REPO / "prompts/geography.txt"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
-        "error: tiny-neox@int8: int8 weight-only (torchao) needs the torchao package: pip install 'sizebench[quant]'"]
+        "error: tiny-neox@int8: int8 weight-only (torchao) needs the torchao package: pip install 'sizebench[quant]'"
+    ]
     assert not (tmp_path / "results").exists()
 
 
@@ -86,7 +114,12 @@ def _rotary_floats(config: dict) -> int:
 def _expected_bytes(config: dict, name: str) -> int:
     """Packed size of the tiny GPT-NeoX from its config: Linear weights of the blocks quantized (the
     embeddings and the output head never are), everything else at the run dtype (fp32 on CPU)."""
-    h, inter, layers, vocab = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"], config["vocab_size"]
+    h, inter, layers, vocab = (
+        config["hidden_size"],
+        config["intermediate_size"],
+        config["num_hidden_layers"],
+        config["vocab_size"],
+    )
     linears = _block_linears(config)
     quantized = sum(o * i for o, i in linears)
     rows = sum(o for o, _ in linears)
@@ -134,8 +167,21 @@ def test_a_precision_ladder_runs_end_to_end(tiny_wide, suite_file, tmp_path):
     from conftest import records, sizebench
 
     names = ["int8", "nf4"]
-    done = sizebench("compare", "--models", f"{tiny_wide}@{','.join(names)}", "--prompts", str(suite_file),
-                     "--repeat", "1", "--max-new-tokens", "4", "--results", str(tmp_path), "--report", "p.md")
+    done = sizebench(
+        "compare",
+        "--models",
+        f"{tiny_wide}@{','.join(names)}",
+        "--prompts",
+        str(suite_file),
+        "--repeat",
+        "1",
+        "--max-new-tokens",
+        "4",
+        "--results",
+        str(tmp_path),
+        "--report",
+        "p.md",
+    )
     assert done.returncode == 0, done.stderr
     config = json.loads((tiny_wide / "config.json").read_text())
     loads = {r["model"]: r for r in records(tmp_path) if r["kind"] == "load"}
@@ -158,7 +204,8 @@ def test_nf4_on_cpu_refuses_layers_the_packed_cpu_path_cannot_take(tiny_model, s
     assert code == 2 and err.strip().splitlines() == [
         "error: tiny-neox@nf4: bitsandbytes' 4-bit CPU kernels need each quantized layer's input width to be a "
         "multiple of 64 and its output width of 32; gpt_neox.layers.0.attention.query_key_value maps 32 -> 96. "
-        "Use @int8, or a GPU"]
+        "Use @int8, or a GPU"
+    ]
     assert not (tmp_path / "results").exists()
     with pytest.raises(SizebenchError, match="query_key_value maps 32 -> 96"):  # a source located at load
         loader.load(resolve(f"{tiny_model}@nf4")[0], "cpu")

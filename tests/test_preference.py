@@ -23,8 +23,9 @@ def _votes(records: list[VoteRecord]) -> pd.DataFrame:
 
 
 def _vote(source, prompt, left, right, choice, rater="r"):
-    return VoteRecord(source, pairs.VOTES, f"{source}|{prompt}|{left}|{right}|{rater}", prompt, left, right, choice,
-                      rater)
+    return VoteRecord(
+        source, pairs.VOTES, f"{source}|{prompt}|{left}|{right}|{rater}", prompt, left, right, choice, rater
+    )
 
 
 def _judge(prompt, small, big, first: str, second: str) -> list[VoteRecord]:
@@ -82,9 +83,14 @@ def test_a_judge_that_follows_content_is_above_chance_and_gets_a_verdict():
 
 
 def test_raters_on_one_prompt_count_once_and_their_agreement_is_measured():
-    records = [_vote("human", "p1", "s", "xl", "A", "ann"), _vote("human", "p1", "xl", "s", "A", "bo"),  # s vs xl
-               _vote("human", "p2", "s", "xl", "B", "ann"), _vote("human", "p2", "s", "xl", "B", "bo"),
-               _vote("human", "p3", "s", "xl", "bad", "ann"), _vote("human", "p3", "s", "xl", "bad", "bo")]
+    records = [
+        _vote("human", "p1", "s", "xl", "A", "ann"),
+        _vote("human", "p1", "xl", "s", "A", "bo"),  # s vs xl
+        _vote("human", "p2", "s", "xl", "B", "ann"),
+        _vote("human", "p2", "s", "xl", "B", "bo"),
+        _vote("human", "p3", "s", "xl", "bad", "ann"),
+        _vote("human", "p3", "s", "xl", "bad", "bo"),
+    ]
     table = preference.outcomes(_votes(records), ORDER, judge=False).set_index("prompt_id")
     assert table.loc["p1", "outcome"] == 0 and table.loc["p1", "label"] == "tie"  # one each way: a tie
     assert table.loc["p2", "label"] == "big" and table.loc["p3", "label"] == "bad"
@@ -105,6 +111,7 @@ def test_pairs_cover_each_step_and_the_largest_and_the_schedule_interleaves_them
 
 
 # --- issue 32: kappa without identical pairs, the judge gate, the ladder-wide rule -------------------
+
 
 def _human(prompt, small, big, choice, identical=False):
     return {**asdict(_vote("human", prompt, small, big, choice, "ann")), "kind": "vote", "identical": identical}
@@ -138,12 +145,20 @@ def _gated(judge_pick: str, human_pick: str | None, prompts: int = 40, tie_share
         first, second = {"big": ("B", "A"), "small": ("A", "B"), "tie": ("tie", "tie")}[pick]
         rows += [{**asdict(v), "kind": "vote", "identical": False} for v in _judge(f"p{i}", "s", "xl", first, second)]
         if human_pick:
-            people.append(_human(f"p{i}", "s", "xl", "tie" if pick == "tie" else {"big": "B", "small": "A"}[human_pick]))
+            people.append(
+                _human(f"p{i}", "s", "xl", "tie" if pick == "tie" else {"big": "B", "small": "A"}[human_pick])
+            )
     votes = pd.DataFrame(rows)
     table = preference.outcomes(votes, ORDER, judge=True)
     k = preference.agreement(table, _table(people, False)) if human_pick else None
-    return preference.Preference("judge:j", table, [], preference.decide(table, ORDER, 0.05),
-                                 consistency=preference.consistency(votes, ORDER), kappa_vs_human=k)
+    return preference.Preference(
+        "judge:j",
+        table,
+        [],
+        preference.decide(table, ORDER, 0.05),
+        consistency=preference.consistency(votes, ORDER),
+        kappa_vs_human=k,
+    )
 
 
 def test_the_judge_gate_needs_it_to_tell_answers_apart_and_to_agree_with_people():

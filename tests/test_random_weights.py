@@ -22,15 +22,19 @@ def test_a_random_rung_has_the_registry_counts_the_planned_bytes_and_runs_to_max
 
     spec = with_random_weights(builtin("minidolly-70m"))
     loaded = random_weights.load(spec, "cpu", "bfloat16")
-    assert (loaded.params, loaded.params_non_embedding) == (builtin("minidolly-70m").params,
-                                                            builtin("minidolly-70m").params_non_embedding)
+    assert (loaded.params, loaded.params_non_embedding) == (
+        builtin("minidolly-70m").params,
+        builtin("minidolly-70m").params_non_embedding,
+    )
     planned = placement.place(CONFIGS["marouni/miniDolly"], "bfloat16", [], 2**40)
     assert planned.weights_bytes == footprint.weight_bytes(loaded.model)
     record = loaded.load_record("a")
     assert record.weights == "random" and record.tokenizer == "byte-level stand-in (50,304 ids)"
     assert record.model == "minidolly-70m (random weights: cost only)"
     assert len(loaded.tokenizer) == 50_304
-    answer = loaded.generate(loaded.render(Prompt("p", "What is the capital of France?")), GenSettings(max_new_tokens=6))
+    answer = loaded.generate(
+        loaded.render(Prompt("p", "What is the capital of France?")), GenSettings(max_new_tokens=6)
+    )
     assert answer.new_tokens == 6  # EOS off, no stop string: every answer is as long as asked
 
 
@@ -75,8 +79,9 @@ def test_the_planned_total_is_within_10_percent_of_and_above_the_running_peak(tm
 
     shape = folder("mid", hidden_size=1024, num_hidden_layers=4, num_attention_heads=16, intermediate_size=4096)
     warm = folder("warm", hidden_size=64, num_hidden_layers=1, num_attention_heads=4, intermediate_size=256)
-    done = subprocess.run([sys.executable, "-c", PEAK, str(shape), str(warm)], capture_output=True, text=True,
-                          timeout=600, cwd=REPO)
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK, str(shape), str(warm)], capture_output=True, text=True, timeout=600, cwd=REPO
+    )
     assert done.returncode == 0, done.stderr
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     assert figures["peak"] <= figures["total"] <= 1.10 * figures["peak"], figures
@@ -88,14 +93,42 @@ def test_random_rungs_are_cost_only_in_every_table_and_the_verdict_ignores_them(
 
     bigger = build_tiny_neox(tmp_path / "tiny-neox-wide", hidden=48, seed=1)
     offline = {"HF_HUB_OFFLINE": "1"}
-    real = sizebench("compare", "--models", f"{tiny_model},{bigger}", "--prompts", str(suite_file),
-                     "--max-new-tokens", "4", "--results", str(tmp_path), env=offline)
+    real = sizebench(
+        "compare",
+        "--models",
+        f"{tiny_model},{bigger}",
+        "--prompts",
+        str(suite_file),
+        "--max-new-tokens",
+        "4",
+        "--results",
+        str(tmp_path),
+        env=offline,
+    )
     assert real.returncode == 0, real.stderr
-    cost = sizebench("bench", "--models", "minidolly-70m", "--weights", "random", "--prompts", str(suite_file),
-                     "--max-new-tokens", "4", "--batch-size", "2", "--results", str(tmp_path), env=offline)
+    cost = sizebench(
+        "bench",
+        "--models",
+        "minidolly-70m",
+        "--weights",
+        "random",
+        "--prompts",
+        str(suite_file),
+        "--max-new-tokens",
+        "4",
+        "--batch-size",
+        "2",
+        "--results",
+        str(tmp_path),
+        env=offline,
+    )
     assert cost.returncode == 0, cost.stderr
-    rows = [json.loads(line) for run in (tmp_path / "runs").iterdir()
-            for line in (run / "records.jsonl").read_text().splitlines() if line.strip()]
+    rows = [
+        json.loads(line)
+        for run in (tmp_path / "runs").iterdir()
+        for line in (run / "records.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     mark = "minidolly-70m (random weights: cost only)"
     assert {r["stage"] for r in rows if r["kind"] == "stage" and r["model"] == mark} == {"prompts"}  # no tasks
     assert all(r["correct"] is None for r in rows if r["kind"] == "prompt" and r["model"] == mark)

@@ -42,15 +42,31 @@ def cluster():
 def two_models(tiny_model, tmp_path, suite_file):
     second = tmp_path / "second"
     second.symlink_to(tiny_model, target_is_directory=True)
-    return RunPlan(models=tuple(resolve(f"{tiny_model},{second}")), stages=("prompts",), prompts_path=str(suite_file),
-                   gen=GenSettings(max_new_tokens=6, repeat=1)).validate()
+    return RunPlan(
+        models=tuple(resolve(f"{tiny_model},{second}")),
+        stages=("prompts",),
+        prompts_path=str(suite_file),
+        gen=GenSettings(max_new_tokens=6, repeat=1),
+    ).validate()
 
 
 def content(store):
     """A store's records without what differs between runs: timings, memory, attempt ids; and the bandwidth, measured
     once per run and device locally but once per task on Ray (a task sees only its node's scratch store)."""
-    keep = {"kind", "model", "stage", "prompt_id", "answer", "correct", "new_tokens", "prompt_tokens", "params",
-            "dtype", "device", "prompt_format"}
+    keep = {
+        "kind",
+        "model",
+        "stage",
+        "prompt_id",
+        "answer",
+        "correct",
+        "new_tokens",
+        "prompt_tokens",
+        "params",
+        "dtype",
+        "device",
+        "prompt_format",
+    }
     rows = [{k: v for k, v in r.items() if k in keep} for r in store.records() if r["kind"] != "bandwidth"]
     return sorted(rows, key=lambda r: sorted((k, str(v)) for k, v in r.items()))
 
@@ -95,8 +111,12 @@ def test_a_stop_signal_cancels_the_task_and_its_worker(cluster, tiny_model, tmp_
     """SIGTERM to the driver mid-task: ray.cancel, the task stops its worker, no worker is left running."""
     many = tmp_path / "many.txt"
     many.write_text("\n".join(f"Question number {i}? => {i}" for i in range(40)) + "\n")
-    plan = RunPlan(models=tuple(resolve(str(tiny_model))), stages=("prompts",), prompts_path=str(many),
-                   gen=GenSettings(max_new_tokens=32, repeat=3)).validate()
+    plan = RunPlan(
+        models=tuple(resolve(str(tiny_model))),
+        stages=("prompts",),
+        prompts_path=str(many),
+        gen=GenSettings(max_new_tokens=32, repeat=3),
+    ).validate()
     store = runner.new_run(plan, tmp_path, "test")
     workers = []
 
@@ -104,8 +124,9 @@ def test_a_stop_signal_cancels_the_task_and_its_worker(cluster, tiny_model, tmp_
         deadline = time.time() + 180
         while time.time() < deadline and not workers:
             time.sleep(0.2)
-            workers.extend(p for p in psutil.Process().children(recursive=True)
-                           if "sizebench.launch.worker" in command_line(p))
+            workers.extend(
+                p for p in psutil.Process().children(recursive=True) if "sizebench.launch.worker" in command_line(p)
+            )
         time.sleep(3)
         os.kill(os.getpid(), signal.SIGTERM)
 
@@ -120,9 +141,13 @@ def test_a_stop_signal_cancels_the_task_and_its_worker(cluster, tiny_model, tmp_
 
 
 def eval_plan(models: str, suite_file, stages=("prompts", "tasks")) -> RunPlan:
-    return RunPlan(models=tuple(resolve(models)), stages=stages, prompts_path=str(suite_file),
-                   gen=GenSettings(max_new_tokens=6, repeat=1),
-                   eval=EvalSettings(tasks=("sizebench_geo_capitals",), limit=4, batch_size="4")).validate()
+    return RunPlan(
+        models=tuple(resolve(models)),
+        stages=stages,
+        prompts_path=str(suite_file),
+        gen=GenSettings(max_new_tokens=6, repeat=1),
+        eval=EvalSettings(tasks=("sizebench_geo_capitals",), limit=4, batch_size="4"),
+    ).validate()
 
 
 def stored(store) -> list[dict]:
@@ -134,8 +159,11 @@ def stored(store) -> list[dict]:
 
 def started_by_the_run() -> list:
     """The model's worker and the queue actor that carries its records to the driver."""
-    return [p for p in psutil.Process().children(recursive=True)
-            if "sizebench.launch.worker" in command_line(p) or "_QueueActor" in command_line(p)]
+    return [
+        p
+        for p in psutil.Process().children(recursive=True)
+        if "sizebench.launch.worker" in command_line(p) or "_QueueActor" in command_line(p)
+    ]
 
 
 GATE_TASK = """task: gated_capitals
@@ -173,12 +201,16 @@ def gated_plan(models: str, suite_file, folder) -> tuple[RunPlan, object]:
     tasks.mkdir()
     data = REPO / "sizebench" / "stages" / "tasks" / "geo" / "data" / "capitals.jsonl"
     (tasks / "gated.yaml").write_text(GATE_TASK)
-    (tasks / "gate.py").write_text(GATE_CODE.format(entered=str(folder / "entered"), gate=str(folder / "open"),
-                                                     data=str(data)))
-    plan = RunPlan(models=tuple(resolve(models)), stages=("prompts", "tasks"), prompts_path=str(suite_file),
-                   gen=GenSettings(max_new_tokens=6, repeat=1),
-                   eval=EvalSettings(tasks=("gated_capitals",), task_path=str(tasks), limit=4,
-                                     batch_size="4")).validate()
+    (tasks / "gate.py").write_text(
+        GATE_CODE.format(entered=str(folder / "entered"), gate=str(folder / "open"), data=str(data))
+    )
+    plan = RunPlan(
+        models=tuple(resolve(models)),
+        stages=("prompts", "tasks"),
+        prompts_path=str(suite_file),
+        gen=GenSettings(max_new_tokens=6, repeat=1),
+        eval=EvalSettings(tasks=("gated_capitals",), task_path=str(tasks), limit=4, batch_size="4"),
+    ).validate()
     return plan, folder / "entered"
 
 

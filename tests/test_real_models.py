@@ -37,8 +37,11 @@ def test_smollm2_answers_paris_and_the_safetensors_cache_matches_the_gguf(tmp_pa
 
 def test_compare_geography_on_the_offline_ladder(offline_ladder_compare):
     rows = records(offline_ladder_compare)
-    france = next(r for r in rows if r["kind"] == "prompt" and r["model"] == "smollm2-135m"
-                  and r["prompt"] == "What is the capital of France?")
+    france = next(
+        r
+        for r in rows
+        if r["kind"] == "prompt" and r["model"] == "smollm2-135m" and r["prompt"] == "What is the capital of France?"
+    )
     assert "Paris" in france["answer"] and france["correct"] is True
     loads = {r["model"]: r for r in rows if r["kind"] == "load"}
     assert set(loads) == {"smollm2-135m", "gemma3-270m"}

@@ -34,11 +34,19 @@ def test_registry_counts_are_the_architectures_totals(name):
 def test_the_dolly_shapes_are_pythias_with_dollys_vocabulary():
     """(hidden, layers, heads, vocabulary): Pythia 70m/2.8b/6.9b/12b (EleutherAI/pythia README's table and
     models/*.yml); Dolly v2's 50,280-token vocabulary, miniDolly pythia-70m's 50,304."""
-    shapes = {name: tuple(known_config(builtin(name))[k] for k in ("hidden_size", "num_hidden_layers",
-                                                                 "num_attention_heads", "vocab_size"))
-              for name in ("minidolly-70m", "dolly-v2-3b", "dolly-v2-7b", "dolly-v2-12b")}
-    assert shapes == {"minidolly-70m": (512, 6, 8, 50_304), "dolly-v2-3b": (2560, 32, 32, 50_280),
-                      "dolly-v2-7b": (4096, 32, 32, 50_280), "dolly-v2-12b": (5120, 36, 40, 50_280)}
+    shapes = {
+        name: tuple(
+            known_config(builtin(name))[k]
+            for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+        )
+        for name in ("minidolly-70m", "dolly-v2-3b", "dolly-v2-7b", "dolly-v2-12b")
+    }
+    assert shapes == {
+        "minidolly-70m": (512, 6, 8, 50_304),
+        "dolly-v2-3b": (2560, 32, 32, 50_280),
+        "dolly-v2-7b": (4096, 32, 32, 50_280),
+        "dolly-v2-12b": (5120, 36, 40, 50_280),
+    }
     assert known_config(builtin("smollm2-135m")) is None
 
 
@@ -48,8 +56,14 @@ def test_non_embedding_count_subtracts_a_tied_output_once():
 
     from sizebench.engines.hf.loader import count_params
 
-    config = LlamaConfig(vocab_size=1000, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, tie_word_embeddings=True)
+    config = LlamaConfig(
+        vocab_size=1000,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        tie_word_embeddings=True,
+    )
     with torch.device("meta"):
         model = LlamaForCausalLM(config)
     total, non_embedding = count_params(model)
@@ -57,8 +71,17 @@ def test_non_embedding_count_subtracts_a_tied_output_once():
 
 
 def test_file_keys_are_safe_and_unique():
-    names = ["EleutherAI/pythia-70m", "EleutherAI_pythia-70m", "a/model", "b/model", "model", "x@int4", "../up",
-             "we ird:name*?", "smollm2-135m"]
+    names = [
+        "EleutherAI/pythia-70m",
+        "EleutherAI_pythia-70m",
+        "a/model",
+        "b/model",
+        "model",
+        "x@int4",
+        "../up",
+        "we ird:name*?",
+        "smollm2-135m",
+    ]
     keys = [file_key(n) for n in names]
     assert len(set(keys)) == len(keys)
     assert all(re.fullmatch(r"[A-Za-z0-9._-]+", k) and not k.startswith(".") for k in keys)

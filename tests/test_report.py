@@ -14,13 +14,46 @@ from sizebench.runstore.store import RunStore
 
 
 def load(model, params, rss):
-    return LoadRecord(model, "a", "fam", "hub", params, 100.0, 400.0, None, None, 0.5, "cached", "float32", "cpu", 1,
-                      2, "dolly", rss, None)
+    return LoadRecord(
+        model,
+        "a",
+        "fam",
+        "hub",
+        params,
+        100.0,
+        400.0,
+        None,
+        None,
+        0.5,
+        "cached",
+        "float32",
+        "cpu",
+        1,
+        2,
+        "dolly",
+        rss,
+        None,
+    )
 
 
 def prompt(model, pid, answer, correct, latency):
-    return PromptRecord(model, "a", pid, f"Question {pid}?", ["Paris"], answer, correct, 10, 8, 0.1, latency, 20.0,
-                        [0.1], [latency], [20.0])
+    return PromptRecord(
+        model,
+        "a",
+        pid,
+        f"Question {pid}?",
+        ["Paris"],
+        answer,
+        correct,
+        10,
+        8,
+        0.1,
+        latency,
+        20.0,
+        [0.1],
+        [latency],
+        [20.0],
+    )
 
 
 def task(model, name, value, stderr=0.02, metric="acc"):
@@ -30,15 +63,24 @@ def task(model, name, value, stderr=0.02, metric="acc"):
 @pytest.fixture
 def run(tmp_path):
     specs = [builtin("minidolly-70m"), builtin("dolly-v2-3b"), builtin("dolly-v2-7b")]
-    store = RunStore.create(tmp_path, {"command": "sizebench bench --models all", "environment": {
-        "started": "2026-11-23T10:00:00", "cpu": "test cpu", "versions": {"torch": "2.13"}},
-        "plan": {"models": [s.to_dict() for s in specs]}})
+    store = RunStore.create(
+        tmp_path,
+        {
+            "command": "sizebench bench --models all",
+            "environment": {"started": "2026-11-23T10:00:00", "cpu": "test cpu", "versions": {"torch": "2.13"}},
+            "plan": {"models": [s.to_dict() for s in specs]},
+        },
+    )
     for record in [
-        load("minidolly-70m", 18_915_328, 300.0), prompt("minidolly-70m", "p1", "Lyon | or `Nice`\nmaybe", False, 0.2),
-        task("minidolly-70m", "arc_easy", 0.40), task("minidolly-70m", "arc_easy", 0.38, metric="acc_norm"),
+        load("minidolly-70m", 18_915_328, 300.0),
+        prompt("minidolly-70m", "p1", "Lyon | or `Nice`\nmaybe", False, 0.2),
+        task("minidolly-70m", "arc_easy", 0.40),
+        task("minidolly-70m", "arc_easy", 0.38, metric="acc_norm"),
         StageRecord("minidolly-70m", "a", "prompts", 1.0, 350.0, None),
-        load("dolly-v2-3b", 2_517_652_480, 6000.0), prompt("dolly-v2-3b", "p1", "Paris", True, 1.5),
-        task("dolly-v2-3b", "arc_easy", 0.64), task("dolly-v2-3b", "arc_easy", 0.60, metric="acc_norm"),
+        load("dolly-v2-3b", 2_517_652_480, 6000.0),
+        prompt("dolly-v2-3b", "p1", "Paris", True, 1.5),
+        task("dolly-v2-3b", "arc_easy", 0.64),
+        task("dolly-v2-3b", "arc_easy", 0.60, metric="acc_norm"),
         StageRecord("dolly-v2-3b", "a", "prompts", 9.0, 6500.0, None),
         FailureRecord("dolly-v2-7b", "a", "load", "dolly-v2-7b: needs about 30.5 GiB in float32 but only 23.0 GiB"),
     ]:
@@ -51,8 +93,16 @@ def test_sections_rows_failure_and_well_formed_tables(run, tmp_path):
 
     path = report.publish([run.dir], tmp_path, Console(file=io.StringIO()))
     text = path.read_text()
-    for heading in ("## Run", "## Summary", "## Conclusion", "## Accuracy", "## Measured vs published",
-                    "## Scaling plots", "## Answers side by side", "## How this was measured"):
+    for heading in (
+        "## Run",
+        "## Summary",
+        "## Conclusion",
+        "## Accuracy",
+        "## Measured vs published",
+        "## Scaling plots",
+        "## Answers side by side",
+        "## How this was measured",
+    ):
         assert heading in text
     summary = text.split("## Summary")[1].split("## Conclusion")[0]
     assert summary.index("minidolly-70m") < summary.index("dolly-v2-3b") < summary.index("dolly-v2-7b")
@@ -98,14 +148,19 @@ def test_markdown_escaping_of_answers():
 
 def test_conclusion_names_smallest_within_one_stderr(run):
     text = report.render(frames.load([run.dir]), [])
-    assert "smallest model within the standard error of the difference (√(se² + se_best²), unpaired) of it is " \
-        "**dolly-v2-3b**" in text and "one standard error" not in text
+    assert (
+        "smallest model within the standard error of the difference (√(se² + se_best²), unpaired) of it is "
+        "**dolly-v2-3b**"
+        in text
+        and "one standard error" not in text
+    )
     assert "Going up from minidolly-70m to dolly-v2-3b" in text and "peak memory x" in text
 
 
 def test_latest_run_wins_when_combined(run, tmp_path):
-    later = RunStore.create(tmp_path, {"command": "again", "environment": {},
-                                       "plan": {"models": [builtin("dolly-v2-3b").to_dict()]}})
+    later = RunStore.create(
+        tmp_path, {"command": "again", "environment": {}, "plan": {"models": [builtin("dolly-v2-3b").to_dict()]}}
+    )
     later.append(task("dolly-v2-3b", "arc_easy", 0.65))
     fr = frames.load([run.dir, later.dir])
     values = fr["task"][fr["task"]["model"] == "dolly-v2-3b"]["value"].tolist()
@@ -127,17 +182,41 @@ def test_latest_run_is_the_last_claimed_past_nine_in_one_second(tmp_path, monkey
 
 
 def test_a_resumed_stage_shows_only_the_attempt_that_finished(tmp_path):
-    store = RunStore.create(tmp_path, {"command": "x", "environment": {},
-                                       "plan": {"models": [builtin("dolly-v2-3b").to_dict()]}})
-    first = [load("dolly-v2-3b", 1, 1.0), prompt("dolly-v2-3b", "p1", "old", False, 1.0),
-             FailureRecord("dolly-v2-3b", "a", "prompts", "worker killed by SIGKILL")]
+    store = RunStore.create(
+        tmp_path, {"command": "x", "environment": {}, "plan": {"models": [builtin("dolly-v2-3b").to_dict()]}}
+    )
+    first = [
+        load("dolly-v2-3b", 1, 1.0),
+        prompt("dolly-v2-3b", "p1", "old", False, 1.0),
+        FailureRecord("dolly-v2-3b", "a", "prompts", "worker killed by SIGKILL"),
+    ]
     for record in first:
         store.append(record)
-    again = [LoadRecord("dolly-v2-3b", "b", "fam", "hub", 1, 1.0, 1.0, None, None, 0.4, "cached", "float32", "cpu",
-                        1, 2, "dolly", 2.0, None),
-             PromptRecord("dolly-v2-3b", "b", "p1", "q", ["Paris"], "new", True, 1, 1, 0.1, 0.2, 5.0),
-             PromptRecord("dolly-v2-3b", "b", "p2", "q2", [], "two", None, 1, 1, 0.1, 0.2, 5.0),
-             StageRecord("dolly-v2-3b", "b", "prompts", 1.0, 2.0, None)]
+    again = [
+        LoadRecord(
+            "dolly-v2-3b",
+            "b",
+            "fam",
+            "hub",
+            1,
+            1.0,
+            1.0,
+            None,
+            None,
+            0.4,
+            "cached",
+            "float32",
+            "cpu",
+            1,
+            2,
+            "dolly",
+            2.0,
+            None,
+        ),
+        PromptRecord("dolly-v2-3b", "b", "p1", "q", ["Paris"], "new", True, 1, 1, 0.1, 0.2, 5.0),
+        PromptRecord("dolly-v2-3b", "b", "p2", "q2", [], "two", None, 1, 1, 0.1, 0.2, 5.0),
+        StageRecord("dolly-v2-3b", "b", "prompts", 1.0, 2.0, None),
+    ]
     for record in again:
         store.append(record)
     fr = frames.load([store.dir])
@@ -178,11 +257,25 @@ def test_the_summary_shows_the_load_and_running_cuda_peaks_apart_as_its_prose_sa
 
     from sizebench.report.summary import summary_prose, summary_table
 
-    df = pd.DataFrame([{"model": "m", "params": 10 ** 8, "status": "ok", "device": "cuda", "precision": "int8",
-                        "n_devices": 1, "load_cuda_peak_mb": 900.0, "cuda_peak_mb": 400.0}])
+    df = pd.DataFrame(
+        [
+            {
+                "model": "m",
+                "params": 10**8,
+                "status": "ok",
+                "device": "cuda",
+                "precision": "int8",
+                "n_devices": 1,
+                "load_cuda_peak_mb": 900.0,
+                "cuda_peak_mb": 400.0,
+            }
+        ]
+    )
     header, _, row = summary_table(df).splitlines()[:3]
     cells = dict(zip([c.strip() for c in header.strip("|").split("|")], [c.strip() for c in row.strip("|").split("|")]))
     assert cells["load CUDA peak MiB (all GPUs)"] == "900" and cells["running CUDA peak MiB (all GPUs)"] == "400"
     from sizebench.analysis.sizes import SizeAxis
 
-    assert "load's CUDA peak apart from the running one" in summary_prose(SizeAxis("params", "total parameters", {}, []))
+    assert "load's CUDA peak apart from the running one" in summary_prose(
+        SizeAxis("params", "total parameters", {}, [])
+    )

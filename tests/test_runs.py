@@ -15,6 +15,7 @@ import pytest
 from conftest import command_line, records, sizebench
 from fake_engine import make_model
 
+
 @pytest.fixture
 def fake_model(tmp_path):
     """A fake model answering the suite_file's two questions, a token each 10 ms on its clock."""
@@ -28,14 +29,38 @@ def fake_many(tmp_path) -> tuple:
     return many, make_model(tmp_path / "tiny-fake", token_s=0.05, default_answer="two words")
 
 
-PROMPT_FIELDS = {"prompt_id", "prompt", "expected", "answer", "correct", "prompt_tokens", "new_tokens", "ttft_s",
-                 "latency_s", "decode_tok_per_s", "ttft_s_runs", "latency_s_runs", "decode_tok_per_s_runs"}
+PROMPT_FIELDS = {
+    "prompt_id",
+    "prompt",
+    "expected",
+    "answer",
+    "correct",
+    "prompt_tokens",
+    "new_tokens",
+    "ttft_s",
+    "latency_s",
+    "decode_tok_per_s",
+    "ttft_s_runs",
+    "latency_s_runs",
+    "decode_tok_per_s_runs",
+}
 LOAD_FIELDS = {"params", "weights_mb", "load_s", "peak_rss_mb", "dtype", "device", "prompt_format"}
 
 
 def test_compare_writes_every_field_and_greedy_repeats_exactly(tiny_model, suite_file, tmp_path):
-    args = ["compare", "--models", str(tiny_model), "--prompts", str(suite_file), "--max-new-tokens", "12",
-            "--repeat", "2", "--batch-size", "2"]
+    args = [
+        "compare",
+        "--models",
+        str(tiny_model),
+        "--prompts",
+        str(suite_file),
+        "--max-new-tokens",
+        "12",
+        "--repeat",
+        "2",
+        "--batch-size",
+        "2",
+    ]
     first = sizebench(*args, "--results", str(tmp_path / "a"))
     assert first.returncode == 0, first.stderr
     second = sizebench(*args, "--results", str(tmp_path / "b"))
@@ -57,8 +82,17 @@ def test_compare_writes_every_field_and_greedy_repeats_exactly(tiny_model, suite
 
 
 def test_dolly_format_stops_at_end_token(tiny_ender, suite_file, tmp_path):
-    done = sizebench("compare", "--models", str(tiny_ender), "--prompts", str(suite_file), "--repeat", "1",
-                     "--results", str(tmp_path))
+    done = sizebench(
+        "compare",
+        "--models",
+        str(tiny_ender),
+        "--prompts",
+        str(suite_file),
+        "--repeat",
+        "1",
+        "--results",
+        str(tmp_path),
+    )
     assert done.returncode == 0, done.stderr
     prompts = [r for r in records(tmp_path) if r["kind"] == "prompt"]
     assert all(r["new_tokens"] == 1 and r["answer"] == "" for r in prompts)
@@ -70,8 +104,19 @@ def test_a_broken_model_fails_alone_and_is_named(fake_model, suite_file, tmp_pat
     broken.mkdir()
     (broken / "config.json").write_text(json.dumps({"model_type": "gpt_neox"}))
     (broken / "model.safetensors").write_bytes(b"not a safetensors file")
-    done = sizebench("compare", "--models", f"{broken},fake:{fake_model}", "--prompts", str(suite_file),
-                     "--repeat", "1", "--max-new-tokens", "4", "--results", str(tmp_path / "r"))
+    done = sizebench(
+        "compare",
+        "--models",
+        f"{broken},fake:{fake_model}",
+        "--prompts",
+        str(suite_file),
+        "--repeat",
+        "1",
+        "--max-new-tokens",
+        "4",
+        "--results",
+        str(tmp_path / "r"),
+    )
     assert done.returncode == 1
     rows = records(tmp_path / "r")
     failed = [r for r in rows if r["kind"] == "failed"]
@@ -85,8 +130,9 @@ def test_a_broken_model_fails_alone_and_is_named(fake_model, suite_file, tmp_pat
 def test_remote_code_is_refused(tmp_path, suite_file):
     folder = tmp_path / "custom"
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps(
-        {"model_type": "my_custom_arch", "auto_map": {"AutoModelForCausalLM": "modeling_x.MyModel"}}))
+    (folder / "config.json").write_text(
+        json.dumps({"model_type": "my_custom_arch", "auto_map": {"AutoModelForCausalLM": "modeling_x.MyModel"}})
+    )
     done = sizebench("compare", "--models", str(folder), "--prompts", str(suite_file), "--results", str(tmp_path / "r"))
     assert done.returncode == 1
     failed = next(r for r in records(tmp_path / "r") if r["kind"] == "failed")
@@ -99,8 +145,22 @@ def test_sigkill_of_a_worker_keeps_the_others_and_resume_redoes_only_the_missing
     results = tmp_path / "r"
     second = tmp_path / "second"
     second.symlink_to(tiny, target_is_directory=True)
-    cmd = [sys.executable, "-m", "sizebench", "compare", "--models", f"fake:{second},fake:{tiny}", "--prompts", str(many),
-           "--max-new-tokens", "48", "--repeat", "3", "--results", str(results)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "sizebench",
+        "compare",
+        "--models",
+        f"fake:{second},fake:{tiny}",
+        "--prompts",
+        str(many),
+        "--max-new-tokens",
+        "48",
+        "--repeat",
+        "3",
+        "--results",
+        str(results),
+    ]
     parent = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     killed = False
@@ -131,6 +191,7 @@ def test_sigkill_of_a_worker_keeps_the_others_and_resume_redoes_only_the_missing
     assert len([r for r in after if r["kind"] == "prompt" and r["model"] == "fake:tiny-fake"]) == tiny_prompts
 
     from sizebench.runstore import frames
+
     current = frames.load([next((results / "runs").iterdir())])
     assert len(current["prompt"][current["prompt"]["model"] == "fake:second"]) == 30
     assert current["failed"].empty
@@ -138,8 +199,22 @@ def test_sigkill_of_a_worker_keeps_the_others_and_resume_redoes_only_the_missing
 
 @pytest.mark.long
 def test_report_rerenders_from_disk(fake_model, suite_file, tmp_path):
-    assert sizebench("compare", "--models", f"fake:{fake_model}", "--prompts", str(suite_file), "--repeat", "1",
-                     "--max-new-tokens", "4", "--results", str(tmp_path)).returncode == 0
+    assert (
+        sizebench(
+            "compare",
+            "--models",
+            f"fake:{fake_model}",
+            "--prompts",
+            str(suite_file),
+            "--repeat",
+            "1",
+            "--max-new-tokens",
+            "4",
+            "--results",
+            str(tmp_path),
+        ).returncode
+        == 0
+    )
     first = (tmp_path / "report.md").read_text()
     (tmp_path / "report.md").unlink()
     again = sizebench("report", "--results", str(tmp_path))
@@ -148,7 +223,9 @@ def test_report_rerenders_from_disk(fake_model, suite_file, tmp_path):
 
 
 def workers_of(parent: subprocess.Popen) -> list[psutil.Process]:
-    return [c for c in psutil.Process(parent.pid).children(recursive=True) if "sizebench.launch.worker" in command_line(c)]
+    return [
+        c for c in psutil.Process(parent.pid).children(recursive=True) if "sizebench.launch.worker" in command_line(c)
+    ]
 
 
 def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
@@ -165,12 +242,19 @@ def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
 def start(*args: str) -> subprocess.Popen:
     """The CLI as a foreground command in a terminal: none of the stop signals ignored, even when the tests run as
     a background job (SIGINT ignored) or under nohup (SIGHUP ignored), dispositions a child inherits."""
+
     def foreground_dispositions():
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_DFL)
 
-    return subprocess.Popen([sys.executable, "-m", "sizebench", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=foreground_dispositions)
+    return subprocess.Popen(
+        [sys.executable, "-m", "sizebench", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=foreground_dispositions,
+    )
 
 
 @pytest.mark.long
@@ -179,8 +263,19 @@ def test_each_stop_signal_ends_the_worker_exits_128_plus_it_and_resume_finishes(
     """Ctrl-C, `kill PID` or a CI job cancelled, a closed terminal: no worker is left, nothing half-written."""
     many, tiny = fake_many(tmp_path)
     results = tmp_path / "r"
-    parent = start("compare", "--models", f"fake:{tiny}", "--prompts", str(many), "--max-new-tokens", "8",
-                   "--repeat", "2", "--results", str(results))
+    parent = start(
+        "compare",
+        "--models",
+        f"fake:{tiny}",
+        "--prompts",
+        str(many),
+        "--max-new-tokens",
+        "8",
+        "--repeat",
+        "2",
+        "--results",
+        str(results),
+    )
     deadline, workers = time.time() + 180, []
     while time.time() < deadline:
         time.sleep(0.1)
@@ -202,9 +297,11 @@ def test_each_stop_signal_ends_the_worker_exits_128_plus_it_and_resume_finishes(
     assert not any(json.loads(line)["kind"] == "stage" for line in lines)
     from sizebench.runstore import frames
     from sizebench.analysis.per_model import summary
+
     # the rung stopped mid-stage says so in the report, not "ok" beside its half-measured prompts
     assert summary(frames.load([run_dir]))["status"].tolist() == [
-        f"interrupted (prompts): stopped by {name}; --resume finishes it"]
+        f"interrupted (prompts): stopped by {name}; --resume finishes it"
+    ]
 
     resumed = sizebench("compare", "--resume", run_dir.name, "--results", str(results))
     assert resumed.returncode == 0, resumed.stderr
@@ -233,7 +330,9 @@ def silent_scorer(tmp_path):
 @pytest.mark.long
 def test_sigterm_in_the_accuracy_stage_stops_the_silent_worker(tmp_path):
     """The issue's case: `sizebench eval`, SIGTERM to the CLI while lm-eval prints nothing for minutes."""
-    parent = start("eval", "--models", f"fake:{silent_scorer(tmp_path)}", "--limit", "4", "--results", str(tmp_path / "r"))
+    parent = start(
+        "eval", "--models", f"fake:{silent_scorer(tmp_path)}", "--limit", "4", "--results", str(tmp_path / "r")
+    )
     wait_for_line(parent, "fake:tiny-fake: tasks")
     workers = workers_of(parent)
     assert workers
@@ -246,7 +345,9 @@ def test_sigterm_in_the_accuracy_stage_stops_the_silent_worker(tmp_path):
 
 def test_a_cli_killed_by_sigkill_takes_its_silent_worker_with_it(tmp_path):
     """SIGKILL cannot be caught or forwarded: the worker, silent in lm-eval, must notice its parent died."""
-    parent = start("eval", "--models", f"fake:{silent_scorer(tmp_path)}", "--limit", "4", "--results", str(tmp_path / "r"))
+    parent = start(
+        "eval", "--models", f"fake:{silent_scorer(tmp_path)}", "--limit", "4", "--results", str(tmp_path / "r")
+    )
     wait_for_line(parent, "fake:tiny-fake: tasks")
     workers = workers_of(parent)
     assert workers
@@ -263,12 +364,23 @@ def test_timeout_one_second_fails_each_model_and_the_sweep_goes_on(suite_file, t
     tiny = make_model(tmp_path / "tiny-fake", load_s=30.0)
     second = tmp_path / "second"
     second.symlink_to(tiny, target_is_directory=True)
-    done = sizebench("compare", "--models", f"fake:{tiny},fake:{second}", "--prompts", str(suite_file), "--timeout", "1",
-                     "--results", str(tmp_path / "r"))
+    done = sizebench(
+        "compare",
+        "--models",
+        f"fake:{tiny},fake:{second}",
+        "--prompts",
+        str(suite_file),
+        "--timeout",
+        "1",
+        "--results",
+        str(tmp_path / "r"),
+    )
     assert done.returncode == 1, done.stderr
     failed = [r for r in records(tmp_path / "r") if r["kind"] == "failed"]
     assert [(r["model"], r["reason"]) for r in failed] == [
-        ("fake:tiny-fake", "timeout after 1 s in stage load"), ("fake:second", "timeout after 1 s in stage load")]
+        ("fake:tiny-fake", "timeout after 1 s in stage load"),
+        ("fake:second", "timeout after 1 s in stage load"),
+    ]
     assert "failed: timeout after 1 s in stage load" in done.stderr and "Traceback" not in done.stderr
     assert "no model ran" in done.stderr  # nothing loaded within a second: the report is left as it was
     assert "reasons in the lines above" in done.stderr and "reasons in the report" not in done.stderr

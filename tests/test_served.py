@@ -21,15 +21,18 @@ LL_BOUND = 1.0
 PARITY_BAR = 0.98
 
 
-@pytest.mark.parametrize("expression, words", [
-    ("openai:http://127.0.0.1:8000/v1", "names no served model after '#'"),
-    ("openai:ftp://127.0.0.1/v1#m", "is not an http(s) URL"),
-    ("openai:http://127.0.0.1:80x/v1#m", "has a bad port"),
-    ("openai:http://127.0.0.1:8000/v1#", "empty served model name"),
-    ("openai:http://127.0.0.1:8000/v1#m?tokenizr=smollm2-135m", "unknown option 'tokenizr'"),
-    ("openai:http://127.0.0.1:8000/v1#m?tokenizer=smolm2", "did you mean 'smollm2-135m'"),
-    ("llama.cpp-server:smollm2-135m@q9_9", "has no type 'q9_9'"),
-])
+@pytest.mark.parametrize(
+    "expression, words",
+    [
+        ("openai:http://127.0.0.1:8000/v1", "names no served model after '#'"),
+        ("openai:ftp://127.0.0.1/v1#m", "is not an http(s) URL"),
+        ("openai:http://127.0.0.1:80x/v1#m", "has a bad port"),
+        ("openai:http://127.0.0.1:8000/v1#", "empty served model name"),
+        ("openai:http://127.0.0.1:8000/v1#m?tokenizr=smollm2-135m", "unknown option 'tokenizr'"),
+        ("openai:http://127.0.0.1:8000/v1#m?tokenizer=smolm2", "did you mean 'smollm2-135m'"),
+        ("llama.cpp-server:smollm2-135m@q9_9", "has no type 'q9_9'"),
+    ],
+)
 def test_malformed_endpoint_expressions_are_one_line_and_exit_2(cli, expression, words):
     code, _, err = cli("models", "--models", expression)
     assert code == 2 and words in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -55,8 +58,20 @@ def test_vllm_command_line_and_tensor_parallel_size():
     with pytest.raises(Exception, match="need 4 GPUs"):
         vllm_server.tensor_parallel(70_000_000_000, 80 * gib, 2)
     assert vllm_server.command("meta-llama/Llama-3.1-70B-Instruct", "model", 8011, 4, "--max-model-len 8192") == [
-        "vllm", "serve", "meta-llama/Llama-3.1-70B-Instruct", "--host", "127.0.0.1", "--port", "8011",
-        "--served-model-name", "model", "--tensor-parallel-size", "4", "--max-model-len", "8192"]
+        "vllm",
+        "serve",
+        "meta-llama/Llama-3.1-70B-Instruct",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "8011",
+        "--served-model-name",
+        "model",
+        "--tensor-parallel-size",
+        "4",
+        "--max-model-len",
+        "8192",
+    ]
 
 
 @pytest.mark.slow  # a worker process: about 40 s on this shared machine
@@ -64,8 +79,18 @@ def test_endpoint_down_at_the_start_is_unavailable_with_its_url(tmp_path, suite_
     from sizebench.engines.serving.launch import free_port
 
     url = f"http://127.0.0.1:{free_port()}/v1"
-    done = sizebench("bench", "-m", f"openai:{url}#m", "-p", str(suite_file), "--concurrency", "1",
-                     "--results", str(tmp_path / "r"), timeout=300)
+    done = sizebench(
+        "bench",
+        "-m",
+        f"openai:{url}#m",
+        "-p",
+        str(suite_file),
+        "--concurrency",
+        "1",
+        "--results",
+        str(tmp_path / "r"),
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert f"endpoint {url} does not answer: ConnectionRefusedError" in done.stdout + done.stderr
     failed = [r for r in records(tmp_path / "r") if r["kind"] == "failed"]
@@ -73,6 +98,7 @@ def test_endpoint_down_at_the_start_is_unavailable_with_its_url(tmp_path, suite_
 
 
 # ---- a real server --------------------------------------------------------------------------------------
+
 
 def _smollm2_gguf() -> Path:
     from sizebench.planning.registry import builtin
@@ -99,7 +125,9 @@ def _item_scores(rows) -> dict[tuple, list[float]]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    started = _launch("sizebench.engines.llamacpp_server.serve_llamacpp", tmp_path_factory.mktemp("server") / "server.log")
+    started = _launch(
+        "sizebench.engines.llamacpp_server.serve_llamacpp", tmp_path_factory.mktemp("server") / "server.log"
+    )
     yield started
     started.stop()
     assert not started.alive()
@@ -121,9 +149,28 @@ def test_probe_passes_on_the_aligned_server_and_fails_on_llama_cpp_pythons_own(s
 @pytest.mark.slow
 def test_bench_through_the_endpoint_prompts_tasks_parity_and_sweep(server, tmp_path, suite_file):
     url = f"openai:{server.base_url}#{server.served}?tokenizer=smollm2-135m"
-    done = sizebench("bench", "-m", url, "-p", str(suite_file), "--max-new-tokens", "16", "--limit", "10",
-                     "--concurrency", "1,2,4", "--sweep-requests", "8", "--sweep-output-tokens", "6",
-                     "--slo", "ttft=5,tpot=1", "--results", str(tmp_path / "r"), timeout=900)
+    done = sizebench(
+        "bench",
+        "-m",
+        url,
+        "-p",
+        str(suite_file),
+        "--max-new-tokens",
+        "16",
+        "--limit",
+        "10",
+        "--concurrency",
+        "1,2,4",
+        "--sweep-requests",
+        "8",
+        "--sweep-output-tokens",
+        "6",
+        "--slo",
+        "ttft=5,tpot=1",
+        "--results",
+        str(tmp_path / "r"),
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr
     rows = records(tmp_path / "r")
     prompts = [r for r in rows if r["kind"] == "prompt"]
@@ -137,11 +184,14 @@ def test_bench_through_the_endpoint_prompts_tasks_parity_and_sweep(server, tmp_p
     served, local = _item_scores(rows), _item_scores(records(here))
     assert len(served) >= 30 and served.keys() == local.keys()
     gaps = sorted(abs(a - b) for k in served for a, b in zip(served[k], local[k], strict=True))
-    same = sum(max(range(len(served[k])), key=served[k].__getitem__) == max(range(len(local[k])), key=local[k].__getitem__)
-               for k in served)
+    same = sum(
+        max(range(len(served[k])), key=served[k].__getitem__) == max(range(len(local[k])), key=local[k].__getitem__)
+        for k in served
+    )
     median = gaps[len(gaps) // 2]
-    assert median <= MEDIAN_LL_GAP and gaps[-1] <= LL_BOUND and same / len(served) >= PARITY_BAR, \
+    assert median <= MEDIAN_LL_GAP and gaps[-1] <= LL_BOUND and same / len(served) >= PARITY_BAR, (
         f"median {median:.4f}, largest {gaps[-1]:.4f} nats, same choice {same}/{len(served)}"
+    )
     levels = [r for r in rows if r["kind"] == "sweep_level"]
     assert [lv["load"] for lv in levels] == [1, 2, 4] and all(lv["errors"] == 0 for lv in levels)
     sent = [r for r in rows if r["kind"] == "served_request"]
@@ -161,8 +211,9 @@ def test_server_killed_mid_sweep_fails_the_rung_and_keeps_its_records(tmp_path):
 
     spec = resolve("llama.cpp-server:smollm2-135m")[0]
     serve = ServeSettings(concurrency=(2,), requests=200, seconds=120, output_tokens=16)
-    session = get(spec.engine).load(spec, LoadSettings(device="cpu", threads=2,
-                                                       server_log=str(tmp_path / "logs" / "a1-server.log")))
+    session = get(spec.engine).load(
+        spec, LoadSettings(device="cpu", threads=2, server_log=str(tmp_path / "logs" / "a1-server.log"))
+    )
     kept = []
 
     def emit(record):

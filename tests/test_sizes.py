@@ -32,8 +32,19 @@ def ladder_run(tiny_model, tiny_ender, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("ladder")
     suite = root / "mini.txt"
     suite.write_text("What is the capital of France? => Paris\nName a mountain in Japan. => Fuji\n")
-    done = sizebench("bench", "--models", f"{tiny_model}@fp32,int8,{tiny_ender}", "--prompts", str(suite),
-                     "--tasks", "sizebench_geo", "--limit", "8", "--results", str(root / "results"))
+    done = sizebench(
+        "bench",
+        "--models",
+        f"{tiny_model}@fp32,int8,{tiny_ender}",
+        "--prompts",
+        str(suite),
+        "--tasks",
+        "sizebench_geo",
+        "--limit",
+        "8",
+        "--results",
+        str(root / "results"),
+    )
     assert done.returncode == 0, done.stderr
     return next((root / "results" / "runs").iterdir())
 
@@ -65,14 +76,21 @@ def test_rows_equal_in_size_are_named_together_in_the_order_given(ladder_run):
 def test_identity_carries_the_engine_from_the_spec_to_the_load_record(ladder_run):
     plan = json.loads((ladder_run / "run.json").read_text())["plan"]
     assert {m["engine"] for m in plan["models"]} == {"transformers"}
-    loads = [json.loads(line) for line in (ladder_run / "records.jsonl").read_text().splitlines()
-             if '"kind": "load"' in line]
+    loads = [
+        json.loads(line) for line in (ladder_run / "records.jsonl").read_text().splitlines() if '"kind": "load"' in line
+    ]
     assert {r["engine"] for r in loads} == {"transformers"}
     assert {r["model"]: r["base_model"] for r in loads} == {  # the registry's base, stored, not split back
-        "tiny-neox@fp32": "tiny-neox", "tiny-neox@int8": "tiny-neox", "tiny-ender": "tiny-ender"}
+        "tiny-neox@fp32": "tiny-neox",
+        "tiny-neox@int8": "tiny-neox",
+        "tiny-ender": "tiny-ender",
+    }
     ids = sizes.identities(frames.load([ladder_run]))
     assert {(i.model, i.precision) for i in ids.values()} == {
-        ("tiny-neox", "fp32"), ("tiny-neox", "int8"), ("tiny-ender", "fp32")}
+        ("tiny-neox", "fp32"),
+        ("tiny-neox", "int8"),
+        ("tiny-ender", "fp32"),
+    }
 
 
 def test_the_stored_base_model_decides_a_row_s_model_and_older_records_split_the_name(tmp_path):
@@ -80,9 +98,24 @@ def test_the_stored_base_model_decides_a_row_s_model_and_older_records_split_the
     from sizebench.runstore.store import RunStore
 
     store = RunStore.create(tmp_path, {"command": "test", "plan": {"models": []}})
-    fields = dict(family="f", source="hub", params=10**8, weights_mb=1.0, weights_mem_mb=1.0, quantization=None,
-                  convert_s=None, load_s=1.0, load_kind="cached", dtype="float32", device="cpu", n_devices=1,
-                  threads=2, prompt_format="plain", peak_rss_mb=1.0, cuda_peak_mb=None)
+    fields = dict(
+        family="f",
+        source="hub",
+        params=10**8,
+        weights_mb=1.0,
+        weights_mem_mb=1.0,
+        quantization=None,
+        convert_s=None,
+        load_s=1.0,
+        load_kind="cached",
+        dtype="float32",
+        device="cpu",
+        n_devices=1,
+        threads=2,
+        prompt_format="plain",
+        peak_rss_mb=1.0,
+        cuda_peak_mb=None,
+    )
     store.append(LoadRecord("odd@name", "a", **fields, base_model="the-model"))
     store.append(LoadRecord("llama.cpp:other@q8_0", "a", **fields))  # written before the field
     ids = sizes.identities(frames.load([store.dir]))

@@ -96,8 +96,7 @@ def test_missing_package_says_how_to_install(monkeypatch):
         sources.package_gguf(builtin("smollm2-135m"))
 
 
-def test_conversion_runs_in_a_fork_that_keeps_stdout_clean_and_takes_its_memory_with_it(tmp_path, monkeypatch,
-                                                                                       capfd):
+def test_conversion_runs_in_a_fork_that_keeps_stdout_clean_and_takes_its_memory_with_it(tmp_path, monkeypatch, capfd):
     """A worker's stdout carries its JSON progress events; what the conversion allocates must not stay behind."""
     monkeypatch.setenv("SIZEBENCH_CACHE", str(tmp_path / "cache"))
     gguf = tiny_gguf(tmp_path / "m.gguf")

@@ -18,13 +18,38 @@ from sizebench.runstore.records import LoadRecord, PromptRecord, StageRecord, Vo
 from sizebench.runstore.store import RunStore, completed
 
 MODELS = ("minidolly-70m", "dolly-v2-3b")
-ANSWERS = ["Paris\u2028(the capital)", "Lyon\u2029maybe", "Nice\x85or Marseille", "plain", "Rome\u2028\u2029\x85",
-           "Madrid", "Lisbon\u2028"]  # models emit LINE SEPARATOR, PARAGRAPH SEPARATOR and NEXT LINE
+ANSWERS = [
+    "Paris\u2028(the capital)",
+    "Lyon\u2029maybe",
+    "Nice\x85or Marseille",
+    "plain",
+    "Rome\u2028\u2029\x85",
+    "Madrid",
+    "Lisbon\u2028",
+]  # models emit LINE SEPARATOR, PARAGRAPH SEPARATOR and NEXT LINE
 
 
 def load(model):
-    return LoadRecord(model, "a", "fam", "hub", 1000, 1.0, 1.0, None, None, 0.5, "cached", "float32", "cpu", 1, 2,
-                      "plain", 100.0, None)
+    return LoadRecord(
+        model,
+        "a",
+        "fam",
+        "hub",
+        1000,
+        1.0,
+        1.0,
+        None,
+        None,
+        0.5,
+        "cached",
+        "float32",
+        "cpu",
+        1,
+        2,
+        "plain",
+        100.0,
+        None,
+    )
 
 
 def prompt(model, n, answer):
@@ -32,8 +57,9 @@ def prompt(model, n, answer):
 
 
 def new_run(tmp_path, answers=ANSWERS) -> RunStore:
-    store = RunStore.create(tmp_path, {"command": "sizebench bench", "plan": {"models": [
-        builtin(m).to_dict() for m in MODELS]}})
+    store = RunStore.create(
+        tmp_path, {"command": "sizebench bench", "plan": {"models": [builtin(m).to_dict() for m in MODELS]}}
+    )
     for model in MODELS:
         store.append(load(model))
         for n, answer in enumerate(answers):
@@ -91,19 +117,30 @@ def test_lone_surrogates_are_repaired_when_written_and_when_read(tmp_path, cli):
     with pytest.warns(StoreWarning, match="1 lone surrogate"):
         store.append(prompt("minidolly-70m", 1, "smile \ud83d\ude00 and half \ud83d"))
     with store.records_path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(prompt("dolly-v2-3b", 1, "edited \\ud800 by hand").to_row()).replace("\\\\ud800",
-                                                                                                    "\\ud800") + "\n")
+        handle.write(
+            json.dumps(prompt("dolly-v2-3b", 1, "edited \\ud800 by hand").to_row()).replace("\\\\ud800", "\\ud800")
+            + "\n"
+        )
     with pytest.warns(StoreWarning, match="line 8: 1 lone surrogate"):
         rows = store.records()
     answers = [r["answer"] for r in rows if r["kind"] == "prompt" and r["prompt_id"] == "p1"]
-    assert answers == ["smile \U0001F600 and half \ufffd", "edited \ufffd by hand"]
+    assert answers == ["smile \U0001f600 and half \ufffd", "edited \ufffd by hand"]
     store.records_path.read_bytes().decode("utf-8")  # every stored byte is UTF-8
     with pytest.warns(StoreWarning, match="line 8: 1 lone surrogate"):
         assert "\ufffd" in reported(cli, store, tmp_path)
 
 
-@pytest.mark.parametrize("line", ["[1]", '{"kind": "vote"}', '"text"', '{"kind": "prompt", "model": 3}', "null",
-                                  '{"kind": "no such kind", "model": "m", "attempt": "a"}'])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "[1]",
+        '{"kind": "vote"}',
+        '"text"',
+        '{"kind": "prompt", "model": 3}',
+        "null",
+        '{"kind": "no such kind", "model": "m", "attempt": "a"}',
+    ],
+)
 def test_valid_json_that_is_not_a_record_is_skipped_with_its_line(tmp_path, cli, line):
     """Item 4: such a line anywhere in records.jsonl (a hand edit, another tool) is skipped with one warning naming
     it; the report, resume and the judging page still read the run."""

@@ -25,20 +25,25 @@ def test_crlf_and_bom(tmp_path):
 
 def test_jsonl_with_context_and_multiline_prompt(tmp_path):
     path = tmp_path / "s.jsonl"
-    rows = [{"id": "a", "prompt": "Line one\nline two", "expected": ["x"]},
-            {"prompt": "Summarise", "context": "Some text.", "expected": "y"}]
+    rows = [
+        {"id": "a", "prompt": "Line one\nline two", "expected": ["x"]},
+        {"prompt": "Summarise", "context": "Some text.", "expected": "y"},
+    ]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     prompts = load_suite(path).prompts
     assert prompts[0].text == "Line one\nline two" and prompts[0].id == "a"
     assert prompts[1].context == "Some text." and prompts[1].expected == ("y",)
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "has no prompts"),
-    (b"# only a comment\n\n", "has no prompts"),
-    (b"ok line\n\xff\xfe bad\n", "line 2 is not UTF-8"),
-    (b"\x00\x01\x02binary", "is binary"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "has no prompts"),
+        (b"# only a comment\n\n", "has no prompts"),
+        (b"ok line\n\xff\xfe bad\n", "line 2 is not UTF-8"),
+        (b"\x00\x01\x02binary", "is binary"),
+    ],
+)
 def test_bad_files(tmp_path, content, message):
     path = tmp_path / "bad.txt"
     path.write_bytes(content)
@@ -70,8 +75,11 @@ def test_shipped_suites_parse():
     geography = load_suite(repo / "prompts" / "geography.txt")
     assert len(geography.prompts) >= 25
     texts = {p.text for p in geography.prompts}
-    assert {"What is the highest mountain in Japan?", "What is the highest mountain in the world?",
-            "What is the capital of France?"} <= texts
+    assert {
+        "What is the highest mountain in Japan?",
+        "What is the highest mountain in the world?",
+        "What is the capital of France?",
+    } <= texts
     assert load_suite(repo / "prompts" / "general.txt").prompts
     assert load_suite(repo / "prompts" / "instructions.jsonl").prompts
 
@@ -81,14 +89,28 @@ STRICT = [
     ("s.txt", "# c\n=> Paris|Lutetia\n", "line 2: an expected answer ('Paris|Lutetia') with no prompt"),
     ("s.txt", "Q1? =>\n", "line 1: nothing after ' => '"),
     ("s.txt", "Q1? => A\n\n# again\nQ1? => B\n", "line 4: the same prompt as line 1"),
-    ("s.jsonl", '{"prompt": "Q1?"}\n{"prompt": "", "expected": ["Paris"]}\n',
-     'line 2: an expected answer with no "prompt"'),
+    (
+        "s.jsonl",
+        '{"prompt": "Q1?"}\n{"prompt": "", "expected": ["Paris"]}\n',
+        'line 2: an expected answer with no "prompt"',
+    ),
     ("s.jsonl", '{"expected": "Paris"}\n', 'line 1: an expected answer with no "prompt"'),
     ("s.jsonl", '{"prompt": "   "}\n', 'line 1: needs a non-empty "prompt" string'),
-    ("s.jsonl", '{"id": "a", "prompt": "Q1?"}\n\n{"id": "a", "prompt": "Q2?"}\n', "line 3: id 'a' is already used on line 1"),
-    ("s.jsonl", '{"prompt": "Q1?"}\n{"id": "s-001", "prompt": "Q2?"}\n', "line 2: id 's-001' is already used on line 1"),
-    ("s.jsonl", '{"prompt": "Q1?", "context": "x"}\n{"prompt": "Q1?", "context": "x"}\n',
-     "line 2: the same prompt as line 1"),
+    (
+        "s.jsonl",
+        '{"id": "a", "prompt": "Q1?"}\n\n{"id": "a", "prompt": "Q2?"}\n',
+        "line 3: id 'a' is already used on line 1",
+    ),
+    (
+        "s.jsonl",
+        '{"prompt": "Q1?"}\n{"id": "s-001", "prompt": "Q2?"}\n',
+        "line 2: id 's-001' is already used on line 1",
+    ),
+    (
+        "s.jsonl",
+        '{"prompt": "Q1?", "context": "x"}\n{"prompt": "Q1?", "context": "x"}\n',
+        "line 2: the same prompt as line 1",
+    ),
 ]
 
 

@@ -25,8 +25,9 @@ QUIET = Console(file=io.StringIO())
 
 def script(tmp_path, body: str) -> list[str]:
     path = tmp_path / "stand_in.py"
-    path.write_text("import json, signal, sys, time\n"
-                    "def event(**f): print(json.dumps(f), flush=True)\n" + textwrap.dedent(body))
+    path.write_text(
+        "import json, signal, sys, time\ndef event(**f): print(json.dumps(f), flush=True)\n" + textwrap.dedent(body)
+    )
     return [sys.executable, str(path)]
 
 
@@ -44,11 +45,16 @@ def test_the_clock_restarts_at_each_stage(tmp_path):
 
     stages = ("loading", "tasks", "agreement", "prompts", "sweep")
     assert set(stages[1:]) == set(names())
-    proc = supervise.start_worker(script(tmp_path, f"""
+    proc = supervise.start_worker(
+        script(
+            tmp_path,
+            f"""
         for stage in {stages!r}:
             event(stage=stage)
             time.sleep(0.8)
-    """))
+    """,
+        )
+    )
     seen = []
     assert progress.follow(proc, seen.append, limit=1.5) is None
     assert proc.wait() == 0 and [e.kind for e in seen] == list(stages)
@@ -57,7 +63,10 @@ def test_the_clock_restarts_at_each_stage(tmp_path):
 def test_a_stage_past_the_limit_stops_the_worker_even_one_that_ignores_sigterm(tmp_path):
     """SIGTERM first, which this worker notes and shrugs off, then SIGKILL: it never ends by itself."""
     marker = tmp_path / "sigterm"
-    proc = supervise.start_worker(script(tmp_path, f"""
+    proc = supervise.start_worker(
+        script(
+            tmp_path,
+            f"""
         signal.signal(signal.SIGTERM, lambda signum, frame: open({str(marker)!r}, "w").write("seen"))
         event(stage="loading")
         event(stage="prompts", done=0, total=9)
@@ -65,7 +74,9 @@ def test_a_stage_past_the_limit_stops_the_worker_even_one_that_ignores_sigterm(t
         print("{{not json, a library printing", flush=True)
         while True:
             time.sleep(60)
-    """))
+    """,
+        )
+    )
     assert progress.follow(proc, lambda e: None, limit=1.0, grace=0.5) == "prompts"
     assert marker.read_text() == "seen" and proc.returncode == -signal.SIGKILL
     assert gone(proc.pid)
@@ -76,7 +87,9 @@ def test_a_worker_and_its_children_stop_when_its_parent_died_by_sigkill(tmp_path
     """The parent (a stand-in CLI) is SIGKILLed: it forwards nothing, and the worker prints nothing. The worker
     must still get SIGTERM, and its whole group (here a child, as a launched server) end; a worker that cannot
     unwind (stuck in native code: SIGTERM does nothing) is SIGKILLed after the grace."""
-    worker = script(tmp_path, f"""
+    worker = script(
+        tmp_path,
+        f"""
         import subprocess
         def stop(signum, frame):
             open(sys.argv[1], "w").write("stopped by SIGTERM")
@@ -86,16 +99,25 @@ def test_a_worker_and_its_children_stop_when_its_parent_died_by_sigkill(tmp_path
         open(sys.argv[1], "w").write(f"asleep {{child.pid}}")
         while True:
             time.sleep(60)
-    """)
+    """,
+    )
     marker = tmp_path / "marker"
-    parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import sys, time
         from sizebench.system import supervise
         proc = supervise.start_worker({worker + [str(marker)]!r})
         print(proc.pid, flush=True)
         time.sleep(60)
-    """)], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path),
-                                                    "SIZEBENCH_STOP_GRACE_S": "1"})
+    """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "SIZEBENCH_STOP_GRACE_S": "1"},
+    )
     worker_pid = int(parent.stdout.readline())
     while not (marker.exists() and marker.read_text().startswith("asleep")):
         assert not gone(worker_pid), "the worker ended before its parent was killed"
@@ -114,7 +136,9 @@ class SlowStandIn(runner.LocalExecutor):
     (SIGTERM: it leaves <model>.stopped in the run folder)."""
 
     def command(self, job_path):
-        return script(job_path.parent, f"""
+        return script(
+            job_path.parent,
+            f"""
             from pathlib import Path
             from sizebench.runstore.records import LoadRecord, PromptRecord
             from sizebench.runstore.store import RunStore
@@ -133,7 +157,8 @@ class SlowStandIn(runner.LocalExecutor):
                 event(model=model, stage="prompts", done=i, total=3)
             while True:
                 time.sleep(60)
-        """)
+        """,
+        )
 
 
 def test_timeout_fails_the_model_keeps_its_records_and_the_sweep_goes_on(tmp_path, suite_file):
@@ -141,8 +166,13 @@ def test_timeout_fails_the_model_keeps_its_records_and_the_sweep_goes_on(tmp_pat
     tiny = make_model(tmp_path / "tiny")
     second = tmp_path / "second"
     second.symlink_to(tiny, target_is_directory=True)
-    plan = RunPlan(models=tuple(resolve(f"{tiny},{second}")), stages=("prompts",), prompts_path=str(suite_file),
-                   gen=GenSettings(max_new_tokens=4, repeat=1), timeout=1.5).validate()
+    plan = RunPlan(
+        models=tuple(resolve(f"{tiny},{second}")),
+        stages=("prompts",),
+        prompts_path=str(suite_file),
+        gen=GenSettings(max_new_tokens=4, repeat=1),
+        timeout=1.5,
+    ).validate()
     store = runner.new_run(plan, tmp_path / "r", "test")
     outcome = runner.execute(plan, store, QUIET, executor=SlowStandIn())
     assert outcome.failed == ["tiny", "second"] and outcome.exit_code == 1
@@ -171,4 +201,3 @@ def test_stop_signals_raise_in_the_main_thread_and_nohup_is_respected(signum):
         assert signal.getsignal(signum) is signal.SIG_IGN
     finally:
         signal.signal(signum, previous)
-

@@ -22,6 +22,7 @@ HOLD_S = 2.0
 
 class Slow(BaseHTTPRequestHandler):
     """Every chat completion: HOLD_S of silence, then one token of text, usage and [DONE]; counts requests in flight."""
+
     protocol_version = "HTTP/1.1"
     lock = threading.Lock()
     in_flight = most = 0
@@ -43,8 +44,10 @@ class Slow(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Connection", "close")
         self.end_headers()
-        events = [{"choices": [{"delta": {"content": "Paris"}, "finish_reason": "length"}]},
-                  {"choices": [], "usage": {"completion_tokens": 1}}]
+        events = [
+            {"choices": [{"delta": {"content": "Paris"}, "finish_reason": "length"}]},
+            {"choices": [], "usage": {"completion_tokens": 1}},
+        ]
         self.wfile.write(b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n")
 
 
@@ -103,12 +106,36 @@ def test_the_completions_path_asks_for_usage_too():
 
 
 def _frames(behind_s: float | None) -> Frames:
-    level = {"model": "m", "attempt": "a1", "mode": "rate", "load": 4.0, "requests": 2, "errors": 0, "wall_s": 1.0,
-             "output_tokens_asked": 4, "serving": "s", "slo": {}}
+    level = {
+        "model": "m",
+        "attempt": "a1",
+        "mode": "rate",
+        "load": 4.0,
+        "requests": 2,
+        "errors": 0,
+        "wall_s": 1.0,
+        "output_tokens_asked": 4,
+        "serving": "s",
+        "slo": {},
+    }
     if behind_s is not None:
         level["behind_s"] = behind_s
-    requests = [{"model": "m", "attempt": "a1", "mode": "rate", "load": 4.0, "index": i, "sent_s": 0.1 * i,
-                 "ttft_s": 0.2, "e2e_s": 0.5, "output_tokens": 4, "itl_s": [0.1], "error": None} for i in range(2)]
+    requests = [
+        {
+            "model": "m",
+            "attempt": "a1",
+            "mode": "rate",
+            "load": 4.0,
+            "index": i,
+            "sent_s": 0.1 * i,
+            "ttft_s": 0.2,
+            "e2e_s": 0.5,
+            "output_tokens": 4,
+            "itl_s": [0.1],
+            "error": None,
+        }
+        for i in range(2)
+    ]
     return Frames([], pd.DataFrame(), {"sweep_level": pd.DataFrame([level]), "served_request": pd.DataFrame(requests)})
 
 

@@ -23,17 +23,37 @@ N = 196
 
 def _run(tmp_path, small_right, big_right, chunks_run: int):
     """small answered all N items; big (the baseline) the first chunks_run chunks of 32 in a drawn order."""
-    store = RunStore.create(tmp_path, {"command": "sizebench eval --until-decided", "environment": {},
-                                       "plan": {"models": [{"name": m, "params": p, "location": m, "source": "hub"}
-                                                           for m, p in (("small", 10**8), ("big", 10**9))]}})
+    store = RunStore.create(
+        tmp_path,
+        {
+            "command": "sizebench eval --until-decided",
+            "environment": {},
+            "plan": {
+                "models": [
+                    {"name": m, "params": p, "location": m, "source": "hub"}
+                    for m, p in (("small", 10**8), ("big", 10**9))
+                ]
+            },
+        },
+    )
     store.append(load("small", 10**8))
     store.append(load("big", 10**9))
-    store.append(ItemsRecord("small", "a", "geo", list(range(N)), [0] * N, scores={"acc": [int(x) for x in small_right]}))
+    store.append(
+        ItemsRecord("small", "a", "geo", list(range(N)), [0] * N, scores={"acc": [int(x) for x in small_right]})
+    )
     drawn = [int(i) for i in np.random.default_rng(1).permutation(N)]
     for k in range(chunks_run):
-        part = drawn[32 * k:32 * (k + 1)]
-        store.append(ItemsRecord("big", "b", "geo", sorted(part), [0] * len(part),
-                                 scores={"acc": [int(big_right[i]) for i in sorted(part)]}))
+        part = drawn[32 * k : 32 * (k + 1)]
+        store.append(
+            ItemsRecord(
+                "big",
+                "b",
+                "geo",
+                sorted(part),
+                [0] * len(part),
+                scores={"acc": [int(big_right[i]) for i in sorted(part)]},
+            )
+        )
         store.append(ChunkRecord("big", "b", "geo", N, part, 2.0, 32, 0))
     return store, drawn
 
@@ -48,8 +68,10 @@ def test_a_clear_gap_is_decided_after_few_chunks_and_a_tie_goes_on(tmp_path):
     store, _ = _run(tmp_path / "b", big, big, 1)
     assert sequential.answer(store.dir, "geo", 32, settings) == sequential.GO  # 32 ties cannot bound the gap yet
     assert sequential.answer(store.dir, "geo", 32, EvalSettings(until_decided=True, max_items=32)) == "--max-items 32"
-    assert sequential.answer(store.dir, "geo", 32, EvalSettings(until_decided=True, max_seconds=1.5)) == \
-        "--max-seconds 1.5"
+    assert (
+        sequential.answer(store.dir, "geo", 32, EvalSettings(until_decided=True, max_seconds=1.5))
+        == "--max-seconds 1.5"
+    )
 
 
 def test_the_report_says_where_a_task_stopped_and_shows_the_sequence(tmp_path):
@@ -65,7 +87,9 @@ def test_the_report_says_where_a_task_stopped_and_shows_the_sequence(tmp_path):
     r, s = v.vs_baseline["small"], v.sequences["small"]
     assert (r.low, r.high) == (s.low, s.high) and s.low >= 0.05
     text = verdict_section.paragraph(v)
-    assert "64 of 196 items" in text and "stopped after 64 of 196 items (decided, margin 0.05): 3.1x fewer items" in text
+    assert (
+        "64 of 196 items" in text and "stopped after 64 of 196 items (decided, margin 0.05): 3.1x fewer items" in text
+    )
     assert f"[{s.low:+.3f}, {s.high:+.3f}]" in text  # the sequence's interval, not Tango's
     assert "Until decided" in verdict_section.verdict_section([v], 0.05, verdict.size_order(fr)[1], True)
 
@@ -104,9 +128,11 @@ def test_the_runner_s_answer_reaches_the_waiting_worker(tmp_path):
     from sizebench.launch.runner import LocalExecutor
     from sizebench.planning.job import Job
 
-    script = ("import json, sys\n"
-              "print(json.dumps({'model': 'm', 'stage': 'chunk', 'task': 't', 'done': 32, 'total': 64}), flush=True)\n"
-              "print(json.dumps({'model': 'm', 'stage': 'failed', 'reason': sys.stdin.readline().strip()}), flush=True)\n")
+    script = (
+        "import json, sys\n"
+        "print(json.dumps({'model': 'm', 'stage': 'chunk', 'task': 't', 'done': 32, 'total': 64}), flush=True)\n"
+        "print(json.dumps({'model': 'm', 'stage': 'failed', 'reason': sys.stdin.readline().strip()}), flush=True)\n"
+    )
 
     class Scripted(LocalExecutor):
         def command(self, job_path):
@@ -128,9 +154,11 @@ def test_the_runner_s_answer_reaches_the_waiting_worker(tmp_path):
 def test_bad_sequential_options_are_one_line_errors():
     from conftest import sizebench
 
-    for args, words in ((("eval", "--until-decided", "--chunk", "0"), "--chunk must be a positive integer"),
-                        (("eval", "--max-items", "5"), "go with --until-decided"),
-                        (("eval", "--until-decided", "--max-seconds", "-1"), "--max-seconds must be a positive")):
+    for args, words in (
+        (("eval", "--until-decided", "--chunk", "0"), "--chunk must be a positive integer"),
+        (("eval", "--max-items", "5"), "go with --until-decided"),
+        (("eval", "--until-decided", "--max-seconds", "-1"), "--max-seconds must be a positive"),
+    ):
         done = sizebench(*args)
         assert done.returncode == 2 and done.stderr.strip().splitlines() == [f"error: {done.stderr.strip()[7:]}"]
         assert words in done.stderr and "Traceback" not in done.stderr

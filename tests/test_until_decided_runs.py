@@ -25,8 +25,11 @@ QUIET = Console(file=io.StringIO())
 def knows_more(tmp_path) -> str:
     """fake:small knows no capital (it picks the shortest choice), fake:big (the baseline) nearly every one: a gap
     far beyond the margin, decided long before the task's last item."""
-    capitals = [json.loads(line) for line in
-                (REPO / "sizebench/stages/tasks/geo/data/capitals.jsonl").read_text().splitlines() if line]
+    capitals = [
+        json.loads(line)
+        for line in (REPO / "sizebench/stages/tasks/geo/data/capitals.jsonl").read_text().splitlines()
+        if line
+    ]
     known = {row["country"].split()[-1]: row["choices"][row["label"]] for row in capitals}
     small = make_model(tmp_path / "fake-models" / "small", params=1_000_000)
     big = make_model(tmp_path / "fake-models" / "big", params=3_000_000, answers=known)
@@ -34,13 +37,19 @@ def knows_more(tmp_path) -> str:
 
 
 def plan_of(models: str, suite_file) -> RunPlan:
-    return RunPlan(models=tuple(resolve(models)), stages=("tasks",), prompts_path=str(suite_file),
-                   gen=GenSettings(max_new_tokens=4, repeat=1),
-                   eval=EvalSettings(tasks=(TASK,), until_decided=True)).validate()
+    return RunPlan(
+        models=tuple(resolve(models)),
+        stages=("tasks",),
+        prompts_path=str(suite_file),
+        gen=GenSettings(max_new_tokens=4, repeat=1),
+        eval=EvalSettings(tasks=(TASK,), until_decided=True),
+    ).validate()
 
 
 def stops(records: list[dict]) -> list[tuple]:
-    return [(r["model"], r["task"], r["items"], r["population"], r["reason"]) for r in records if r["kind"] == "stopped"]
+    return [
+        (r["model"], r["task"], r["items"], r["population"], r["reason"]) for r in records if r["kind"] == "stopped"
+    ]
 
 
 def test_the_cli_stops_the_baseline_once_decided_and_the_report_says_so(knows_more, tmp_path):
@@ -77,7 +86,9 @@ def test_an_interrupted_baseline_is_finished_by_resume_on_its_own_records(knows_
     store = runner.new_run(plan, tmp_path / "results", "test")
     assert runner.execute(plan, store, QUIET, executor=StopAfterFirstChunk()).interrupted
     first = store.records()
-    assert not stops(first) and [r["model"] for r in first if r["kind"] == "failed" and r["interrupted"]] == ["fake:big"]
+    assert not stops(first) and [r["model"] for r in first if r["kind"] == "failed" and r["interrupted"]] == [
+        "fake:big"
+    ]
     assert any(r["kind"] == "chunk" for r in first)  # the chunk before the signal was stored
     assert runner.execute(plan, store, QUIET, executor=runner.LocalExecutor()).exit_code == 0
     rows = store.records()

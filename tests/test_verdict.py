@@ -113,9 +113,28 @@ def test_pareto_front():
 
 # --- a stored run, no model needed --------------------------------------------------------------
 
+
 def load(model, params, family="fam", dtype="float32"):
-    return LoadRecord(model, "a", family, "hub", params, 100.0, params * 4 / 2**20, None, None, 0.5, "cached", dtype,
-                      "cpu", 1, 2, "dolly", params / 1e6, None)
+    return LoadRecord(
+        model,
+        "a",
+        family,
+        "hub",
+        params,
+        100.0,
+        params * 4 / 2**20,
+        None,
+        None,
+        0.5,
+        "cached",
+        dtype,
+        "cpu",
+        1,
+        2,
+        "dolly",
+        params / 1e6,
+        None,
+    )
 
 
 def prompt(model, pid, answer, correct, latency=1.0):
@@ -124,9 +143,18 @@ def prompt(model, pid, answer, correct, latency=1.0):
 
 def make_run(tmp_path, accuracies, family_of=lambda m: "fam", with_items=True, n=300):
     names = list(accuracies)
-    store = RunStore.create(tmp_path, {"command": "sizebench bench", "environment": {"started": "2026-11-23T10:00"},
-                                       "plan": {"models": [{"name": m, "params": (i + 1) * 10**8, "location": m,
-                                                            "source": "hub"} for i, m in enumerate(names)]}})
+    store = RunStore.create(
+        tmp_path,
+        {
+            "command": "sizebench bench",
+            "environment": {"started": "2026-11-23T10:00"},
+            "plan": {
+                "models": [
+                    {"name": m, "params": (i + 1) * 10**8, "location": m, "source": "hub"} for i, m in enumerate(names)
+                ]
+            },
+        },
+    )
     rng = np.random.default_rng(0)
     base = rng.random(n)
     for i, m in enumerate(names):
@@ -137,11 +165,30 @@ def make_run(tmp_path, accuracies, family_of=lambda m: "fam", with_items=True, n
         store.append(StageRecord(m, "a", "prompts", 1.0, 100.0, None))
         if with_items:
             if i == 0:
-                store.append(ItemTextRecord(m, "a", "geo", list(range(n)), [f"Capital of country {d}?" for d in range(n)],
-                                            [["Paris", "Lyon"]] * n, ["Paris"] * n))
-            store.append(ItemsRecord(m, "a", "geo", list(range(n)), [0] * n, [[-1.0, -2.0]] * n,
-                                     [0 if r else 1 for r in right], [0 if r else 1 for r in right],
-                                     {"acc": right, "acc_norm": right}))
+                store.append(
+                    ItemTextRecord(
+                        m,
+                        "a",
+                        "geo",
+                        list(range(n)),
+                        [f"Capital of country {d}?" for d in range(n)],
+                        [["Paris", "Lyon"]] * n,
+                        ["Paris"] * n,
+                    )
+                )
+            store.append(
+                ItemsRecord(
+                    m,
+                    "a",
+                    "geo",
+                    list(range(n)),
+                    [0] * n,
+                    [[-1.0, -2.0]] * n,
+                    [0 if r else 1 for r in right],
+                    [0 if r else 1 for r in right],
+                    {"acc": right, "acc_norm": right},
+                )
+            )
         store.append(StageRecord(m, "a", "tasks", 1.0, 100.0, None))
     return store
 
@@ -214,8 +261,9 @@ def test_bad_margin_and_price_are_one_line_errors(tmp_path):
 
 @pytest.mark.long
 def test_eval_on_a_ladder_stores_items_once_and_renders_the_verdict(fake_ladder, tmp_path):
-    done = sizebench("eval", "--models", fake_ladder, "--tasks", "sizebench_geo", "--limit", "8",
-                     "--results", str(tmp_path))
+    done = sizebench(
+        "eval", "--models", fake_ladder, "--tasks", "sizebench_geo", "--limit", "8", "--results", str(tmp_path)
+    )
     assert done.returncode == 0, done.stderr
     rows = records(tmp_path)
     items = [r for r in rows if r["kind"] == "items"]
@@ -232,6 +280,7 @@ def test_eval_on_a_ladder_stores_items_once_and_renders_the_verdict(fake_ladder,
 
 
 # --- issue 32: the verdict's error rate holds across the whole ladder -----------------------------
+
 
 def _ladder(n=1000, **behind) -> dict:
     """The largest right on 70% of n items; each other rung right where it is except the first k of its
@@ -302,8 +351,13 @@ def test_rungs_of_equal_size_are_tested_together_with_holm():
 def test_the_default_baseline_is_the_largest_with_the_most_bits_per_weight():
     from sizebench.analysis.sizes import SizeAxis
 
-    size_axis = SizeAxis("weights_mem_mb", "weight memory", {"a@int8": 100.0, "b@fp32": 400.0, "c@fp32": 400.0},
-                         ["a@int8", "b@fp32", "c@fp32"], {"a@int8": 8.0, "b@fp32": 16.0, "c@fp32": 32.0})
+    size_axis = SizeAxis(
+        "weights_mem_mb",
+        "weight memory",
+        {"a@int8": 100.0, "b@fp32": 400.0, "c@fp32": 400.0},
+        ["a@int8", "b@fp32", "c@fp32"],
+        {"a@int8": 8.0, "b@fp32": 16.0, "c@fp32": 32.0},
+    )
     assert size_axis.tiers(["a@int8", "b@fp32", "c@fp32"]) == [["a@int8"], ["b@fp32", "c@fp32"]]
     assert size_axis.baseline(["a@int8", "b@fp32", "c@fp32"]) == "c@fp32"
 
@@ -326,7 +380,11 @@ def test_an_unknown_baseline_is_a_one_line_error(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "`--baseline s`" in (tmp_path / "report.md").read_text()
     for command in ("compare", "eval", "bench"):  # refused before any model loads
-        done = sizebench(command, "--models", "smollm2-135m,gemma3-270m", "--baseline", "nope", "--results",
-                         str(tmp_path / "new"))
-        assert done.returncode == 2 and done.stderr.count("\n") == 1 and "--baseline nope: not one of --models" \
-            in done.stderr, done.stderr
+        done = sizebench(
+            command, "--models", "smollm2-135m,gemma3-270m", "--baseline", "nope", "--results", str(tmp_path / "new")
+        )
+        assert (
+            done.returncode == 2
+            and done.stderr.count("\n") == 1
+            and "--baseline nope: not one of --models" in done.stderr
+        ), done.stderr

@@ -70,8 +70,9 @@ def distributions(fr: Frames) -> pd.DataFrame:
     table = fr.tables.get("distributions", pd.DataFrame())
     if table.empty:
         return table
-    return table.assign(bytes_per_token=[bytes_per_token(int(v), int(k)) for v, k in zip(table["vocab"],
-                                                                                        table["top_k"])])
+    return table.assign(
+        bytes_per_token=[bytes_per_token(int(v), int(k)) for v, k in zip(table["vocab"], table["top_k"])]
+    )
 
 
 def token_figures(fr: Frames, mapping: dict[str, str]) -> pd.DataFrame:
@@ -86,8 +87,9 @@ def skipped(fr: Frames, mapping: dict[str, str]) -> list[tuple[str, str]]:
     table = fr.tables.get("agreement_skipped", pd.DataFrame())
     if table.empty:
         return []
-    return [(r["model"], r["reason"]) for _, r in table.iterrows()
-            if r["model"] in mapping or r["model"] == r["reference"]]
+    return [
+        (r["model"], r["reason"]) for _, r in table.iterrows() if r["model"] in mapping or r["model"] == r["reference"]
+    ]
 
 
 def choice_figures(fr: Frames, mapping: dict[str, str]) -> pd.DataFrame:
@@ -104,6 +106,14 @@ def choice_figures(fr: Frames, mapping: dict[str, str]) -> pd.DataFrame:
             pairs = [(ref_lls[d], ll) for d, ll in zip(b["doc_ids"], b["lls"]) if d in ref_lls and len(ll) > 1]
             if pairs:
                 same, kl = choice_agreement([p for p, _ in pairs], [q for _, q in pairs])
-                rows.append({"model": model, "reference": reference, "task": task, "items": len(pairs),
-                             "same_choice": same, "choice_kld": kl})
+                rows.append(
+                    {
+                        "model": model,
+                        "reference": reference,
+                        "task": task,
+                        "items": len(pairs),
+                        "same_choice": same,
+                        "choice_kld": kl,
+                    }
+                )
     return pd.DataFrame(rows)

@@ -35,8 +35,14 @@ class Analysis:
     overhead: str | None = None  # why the decode figures are overhead-bound, where they are
 
 
-def analyse(fr: Frames, df: pd.DataFrame, margin: float = DEFAULT_MARGIN, price_per_hour: float | None = None,
-            reference: str | None = None, baseline: str | None = None) -> Analysis:
+def analyse(
+    fr: Frames,
+    df: pd.DataFrame,
+    margin: float = DEFAULT_MARGIN,
+    price_per_hour: float | None = None,
+    reference: str | None = None,
+    baseline: str | None = None,
+) -> Analysis:
     order, size_axis = verdict_rule.size_order(fr)
     verdict_rule.check_baseline(baseline, order)
     sets = verdict_rule.outcome_sets(fr, order)
@@ -44,6 +50,17 @@ def analyse(fr: Frames, df: pd.DataFrame, margin: float = DEFAULT_MARGIN, price_
     costs = cost_figures.costs(fr, df)
     top = headline(sets)
     fits, too_few = scaling.fits(fr, top) if top is not None else ([], {})
-    return Analysis(vs, size_axis, costs, frontier(sets, vs, costs), fits, too_few, margin,
-                    price_per_hour, top.name if top is not None else "", agreement_figures.references(fr, reference),
-                    baseline, limit.overhead_bound(limit.limits(fr)))
+    return Analysis(
+        vs,
+        size_axis,
+        costs,
+        frontier(sets, vs, costs),
+        fits,
+        too_few,
+        margin,
+        price_per_hour,
+        top.name if top is not None else "",
+        agreement_figures.references(fr, reference),
+        baseline,
+        limit.overhead_bound(limit.limits(fr)),
+    )

@@ -85,7 +85,7 @@ def max_log_capital(x, m, population: int | None, alpha: float) -> tuple[np.ndar
     gone = np.zeros(len(m), dtype=bool)
     for start in range(0, len(x), BLOCK):
         t = np.arange(start + 1, min(start + BLOCK, len(x)) + 1)
-        xs = x[start:t[-1]]
+        xs = x[start : t[-1]]
         if population is None:
             left = np.broadcast_to(m, (len(m), len(xs)))
         else:
@@ -94,8 +94,8 @@ def max_log_capital(x, m, population: int | None, alpha: float) -> tuple[np.ndar
         impossible = (left < -EXACT) | (left > 1 + EXACT)  # not a rounding error of an exact mean
         inside = np.clip(left, 0, 1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            up = np.minimum(bets[start:t[-1]], TRUNCATE / inside)
-            down = np.minimum(bets[start:t[-1]], TRUNCATE / (1 - inside))
+            up = np.minimum(bets[start : t[-1]], TRUNCATE / inside)
+            down = np.minimum(bets[start : t[-1]], TRUNCATE / (1 - inside))
             grow_up = np.nan_to_num(np.log1p(np.where(impossible, 0, up * (xs - inside))), nan=0.0)
             grow_down = np.nan_to_num(np.log1p(np.where(impossible, 0, -down * (xs - inside))), nan=0.0)
         path_up = carry_up[:, None] + np.cumsum(grow_up, axis=1)

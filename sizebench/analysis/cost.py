@@ -63,8 +63,11 @@ def costs(fr: Frames, summary: pd.DataFrame) -> list[Cost]:
         memory, memory_kind = provisioned_mib(r)
         decode = _number(r.get("decode_tok_per_s"))
         mine = prompts[prompts["model"] == r["model"]] if not prompts.empty else prompts
-        single = (float(mine["new_tokens"].sum() / mine["latency_s"].sum())
-                  if not mine.empty and mine["latency_s"].sum() > 0 else None)
+        single = (
+            float(mine["new_tokens"].sum() / mine["latency_s"].sum())
+            if not mine.empty and mine["latency_s"].sum() > 0
+            else None
+        )
         joules = source = None
         own = energy[energy["model"] == r["model"]] if not energy.empty else energy
         if not own.empty and own.iloc[-1]["new_tokens"]:
@@ -79,12 +82,26 @@ def costs(fr: Frames, summary: pd.DataFrame) -> list[Cost]:
         loop = ran.iloc[-1] if not ran.empty else None
         batches = throughput[throughput["model"] == r["model"]] if not throughput.empty else throughput
         batch_warmup = _number(batches.iloc[-1].get("warmup_s")) if not batches.empty else None
-        out.append(Cost(r["model"], memory, memory_kind,
-                        1 / decode if decode else None, single, batched,
-                        int(batch) if batch else None, joules, source, level, limits.get(r["model"]),
-                        loop["mode"] if loop is not None else None, bool(loop["compiled"]) if loop is not None else False,
-                        _number(loop["warmup_s"]) if loop is not None else None, batch_warmup,
-                        _number(loop["cache_mb"]) if loop is not None else None))
+        out.append(
+            Cost(
+                r["model"],
+                memory,
+                memory_kind,
+                1 / decode if decode else None,
+                single,
+                batched,
+                int(batch) if batch else None,
+                joules,
+                source,
+                level,
+                limits.get(r["model"]),
+                loop["mode"] if loop is not None else None,
+                bool(loop["compiled"]) if loop is not None else False,
+                _number(loop["warmup_s"]) if loop is not None else None,
+                batch_warmup,
+                _number(loop["cache_mb"]) if loop is not None else None,
+            )
+        )
     return out
 
 
@@ -103,8 +120,9 @@ def pareto(points: dict[str, tuple[float, float]]) -> list[str]:
     """Models no other beats on both cost (lower) and accuracy (higher), cheapest first."""
     front = []
     for name, (cost, acc) in points.items():
-        dominated = any(c <= cost and a >= acc and (c < cost or a > acc)
-                        for other, (c, a) in points.items() if other != name)
+        dominated = any(
+            c <= cost and a >= acc and (c < cost or a > acc) for other, (c, a) in points.items() if other != name
+        )
         if not dominated:
             front.append(name)
     return sorted(front, key=lambda n: (points[n][0], n))

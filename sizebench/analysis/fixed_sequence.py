@@ -58,18 +58,26 @@ class LadderTest:
         return UNDECIDED if model in self.adjusted else NOT_REACHED
 
 
-def test(tiers: list[list[str]], baseline: str, vs_baseline: dict[str, Paired], margin: float,
-         p: dict[str, float] | None = None) -> LadderTest:
+def test(
+    tiers: list[list[str]],
+    baseline: str,
+    vs_baseline: dict[str, Paired],
+    margin: float,
+    p: dict[str, float] | None = None,
+) -> LadderTest:
     """tiers: smallest first, each in its own order, the baseline in one of them; vs_baseline: baseline - rung.
     Rungs without a comparison are left out. p: each rung's p-value of "baseline - rung >= margin" where another
     test gives it (the anytime-valid one of a chunked task, sizebench.analysis.confseq); else Tango's."""
     tiers = [[m for m in tier if m == baseline or m in vs_baseline] for tier in tiers]
     tiers = [tier for tier in tiers if tier]
     top = next(i for i, tier in enumerate(tiers) if baseline in tier)  # rungs larger than the baseline: no candidates
-    sequence = [[m for m in tier if m != baseline] for tier in reversed(tiers[:top + 1])]
+    sequence = [[m for m in tier if m != baseline] for tier in reversed(tiers[: top + 1])]
     sequence = [tier for tier in sequence if tier]
-    p = p if p is not None else {m: paired.noninferiority_p(r.a_only, r.b_only, r.n, margin)
-                                 for m, r in vs_baseline.items()}
+    p = (
+        p
+        if p is not None
+        else {m: paired.noninferiority_p(r.a_only, r.b_only, r.n, margin) for m, r in vs_baseline.items()}
+    )
     adjusted: dict[str, float] = {}
     within: list[str] = []
     stopped: list[str] = []
@@ -85,7 +93,19 @@ def test(tiers: list[list[str]], baseline: str, vs_baseline: dict[str, Paired], 
     ok = within + [baseline]
     tier = next(t for t in tiers if any(m in ok for m in t))  # the smallest tier with a rung shown within
     chosen = [m for m in tier if m in ok]
-    partial = LadderTest(baseline, margin, vs_baseline, sequence, p, adjusted, within, stopped, chosen[0],
-                         chosen[1:], [m for m in tier if m not in ok], [])
-    smaller = [m for t in tiers[:tiers.index(tier)] for m in t]
+    partial = LadderTest(
+        baseline,
+        margin,
+        vs_baseline,
+        sequence,
+        p,
+        adjusted,
+        within,
+        stopped,
+        chosen[0],
+        chosen[1:],
+        [m for m in tier if m not in ok],
+        [],
+    )
+    smaller = [m for t in tiers[: tiers.index(tier)] for m in t]
     return replace(partial, undecided=[m for m in smaller if partial.status(m) in (UNDECIDED, NOT_REACHED)])

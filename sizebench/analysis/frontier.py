@@ -42,6 +42,8 @@ def frontier(sets: list[Outcomes], vs: list[Verdict], costs: list[Cost]) -> Fron
         ci = binomtest(right, n).proportion_ci(0.95)
         decode_ms = c.decode_s_per_token * 1000 if c.decode_s_per_token else None
         points[c.model] = (c.memory_mb, decode_ms, right / n, float(ci.low), float(ci.high))
-    front = {key: cost_module.pareto({m: (v[i], v[2]) for m, v in points.items() if v[i] is not None})
-             for i, key in ((0, "memory"), (1, "decode"))}
+    front = {
+        key: cost_module.pareto({m: (v[i], v[2]) for m, v in points.items() if v[i] is not None})
+        for i, key in ((0, "memory"), (1, "decode"))
+    }
     return Frontier(outcomes, points, front, [verdict.recommended, *verdict.equal] if verdict else [])

@@ -83,8 +83,15 @@ def limits(fr: Frames) -> dict[str, Limit]:
             if positions is None and not mine.empty:
                 positions = float(mine["prompt_tokens"].median() + mine["new_tokens"].median() / 2)
             kv = decode["kv_bytes_per_position"] * positions if positions is not None else None
-        out[model] = Limit(model, load["device"], float(measured["bytes_per_s"].max()), held * 2**20, kv, rate,
-                           decode["mode"] if decode is not None else None)
+        out[model] = Limit(
+            model,
+            load["device"],
+            float(measured["bytes_per_s"].max()),
+            held * 2**20,
+            kv,
+            rate,
+            decode["mode"] if decode is not None else None,
+        )
     return out
 
 
@@ -97,11 +104,16 @@ def overhead_bound(found: dict[str, Limit]) -> str | None:
     for device in sorted({lim.device for lim in rated}):
         rows = sorted((lim for lim in rated if lim.device == device), key=lambda lim: lim.bytes_per_token)
         small, big = rows[0], rows[-1]
-        if len(rows) > 1 and big.bytes_per_token >= SIZE_STEP * small.bytes_per_token \
-                and big.decode_tok_per_s >= small.decode_tok_per_s:
-            return (f"decode does not fall with size ({big.model} reads x{big.bytes_per_token / small.bytes_per_token:.1f} "
-                    f"the bytes a token of {small.model} and decodes {big.decode_tok_per_s:.1f} against "
-                    f"{small.decode_tok_per_s:.1f} tok/s)")
+        if (
+            len(rows) > 1
+            and big.bytes_per_token >= SIZE_STEP * small.bytes_per_token
+            and big.decode_tok_per_s >= small.decode_tok_per_s
+        ):
+            return (
+                f"decode does not fall with size ({big.model} reads x{big.bytes_per_token / small.bytes_per_token:.1f} "
+                f"the bytes a token of {small.model} and decodes {big.decode_tok_per_s:.1f} against "
+                f"{small.decode_tok_per_s:.1f} tok/s)"
+            )
     if all(lim.share < FAR_BELOW for lim in rated):
         return f"every rung decodes below {FAR_BELOW:.0%} of its bandwidth limit"
     return None

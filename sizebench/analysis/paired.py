@@ -55,7 +55,7 @@ def _z(confidence: float) -> float:
 def _restricted_b_share(a_only, b_only, n, delta):
     """The maximum likelihood share of b-only items under accuracy(a) - accuracy(b) = delta (Tango)."""
     linear = -a_only - b_only + (2 * n - a_only + b_only) * delta
-    return (np.sqrt(np.maximum(linear ** 2 + 8 * n * b_only * delta * (1 - delta), 0)) - linear) / (4 * n)
+    return (np.sqrt(np.maximum(linear**2 + 8 * n * b_only * delta * (1 - delta), 0)) - linear) / (4 * n)
 
 
 def score(a_only, b_only, n, delta):
@@ -155,7 +155,7 @@ def _approximate_items(a_share: float, b_share: float, margin: float) -> int:
 
     diff = a_share - b_share
     null_sd = np.sqrt(2 * float(_restricted_b_share(a_share, b_share, 1.0, margin)) + margin * (1 - margin))
-    true_sd = np.sqrt(a_share + b_share - diff ** 2)
+    true_sd = np.sqrt(a_share + b_share - diff**2)
     needed = ((_z(CONFIDENCE) * null_sd + float(norm.ppf(POWER)) * true_sd) / abs(margin - diff)) ** 2
     return int(min(np.ceil(needed), MAX_ITEMS + 1))
 

@@ -22,17 +22,29 @@ def summary(fr: Frames) -> pd.DataFrame:
     ids = sizes.identities(fr)
     for _, m in fr.models.iterrows():
         name = m["model"]
-        row = {"model": name, "base": ids[name].model if name in ids else sizes.base_model(name),
-               "params": m["params_published"], "status": "not run",
-               "params_non_embedding": m.get("params_non_embedding_published")}
+        row = {
+            "model": name,
+            "base": ids[name].model if name in ids else sizes.base_model(name),
+            "params": m["params_published"],
+            "status": "not run",
+            "params_non_embedding": m.get("params_non_embedding_published"),
+        }
         load = _rows(fr["load"], name)
         if not load.empty:
             last = load.iloc[-1]
-            row.update(params=last["params"], weights_mb=last["weights_mb"], load_s=last["load_s"],
-                       convert_s=last.get("convert_s"), dtype=last["dtype"], device=last["device"],
-                       n_devices=last["n_devices"], status="ok", offload_cpu_gib=offload_gib(last),
-                       weights_mem_mb=last.get("weights_mem_mb"),
-                       precision=_text(last.get("precision_label")) or last["dtype"])
+            row.update(
+                params=last["params"],
+                weights_mb=last["weights_mb"],
+                load_s=last["load_s"],
+                convert_s=last.get("convert_s"),
+                dtype=last["dtype"],
+                device=last["device"],
+                n_devices=last["n_devices"],
+                status="ok",
+                offload_cpu_gib=offload_gib(last),
+                weights_mem_mb=last.get("weights_mem_mb"),
+                precision=_text(last.get("precision_label")) or last["dtype"],
+            )
             if not pd.isna(last.get("params_non_embedding")):  # measured on the loaded model
                 row["params_non_embedding"] = last["params_non_embedding"]
         stages = _rows(fr["stage"], name)

@@ -125,8 +125,9 @@ class Preference:
         if not self.is_judge:
             return True
         consistent = self.consistency is not None and self.consistency.above_chance
-        return consistent and self.non_tie >= GATE_NON_TIE and (self.kappa_vs_human is None
-                                                                 or self.kappa_vs_human.passes)
+        return (
+            consistent and self.non_tie >= GATE_NON_TIE and (self.kappa_vs_human is None or self.kappa_vs_human.passes)
+        )
 
 
 def ladder(fr) -> list[str]:
@@ -167,7 +168,10 @@ def _oriented(votes: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     bigger_right = rows["right"].map(rank) > rows["left"].map(rank)
     rows["small"] = np.where(bigger_right, rows["left"], rows["right"])
     rows["big"] = np.where(bigger_right, rows["right"], rows["left"])
-    rows["outcome"] = [outcome(c, left, right, b) for c, left, right, b in zip(rows["choice"], rows["left"], rows["right"], rows["big"])]
+    rows["outcome"] = [
+        outcome(c, left, right, b)
+        for c, left, right, b in zip(rows["choice"], rows["left"], rows["right"], rows["big"])
+    ]
     return rows
 
 
@@ -197,10 +201,14 @@ def outcomes(votes: pd.DataFrame, order: list[str], judge: bool) -> pd.DataFrame
     if rows.empty:
         return pd.DataFrame(columns=columns)
     rows["label"] = [{1: "big", -1: "small"}.get(o) or c for o, c in zip(rows["outcome"], rows["choice"])]
-    rows["rater"] = [("smaller as A" if left == s else "bigger as A") if judge else r
-                     for left, s, r in zip(rows["left"], rows["small"], rows["rater"])]
-    combined = [{"prompt_id": p, "small": s, "big": b, **_combine(g, judge)}
-                for (p, s, b), g in rows.groupby(["prompt_id", "small", "big"], sort=False)]
+    rows["rater"] = [
+        ("smaller as A" if left == s else "bigger as A") if judge else r
+        for left, s, r in zip(rows["left"], rows["small"], rows["rater"])
+    ]
+    combined = [
+        {"prompt_id": p, "small": s, "big": b, **_combine(g, judge)}
+        for (p, s, b), g in rows.groupby(["prompt_id", "small", "big"], sort=False)
+    ]
     return pd.DataFrame(combined, columns=columns)
 
 
@@ -209,13 +217,28 @@ def tallies(table: pd.DataFrame, order: list[str]) -> list[Tally]:
     for (small, big), g in table.groupby(["small", "big"], sort=False):
         labels = g["label"].value_counts()
         count = lambda name: int(labels.get(name, 0))  # noqa: E731, B023 (used within this iteration)
-        out.append(Tally(small, big, count("big"), count("small"), count("tie"), count("bad"), count("identical"),
-                         count("undetermined") + count("one order only")))
+        out.append(
+            Tally(
+                small,
+                big,
+                count("big"),
+                count("small"),
+                count("tie"),
+                count("bad"),
+                count("identical"),
+                count("undetermined") + count("one order only"),
+            )
+        )
     return sorted(out, key=lambda t: (order.index(t.big) - order.index(t.small) > 1, order.index(t.small)))
 
 
-def decide(table: pd.DataFrame, order: list[str], margin: float, tiers: list[list[str]] | None = None,
-           baseline: str | None = None) -> LadderTest | None:
+def decide(
+    table: pd.DataFrame,
+    order: list[str],
+    margin: float,
+    tiers: list[list[str]] | None = None,
+    baseline: str | None = None,
+) -> LadderTest | None:
     """The preference rule against the baseline (default: the largest rung); None when nothing was judged
     against it. tiers: `order` in tiers of equal size (default: every rung its own)."""
     baseline = baseline if baseline in order else order[-1]
@@ -318,8 +341,9 @@ def agreement(one: pd.DataFrame, other: pd.DataFrame) -> Agreement:
     value = kappa(both["outcome_x"], both["outcome_y"], [-1.0, 0.0, 1.0]) if len(both) else float("nan")
     if np.isnan(value):
         return Agreement(value, float("nan"), len(both))
-    counts = pd.crosstab(both["outcome_x"], both["outcome_y"]).reindex(index=[-1.0, 0.0, 1.0], columns=[-1.0, 0.0, 1.0],
-                                                                        fill_value=0)
+    counts = pd.crosstab(both["outcome_x"], both["outcome_y"]).reindex(
+        index=[-1.0, 0.0, 1.0], columns=[-1.0, 0.0, 1.0], fill_value=0
+    )
     with warnings.catch_warnings():  # its z test of kappa = 0 divides by zero at perfect agreement; unused here
         warnings.simplefilter("ignore", RuntimeWarning)
         result = cohens_kappa(counts.to_numpy())
@@ -339,11 +363,12 @@ def human_agreement(fr, order: list[str]) -> list[tuple[str, str, float, int]]:
     raters = sorted(set(rows["rater"]))
     out = []
     for i, first in enumerate(raters):
-        for second in raters[i + 1:]:
+        for second in raters[i + 1 :]:
             both = rows[rows["rater"] == first].merge(rows[rows["rater"] == second], on=["prompt_id", "small", "big"])
             if len(both):
-                out.append((first, second, kappa(both["label_x"], both["label_y"], ["big", "small", "tie", "bad"]),
-                            len(both)))
+                out.append(
+                    (first, second, kappa(both["label_x"], both["label_y"], ["big", "small", "tie", "bad"]), len(both))
+                )
     return out
 
 
@@ -364,9 +389,15 @@ def analyse(fr, order: list[str], margin: float, baseline: str | None = None) ->
             continue
         if source == HUMAN:
             human_table = table
-        results.append(Preference(
-            source, table, tallies(table, order), decide(table, order, margin, tiers, baseline),
-            bradley_terry(table, order),
-            consistency(mine, order) if judge else None,
-            agreement(table, human_table) if judge and human_table is not None else None))
+        results.append(
+            Preference(
+                source,
+                table,
+                tallies(table, order),
+                decide(table, order, margin, tiers, baseline),
+                bradley_terry(table, order),
+                consistency(mine, order) if judge else None,
+                agreement(table, human_table) if judge and human_table is not None else None,
+            )
+        )
     return results

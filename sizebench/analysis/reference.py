@@ -12,12 +12,14 @@ from pathlib import Path
 import pandas as pd
 
 CARD = Path(__file__).parent / "reference" / "dolly_card.csv"
-SOURCE_NOTE = ("Published values: the \"Benchmark Metrics\" table of the databricks/dolly-v2-12b model card "
-               "(lm-evaluation-harness). The card names no metric: comparing its Pythia rows with Pythia's own "
-               "zero-shot results shows `acc_norm` for openbookqa, arc_easy, arc_challenge, hellaswag and piqa, "
-               "and `acc` for winogrande and boolq (evidence in sizebench/analysis/reference/dolly_card.csv); each row "
-               "compares the same metric. The card does not state few-shot counts; they are read as zero-shot, "
-               "so compare with zero-shot runs (`--num-fewshot 0`).")
+SOURCE_NOTE = (
+    'Published values: the "Benchmark Metrics" table of the databricks/dolly-v2-12b model card '
+    "(lm-evaluation-harness). The card names no metric: comparing its Pythia rows with Pythia's own "
+    "zero-shot results shows `acc_norm` for openbookqa, arc_easy, arc_challenge, hellaswag and piqa, "
+    "and `acc` for winogrande and boolq (evidence in sizebench/analysis/reference/dolly_card.csv); each row "
+    "compares the same metric. The card does not state few-shot counts; they are read as zero-shot, "
+    "so compare with zero-shot runs (`--num-fewshot 0`)."
+)
 
 
 def published() -> pd.DataFrame:

@@ -59,6 +59,16 @@ def fits(fr: Frames, outcomes: Outcomes) -> tuple[list[Fit], dict[str, int]]:
         x = [math.log10(p) for _, p in rungs]
         y = [float(outcomes.table[m].mean()) for m, _ in rungs]
         line = linregress(x, y)
-        done.append(Fit(family, [m for m, _ in rungs], [p for _, p in rungs], y, float(line.slope),
-                        float(line.stderr), float(line.intercept), float(line.rvalue ** 2)))
+        done.append(
+            Fit(
+                family,
+                [m for m, _ in rungs],
+                [p for _, p in rungs],
+                y,
+                float(line.slope),
+                float(line.stderr),
+                float(line.intercept),
+                float(line.rvalue**2),
+            )
+        )
     return done, too_few

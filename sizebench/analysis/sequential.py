@@ -18,7 +18,7 @@ DECIDED = "decided"
 
 
 def answer(run_dir: Path, task: str, done: int, settings) -> str:
-    """"go", or why the baseline stops on `task` after `done` items (settings: the run's EvalSettings)."""
+    """ "go", or why the baseline stops on `task` after `done` items (settings: the run's EvalSettings)."""
     fr = frames.load([run_dir])
     if settings.max_items is not None and done >= settings.max_items:
         return f"--max-items {settings.max_items}"

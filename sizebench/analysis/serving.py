@@ -68,7 +68,11 @@ def percentiles(values: list[float], requests: int | None = None) -> dict:
 
 
 def tpot(row) -> float | None:
-    if row["ttft_s"] is None or (isinstance(row["ttft_s"], float) and math.isnan(row["ttft_s"])) or row["output_tokens"] < 2:
+    if (
+        row["ttft_s"] is None
+        or (isinstance(row["ttft_s"], float) and math.isnan(row["ttft_s"]))
+        or row["output_tokens"] < 2
+    ):
         return None
     return (row["e2e_s"] - row["ttft_s"]) / (row["output_tokens"] - 1)
 
@@ -86,21 +90,42 @@ def levels(fr: Frames) -> list[Level]:
         return []
     out = []
     for _, level in done.iterrows():
-        mine = requests[(requests["model"] == level["model"]) & (requests["mode"] == level["mode"])
-                        & (requests["load"] == level["load"]) & (requests["attempt"] == level["attempt"])]
+        mine = requests[
+            (requests["model"] == level["model"])
+            & (requests["mode"] == level["mode"])
+            & (requests["load"] == level["load"])
+            & (requests["attempt"] == level["attempt"])
+        ]
         rows = [r for _, r in mine.iterrows()]
         ok = [r for r in rows if r["error"] is None or (isinstance(r["error"], float) and math.isnan(r["error"]))]
         wall = float(level["wall_s"]) or float("nan")
         slo = dict(level["slo"]) if isinstance(level["slo"], dict) else {}
         met = sum(meets(r, slo) for r in rows) if slo else None
-        stats = {"ttft": percentiles([r["ttft_s"] for r in ok]), "tpot": percentiles([tpot(r) for r in ok]),
-                 "itl": percentiles([g for r in ok for g in (r["itl_s"] or [])], len(ok)),
-                 "e2e": percentiles([r["e2e_s"] for r in ok])}
+        stats = {
+            "ttft": percentiles([r["ttft_s"] for r in ok]),
+            "tpot": percentiles([tpot(r) for r in ok]),
+            "itl": percentiles([g for r in ok for g in (r["itl_s"] or [])], len(ok)),
+            "e2e": percentiles([r["e2e_s"] for r in ok]),
+        }
         behind = level.get("behind_s")
-        out.append(Level(level["model"], level["mode"], float(level["load"]), len(rows), len(rows) - len(ok), wall,
-                         len(ok) / wall, sum(int(r["output_tokens"]) for r in ok) / wall, stats,
-                         met / wall if slo else None, met / len(rows) if slo and rows else None, level["serving"], slo,
-                         None if behind is None or pd.isna(behind) else float(behind)))
+        out.append(
+            Level(
+                level["model"],
+                level["mode"],
+                float(level["load"]),
+                len(rows),
+                len(rows) - len(ok),
+                wall,
+                len(ok) / wall,
+                sum(int(r["output_tokens"]) for r in ok) / wall,
+                stats,
+                met / wall if slo else None,
+                met / len(rows) if slo and rows else None,
+                level["serving"],
+                slo,
+                None if behind is None or pd.isna(behind) else float(behind),
+            )
+        )
     return out
 
 

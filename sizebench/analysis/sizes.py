@@ -63,7 +63,12 @@ class SizeAxis:
         """`models` (smallest first) in tiers of equal size, smallest first, each keeping the given order."""
         out: list[list[str]] = []
         for m in models:
-            if out and m in self.values and out[-1][0] in self.values and equal(self.values[m], self.values[out[-1][0]]):
+            if (
+                out
+                and m in self.values
+                and out[-1][0] in self.values
+                and equal(self.values[m], self.values[out[-1][0]])
+            ):
                 out[-1].append(m)
             else:
                 out.append([m])
@@ -124,11 +129,15 @@ def axis(fr: Frames) -> SizeAxis:
     values = {m: float(loads.loc[m, column]) for m in ids if not pd.isna(loads.loc[m, column])}
     planned = list(dict.fromkeys(fr.models["model"])) if not fr.models.empty else []
     position = {m: (planned.index(m) if m in planned else len(planned)) for m in values}
-    bits = {m: float(loads.loc[m, "weights_mem_mb"]) * 2 ** 23 / float(loads.loc[m, "params"]) for m in values
-            if "weights_mem_mb" in loads and not pd.isna(loads.loc[m, "weights_mem_mb"])
-            and not pd.isna(loads.loc[m, "params"]) and loads.loc[m, "params"] > 0}
-    return SizeAxis(column, label, values, _tiers_in_plan_order(sorted(values, key=values.get), values, position),
-                    bits)
+    bits = {
+        m: float(loads.loc[m, "weights_mem_mb"]) * 2**23 / float(loads.loc[m, "params"])
+        for m in values
+        if "weights_mem_mb" in loads
+        and not pd.isna(loads.loc[m, "weights_mem_mb"])
+        and not pd.isna(loads.loc[m, "params"])
+        and loads.loc[m, "params"] > 0
+    }
+    return SizeAxis(column, label, values, _tiers_in_plan_order(sorted(values, key=values.get), values, position), bits)
 
 
 def _tiers_in_plan_order(order: list[str], values: dict[str, float], position: dict[str, int]) -> list[str]:

@@ -121,14 +121,23 @@ def outcome_sets(fr: Frames, order: list[str]) -> list[Outcomes]:
         for task in sorted(items["task"].unique()):
             rows = items[items["task"] == task]
             last = rows.drop_duplicates("model", keep="last").set_index("model")[["run_id", "attempt"]]
-            rows = rows[[(r, a) == tuple(last.loc[m]) for m, r, a in zip(rows["model"], rows["run_id"], rows["attempt"])]]
+            rows = rows[
+                [(r, a) == tuple(last.loc[m]) for m, r, a in zip(rows["model"], rows["run_id"], rows["attempt"])]
+            ]
             models = [m for m in order if m in set(rows["model"])]  # each model's last attempt: its chunks, if chunked
             scores = {m: [r for r in rows.loc[rows["model"] == m, "scores"]] for m in models}
             metric = next((k for k in METRICS if all(all(k in (s or {}) for s in scores[m]) for m in models)), None)
             if metric is None or not models:
                 continue
-            columns = {m: pd.concat([pd.Series(s[metric], index=d, dtype=float) for s, d in
-                                     zip(scores[m], rows.loc[rows["model"] == m, "doc_ids"])]) for m in models}
+            columns = {
+                m: pd.concat(
+                    [
+                        pd.Series(s[metric], index=d, dtype=float)
+                        for s, d in zip(scores[m], rows.loc[rows["model"] == m, "doc_ids"])
+                    ]
+                )
+                for m in models
+            }
             columns = {m: c[~c.index.duplicated(keep="last")] for m, c in columns.items()}  # chunks: one row each
             table = pd.DataFrame(columns).dropna().sort_index()
             chunked, drawn = _chunked(fr, task)
@@ -172,8 +181,9 @@ def _binary(table: pd.DataFrame) -> bool:
     return not table.empty and bool(table.isin([0, 1]).all().all())
 
 
-def decide(outcomes: Outcomes, margin: float, size_axis: SizeAxis | None = None,
-           baseline: str | None = None) -> Verdict | None:
+def decide(
+    outcomes: Outcomes, margin: float, size_axis: SizeAxis | None = None, baseline: str | None = None
+) -> Verdict | None:
     """The verdict for one benchmark; None with fewer than two models (nothing to compare).
 
     The table's columns are smallest first; without `size_axis` every column is its own size. `baseline`:
@@ -187,8 +197,11 @@ def decide(outcomes: Outcomes, margin: float, size_axis: SizeAxis | None = None,
     tiers = size_axis.tiers(models) if size_axis else [[m] for m in models]
     chunked = outcomes.chunked
     if baseline not in models:
-        baseline = chunked.model if chunked and chunked.model in models else (
-            size_axis.baseline(models) if size_axis else models[-1])
+        baseline = (
+            chunked.model
+            if chunked and chunked.model in models
+            else (size_axis.baseline(models) if size_axis else models[-1])
+        )
     vs_baseline = {m: paired.compare(table[baseline], table[m]) for m in models if m != baseline}
     sequences, p = {}, None
     if chunked is not None:  # the items were drawn until decided: the confidence sequence, not Tango's interval
@@ -196,10 +209,13 @@ def decide(outcomes: Outcomes, margin: float, size_axis: SizeAxis | None = None,
         vs_baseline = {m: replace(r, low=sequences[m].low, high=sequences[m].high) for m, r in vs_baseline.items()}
         p = {m: s.p_within for m, s in sequences.items()}
     test = fixed_sequence.test(tiers, baseline, vs_baseline, margin, p)
-    steps = [Step(small, big, paired.compare(table[big], table[small]), bool(size_axis) and big in size_axis.tier(small))
-             for small, big in zip(models, models[1:])]
-    needed = {m: paired.items_needed(vs_baseline[m].a_only, vs_baseline[m].b_only, len(table), margin)
-              for m in test.undecided}
+    steps = [
+        Step(small, big, paired.compare(table[big], table[small]), bool(size_axis) and big in size_axis.tier(small))
+        for small, big in zip(models, models[1:])
+    ]
+    needed = {
+        m: paired.items_needed(vs_baseline[m].a_only, vs_baseline[m].b_only, len(table), margin) for m in test.undecided
+    }
     return Verdict(outcomes, best, test, steps, needed, sequences)
 
 
@@ -229,8 +245,12 @@ def flips(fr: Frames, outcomes: Outcomes, small: str, big: str, limit: int = 10)
     big_only = table.index[(table[big] == 1) & (table[small] == 0)]
     small_only = table.index[(table[big] == 0) & (table[small] == 1)]
     describe = _describer(fr, outcomes, small, big)
-    return (len(big_only), len(small_only), [describe(k) for k in big_only[:limit]],
-            [describe(k) for k in small_only[:limit]])
+    return (
+        len(big_only),
+        len(small_only),
+        [describe(k) for k in big_only[:limit]],
+        [describe(k) for k in small_only[:limit]],
+    )
 
 
 def _describer(fr: Frames, outcomes: Outcomes, small: str, big: str):
@@ -240,8 +260,13 @@ def _describer(fr: Frames, outcomes: Outcomes, small: str, big: str):
         def prompt_flip(key) -> Flip:
             row = prompts.loc[(small, key)]
             expected = row["expected"]
-            return Flip(str(row["prompt"]), " / ".join(expected) if isinstance(expected, list) else "",
-                        str(row["answer"]), str(prompts.loc[(big, key), "answer"]))
+            return Flip(
+                str(row["prompt"]),
+                " / ".join(expected) if isinstance(expected, list) else "",
+                str(row["answer"]),
+                str(prompts.loc[(big, key), "answer"]),
+            )
+
         return prompt_flip
     texts = fr["item_text"]
     text = texts[texts["task"] == outcomes.name].drop_duplicates("task", keep="last") if not texts.empty else texts
@@ -266,4 +291,5 @@ def _describer(fr: Frames, outcomes: Outcomes, small: str, big: str):
     def task_flip(doc) -> Flip:
         question, choices, target = by_doc.get(doc, (f"item {doc} (text not stored)", [], ""))
         return Flip(question, target, answer(small, doc, choices), answer(big, doc, choices))
+
     return task_flip

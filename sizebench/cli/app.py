@@ -13,8 +13,12 @@ from typer.exceptions import TyperException
 from sizebench.errors import SizebenchError
 
 _python_warning = warnings.formatwarning
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
-                  help="Compare language models of different sizes: answers, accuracy, latency, memory.")
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    help="Compare language models of different sizes: answers, accuracy, latency, memory.",
+)
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False)
 
@@ -57,6 +61,10 @@ def main() -> None:
     except Exception as exc:  # a bug of ours: still one line, the traceback behind --debug
         if debug:
             raise
-        err.print(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
-                  highlight=False, markup=False, soft_wrap=True)
+        err.print(
+            f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
         sys.exit(1)

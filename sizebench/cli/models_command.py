@@ -17,10 +17,17 @@ def models(models: str = typer.Option("offline,all", "--models", "-m", help="Wha
         table.add_column(column, overflow="fold")
     for spec in resolve(models):
         ok, where = availability(spec)
-        table.add_row(spec.name, spec.family, f"{spec.params:,}" if spec.params else "?",
-                      f"{spec.params_non_embedding:,}" if spec.params_non_embedding else "-",
-                      f"{spec.source}: {spec.location}", spec.revision or "", spec.prompt_format, spec.precision or spec.dtype,
-                      f"[green]yes[/] ({where})" if ok else f"[red]no[/] ({where})")
+        table.add_row(
+            spec.name,
+            spec.family,
+            f"{spec.params:,}" if spec.params else "?",
+            f"{spec.params_non_embedding:,}" if spec.params_non_embedding else "-",
+            f"{spec.source}: {spec.location}",
+            spec.revision or "",
+            spec.prompt_format,
+            spec.precision or spec.dtype,
+            f"[green]yes[/] ({where})" if ok else f"[red]no[/] ({where})",
+        )
     out.print(table)
     from sizebench import engines
 
@@ -29,7 +36,9 @@ def models(models: str = typer.Option("offline,all", "--models", "-m", help="Wha
         kinds.add_column(column, overflow="fold")
     for name in engines.names():
         engine = engines.get(name)
-        kinds.add_row(name, ", ".join(f"{t} ({words})" for t, words in engine.types().items()),
-                      engine.default_type or "as distributed (transformers: the run's --dtype)")
+        kinds.add_row(
+            name,
+            ", ".join(f"{t} ({words})" for t, words in engine.types().items()),
+            engine.default_type or "as distributed (transformers: the run's --dtype)",
+        )
     out.print(kinds)
-

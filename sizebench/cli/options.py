@@ -20,16 +20,37 @@ from sizebench.specs.settings import PROMPTS
 from sizebench.stages import STAGES
 
 # Options that are no plan field: they choose the models with --models, or say where a run's files go.
-ENGINES = Flag(("--engines",), default=DEFAULT_ENGINE, help="Comma list of engines each model without an ENGINE: "
-               "prefix runs on, at its default type: transformers,llama.cpp.")
-WEIGHTS = Flag(("--weights",), stage=PROMPTS, default="real", help="real | random: random weights built from each "
-               "model's config (no download), a cost-only rung: load, memory and speed; the prompt suite, throughput "
-               "batch and load sweep run, tasks and agreement do not, and answers are never scored.")
-RESULTS = Flag(("--results",), resume=True, default="results", help="Folder of runs (results/runs/<id>) and the report.")
-REPORT = Flag(("--report",), resume=True, default="report.md", help="File name of the report in --results (plots of "
-              "another name than report.md take its stem as prefix, so two reports keep their own).")
-RESUME = Flag(("--resume",), resume=True, default=None, metavar="RUN", help="Continue this run id with its own "
-              "settings; finished stages are kept.")
+ENGINES = Flag(
+    ("--engines",),
+    default=DEFAULT_ENGINE,
+    help="Comma list of engines each model without an ENGINE: "
+    "prefix runs on, at its default type: transformers,llama.cpp.",
+)
+WEIGHTS = Flag(
+    ("--weights",),
+    stage=PROMPTS,
+    default="real",
+    help="real | random: random weights built from each "
+    "model's config (no download), a cost-only rung: load, memory and speed; the prompt suite, throughput "
+    "batch and load sweep run, tasks and agreement do not, and answers are never scored.",
+)
+RESULTS = Flag(
+    ("--results",), resume=True, default="results", help="Folder of runs (results/runs/<id>) and the report."
+)
+REPORT = Flag(
+    ("--report",),
+    resume=True,
+    default="report.md",
+    help="File name of the report in --results (plots of "
+    "another name than report.md take its stem as prefix, so two reports keep their own).",
+)
+RESUME = Flag(
+    ("--resume",),
+    resume=True,
+    default=None,
+    metavar="RUN",
+    help="Continue this run id with its own settings; finished stages are kept.",
+)
 NOT_IN_PLAN = (ENGINES, WEIGHTS, RESULTS, REPORT, RESUME)
 GIVEN = ("COMMANDLINE", "ENVIRONMENT")  # click's sources of a value the user gave
 
@@ -99,8 +120,11 @@ def options(command: str) -> list[Option]:
 
 def _offered_by(option: Option, command: str) -> bool:
     """A flag fields share is offered where any of their stages runs."""
-    return any(offered(flag_of(_field(p)), command) for p in option.paths) if option.paths else \
-        offered(option.flag, command)
+    return (
+        any(offered(flag_of(_field(p)), command) for p in option.paths)
+        if option.paths
+        else offered(option.flag, command)
+    )
 
 
 def _field(path: tuple[str, ...]):
@@ -160,8 +184,7 @@ def plan_of(command: str, values: dict, stages: tuple[str, ...]) -> RunPlan:
         if option.paths:
             result = value(option, values[option.flag.param])
             given.update({path: result for path in option.paths if result is not UNSET})
-    given[("models",)] = resolve_models(values["models"], values["engines"],
-                                        values.get("weights", WEIGHTS.default))
+    given[("models",)] = resolve_models(values["models"], values["engines"], values.get("weights", WEIGHTS.default))
     given[("stages",)] = stages
     plan = _make(RunPlan, (), given)
     return replace(plan, gen=plan.gen.with_preset(plan.gen.preset))
@@ -189,8 +212,10 @@ def refuse_changes(ctx: typer.Context, command: str) -> None:
     refused = [o.flag.name for o in chosen if not o.flag.resume and _source(ctx, o) == "COMMANDLINE"]
     if refused:
         taken = ", ".join(o.flag.name for o in chosen if o.flag.resume and o.flag is not RESUME)
-        raise SizebenchError(f"--resume continues the run with the settings it started with; {', '.join(refused)} "
-                             f"cannot change them (with --resume: {taken})")
+        raise SizebenchError(
+            f"--resume continues the run with the settings it started with; {', '.join(refused)} "
+            f"cannot change them (with --resume: {taken})"
+        )
 
 
 def resumed(plan: RunPlan, ctx: typer.Context, values: dict, command: str) -> RunPlan:

@@ -21,8 +21,15 @@ from sizebench.errors import SizebenchError
 def register(command: str, help: str) -> None:
     chosen = options.options(command)
     params = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)]
-    params += [inspect.Parameter(o.flag.param, inspect.Parameter.KEYWORD_ONLY, annotation=o.annotation,
-                                 default=options.typer_option(o, command)) for o in chosen]
+    params += [
+        inspect.Parameter(
+            o.flag.param,
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=o.annotation,
+            default=options.typer_option(o, command),
+        )
+        for o in chosen
+    ]
 
     def run_command(ctx: typer.Context, **values) -> None:
         run(command, ctx, values)
@@ -45,11 +52,17 @@ def run(command: str, ctx: typer.Context, values: dict) -> None:
         try:
             plan = RunPlan.from_dict(store.meta()["plan"])
         except (ValueError, TypeError, KeyError, AttributeError) as exc:  # a foreign or damaged run.json
-            raise SizebenchError(f"{store.dir / 'run.json'} holds no plan this sizebench reads: "
-                                 f"{type(exc).__name__}: {str(exc)[:200]}") from None
+            raise SizebenchError(
+                f"{store.dir / 'run.json'} holds no plan this sizebench reads: {type(exc).__name__}: {str(exc)[:200]}"
+            ) from None
         plan = checked(options.resumed(plan, ctx, values, command))  # run.json may come from anywhere
-        err.print(f"resuming run {store.run_id}; its run.json decides what runs:\n{plan.describe()}", highlight=False,
-                  markup=False, emoji=False, soft_wrap=True)
+        err.print(
+            f"resuming run {store.run_id}; its run.json decides what runs:\n{plan.describe()}",
+            highlight=False,
+            markup=False,
+            emoji=False,
+            soft_wrap=True,
+        )
     else:
         plan = options.plan_of(command, values, stages.of_command(command))
         plan = checked(replace(plan, stages=tuple(s.name for s in stages.chosen(plan.stages) if s.wanted(plan))))
@@ -59,15 +72,24 @@ def run(command: str, ctx: typer.Context, values: dict) -> None:
         outcome = runner.execute(plan, store, err)
         published = publish(plan, store, results, report_name)
     if outcome.unavailable:
-        err.print(f"unavailable here: {', '.join(outcome.unavailable)} (not an error; reason and remedy above)",
-                  highlight=False, soft_wrap=True)
+        err.print(
+            f"unavailable here: {', '.join(outcome.unavailable)} (not an error; reason and remedy above)",
+            highlight=False,
+            soft_wrap=True,
+        )
     if outcome.interrupted:
-        err.print(f"interrupted by {signal.Signals(outcome.signum).name}: resume with "
-                  f"`sizebench {command} --resume {store.run_id}`", highlight=False)
+        err.print(
+            f"interrupted by {signal.Signals(outcome.signum).name}: resume with "
+            f"`sizebench {command} --resume {store.run_id}`",
+            highlight=False,
+        )
     elif outcome.failed:
         where = "the report" if published else "the lines above"
-        err.print(f"failed: {', '.join(outcome.failed)} (reasons in {where}); "
-                  f"retry them with `sizebench {command} --resume {store.run_id}`", highlight=False)
+        err.print(
+            f"failed: {', '.join(outcome.failed)} (reasons in {where}); "
+            f"retry them with `sizebench {command} --resume {store.run_id}`",
+            highlight=False,
+        )
     raise typer.Exit(outcome.exit_code)
 
 
@@ -75,8 +97,12 @@ def publish(plan, store, results: Path, report_name: str) -> bool:
     from sizebench import report
 
     if not any(r["kind"] == "load" for r in store.records()):  # a report of nothing would replace a good one
-        err.print(f"no model ran in run {store.run_id} (each was unavailable or failed before loading, reasons "
-                  f"above); {results / report_name} was left as it was", highlight=False, soft_wrap=True)
+        err.print(
+            f"no model ran in run {store.run_id} (each was unavailable or failed before loading, reasons "
+            f"above); {results / report_name} was left as it was",
+            highlight=False,
+            soft_wrap=True,
+        )
         return False
     report.publish([store.dir], results, out, margin=plan.eval.margin, name=report_name, baseline=plan.eval.baseline)
     return True

@@ -76,8 +76,13 @@ class Session(ABC):
         """Tokens the model attends to, where it says."""
 
     @abstractmethod
-    def generate(self, rendered: "Rendered", settings: "GenSettings", max_new_tokens: int | None = None,
-                 meter: "Meter | None" = None) -> Generation:
+    def generate(
+        self,
+        rendered: "Rendered",
+        settings: "GenSettings",
+        max_new_tokens: int | None = None,
+        meter: "Meter | None" = None,
+    ) -> Generation:
         """One timed generation; `meter` counts the energy of the generation itself only."""
 
     @abstractmethod
@@ -156,8 +161,9 @@ class Batching(ABC):
     --batch-size asks. A session without it measures single streams only."""
 
     @abstractmethod
-    def batched_throughput(self, prompts: tuple["Prompt", ...], settings: "GenSettings", attempt: str,
-                           single: list["PromptRecord"]) -> "ThroughputRecord":
+    def batched_throughput(
+        self, prompts: tuple["Prompt", ...], settings: "GenSettings", attempt: str, single: list["PromptRecord"]
+    ) -> "ThroughputRecord":
         """Aggregate tokens/s of `prompts` in batches of settings.batch_size, beside the single-stream
         records `single` of the same prompts."""
 

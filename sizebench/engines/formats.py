@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DOLLY_INTRO = ("Below is an instruction that describes a task. "
-               "Write a response that appropriately completes the request.")
+DOLLY_INTRO = (
+    "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+)
 DOLLY_END = "### End"
 
 
@@ -27,8 +28,9 @@ def dolly(instruction: str, context: str | None = None) -> Rendered:
 
 def chat(instruction: str, context: str | None, tokenizer) -> Rendered:
     content = f"{instruction}\n\n{context}" if context else instruction
-    text = tokenizer.apply_chat_template([{"role": "user", "content": content}],
-                                         tokenize=False, add_generation_prompt=True)
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+    )
     return Rendered(text, (), False)
 
 

@@ -27,8 +27,10 @@ def run_items(store: RunStore) -> list[pairs.Item]:
     fr = frames.load([store.dir])
     order = pairs.ladder(fr)
     if len(order) < 2:
-        raise SizebenchError(f"run {store.run_id} has prompt answers from {len(order)} model(s); judging compares "
-                             f"two or more (run `sizebench compare` with several models)")
+        raise SizebenchError(
+            f"run {store.run_id} has prompt answers from {len(order)} model(s); judging compares "
+            f"two or more (run `sizebench compare` with several models)"
+        )
     return pairs.items(fr)
 
 
@@ -46,9 +48,14 @@ def judge_with_model(store: RunStore, expression: str, settings, console: Consol
     engines.get(spec.engine).check(spec, resolve_device(settings.device))
     items = run_items(store)
     rung = spec.name in pairs.ladder(frames.load([store.dir]))
-    err.print(f"judge {spec.name}" + (" (itself one of the run's rungs)" if rung else "") +
-              f": {sum(not i.identical for i in items)} pairs of answers, each in both orders; "
-              f"{sum(i.identical for i in items)} identical pairs are ties", highlight=False, soft_wrap=True)
+    err.print(
+        f"judge {spec.name}"
+        + (" (itself one of the run's rungs)" if rung else "")
+        + f": {sum(not i.identical for i in items)} pairs of answers, each in both orders; "
+        f"{sum(i.identical for i in items)} identical pairs are ties",
+        highlight=False,
+        soft_wrap=True,
+    )
     with stopped_cleanly(err, "judgements"):
         try:
             stored = llm_judge.run(store, items, spec, settings, err)
@@ -57,23 +64,40 @@ def judge_with_model(store: RunStore, expression: str, settings, console: Consol
 
             err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
             raise typer.Exit(1) from None
-    console.print(f"{stored} judgements by {spec.name} stored in run {store.run_id}; "
-                  f"`sizebench report {store.run_id}` renders them", highlight=False, soft_wrap=True)
+    console.print(
+        f"{stored} judgements by {spec.name} stored in run {store.run_id}; "
+        f"`sizebench report {store.run_id}` renders them",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
-def serve_page(store: RunStore, host: str, port: int, open_browser: bool, console: Console, err: Console,
-               allow_remote: bool = False) -> None:
+def serve_page(
+    store: RunStore,
+    host: str,
+    port: int,
+    open_browser: bool,
+    console: Console,
+    err: Console,
+    allow_remote: bool = False,
+) -> None:
     from sizebench.judging.screens import Judging
     from sizebench.judging.server import JudgingServer
 
     if not 0 <= port <= 65535:
         raise SizebenchError(f"--port must be 0 (any free port) to 65535, not {port}")
     if not _loopback(host) and not allow_remote:
-        raise SizebenchError(f"--host {host} is not this machine's loopback: over plain HTTP anyone on that network "
-                             f"who sees the token can vote; add --allow-remote to serve it there anyway")
+        raise SizebenchError(
+            f"--host {host} is not this machine's loopback: over plain HTTP anyone on that network "
+            f"who sees the token can vote; add --allow-remote to serve it there anyway"
+        )
     if not _loopback(host):
-        err.print(f"warning: the judging page listens on {host} over plain HTTP (--allow-remote); anyone there who "
-                  f"sees the token can vote", highlight=False, soft_wrap=True)
+        err.print(
+            f"warning: the judging page listens on {host} over plain HTTP (--allow-remote); anyone there who "
+            f"sees the token can vote",
+            highlight=False,
+            soft_wrap=True,
+        )
     with page_lock(store):
         judging = Judging(store, run_items(store))
         new = judging.record_identical()
@@ -82,9 +106,14 @@ def serve_page(store: RunStore, host: str, port: int, open_browser: bool, consol
         except (OSError, OverflowError) as exc:
             raise SizebenchError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from exc
         try:
-            err.print(f"run {store.run_id}: {len(judging.shown)} screens to judge; {len(judging.identical)} identical "
-                      f"answers counted as ties" + (f" ({new} recorded now)" if new else "")
-                      + "; stop with Ctrl-C, start again to resume", highlight=False, soft_wrap=True)
+            err.print(
+                f"run {store.run_id}: {len(judging.shown)} screens to judge; {len(judging.identical)} identical "
+                f"answers counted as ties"
+                + (f" ({new} recorded now)" if new else "")
+                + "; stop with Ctrl-C, start again to resume",
+                highlight=False,
+                soft_wrap=True,
+            )
             console.print(f"judging page: {server.url}", highlight=False, soft_wrap=True)
             sys.stdout.flush()
             with stopped_cleanly(err, "votes"), opened_in_browser(server.url, open_browser):
@@ -100,16 +129,18 @@ def page_lock(store: RunStore):
     try:
         handle = path.open("a+")
     except OSError as exc:
-        raise SizebenchError(f"cannot write {path}: {exc.strerror or exc}; the page stores votes in the run folder") \
-            from None
+        raise SizebenchError(
+            f"cannot write {path}: {exc.strerror or exc}; the page stores votes in the run folder"
+        ) from None
     with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when this process ends, however
         except OSError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
-            raise SizebenchError(f"run {store.run_id} already has a judging page ({holder}); use that page, or stop "
-                                 f"it first") from None
+            raise SizebenchError(
+                f"run {store.run_id} already has a judging page ({holder}); use that page, or stop it first"
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()}")
@@ -128,8 +159,10 @@ def opened_in_browser(url: str, wanted: bool):
     try:
         target = html.escape(url, quote=True)
         with os.fdopen(handle, "w", encoding="utf-8") as page:
-            page.write(f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url={target}">'
-                       f'<title>sizebench judge</title><p><a href="{target}">Open the judging page</a></p>\n')
+            page.write(
+                f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url={target}">'
+                f'<title>sizebench judge</title><p><a href="{target}">Open the judging page</a></p>\n'
+            )
         webbrowser.open(Path(name).as_uri())
         yield
     finally:
@@ -146,8 +179,10 @@ def stopped_cleanly(err: Console, what: str):
             yield
     except KeyboardInterrupt as exc:
         signum = supervise.signum_of(exc)
-        err.print(f"stopped by {signal.Signals(signum).name}; the {what} made so far are stored, start again to "
-                  "resume", highlight=False)
+        err.print(
+            f"stopped by {signal.Signals(signum).name}; the {what} made so far are stored, start again to resume",
+            highlight=False,
+        )
         raise typer.Exit(128 + signum) from None
 
 

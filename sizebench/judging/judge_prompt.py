@@ -10,12 +10,14 @@ from __future__ import annotations
 
 REPLIES = {"A": "A", "B": "B", "tie": "tie"}
 
-TEMPLATE = ("You are judging two answers to the same request. Decide which answer is more helpful, correct "
-            "and clear. Do not prefer an answer for its position or its length.\n\n"
-            "Request:\n{prompt}\n{passage}\n"
-            "Answer A:\n{a}\n\n"
-            "Answer B:\n{b}\n\n"
-            "Which answer is better? Reply with exactly one of: A, B, tie.")
+TEMPLATE = (
+    "You are judging two answers to the same request. Decide which answer is more helpful, correct "
+    "and clear. Do not prefer an answer for its position or its length.\n\n"
+    "Request:\n{prompt}\n{passage}\n"
+    "Answer A:\n{a}\n\n"
+    "Answer B:\n{b}\n\n"
+    "Which answer is better? Reply with exactly one of: A, B, tie."
+)
 
 
 def text(prompt: str, context: str | None, a: str, b: str) -> str:

@@ -61,10 +61,26 @@ def judge(spec: ModelSpec, job: Job, store: RunStore) -> None:
                 event(Event("too_long", screen=j["screen"], tokens=session.prompt_tokens(rendered), window=window))
                 continue
             replies = judge_prompt.continuations(rendered.text)
-            requests = [Instance("loglikelihood", {}, (rendered.text, reply), i) for i, reply in enumerate(replies.values())]
-            lls = {choice: round(float(ll), 4) for choice, (ll, _) in zip(replies, lm.loglikelihood(requests, disable_tqdm=True))}
-            store.append(VoteRecord(source, VOTES, j["screen"], j["prompt_id"], j["left"], j["right"],
-                                    judge_prompt.choose(lls), spec.name, raw={"loglikelihood": lls}))
+            requests = [
+                Instance("loglikelihood", {}, (rendered.text, reply), i) for i, reply in enumerate(replies.values())
+            ]
+            lls = {
+                choice: round(float(ll), 4)
+                for choice, (ll, _) in zip(replies, lm.loglikelihood(requests, disable_tqdm=True))
+            }
+            store.append(
+                VoteRecord(
+                    source,
+                    VOTES,
+                    j["screen"],
+                    j["prompt_id"],
+                    j["left"],
+                    j["right"],
+                    judge_prompt.choose(lls),
+                    spec.name,
+                    raw={"loglikelihood": lls},
+                )
+            )
             event(Event("judging", done=len(judgements) - len(todo) + number, total=len(judgements)))
     finally:
         session.close()  # a launched judge server stops on every way out

@@ -29,7 +29,6 @@ from sizebench.runstore.store import RunStore
 from sizebench.stages.events import Event
 
 
-
 class JudgeFailed(SizebenchError):
     """The judge could not finish (its load or a judgement failed): not a usage error, exit 1."""
 
@@ -51,9 +50,18 @@ def judgements(items: list[Item]) -> list[dict]:
     out = []
     for item in items:
         for left, right in ((item.small, item.big), (item.big, item.small)):
-            out.append({"screen": f"{item.prompt_id}|{left}|{right}", "prompt_id": item.prompt_id, "prompt": item.prompt,
-                        "context": item.context, "left": left, "right": right, "a": item.answer(left),
-                        "b": item.answer(right)})
+            out.append(
+                {
+                    "screen": f"{item.prompt_id}|{left}|{right}",
+                    "prompt_id": item.prompt_id,
+                    "prompt": item.prompt,
+                    "context": item.context,
+                    "left": left,
+                    "right": right,
+                    "a": item.answer(left),
+                    "b": item.answer(right),
+                }
+            )
     return out
 
 
@@ -64,8 +72,9 @@ def run(store: RunStore, items: list[Item], spec: ModelSpec, settings: Settings,
     for item in items:
         screen = f"{item.prompt_id}|{item.small}|{item.big}"
         if item.identical and screen not in stored:
-            store.append(VoteRecord(name, VOTES, screen, item.prompt_id, item.small, item.big, "tie", spec.name,
-                                    identical=True))
+            store.append(
+                VoteRecord(name, VOTES, screen, item.prompt_id, item.small, item.big, "tie", spec.name, identical=True)
+            )
     todo = [j for j in judgements([i for i in items if not i.identical]) if j["screen"] not in stored]
     if not todo:  # all judged before: nothing to load the judge for
         return sum(1 for r in store.records() if r["kind"] == "vote" and r["model"] == name)
@@ -74,8 +83,13 @@ def run(store: RunStore, items: list[Item], spec: ModelSpec, settings: Settings,
         (store.dir / folder).mkdir(exist_ok=True)
     stem = f"judge-{file_key(spec.name)}-{attempt}"
     job_path = store.dir / "jobs" / f"{stem}.json"
-    job = Job(str(store.dir), spec, attempt, LoadSettings(settings.device, settings.dtype, settings.force,
-                                                          threads=settings.threads), judge={"source": name, "judgements": todo})
+    job = Job(
+        str(store.dir),
+        spec,
+        attempt,
+        LoadSettings(settings.device, settings.dtype, settings.force, threads=settings.threads),
+        judge={"source": name, "judgements": todo},
+    )
     job_path.write_text(json.dumps(job.to_dict(), indent=1))
     log_path = store.dir / "logs" / f"{stem}.log"
     failure: list[str] = []
@@ -92,8 +106,9 @@ def run(store: RunStore, items: list[Item], spec: ModelSpec, settings: Settings,
             failure.append(event.reason or "")
 
     with log_path.open("w") as log:
-        proc = supervise.start_worker([sys.executable, "-m", "sizebench.judging.judge_worker", str(job_path)],
-                                      stderr=log)
+        proc = supervise.start_worker(
+            [sys.executable, "-m", "sizebench.judging.judge_worker", str(job_path)], stderr=log
+        )
         try:
             progress.follow(proc, show)
             proc.wait()
@@ -101,8 +116,10 @@ def run(store: RunStore, items: list[Item], spec: ModelSpec, settings: Settings,
             supervise.stop(proc)
             raise
     if too_long:
-        console.print(f"judge {spec.name}: {len(too_long)} judgement(s) longer than its context window, not judged",
-                      highlight=False)
+        console.print(
+            f"judge {spec.name}: {len(too_long)} judgement(s) longer than its context window, not judged",
+            highlight=False,
+        )
     if proc.returncode != 0:
         reason = failure[0] if failure else f"the judge's worker exited with status {proc.returncode} (log: {log_path})"
         raise JudgeFailed(f"judge {spec.name} failed: {reason}; the judgements made so far are stored")

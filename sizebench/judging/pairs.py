@@ -63,8 +63,20 @@ def items(fr: Frames) -> list[Item]:
     per_pair = []
     for small, big in ladder_pairs(order):
         shared = [p for p in prompt_ids if (small, p) in by_key and (big, p) in by_key]
-        per_pair.append([Item(p, str(by_key[(small, p)].prompt), _context(by_key[(small, p)], contexts.get(p)), small,
-                              big, str(by_key[(small, p)].answer), str(by_key[(big, p)].answer)) for p in shared])
+        per_pair.append(
+            [
+                Item(
+                    p,
+                    str(by_key[(small, p)].prompt),
+                    _context(by_key[(small, p)], contexts.get(p)),
+                    small,
+                    big,
+                    str(by_key[(small, p)].answer),
+                    str(by_key[(big, p)].answer),
+                )
+                for p in shared
+            ]
+        )
     return schedule(per_pair)
 
 

@@ -55,8 +55,11 @@ class Judging:
         self.votes: dict[str, dict] = {}  # screen -> the vote record, for votes not undone, in order
         undone = set()
         for r in store.records():
-            if r["kind"] == "vote" and r["model"] == HUMAN and (r["prompt_id"], frozenset((r["left"], r["right"]))) \
-                    in self.by_pair:
+            if (
+                r["kind"] == "vote"
+                and r["model"] == HUMAN
+                and (r["prompt_id"], frozenset((r["left"], r["right"]))) in self.by_pair
+            ):
                 self.votes[r["screen"]] = r
             elif r["kind"] == "vote_undone" and r["model"] == HUMAN:
                 undone.add(r["screen"])
@@ -69,8 +72,19 @@ class Judging:
         recorded = {self._item_of(v).key for v in self.votes.values() if v.get("identical")}
         new = [i for i in self.identical if i.key not in recorded]
         for item in new:
-            self._append(VoteRecord(HUMAN, VOTES, "identical-" + secrets.token_hex(8), item.prompt_id, item.small,
-                                    item.big, "tie", "", identical=True))
+            self._append(
+                VoteRecord(
+                    HUMAN,
+                    VOTES,
+                    "identical-" + secrets.token_hex(8),
+                    item.prompt_id,
+                    item.small,
+                    item.big,
+                    "tie",
+                    "",
+                    identical=True,
+                )
+            )
         return len(new)
 
     def _append(self, record) -> None:
@@ -94,12 +108,22 @@ class Judging:
 
     def _show(self, screen: Screen) -> dict:
         item = screen.item
-        return {"screen": screen.id, "prompt": item.prompt, "context": item.context or "",
-                "a": item.answer(screen.left), "b": item.answer(screen.right), **self._progress(screen.rater)}
+        return {
+            "screen": screen.id,
+            "prompt": item.prompt,
+            "context": item.context or "",
+            "a": item.answer(screen.left),
+            "b": item.answer(screen.right),
+            **self._progress(screen.rater),
+        }
 
     def _progress(self, rater: str) -> dict:
-        return {"done": len(self._voted(rater)), "total": len(self.shown), "identical": len(self.identical),
-                "can_undo": bool(self._voted(rater))}
+        return {
+            "done": len(self._voted(rater)),
+            "total": len(self.shown),
+            "identical": len(self.identical),
+            "can_undo": bool(self._voted(rater)),
+        }
 
     def next(self, rater: str) -> dict:
         rater = check_rater(rater)
@@ -126,8 +150,11 @@ class Judging:
             if any(self._item_of(v).key == item.key for v in self._voted(rater)):
                 del self.open[screen_id]
                 raise Refused(409, "this rater has already voted on these two answers")
-            self._append(VoteRecord(HUMAN, VOTES, screen.id, item.prompt_id, screen.left, screen.right, choice,
-                                    rater, comment.strip()))  # raises (a full disk): the screen stays open
+            self._append(
+                VoteRecord(
+                    HUMAN, VOTES, screen.id, item.prompt_id, screen.left, screen.right, choice, rater, comment.strip()
+                )
+            )  # raises (a full disk): the screen stays open
             del self.open[screen_id]
             return self._progress(rater)
 

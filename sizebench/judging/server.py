@@ -32,11 +32,14 @@ from sizebench.judging.screens import Judging, Refused
 MAX_BODY = 64 * 1024
 REQUEST_TIMEOUT_S = 10.0  # per read or write on a connection
 MAX_CONNECTIONS = 32  # served at once; a browser opens about six
-STATIC = {"/": ("page.html", "text/html; charset=utf-8"), "/page.js": ("page.js", "text/javascript; charset=utf-8"),
-          "/page.css": ("page.css", "text/css; charset=utf-8")}
+STATIC = {
+    "/": ("page.html", "text/html; charset=utf-8"),
+    "/page.js": ("page.js", "text/javascript; charset=utf-8"),
+    "/page.css": ("page.css", "text/css; charset=utf-8"),
+}
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-                               "img-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "img-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",  # the printed URL holds the token
     "Cache-Control": "no-store",
@@ -58,11 +61,13 @@ class JudgingServer(ThreadingHTTPServer):
         if not self.slots.acquire(blocking=False):
             try:
                 request.settimeout(1.0)
-                body = json.dumps({"error": "too many connections to the judging page; try again", "status":
-                                   "Service Unavailable"}).encode()
-                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                                b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
-                                + body)
+                body = json.dumps(
+                    {"error": "too many connections to the judging page; try again", "status": "Service Unavailable"}
+                ).encode()
+                request.sendall(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                    b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+                )
             except OSError:
                 pass
             self.shutdown_request(request)
@@ -114,8 +119,10 @@ class Handler(BaseHTTPRequestHandler):
         except ConnectionError:
             self.close_connection = True
         except Exception as exc:  # noqa: BLE001 (the page must answer whatever broke)
-            print(f"judging page: {self.command} {urlsplit(self.path).path} failed: {type(exc).__name__}: {exc}"[:300],
-                  file=sys.stderr)
+            print(
+                f"judging page: {self.command} {urlsplit(self.path).path} failed: {type(exc).__name__}: {exc}"[:300],
+                file=sys.stderr,
+            )
             if not self.answered:
                 self._error(500, f"the judging page failed ({type(exc).__name__}); nothing was stored, try again")
 
@@ -139,9 +146,12 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if not self._authorised(url):
             return
-        actions = {"/api/vote": lambda b: self.server.judging.vote(b.get("screen"), b.get("choice"), b.get("rater"),
-                                                                  b.get("comment", "")),
-                   "/api/undo": lambda b: self.server.judging.undo(b.get("rater"))}
+        actions = {
+            "/api/vote": lambda b: self.server.judging.vote(
+                b.get("screen"), b.get("choice"), b.get("rater"), b.get("comment", "")
+            ),
+            "/api/undo": lambda b: self.server.judging.undo(b.get("rater")),
+        }
         if url.path not in actions:
             self._error(404, "no such action")
             return
@@ -198,8 +208,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _error(self, status: int, message: str) -> None:
         self.close_connection = True  # a body left unread must not be taken for the next request
-        self._send(status, json.dumps({"error": message, "status": HTTPStatus(status).phrase}).encode(),
-                   "application/json; charset=utf-8")
+        self._send(
+            status,
+            json.dumps({"error": message, "status": HTTPStatus(status).phrase}).encode(),
+            "application/json; charset=utf-8",
+        )
 
     def _send(self, status: int, body: bytes, content_type: str, extra: dict | None = None) -> None:
         self.answered = True

@@ -18,8 +18,9 @@ from sizebench.system.supervise import stop
 LOOK_S = 1.0  # how often a silent worker is looked at
 
 
-def follow(proc: subprocess.Popen, on_event: Callable[[Event], None], limit: float | None = None,
-           grace: float | None = None) -> str | None:
+def follow(
+    proc: subprocess.Popen, on_event: Callable[[Event], None], limit: float | None = None, grace: float | None = None
+) -> str | None:
     """Pass the worker's progress events (JSON lines) to on_event until its stdout closes.
 
     With a limit, the clock restarts at each stage (Event.clock: the events that start one); a stage that runs

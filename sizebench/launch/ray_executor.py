@@ -56,8 +56,9 @@ def _run_worker(job: Job, scratch: Path, inbox, outbox=None) -> dict:
     job_path.write_text(json.dumps(job.to_dict()))
     records = RecordTail(scratch / "records.jsonl")
     with (scratch / "worker.log").open("w+") as log:
-        proc = supervise.start_worker([sys.executable, "-m", "sizebench.launch.worker", str(job_path)], stderr=log,
-                                      stdin=subprocess.PIPE)
+        proc = supervise.start_worker(
+            [sys.executable, "-m", "sizebench.launch.worker", str(job_path)], stderr=log, stdin=subprocess.PIPE
+        )
         try:
             events = _followed(proc, job.timeout)
             while True:
@@ -79,8 +80,12 @@ def _run_worker(job: Job, scratch: Path, inbox, outbox=None) -> dict:
             _send(inbox, [("record", row) for row in records.new_rows()])
         log.seek(0)
         tail = [line for line in log.read().splitlines() if line.strip()]
-    return {"returncode": proc.returncode, "log_tail": tail[-1][:300] if tail else "", "node": os.uname().nodename,
-            "timed_out": ran_out}
+    return {
+        "returncode": proc.returncode,
+        "log_tail": tail[-1][:300] if tail else "",
+        "node": os.uname().nodename,
+        "timed_out": ran_out,
+    }
 
 
 def _followed(proc, limit: float | None) -> queue.Queue:
@@ -126,7 +131,7 @@ class RecordTail:
                 chunk = handle.read()
         except FileNotFoundError:
             return []
-        whole = chunk[:chunk.rfind(b"\n") + 1]
+        whole = chunk[: chunk.rfind(b"\n") + 1]
         self.offset += len(whole)
         rows = [row for _, row in jsonl.decode(whole[:-1], str(self.path), first_line=self.lines + 1)] if whole else []
         self.lines += whole.count(b"\n")
@@ -147,10 +152,17 @@ class RayExecutor:
         self.ray = ray
         if not ray.is_initialized():
             try:
-                ray.init(address=address, ignore_reinit_error=True, log_to_driver=False,
-                         include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": _package_root()}})
+                ray.init(
+                    address=address,
+                    ignore_reinit_error=True,
+                    log_to_driver=False,
+                    include_dashboard=False,
+                    runtime_env={"env_vars": {"PYTHONPATH": _package_root()}},
+                )
             except (ConnectionError, ValueError, RuntimeError) as exc:
-                raise SizebenchError(f"cannot reach the Ray cluster at {address or 'a new local cluster'}: {exc}") from exc
+                raise SizebenchError(
+                    f"cannot reach the Ray cluster at {address or 'a new local cluster'}: {exc}"
+                ) from exc
         self.task = ray.remote(run_job_on_node)
 
     def run(self, job: Job, store: RunStore, on_event) -> tuple[int, str]:
@@ -179,8 +191,13 @@ class RayExecutor:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         here = self.ray.get_runtime_context().get_node_id()
-        return Queue(actor_options={"num_cpus": 0, "max_restarts": 0,
-                                    "scheduling_strategy": NodeAffinitySchedulingStrategy(here, soft=True)})
+        return Queue(
+            actor_options={
+                "num_cpus": 0,
+                "max_restarts": 0,
+                "scheduling_strategy": NodeAffinitySchedulingStrategy(here, soft=True),
+            }
+        )
 
     def _wait(self, ref, inbox, delivery: Delivery):
         """Deliver what the task sends until it ends; its result, or why it failed."""

@@ -76,6 +76,7 @@ class LocalExecutor:
 def answering(proc, on_event):
     """on_event, whose answer (after a chunk of --until-decided) goes to the worker's stdin; a worker gone since
     is not an error here (its exit status says what happened)."""
+
     def handle(event: Event) -> None:
         reply = on_event(event)
         if reply is not None:
@@ -84,6 +85,7 @@ def answering(proc, on_event):
                 proc.stdin.flush()
             except (BrokenPipeError, OSError):
                 pass
+
     return handle
 
 
@@ -133,12 +135,20 @@ def execute(plan: RunPlan, store: RunStore, console: Console, executor=None) -> 
                 progress.line(index, spec.name, "already complete, skipped")
                 continue
             try:
-                status = _run_model(plan, spec, todo, store, executor, lambda e, i=index: progress.event(i, e),
-                                    references.job(spec.name, mapping))
+                status = _run_model(
+                    plan,
+                    spec,
+                    todo,
+                    store,
+                    executor,
+                    lambda e, i=index: progress.event(i, e),
+                    references.job(spec.name, mapping),
+                )
             except (Interrupted, KeyboardInterrupt) as exc:  # KeyboardInterrupt: a signal outside the worker
                 outcome.interrupted, outcome.signum = True, supervise.signum_of(exc)
-                progress.line(index, spec.name, f"interrupted by {signal.Signals(outcome.signum).name}; "
-                                                "finished records are kept")
+                progress.line(
+                    index, spec.name, f"interrupted by {signal.Signals(outcome.signum).name}; finished records are kept"
+                )
                 break
             if status == "ok":
                 progress.line(index, spec.name, "done" + _skipped_note(store, spec.name))
@@ -195,13 +205,22 @@ def _agreement_plan(plan: RunPlan, console: Console) -> dict[str, str]:
     return references.references(plan.models, plan.dtype, plan.reference)
 
 
-def _run_model(plan: RunPlan, spec, todo: list[str], store: RunStore, executor, show,
-               agreement_job: dict | None = None) -> str:
+def _run_model(
+    plan: RunPlan, spec, todo: list[str], store: RunStore, executor, show, agreement_job: dict | None = None
+) -> str:
     """One model's worker: "ok", "unavailable" or "failed". A worker that died without naming why gets
     a failure record here."""
     attempt = uuid.uuid4().hex[:8]
-    job = make_job(plan, spec, store.dir, attempt, todo, item_texts(store.records()), agreement_job,
-                   plan.eval.until_decided and spec.name == chunked_rung(plan))
+    job = make_job(
+        plan,
+        spec,
+        store.dir,
+        attempt,
+        todo,
+        item_texts(store.records()),
+        agreement_job,
+        plan.eval.until_decided and spec.name == chunked_rung(plan),
+    )
     seen = {"stage": "load"}
 
     def on_event(event: Event) -> str | None:
@@ -217,8 +236,11 @@ def _run_model(plan: RunPlan, spec, todo: list[str], store: RunStore, executor, 
         return _timed_out(spec.name, attempt, exc, store, show)
     except (Interrupted, KeyboardInterrupt) as exc:  # the rung in progress says so, not "ok" with half a stage
         name = signal.Signals(supervise.signum_of(exc)).name
-        store.append(FailureRecord(spec.name, attempt, seen["stage"], f"stopped by {name}; --resume finishes it",
-                                   interrupted=True))
+        store.append(
+            FailureRecord(
+                spec.name, attempt, seen["stage"], f"stopped by {name}; --resume finishes it", interrupted=True
+            )
+        )
         raise
     if returncode == 0:
         return "ok"
@@ -255,17 +277,32 @@ class ProgressLog:
         self.last_stage: tuple[int, str] | None = None
         self.live = None
         if console.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
-            self.live = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("models"), TimeElapsedColumn(), console=console)
+            self.live = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("models"),
+                TimeElapsedColumn(),
+                console=console,
+            )
             self.bar = self.live.add_task("starting", total=total)
             self.live.start()
 
     def line(self, index: int, model: str, text: str) -> None:
         elapsed = time.monotonic() - self.started
-        self.console.print(f"[{index}/{self.total}] {model}: {text}  ({elapsed:.0f}s)", highlight=False,
-                           markup=False, soft_wrap=True)  # one line each, whatever the terminal's width
+        self.console.print(
+            f"[{index}/{self.total}] {model}: {text}  ({elapsed:.0f}s)", highlight=False, markup=False, soft_wrap=True
+        )  # one line each, whatever the terminal's width
         if self.live and text.startswith(("done", "failed", "unavailable", "already complete")):
             self.live.advance(self.bar)
 
@@ -277,14 +314,18 @@ class ProgressLog:
         if stage == "prompt_skipped":
             self.line(index, event.model, f"prompt {event.prompt_id} skipped: {event.reason}")
             return
-        text = f"prompts {event.done}/{event.total}" if stage == "prompts" else \
-            (f"{stage}: {event.level}" if event.level is not None else stage)
+        text = (
+            f"prompts {event.done}/{event.total}"
+            if stage == "prompts"
+            else (f"{stage}: {event.level}" if event.level is not None else stage)
+        )
         if stage == "chunk":
             text = f"{event.task}: {event.done}/{event.total} items"
         if self.live:
             self.live.update(self.bar, description=f"{event.model}: {text}")
-        elif (index, stage) != self.last_stage or stage != "prompts" or event.done % 10 == 0 \
-                or event.done == event.total:
+        elif (
+            (index, stage) != self.last_stage or stage != "prompts" or event.done % 10 == 0 or event.done == event.total
+        ):
             self.line(index, event.model, text)
         self.last_stage = (index, stage)
 

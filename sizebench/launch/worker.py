@@ -71,8 +71,14 @@ def run(job: Job) -> int:
         chosen = stages.chosen(job.stages)
         event(Event("loading", spec.name))
         loaded = load(spec, job, store, attempt)
-        ctx = Context(loaded, job, store, attempt, lambda happened: event(replace(happened, model=spec.name)),
-                      lambda task, done, size: ask_runner(spec.name, task, done, size))
+        ctx = Context(
+            loaded,
+            job,
+            store,
+            attempt,
+            lambda happened: event(replace(happened, model=spec.name)),
+            lambda task, done, size: ask_runner(spec.name, task, done, size),
+        )
         for each in chosen:
             stage = each.name
             if each.before is not None:
@@ -126,9 +132,17 @@ def tracked(loaded, store: RunStore, attempt: str, stage: str, start: Event | No
     started = time.perf_counter()
     event(replace(start or Event(stage), model=loaded.spec.name))
     yield
-    store.append(StageRecord(loaded.spec.name, attempt, stage, time.perf_counter() - started,
-                             loaded.peak_rss_mb(), loaded.cuda_peak_mb(),
-                             loaded.resident_weights_mb()))
+    store.append(
+        StageRecord(
+            loaded.spec.name,
+            attempt,
+            stage,
+            time.perf_counter() - started,
+            loaded.peak_rss_mb(),
+            loaded.cuda_peak_mb(),
+            loaded.resident_weights_mb(),
+        )
+    )
 
 
 def ask_runner(model: str, task: str, done: int, size: int) -> str:

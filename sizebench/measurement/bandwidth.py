@@ -23,9 +23,23 @@ REPEATS = 5
 DEVICES = ("cpu", "cuda")
 # Vendors' published memory bandwidth, GB/s (10**9 bytes), by a part of torch's device name; first match wins
 PUBLISHED_GB_S = (
-    ("H200", 4800), ("H100 NVL", 3900), ("H100 PCIe", 2000), ("H100", 3350), ("GH200", 4000),
-    ("A100 80GB PCIe", 1935), ("A100-SXM4-80GB", 2039), ("A100", 1555), ("L40S", 864), ("L40", 864), ("L4", 300),
-    ("A10G", 600), ("A10", 600), ("T4", 320), ("V100", 900), ("RTX 4090", 1008), ("RTX 3090", 936),
+    ("H200", 4800),
+    ("H100 NVL", 3900),
+    ("H100 PCIe", 2000),
+    ("H100", 3350),
+    ("GH200", 4000),
+    ("A100 80GB PCIe", 1935),
+    ("A100-SXM4-80GB", 2039),
+    ("A100", 1555),
+    ("L40S", 864),
+    ("L40", 864),
+    ("L4", 300),
+    ("A10G", 600),
+    ("A10", 600),
+    ("T4", 320),
+    ("V100", 900),
+    ("RTX 4090", 1008),
+    ("RTX 3090", 936),
     ("MI300X", 5300),
 )
 
@@ -86,7 +100,9 @@ def published_gb_s(name: str) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sizebench.measurement.bandwidth", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m sizebench.measurement.bandwidth", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--device", default="cuda", choices=("cpu", "cuda"))
     parser.add_argument("--copy-gib", type=float, default=COPY_BYTES / 2**30)
     parser.add_argument("--min-share", type=float, default=None, help="fail below this share of the published figure")
@@ -108,13 +124,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.min_share is None:
         return 0
     if published is None:
-        print(f"the published bandwidth of '{found.device_name}' is not known here: give --published-gb-s",
-              file=sys.stderr)
+        print(
+            f"the published bandwidth of '{found.device_name}' is not known here: give --published-gb-s",
+            file=sys.stderr,
+        )
         return 2
     if share < args.min_share:
-        print(f"measured {found.bytes_per_s / 1e9:.0f} GB/s is {share:.0%} of {found.device_name}'s published "
-              f"{published:.0f} GB/s, below {args.min_share:.0%}: the measurement (or the GPU) is broken",
-              file=sys.stderr)
+        print(
+            f"measured {found.bytes_per_s / 1e9:.0f} GB/s is {share:.0%} of {found.device_name}'s published "
+            f"{published:.0f} GB/s, below {args.min_share:.0%}: the measurement (or the GPU) is broken",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -83,8 +83,13 @@ def compact(logits: np.ndarray, next_ids: np.ndarray, vocab: int, k: int = TOP_K
     top = np.take_along_axis(top, order, axis=1)
     ids = np.uint16 if vocab <= 2**16 else np.int32
     next_ids = np.asarray(next_ids, dtype=np.int64)
-    return Compact(top.astype(ids), rows.logp(top).astype(np.float32), rows.rest_logp(top).astype(np.float32),
-                   next_ids.astype(ids), rows.logp(next_ids).astype(np.float32))
+    return Compact(
+        top.astype(ids),
+        rows.logp(top).astype(np.float32),
+        rows.rest_logp(top).astype(np.float32),
+        next_ids.astype(ids),
+        rows.logp(next_ids).astype(np.float32),
+    )
 
 
 @dataclass(frozen=True)
@@ -107,8 +112,12 @@ def per_token(reference: Compact, logits: np.ndarray, vocab: int) -> PerToken:
     q_rest = np.maximum(rows.rest_logp(top), np.log(np.finfo(np.float64).tiny))  # float32 exp underflow: not 0
     has_rest = np.isfinite(p_rest)
     kld[has_rest] += np.exp(p_rest[has_rest]) * (p_rest[has_rest] - q_rest[has_rest])
-    return PerToken(np.maximum(kld, 0.0), rows.z.argmax(axis=1) == top[:, 0],
-                    rows.logp(reference.next_ids.astype(np.int64)), reference.next_logp.astype(np.float64))
+    return PerToken(
+        np.maximum(kld, 0.0),
+        rows.z.argmax(axis=1) == top[:, 0],
+        rows.logp(reference.next_ids.astype(np.int64)),
+        reference.next_logp.astype(np.float64),
+    )
 
 
 def exact_kld(ref_logits: np.ndarray, logits: np.ndarray, vocab: int) -> np.ndarray:
@@ -152,10 +161,21 @@ def summarise(t: PerToken, units: np.ndarray) -> Summary:
     pct = np.percentile(t.kld, [50, 90, 99])
     ln_ratio = t.ref_next_logp - t.next_logp  # mean of it is ln PPL(variant) - ln PPL(reference)
     dp = np.exp(t.next_logp) - np.exp(t.ref_next_logp)
-    return Summary(n, float(t.kld.mean()), clustered_stderr(t.kld, units), float(pct[0]), float(pct[1]),
-                   float(pct[2]), float(t.kld.max()), float(t.same_top.mean()), float(np.exp(ln_ratio.mean())),
-                   clustered_stderr(ln_ratio, units), float(np.sqrt(np.mean(dp ** 2))), float(dp.mean()),
-                   len(np.unique(units)))
+    return Summary(
+        n,
+        float(t.kld.mean()),
+        clustered_stderr(t.kld, units),
+        float(pct[0]),
+        float(pct[1]),
+        float(pct[2]),
+        float(t.kld.max()),
+        float(t.same_top.mean()),
+        float(np.exp(ln_ratio.mean())),
+        clustered_stderr(ln_ratio, units),
+        float(np.sqrt(np.mean(dp**2))),
+        float(dp.mean()),
+        len(np.unique(units)),
+    )
 
 
 def choice_agreement(ref_lls: list[list[float]], lls: list[list[float]]) -> tuple[float, float]:

@@ -69,17 +69,26 @@ def machine(gpu: str | None, ram: str | None) -> Machine:
         import torch
 
         free = memory.gpu_free_bytes()
-        return Machine(free, ram_free, torch.cuda.is_bf16_supported(), f"this machine: {len(free)} GPU(s) with "
-                       f"{', '.join(f'{f / memory.GIB:.1f}' for f in free)} GiB free, {ram_text}")
+        return Machine(
+            free,
+            ram_free,
+            torch.cuda.is_bf16_supported(),
+            f"this machine: {len(free)} GPU(s) with "
+            f"{', '.join(f'{f / memory.GIB:.1f}' for f in free)} GiB free, {ram_text}",
+        )
     cards = []
     for part in [p.strip() for p in gpu.split(",")]:
         cards.append(CARDS[part.lower()] if part.lower() in CARDS else (parse_bytes(part, "--gpu"), True))
     free = [size - CUDA_CONTEXT_BYTES for size, _ in cards]
     if any(f <= 0 for f in free):
         raise SizebenchError(f"--gpu: a card must be larger than the {CUDA_CONTEXT_BYTES / 2**20:.0f} MiB CUDA context")
-    return Machine(free, ram_free, all(bf16 for _, bf16 in cards),
-                   f"{len(cards)} GPU(s) of {', '.join(f'{s / memory.GIB:.1f}' for s, _ in cards)} GiB less "
-                   f"{CUDA_CONTEXT_BYTES / 2**20:.0f} MiB assumed for the CUDA context each, {ram_text}")
+    return Machine(
+        free,
+        ram_free,
+        all(bf16 for _, bf16 in cards),
+        f"{len(cards)} GPU(s) of {', '.join(f'{s / memory.GIB:.1f}' for s, _ in cards)} GiB less "
+        f"{CUDA_CONTEXT_BYTES / 2**20:.0f} MiB assumed for the CUDA context each, {ram_text}",
+    )
 
 
 def run_dtype(spec: ModelSpec, requested: str, where: Machine) -> tuple[str, list[str]]:
@@ -87,15 +96,23 @@ def run_dtype(spec: ModelSpec, requested: str, where: Machine) -> tuple[str, lis
     from sizebench.engines.hf import precision
 
     on_gpu = bool(where.gpu_free)
-    wanted = precision.run_dtype(spec.precision, "bfloat16" if requested == "auto" and on_gpu else
-                                 "float32" if requested == "auto" else requested)
+    wanted = precision.run_dtype(
+        spec.precision,
+        "bfloat16" if requested == "auto" and on_gpu else "float32" if requested == "auto" else requested,
+    )
     if on_gpu and wanted == "bfloat16" and not where.bf16:
         return "float16", ["no bfloat16 on this GPU (a T4): planned in float16"]
     return wanted, []
 
 
-def plan_rows(specs: list[ModelSpec], where: Machine, dtype: str = "auto", context: int | None = None,
-              batch: int = 1, offload: bool = True) -> list[Row]:
+def plan_rows(
+    specs: list[ModelSpec],
+    where: Machine,
+    dtype: str = "auto",
+    context: int | None = None,
+    batch: int = 1,
+    offload: bool = True,
+) -> list[Row]:
     return [_row(spec, where, dtype, context, batch, offload) for spec in specs]
 
 
@@ -106,38 +123,68 @@ def _row(spec: ModelSpec, where: Machine, dtype: str, context: int | None, batch
     if engine.runs_gguf:
         return _gguf_row(spec, where, context, batch)
     if spec.source in (GGUF_FILE, GGUF_PACKAGE):
-        return Row(spec.name, spec.engine, "-", "not planned", "a GGUF on transformers is planned once "
-                   f"converted; plan llama.cpp:{spec.name} for the file itself")
+        return Row(
+            spec.name,
+            spec.engine,
+            "-",
+            "not planned",
+            f"a GGUF on transformers is planned once converted; plan llama.cpp:{spec.name} for the file itself",
+        )
     from sizebench.engines.hf import placement, random_weights
 
     config = random_weights.config_of(spec)
     run_in, notes = run_dtype(spec, dtype, where)
-    placed = placement.place(config, run_in, where.gpu_free, where.ram_free, spec.precision, offload, spec.name,
-                             context, batch)
-    budget = (sum(where.gpu_free) + (placed.max_memory.get("cpu", 0) if placed.kind == "offload" else 0)
-              if where.gpu_free else where.ram_free)
+    placed = placement.place(
+        config, run_in, where.gpu_free, where.ram_free, spec.precision, offload, spec.name, context, batch
+    )
+    budget = (
+        sum(where.gpu_free) + (placed.max_memory.get("cpu", 0) if placed.kind == "offload" else 0)
+        if where.gpu_free
+        else where.ram_free
+    )
     if placed.kind == "one-gpu":
         budget = where.gpu_free[placed.device_map[""]]
     label = spec.precision or run_in
-    return Row(spec.name, spec.engine, label, placed.kind, _words(placed, where), placed.weights_bytes,
-               placed.kv_bytes, placed.activation_bytes, placed.total_bytes, budget, placed.cpu_bytes, notes)
+    return Row(
+        spec.name,
+        spec.engine,
+        label,
+        placed.kind,
+        _words(placed, where),
+        placed.weights_bytes,
+        placed.kv_bytes,
+        placed.activation_bytes,
+        placed.total_bytes,
+        budget,
+        placed.cpu_bytes,
+        notes,
+    )
 
 
 def _words(placed, where: Machine) -> str:
-    gpus = sorted({d for d in (placed.device_map.values() if isinstance(placed.device_map, dict) else ())
-                   if d != "cpu"})
-    return {"cpu": "CPU RAM", "one-gpu": f"one GPU (cuda:{gpus[0] if gpus else 0})",
-            "shard": f"sharded over {len(gpus)} GPUs",
-            "offload": f"{placed.cpu_bytes / memory.GIB:.1f} GiB offloaded to CPU RAM",
-            "refuse": f"refused: {placed.reason}"}[placed.kind]
+    gpus = sorted(
+        {d for d in (placed.device_map.values() if isinstance(placed.device_map, dict) else ()) if d != "cpu"}
+    )
+    return {
+        "cpu": "CPU RAM",
+        "one-gpu": f"one GPU (cuda:{gpus[0] if gpus else 0})",
+        "shard": f"sharded over {len(gpus)} GPUs",
+        "offload": f"{placed.cpu_bytes / memory.GIB:.1f} GiB offloaded to CPU RAM",
+        "refuse": f"refused: {placed.reason}",
+    }[placed.kind]
 
 
 def _gguf_row(spec: ModelSpec, where: Machine, context: int | None, batch: int) -> Row:
     from sizebench.weights import gguf_check, sources
 
     if spec.source not in (GGUF_FILE, GGUF_PACKAGE):
-        return Row(spec.name, spec.engine, spec.precision or "-", "not planned",
-                   "converted to GGUF at its first run; plan the .gguf file then")
+        return Row(
+            spec.name,
+            spec.engine,
+            spec.precision or "-",
+            "not planned",
+            "converted to GGUF at its first run; plan the .gguf file then",
+        )
     path = Path(spec.location) if spec.source == GGUF_FILE else sources.package_gguf(spec)
     meta, tensors = gguf_check.tables(path)
     try:
@@ -152,11 +199,14 @@ def _gguf_figures(spec: ModelSpec, where: Machine, context: int | None, batch: i
     arch = meta.get("general.architecture", "llama")
     hidden = int(meta[f"{arch}.embedding_length"])
     embed = next((t for t in tensors if t.name == "token_embd.weight"), None)
-    config = {"hidden_size": hidden, "num_attention_heads": int(meta[f"{arch}.attention.head_count"]),
-              "num_key_value_heads": int(meta.get(f"{arch}.attention.head_count_kv") or meta[f"{arch}.attention.head_count"]),
-              "head_dim": meta.get(f"{arch}.attention.key_length"),
-              "intermediate_size": meta.get(f"{arch}.feed_forward_length"),
-              "vocab_size": embed.elements // hidden if embed else 32_000}
+    config = {
+        "hidden_size": hidden,
+        "num_attention_heads": int(meta[f"{arch}.attention.head_count"]),
+        "num_key_value_heads": int(meta.get(f"{arch}.attention.head_count_kv") or meta[f"{arch}.attention.head_count"]),
+        "head_dim": meta.get(f"{arch}.attention.key_length"),
+        "intermediate_size": meta.get(f"{arch}.feed_forward_length"),
+        "vocab_size": embed.elements // hidden if embed else 32_000,
+    }
     window = meta.get(f"{arch}.context_length") or placement.DEFAULT_CONTEXT
     tokens = context or min(placement.DEFAULT_CONTEXT, int(window))
     kv_layer, activations = placement.runtime_bytes(config, "float16", tokens, batch)
@@ -174,5 +224,17 @@ def _gguf_figures(spec: ModelSpec, where: Machine, context: int | None, batch: i
         budget, kind, words = where.ram_free, "cpu", "CPU RAM"
     if total > budget:
         kind, words = "refuse", f"refused: needs {total / memory.GIB:.1f} GiB, {budget / memory.GIB:.1f} GiB there"
-    return Row(spec.name, spec.engine, spec.precision or (spec.quantization or "GGUF"), kind, words, weights,
-               kv, activations, total, budget, 0, notes)
+    return Row(
+        spec.name,
+        spec.engine,
+        spec.precision or (spec.quantization or "GGUF"),
+        kind,
+        words,
+        weights,
+        kv,
+        activations,
+        total,
+        budget,
+        0,
+        notes,
+    )

@@ -36,22 +36,55 @@ class Job:
         return f"{file_key(self.model.name)}-{self.attempt}"
 
     def load_settings(self) -> LoadSettings:
-        return replace(self.load, server_args=self.serve.server_args,
-                       server_log=str(Path(self.run_dir) / "logs" / f"{self.stem}-server.log"))
+        return replace(
+            self.load,
+            server_args=self.serve.server_args,
+            server_log=str(Path(self.run_dir) / "logs" / f"{self.stem}-server.log"),
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Job":
-        return cls(**{**data, "model": ModelSpec.from_dict(data["model"]), "load": LoadSettings(**data["load"]), "stages": tuple(data["stages"]),
-                      "gen": GenSettings.from_dict(data["gen"]), "eval": EvalSettings.from_dict(data["eval"]),
-                      "serve": ServeSettings.from_dict(data["serve"]), "texts_done": tuple(data["texts_done"])})
+        return cls(
+            **{
+                **data,
+                "model": ModelSpec.from_dict(data["model"]),
+                "load": LoadSettings(**data["load"]),
+                "stages": tuple(data["stages"]),
+                "gen": GenSettings.from_dict(data["gen"]),
+                "eval": EvalSettings.from_dict(data["eval"]),
+                "serve": ServeSettings.from_dict(data["serve"]),
+                "texts_done": tuple(data["texts_done"]),
+            }
+        )
 
 
-def make_job(plan: RunPlan, spec: ModelSpec, run_dir: Path, attempt: str, stages, texts_done=(),
-             agreement: dict | None = None, chunked: bool = False) -> Job:
+def make_job(
+    plan: RunPlan,
+    spec: ModelSpec,
+    run_dir: Path,
+    attempt: str,
+    stages,
+    texts_done=(),
+    agreement: dict | None = None,
+    chunked: bool = False,
+) -> Job:
     """A rung's job under the plan: its stages, the run's settings, and what the runner knows of the run so far."""
     load = LoadSettings(plan.device, plan.dtype, plan.force, plan.offload, plan.hub_kernels, plan.threads)
-    return Job(str(run_dir), spec, attempt, load, tuple(stages), plan.prompts_path, plan.gen, plan.eval, plan.serve, plan.timeout,
-               tuple(sorted(texts_done)), agreement, chunked)
+    return Job(
+        str(run_dir),
+        spec,
+        attempt,
+        load,
+        tuple(stages),
+        plan.prompts_path,
+        plan.gen,
+        plan.eval,
+        plan.serve,
+        plan.timeout,
+        tuple(sorted(texts_done)),
+        agreement,
+        chunked,
+    )

@@ -14,8 +14,15 @@ from pathlib import Path
 from sizebench.errors import SizebenchError
 from sizebench.specs.flags import flag
 from sizebench.specs.models import ModelSpec
-from sizebench.specs.settings import (AGREEMENT, PROMPTS, EvalSettings, GenSettings, ServeSettings, check_margin,
-                                         parse_server_args)
+from sizebench.specs.settings import (
+    AGREEMENT,
+    PROMPTS,
+    EvalSettings,
+    GenSettings,
+    ServeSettings,
+    check_margin,
+    parse_server_args,
+)
 
 EXECUTORS = ("local", "ray")
 DEVICES = ("auto", "cpu", "cuda")  # every engine places a model on one of these
@@ -25,39 +32,86 @@ DECODES = ("auto", "eager", "static")  # sizebench.engines.hf.decoding's modes, 
 
 @dataclass(frozen=True)
 class RunPlan:
-    models: tuple[ModelSpec, ...] = field(metadata=flag(  # the CLI resolves the text with --engines and --weights
-        "--models", "-m", default="offline", help="Group (offline, all), comma list of names, hub id, model folder or "
-        ".gguf path; NAME@PRECISION (fp32, bf16, fp16, int8, int4, nf4), a ladder: offline@fp32,bf16,int8; "
-        "ENGINE:NAME[@TYPE] on another engine: llama.cpp:offline@q8_0,q2_k (`sizebench models`)."))
+    models: tuple[ModelSpec, ...] = field(
+        metadata=flag(  # the CLI resolves the text with --engines and --weights
+            "--models",
+            "-m",
+            default="offline",
+            help="Group (offline, all), comma list of names, hub id, model folder or "
+            ".gguf path; NAME@PRECISION (fp32, bf16, fp16, int8, int4, nf4), a ladder: offline@fp32,bf16,int8; "
+            "ENGINE:NAME[@TYPE] on another engine: llama.cpp:offline@q8_0,q2_k (`sizebench models`).",
+        )
+    )
     stages: tuple[str, ...]
-    prompts_path: str | None = field(default=None, metadata=flag(
-        "--prompts", "-p", stage=PROMPTS, default="prompts/geography.txt", help="Prompt suite (.txt or .jsonl)."))
+    prompts_path: str | None = field(
+        default=None,
+        metadata=flag(
+            "--prompts", "-p", stage=PROMPTS, default="prompts/geography.txt", help="Prompt suite (.txt or .jsonl)."
+        ),
+    )
     gen: GenSettings = field(default_factory=GenSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
-    device: str = field(default="auto", metadata=flag("--device", help="auto | cpu | cuda (auto: cuda when "
-                                                      "available)."))
-    dtype: str = field(default="auto", metadata=flag("--dtype", help="auto | float32 | bfloat16 | float16 (auto: fp32 "
-                                                     "on CPU; on GPU bf16, or fp16 where the GPU has no bf16)."))
-    force: bool = field(default=False, metadata=flag("--force", help="Load even when the memory guard says it will "
-                                                     "not fit."))
-    offload: bool = field(default=True, metadata=flag(  # layers that do not fit the GPUs may go to CPU RAM
-        "--no-offload", invert=True, help="On GPU, refuse a model that does not fit the GPUs instead of putting some "
-        "of its layers in CPU RAM."))
-    hub_kernels: bool = field(default=False, metadata=flag(  # code fetched from the Hub at load: only when asked
-        "--hub-kernels", help="Let transformers replace layers by kernels it fetches from the Hugging Face Hub at "
-        "load (binary code; needs the network). Off by default."))
-    threads: int | None = field(default=None, metadata=flag("--threads", help="torch threads in each worker (default: "
-                                                            "torch's choice)."))
+    device: str = field(
+        default="auto", metadata=flag("--device", help="auto | cpu | cuda (auto: cuda when available).")
+    )
+    dtype: str = field(
+        default="auto",
+        metadata=flag(
+            "--dtype",
+            help="auto | float32 | bfloat16 | float16 (auto: fp32 "
+            "on CPU; on GPU bf16, or fp16 where the GPU has no bf16).",
+        ),
+    )
+    force: bool = field(
+        default=False, metadata=flag("--force", help="Load even when the memory guard says it will not fit.")
+    )
+    offload: bool = field(
+        default=True,
+        metadata=flag(  # layers that do not fit the GPUs may go to CPU RAM
+            "--no-offload",
+            invert=True,
+            help="On GPU, refuse a model that does not fit the GPUs instead of putting some of its layers in CPU RAM.",
+        ),
+    )
+    hub_kernels: bool = field(
+        default=False,
+        metadata=flag(  # code fetched from the Hub at load: only when asked
+            "--hub-kernels",
+            help="Let transformers replace layers by kernels it fetches from the Hugging Face Hub at "
+            "load (binary code; needs the network). Off by default.",
+        ),
+    )
+    threads: int | None = field(
+        default=None, metadata=flag("--threads", help="torch threads in each worker (default: torch's choice).")
+    )
     executor: str = field(default="local", metadata=flag("--executor", resume=True, help="local | ray."))
-    ray_address: str | None = field(default=None, metadata=flag("--ray-address", resume=True, envvar="RAY_ADDRESS",
-                                                                help="Ray cluster address; auto for an existing one."))
-    timeout: float | None = field(default=None, metadata=flag(  # seconds per model and stage; None: no limit
-        "--timeout", resume=True, metavar="SECONDS", help="Time limit per model and stage (load, prompts, tasks); past "
-        "it the model is recorded as failed, what it finished is kept, and the sweep goes on. Default: none."))
+    ray_address: str | None = field(
+        default=None,
+        metadata=flag(
+            "--ray-address", resume=True, envvar="RAY_ADDRESS", help="Ray cluster address; auto for an existing one."
+        ),
+    )
+    timeout: float | None = field(
+        default=None,
+        metadata=flag(  # seconds per model and stage; None: no limit
+            "--timeout",
+            resume=True,
+            metavar="SECONDS",
+            help="Time limit per model and stage (load, prompts, tasks); past "
+            "it the model is recorded as failed, what it finished is kept, and the sweep goes on. Default: none.",
+        ),
+    )
     serve: ServeSettings = field(default_factory=ServeSettings)  # the load sweep (stage "sweep") and launched servers
-    reference: str | None = field(default=None, metadata=flag(  # None: one reference per tokenizer group
-        "--reference", stage=AGREEMENT, metavar="MODEL", help="The rung every other rung's next-token agreement is "
-        "measured against (default: per group sharing a tokenizer, its largest, most precise rung)."))
+    reference: str | None = field(
+        default=None,
+        metadata=flag(  # None: one reference per tokenizer group
+            "--reference",
+            stage=AGREEMENT,
+            metavar="MODEL",
+            help="The rung every other rung's next-token agreement is "
+            "measured against (default: per group sharing a tokenizer, its largest, most precise rung).",
+        ),
+    )
 
     def validate(self) -> "RunPlan":
         _one_of("--device", self.device, DEVICES)
@@ -80,7 +134,9 @@ class RunPlan:
         if self.eval.num_fewshot is not None and self.eval.num_fewshot < 0:
             raise SizebenchError(f"--num-fewshot must be 0 or more, got {self.eval.num_fewshot}")
         if self.eval.batch_size != "auto" and not (self.eval.batch_size.isdigit() and int(self.eval.batch_size) > 0):
-            raise SizebenchError(f"--eval-batch-size must be 'auto' or a positive integer, got '{self.eval.batch_size}'")
+            raise SizebenchError(
+                f"--eval-batch-size must be 'auto' or a positive integer, got '{self.eval.batch_size}'"
+            )
         positive("--chunk", self.eval.chunk)
         if self.eval.max_items is not None:
             positive("--max-items", self.eval.max_items)
@@ -92,20 +148,27 @@ class RunPlan:
             raise SizebenchError("--chunk, --max-items and --max-seconds go with --until-decided")
         check_margin(self.eval.margin)
         if self.eval.baseline is not None and self.eval.baseline not in [s.name for s in self.models]:
-            raise SizebenchError(f"--baseline {self.eval.baseline}: not one of --models "
-                                 f"({', '.join(s.name for s in self.models)})")
+            raise SizebenchError(
+                f"--baseline {self.eval.baseline}: not one of --models ({', '.join(s.name for s in self.models)})"
+            )
         parse_server_args(self.serve.server_args)  # a stored plan too (--resume): no --host or --port of its own
         return self  # each stage checks its own settings (sizebench.stages.stage.Stage.check)
 
     def describe(self) -> str:
         """What the plan runs, in lines: each model and where it comes from, the stages and their inputs."""
         lines = [f"  {m.name}: {m.engine} from {m.location}" for m in self.models]
-        lines.append(f"  stages: {', '.join(self.stages)}"
-                     + (f"; prompts: {self.prompts_path}" if self.prompts_path else ""))
+        lines.append(
+            f"  stages: {', '.join(self.stages)}" + (f"; prompts: {self.prompts_path}" if self.prompts_path else "")
+        )
         if "tasks" in self.stages:
-            lines.append(f"  tasks: {', '.join(self.eval.tasks)}" + (
-                f" (task folder {self.eval.task_path}: its YAML may run Python code through !function)"
-                if self.eval.task_path else ""))
+            lines.append(
+                f"  tasks: {', '.join(self.eval.tasks)}"
+                + (
+                    f" (task folder {self.eval.task_path}: its YAML may run Python code through !function)"
+                    if self.eval.task_path
+                    else ""
+                )
+            )
         if self.serve.server_args:
             lines.append(f"  server arguments: {self.serve.server_args}")
         return "\n".join(lines)
@@ -169,8 +232,9 @@ def _cpu_model() -> str:
 
 def _gpu_names() -> list[str]:
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=10
+        )
         return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
     except (OSError, subprocess.TimeoutExpired):
         return []
@@ -180,8 +244,12 @@ def _git_commit() -> str | None:
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     if out.returncode != 0:

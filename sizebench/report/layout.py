@@ -3,8 +3,17 @@
 
 from __future__ import annotations
 
-from sizebench.report import (agreement_section, cost_section, precision_section, preference_section, sections,
-                              serving_section, speed, summary, verdict_section)
+from sizebench.report import (
+    agreement_section,
+    cost_section,
+    precision_section,
+    preference_section,
+    sections,
+    serving_section,
+    speed,
+    summary,
+    verdict_section,
+)
 from sizebench.report.page import Page
 
 

@@ -9,8 +9,17 @@ def cell(value) -> str:
     """Text safe inside a Markdown table cell: no pipe, newline, backtick or HTML can break the table."""
     text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
     text = " ".join(text.split())
-    for char, escaped in (("\\", "\\\\"), ("|", "\\|"), ("`", "\\`"), ("<", "&lt;"), (">", "&gt;"),
-                          ("*", "\\*"), ("_", "\\_"), ("[", "\\["), ("]", "\\]")):
+    for char, escaped in (
+        ("\\", "\\\\"),
+        ("|", "\\|"),
+        ("`", "\\`"),
+        ("<", "&lt;"),
+        (">", "&gt;"),
+        ("*", "\\*"),
+        ("_", "\\_"),
+        ("[", "\\["),
+        ("]", "\\]"),
+    ):
         text = text.replace(char, escaped)
     return text
 

@@ -37,5 +37,7 @@ def skipped_tasks(fr: Frames) -> str:
 
 
 def overhead_sentence(reason: str) -> str:
-    return (f"**These decode figures are overhead-bound**: {reason}; they measure the decode loop more than "
-            "the model, and the conclusion draws no speed ratios from them.")
+    return (
+        f"**These decode figures are overhead-bound**: {reason}; they measure the decode loop more than "
+        "the model, and the conclusion draws no speed ratios from them."
+    )

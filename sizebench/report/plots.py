@@ -50,8 +50,9 @@ def write(summary: pd.DataFrame, size_axis, out_dir: Path, prefix: str = "plot_"
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlim(ok[xcol].min() / 1.5, ok[xcol].max() * 1.5)
         ax.set_ylim(bottom=0)  # differences drawn from zero, not magnified
-        ax.set_xlabel("parameters, total incl. embeddings (log scale)" if xcol == "params"
-                      else f"{size_axis.title} (log scale)")
+        ax.set_xlabel(
+            "parameters, total incl. embeddings (log scale)" if xcol == "params" else f"{size_axis.title} (log scale)"
+        )
         ax.set_ylabel(ylabel)
         ax.grid(True, which="major", alpha=0.3)
         fig.tight_layout()
@@ -61,33 +62,54 @@ def write(summary: pd.DataFrame, size_axis, out_dir: Path, prefix: str = "plot_"
     # With mixed precisions, one line per model through its precisions (smollm2-135m@fp32, @bf16, ...).
     lines = ok["base"] if xcol != "params" else pd.Series("", ok.index)
     if tasks:
+
         def accuracy(ax):
             for task in tasks:
                 for line in lines.unique():
-                    points = [(r[xcol], *r[f"task:{task}"][:2]) for _, r in ok[lines == line].iterrows()
-                              if isinstance(r.get(f"task:{task}"), tuple)]
+                    points = [
+                        (r[xcol], *r[f"task:{task}"][:2])
+                        for _, r in ok[lines == line].iterrows()
+                        if isinstance(r.get(f"task:{task}"), tuple)
+                    ]
                     if not points:
                         continue
                     x, y, e = zip(*points)
-                    ax.errorbar(x, y, yerr=[0 if v is None or math.isnan(v) else v for v in e],
-                                marker="o", capsize=3, label=f"{task} {line}".strip())
+                    ax.errorbar(
+                        x,
+                        y,
+                        yerr=[0 if v is None or math.isnan(v) else v for v in e],
+                        marker="o",
+                        capsize=3,
+                        label=f"{task} {line}".strip(),
+                    )
             ax.legend(fontsize=7)
+
         figure("accuracy.png", "accuracy (acc, ± stderr)", accuracy)
-    for column, name, label in (("decode_tok_per_s", "decode_speed.png", "decode tokens / s (median)"),
-                                ("peak_rss_mb", "peak_memory.png", "running peak RSS of the worker (MiB)")):
+    for column, name, label in (
+        ("decode_tok_per_s", "decode_speed.png", "decode tokens / s (median)"),
+        ("peak_rss_mb", "peak_memory.png", "running peak RSS of the worker (MiB)"),
+    ):
         if column in ok and ok[column].notna().any():
+
             def draw(ax, column=column):
                 for line in lines.unique():
                     rows = ok[(lines == line) & ok[column].notna()]
                     ax.plot(rows[xcol], rows[column], marker="o", label=line or None)
                 if lines.nunique() > 1:
                     ax.legend(fontsize=7)
+
             figure(name, label, draw)
     return written
 
 
-def frontier(points: dict[str, tuple[float | None, float | None, float, float, float]], recommended: list[str],
-             front: dict[str, list[str]], accuracy_label: str, out_dir: Path, prefix: str = "plot_") -> str | None:
+def frontier(
+    points: dict[str, tuple[float | None, float | None, float, float, float]],
+    recommended: list[str],
+    front: dict[str, list[str]],
+    accuracy_label: str,
+    out_dir: Path,
+    prefix: str = "plot_",
+) -> str | None:
     """Accuracy (95% interval bars) against peak memory and against decode time per token.
 
     points: model -> (memory MiB, decode ms/token, accuracy, low, high); front: axis -> Pareto models;
@@ -106,18 +128,33 @@ def frontier(points: dict[str, tuple[float | None, float | None, float, float, f
     for ax, (index, label, key) in zip(axes[0], axes_data):
         shown = {m: v for m, v in points.items() if v[index] is not None}
         for v in shown.values():
-            ax.errorbar([v[index]], [v[2]], yerr=[[v[2] - v[3]], [v[4] - v[2]]], marker="o", capsize=3,
-                        color="tab:blue", alpha=0.8)
+            ax.errorbar(
+                [v[index]],
+                [v[2]],
+                yerr=[[v[2] - v[3]], [v[4] - v[2]]],
+                marker="o",
+                capsize=3,
+                color="tab:blue",
+                alpha=0.8,
+            )
         ax.set_ylim(0, 1)
         _label(ax, {model: (v[index], v[2]) for model, v in shown.items()})
         line = [m for m in front.get(key, []) if m in shown]
         if len(line) > 1:
-            ax.plot([shown[m][index] for m in line], [shown[m][2] for m in line], color="tab:orange",
-                    label="Pareto-optimal")
+            ax.plot(
+                [shown[m][index] for m in line], [shown[m][2] for m in line], color="tab:orange", label="Pareto-optimal"
+            )
         starred = [m for m in recommended if m in shown]
         if starred:
-            ax.plot([shown[m][index] for m in starred], [shown[m][2] for m in starred], marker="*", markersize=16,
-                    color="tab:red", linestyle="none", label=f"recommended: {' = '.join(starred)}")
+            ax.plot(
+                [shown[m][index] for m in starred],
+                [shown[m][2] for m in starred],
+                marker="*",
+                markersize=16,
+                color="tab:red",
+                linestyle="none",
+                label=f"recommended: {' = '.join(starred)}",
+            )
         ax.set_xlabel(label)
         ax.set_ylabel(accuracy_label)
         ax.grid(True, alpha=0.3)
@@ -159,8 +196,12 @@ def scaling_fit(fits: list, accuracy_label: str, out_dir: Path, prefix: str = "p
     for fit in fits:
         ax.plot(fit.params, fit.accuracy, marker="o", linestyle="none", label=fit.family)
         xs = [min(fit.params), max(fit.params)]
-        ax.plot(xs, [fit.intercept + fit.per_decade * math.log10(x) for x in xs], linestyle="--",
-                label=f"{fit.family}: {fit.per_decade:+.3f} per 10x params")
+        ax.plot(
+            xs,
+            [fit.intercept + fit.per_decade * math.log10(x) for x in xs],
+            linestyle="--",
+            label=f"{fit.family}: {fit.per_decade:+.3f} per 10x params",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("total parameters (log scale)")
     ax.set_ylabel(accuracy_label)
@@ -176,8 +217,11 @@ def scaling_fit(fits: list, accuracy_label: str, out_dir: Path, prefix: str = "p
 def agreement(figures: pd.DataFrame, weights: dict[str, float], out_dir: Path, prefix: str = "plot_") -> str | None:
     """Mean KLD on the corpus against weight memory, both log scale, one series per reference; None without
     two points to draw."""
-    rows = figures[(figures["text"] == "corpus") & figures["model"].map(lambda m: weights.get(m) is not None)] \
-        if not figures.empty else figures
+    rows = (
+        figures[(figures["text"] == "corpus") & figures["model"].map(lambda m: weights.get(m) is not None)]
+        if not figures.empty
+        else figures
+    )
     rows = rows[rows["kld_mean"] > 0] if not rows.empty else rows
     if len(rows) < 1:
         return None

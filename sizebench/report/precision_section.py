@@ -32,8 +32,9 @@ def variants(fr: Frames, df: pd.DataFrame) -> pd.DataFrame:
         rows = rows[rows["metric"] == "acc"] if not rows.empty else rows
         pooled[model] = (rows["value"] * rows["n"]).sum() / rows["n"].sum() if not rows.empty else None
     ok["pooled_acc"] = ok["model"].map(pooled)
-    ok["reference"] = ok.groupby("base")["bytes_per_param"].transform(
-        lambda s: s.idxmax()).map(lambda i: ok.loc[i, "model"])
+    ok["reference"] = (
+        ok.groupby("base")["bytes_per_param"].transform(lambda s: s.idxmax()).map(lambda i: ok.loc[i, "model"])
+    )
     return ok
 
 
@@ -60,9 +61,15 @@ def precision_section(fr: Frames, df: pd.DataFrame) -> str:
     noise = cost_only(fr)  # random weights' answers are noise: never compared
     for _, r in v.iterrows():
         differ, compared, lost, gained = answer_changes(fr, r["model"], r["reference"])
-        changes = "reference" if r["model"] == r["reference"] else (
-            f"{differ}/{compared} ({lost} right→wrong, {gained} wrong→right)"
-            if compared and not {r["model"], r["reference"]} & noise else "-")
+        changes = (
+            "reference"
+            if r["model"] == r["reference"]
+            else (
+                f"{differ}/{compared} ({lost} right→wrong, {gained} wrong→right)"
+                if compared and not {r["model"], r["reference"]} & noise
+                else "-"
+            )
+        )
         deltas = []
         for task in tasks:
             mine, ref = r.get(f"task:{task}"), v.loc[v["model"] == r["reference"]].iloc[0].get(f"task:{task}")
@@ -70,20 +77,40 @@ def precision_section(fr: Frames, df: pd.DataFrame) -> str:
                 deltas.append(f"{mine[0] - ref[0]:+.3f}")
             else:
                 deltas.append("-")
-        rows.append([r["model"], r["precision"], fmt_num(r["weights_mem_mb"], "{:.0f}"),
-                     fmt_num(r["bytes_per_param"], "{:.2f}"), fmt_num(r.get("decode_tok_per_s"), "{:.1f}"),
-                     fmt_num(r.get("ttft_s"), "{:.3f}"), fmt_num(r.get("peak_rss_mb"), "{:.0f}"),
-                     fmt_num(r["pooled_acc"], "{:.3f}"), changes] + deltas)
+        rows.append(
+            [
+                r["model"],
+                r["precision"],
+                fmt_num(r["weights_mem_mb"], "{:.0f}"),
+                fmt_num(r["bytes_per_param"], "{:.2f}"),
+                fmt_num(r.get("decode_tok_per_s"), "{:.1f}"),
+                fmt_num(r.get("ttft_s"), "{:.3f}"),
+                fmt_num(r.get("peak_rss_mb"), "{:.0f}"),
+                fmt_num(r["pooled_acc"], "{:.3f}"),
+                changes,
+            ]
+            + deltas
+        )
     short = [t.rsplit("_", 1)[-1] if len(tasks) > 1 else t for t in tasks]
-    header = (["variant", "precision", "weights in memory MiB", "bytes/param", "decode tok/s", "median TTFT s",
-               "running peak RSS MiB", "acc (all items)", "answers differing from the reference"]
-              + [f"Δ acc {t}" for t in short])
+    header = [
+        "variant",
+        "precision",
+        "weights in memory MiB",
+        "bytes/param",
+        "decode tok/s",
+        "median TTFT s",
+        "running peak RSS MiB",
+        "acc (all items)",
+        "answers differing from the reference",
+    ] + [f"Δ acc {t}" for t in short]
     several = v.groupby("base")["model"].transform("count") > 1
     engines = "precisions or engines" if _engines(fr, v[several]) > 1 else "precisions"
-    text = (f"## Precision\n\nThe same model at several {engines}. Weights in memory are measured from the storage "
-            "of the loaded tensors (packed bytes and scales of quantized weights; embeddings are never quantized); "
-            "the reference of each model is its variant with the most bytes per parameter. acc (all items) pools "
-            "every item of the tasks; Δ acc is against the reference, per task.\n\n" + table(header, rows))
+    text = (
+        f"## Precision\n\nThe same model at several {engines}. Weights in memory are measured from the storage "
+        "of the loaded tensors (packed bytes and scales of quantized weights; embeddings are never quantized); "
+        "the reference of each model is its variant with the most bytes per parameter. acc (all items) pools "
+        "every item of the tasks; Δ acc is against the reference, per task.\n\n" + table(header, rows)
+    )
     lines = reference_lines(fr, v[several]) + equal_memory_lines(v, tasks)
     return text + ("\n\n" + "\n".join(lines) if lines else "")
 
@@ -94,8 +121,12 @@ def _loads(fr: Frames) -> pd.DataFrame:
 
 def _engines(fr: Frames, v: pd.DataFrame) -> int:
     loads = _loads(fr)
-    return loads.loc[loads.index.intersection(v["model"])].get("engine", pd.Series(dtype=str)).fillna(
-        "transformers").nunique()
+    return (
+        loads.loc[loads.index.intersection(v["model"])]
+        .get("engine", pd.Series(dtype=str))
+        .fillna("transformers")
+        .nunique()
+    )
 
 
 def reference_lines(fr: Frames, v: pd.DataFrame) -> list[str]:
@@ -108,11 +139,15 @@ def reference_lines(fr: Frames, v: pd.DataFrame) -> list[str]:
         shipped = load.get("quantization") if isinstance(load.get("quantization"), str) else "GGUF"
         others = v[(v["reference"] == reference) & (v["model"] != reference)]
         made = [m for m in others["model"] if _requantized(loads.loc[m])]
-        line = (f"- The reference **{reference}** holds the distributed {shipped} weights dequantized "
-                f"({load['dtype']}): it measures the shipped quantization, not the model's original weights")
+        line = (
+            f"- The reference **{reference}** holds the distributed {shipped} weights dequantized "
+            f"({load['dtype']}): it measures the shipped quantization, not the model's original weights"
+        )
         if made:
-            line += (f"; {', '.join(made)} {'were' if len(made) > 1 else 'was'} made by llama.cpp's quantizer "
-                     "from the same dequantized weights (an F32 GGUF)")
+            line += (
+                f"; {', '.join(made)} {'were' if len(made) > 1 else 'was'} made by llama.cpp's quantizer "
+                "from the same dequantized weights (an F32 GGUF)"
+            )
         lines.append(line + ".")
     return lines
 
@@ -131,12 +166,13 @@ def equal_memory_lines(v: pd.DataFrame, tasks: list[str]) -> list[str]:
     lines = []
     ordered = v.sort_values("weights_mem_mb").reset_index(drop=True)
     for i, a in ordered.iterrows():
-        for _, b in ordered.iloc[i + 1:].iterrows():
+        for _, b in ordered.iloc[i + 1 :].iterrows():
             if a["base"] == b["base"] or b["weights_mem_mb"] > a["weights_mem_mb"] * EQUAL_MEMORY:
                 continue
-            lines.append(f"- About equal memory: **{a['model']}** ({a['weights_mem_mb']:.0f} MiB, {a['precision']}) "
-                         f"vs **{b['model']}** ({b['weights_mem_mb']:.0f} MiB, {b['precision']}): "
-                         + _compare(a, b, tasks) + ".")
+            lines.append(
+                f"- About equal memory: **{a['model']}** ({a['weights_mem_mb']:.0f} MiB, {a['precision']}) "
+                f"vs **{b['model']}** ({b['weights_mem_mb']:.0f} MiB, {b['precision']}): " + _compare(a, b, tasks) + "."
+            )
     return lines
 
 

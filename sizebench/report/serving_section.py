@@ -27,29 +27,66 @@ def serving_section(swept: list[Level], prefix: str = "plot_") -> str:
     rows = []
     for lv in swept:
         label = lv.label + (f" ⚠ client {lv.behind_s * 1000:.0f} ms behind" if lv.fell_behind else "")
-        rows.append([lv.model, label, str(lv.requests), str(lv.errors), f"{lv.req_per_s:.2f}", f"{lv.out_tok_per_s:.1f}",
-                     _latency(lv.stats["ttft"]), _latency(lv.stats["tpot"]), _latency(lv.stats["itl"]),
-                     _latency(lv.stats["e2e"]),
-                     "-" if lv.goodput is None else f"{lv.goodput:.2f} ({lv.slo_share:.0%}{' ✅' if lv.meets_slo else ''})"])
+        rows.append(
+            [
+                lv.model,
+                label,
+                str(lv.requests),
+                str(lv.errors),
+                f"{lv.req_per_s:.2f}",
+                f"{lv.out_tok_per_s:.1f}",
+                _latency(lv.stats["ttft"]),
+                _latency(lv.stats["tpot"]),
+                _latency(lv.stats["itl"]),
+                _latency(lv.stats["e2e"]),
+                "-" if lv.goodput is None else f"{lv.goodput:.2f} ({lv.slo_share:.0%}{' ✅' if lv.meets_slo else ''})",
+            ]
+        )
     servers = sorted({(lv.model, lv.serving) for lv in swept})
-    text = ["## Load sweep",
-            "Each served rung under load, level by level: closed loop (`concurrency N`: N requests in flight, a new one "
-            "sent as each finishes) or Poisson arrivals (`R req/s`). Latencies in ms as p50 / p90 / p99 (requests "
-            f"measured; for ITL, the gaps); p99 only from {serving.P99_MIN} requests. TTFT: request sent to first streamed text; TPOT: "
-            "(E2E - TTFT) / (output tokens - 1) per request; ITL: every gap between streamed chunks, pooled; E2E: "
-            "sent to last chunk. Throughput over the level's wall time (first request sent to last answer). "
-            + ("Goodput: requests/s meeting every SLO metric (" + ", ".join(
-                f"{m} <= {s:g} s" for m, s in slo_items(swept)) + f"), with the share of requests; ✅: at least "
-               f"{serving.SLO_SHARE:.0%} met it." if slo else "No --slo given: no goodput."),
-            *([f"⚠: the client sent some request of that level more than {serving.FELL_BEHIND_S * 1000:.0f} ms after "
-               "it was due (this machine could not keep the schedule); latencies count from when each was due, so "
-               "the delay is in them, but the server saw less load than the level names."]
-              if any(lv.fell_behind for lv in swept) else []),
-            "Servers: " + "; ".join(f"{model}: {how}" for model, how in servers) + ".",
-            table(["model", "level", "requests", "errors", "req/s", "output tok/s", "TTFT ms", "TPOT ms", "ITL ms",
-                   "E2E ms", "goodput req/s"], rows),
-            "The plot shows median E2E and TTFT against output-token throughput, one line per rung through its levels.",
-            f"![{prefix}latency_throughput]({prefix}latency_throughput.png)"]
+    text = [
+        "## Load sweep",
+        "Each served rung under load, level by level: closed loop (`concurrency N`: N requests in flight, a new one "
+        "sent as each finishes) or Poisson arrivals (`R req/s`). Latencies in ms as p50 / p90 / p99 (requests "
+        f"measured; for ITL, the gaps); p99 only from {serving.P99_MIN} requests. TTFT: request sent to first streamed text; TPOT: "
+        "(E2E - TTFT) / (output tokens - 1) per request; ITL: every gap between streamed chunks, pooled; E2E: "
+        "sent to last chunk. Throughput over the level's wall time (first request sent to last answer). "
+        + (
+            "Goodput: requests/s meeting every SLO metric ("
+            + ", ".join(f"{m} <= {s:g} s" for m, s in slo_items(swept))
+            + f"), with the share of requests; ✅: at least "
+            f"{serving.SLO_SHARE:.0%} met it."
+            if slo
+            else "No --slo given: no goodput."
+        ),
+        *(
+            [
+                f"⚠: the client sent some request of that level more than {serving.FELL_BEHIND_S * 1000:.0f} ms after "
+                "it was due (this machine could not keep the schedule); latencies count from when each was due, so "
+                "the delay is in them, but the server saw less load than the level names."
+            ]
+            if any(lv.fell_behind for lv in swept)
+            else []
+        ),
+        "Servers: " + "; ".join(f"{model}: {how}" for model, how in servers) + ".",
+        table(
+            [
+                "model",
+                "level",
+                "requests",
+                "errors",
+                "req/s",
+                "output tok/s",
+                "TTFT ms",
+                "TPOT ms",
+                "ITL ms",
+                "E2E ms",
+                "goodput req/s",
+            ],
+            rows,
+        ),
+        "The plot shows median E2E and TTFT against output-token throughput, one line per rung through its levels.",
+        f"![{prefix}latency_throughput]({prefix}latency_throughput.png)",
+    ]
     return "\n\n".join(text)
 
 
@@ -76,8 +113,13 @@ def plot(swept: list[Level], out_dir: Path, prefix: str) -> str | None:
             y = [(lv.stats[metric][50] or 0) * 1000 for lv in mine]
             ax.plot(x, y, marker="o", label=model)
             for lv, xi, yi in zip(mine, x, y):
-                ax.annotate(lv.label.replace("concurrency ", "c"), (xi, yi), fontsize=7, textcoords="offset points",
-                            xytext=(3, 3))
+                ax.annotate(
+                    lv.label.replace("concurrency ", "c"),
+                    (xi, yi),
+                    fontsize=7,
+                    textcoords="offset points",
+                    xytext=(3, 3),
+                )
     for ax, metric in zip(axes, ("E2E", "TTFT")):
         ax.set_xlabel("output tokens/s (all requests)")
         ax.set_ylabel(f"median {metric} (ms)")

@@ -26,15 +26,34 @@ def speed_section(fr: Frames, order: list[str]) -> str:
             continue
         runs = mine["decode_tok_per_s_runs"].map(len).median() if "decode_tok_per_s_runs" in mine else None
         p25, p75 = np.percentile(rates, [25, 75])
-        rows.append([name, len(rates), fmt_num(runs, "{:.0f}"), fmt_num(float(np.median(rates)), "{:.1f}"),
-                     f"{p25:.1f}-{p75:.1f}", fmt_num(float(stats.variation(rates, ddof=1)) * 100, "{:.1f}%")])
+        rows.append(
+            [
+                name,
+                len(rates),
+                fmt_num(runs, "{:.0f}"),
+                fmt_num(float(np.median(rates)), "{:.1f}"),
+                f"{p25:.1f}-{p75:.1f}",
+                fmt_num(float(stats.variation(rates, ddof=1)) * 100, "{:.1f}%"),
+            ]
+        )
     if not rows:
         return ""
-    return ("## Decode speed across prompts\n\nThe summary's decode tok/s is the median over prompts; each prompt's "
-            "figure is the median of its timed runs. Spread here is across prompts (prompt length and answer "
-            "length differ), not run-to-run noise.\n\n"
-            + table(["model", "prompts", "timed runs per prompt", "median tok/s", "interquartile range",
-                     "coefficient of variation"], rows))
+    return (
+        "## Decode speed across prompts\n\nThe summary's decode tok/s is the median over prompts; each prompt's "
+        "figure is the median of its timed runs. Spread here is across prompts (prompt length and answer "
+        "length differ), not run-to-run noise.\n\n"
+        + table(
+            [
+                "model",
+                "prompts",
+                "timed runs per prompt",
+                "median tok/s",
+                "interquartile range",
+                "coefficient of variation",
+            ],
+            rows,
+        )
+    )
 
 
 def page_speed(p: Page) -> str:

@@ -15,7 +15,6 @@ from sizebench.runstore import records as record_classes
 from sizebench.runstore.store import RunStore, counted, started_order
 
 
-
 @dataclass
 class Frames:
     metas: list[dict]
@@ -35,9 +34,16 @@ def load(run_dirs: list[Path], latest_only: bool = True) -> Frames:
         meta = store.meta()
         metas.append(meta)
         for spec in meta["plan"]["models"]:
-            models.append({"model": spec["name"], "params_published": spec["params"], "location": spec["location"],
-                           "source": spec["source"], "run_id": store.run_id,
-                           "params_non_embedding_published": spec.get("params_non_embedding")})
+            models.append(
+                {
+                    "model": spec["name"],
+                    "params_published": spec["params"],
+                    "location": spec["location"],
+                    "source": spec["source"],
+                    "run_id": store.run_id,
+                    "params_non_embedding_published": spec.get("params_non_embedding"),
+                }
+            )
         run_records = store.records()
         kept = {id(record) for record in counted(run_records)}
         for seq, record in enumerate(run_records):
@@ -45,22 +51,25 @@ def load(run_dirs: list[Path], latest_only: bool = True) -> Frames:
             counts.append(id(record) in kept)
             kind_columns.setdefault(record["kind"], set()).update(record)
     records = pd.DataFrame(rows)
-    model_table = pd.DataFrame(models, columns=["model", "params_published", "location", "source", "run_id",
-                                               "params_non_embedding_published"])
+    model_table = pd.DataFrame(
+        models, columns=["model", "params_published", "location", "source", "run_id", "params_non_embedding_published"]
+    )
     if records.empty:
-        return Frames(metas, model_table.drop_duplicates("model", keep="last"),
-                      {kind: pd.DataFrame() for kind in record_classes.KINDS})
+        return Frames(
+            metas,
+            model_table.drop_duplicates("model", keep="last"),
+            {kind: pd.DataFrame() for kind in record_classes.KINDS},
+        )
     records = records[counts]
     if latest_only:
         started = records["run_id"].map({run_dir.name: n for n, run_dir in enumerate(ordered)})
         # a run's bandwidth stays with every rung of that run shown, whichever rung measured it
-        records = records[(started == started.groupby(records["model"]).transform("max"))
-                          | (records["kind"] == "bandwidth")]
+        records = records[
+            (started == started.groupby(records["model"]).transform("max")) | (records["kind"] == "bandwidth")
+        ]
         model_table = model_table.drop_duplicates("model", keep="last")
     tables = {}
     for kind in record_classes.KINDS:
         columns = [c for c in records.columns if c in kind_columns.get(kind, ())] + ["run_id", "seq"]
         tables[kind] = records.loc[records["kind"] == kind, columns].reset_index(drop=True)
     return Frames(metas, model_table.reset_index(drop=True), tables)
-
-

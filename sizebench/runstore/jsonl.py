@@ -84,8 +84,9 @@ def read(path: Path, is_valid: Callable[[object], str | None] | None = None) -> 
     return [row for _, row in decode(data, str(path), is_valid)]
 
 
-def decode(data: bytes, where: str, is_valid: Callable[[object], str | None] | None = None,
-           first_line: int = 1) -> Iterator[tuple[int, dict]]:
+def decode(
+    data: bytes, where: str, is_valid: Callable[[object], str | None] | None = None, first_line: int = 1
+) -> Iterator[tuple[int, dict]]:
     """(line number, record) for each valid line of `data`; `is_valid` says why a row is not a record (None: it is)."""
     check = is_valid or record_problem
     for number, raw in enumerate(data.split(b"\n"), start=first_line):

@@ -58,8 +58,12 @@ class LoadRecord(Record):
     precision_label: str | None = None  # e.g. "int8 weight-only (torchao)"
     bytes_per_param: float | None = None  # weights_mem_mb in bytes / params
     engine: str = "transformers"  # older runs have no such field: they all ran on transformers
-    base_model: str | None = None  # the model the rung is a variant of (older runs: split from its name, analysis.sizes)
-    hub_kernels: bool | None = None  # transformers' Hub kernels asked for at load (None: older runs, or not transformers)
+    base_model: str | None = (
+        None  # the model the rung is a variant of (older runs: split from its name, analysis.sizes)
+    )
+    hub_kernels: bool | None = (
+        None  # transformers' Hub kernels asked for at load (None: older runs, or not transformers)
+    )
     weights: str = "real"  # "random": built from the config, a cost-only rung (`--weights random`)
     tokenizer: str | None = None  # a random-weight rung's tokenizer: the model's own, or a stand-in (named)
     # The held GGUF was made by llama.cpp's quantizer from an F32 GGUF of the distributed weights. Older runs have
@@ -380,4 +384,3 @@ class VoteUndoneRecord(Record):
     screen: str
     rater: str
     kind = "vote_undone"
-

@@ -64,13 +64,17 @@ class RunStore:
         try:
             meta = json.loads(path.read_bytes().decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
-            raise SizebenchError(f"{path} is damaged ({type(exc).__name__}); the run's records are in {RECORDS}") from None
+            raise SizebenchError(
+                f"{path} is damaged ({type(exc).__name__}); the run's records are in {RECORDS}"
+            ) from None
         if not isinstance(meta, dict):
             raise SizebenchError(f"{path} is damaged (a JSON {type(meta).__name__}, not the run's description)")
         return meta
 
     def write_meta(self, meta: dict) -> None:
-        atomic.write_text(self.dir / META, json.dumps(jsonl.repair(meta, str(self.dir / META)), indent=2, ensure_ascii=False) + "\n")
+        atomic.write_text(
+            self.dir / META, json.dumps(jsonl.repair(meta, str(self.dir / META)), indent=2, ensure_ascii=False) + "\n"
+        )
 
     def append(self, record: Record) -> dict:
         """The record appended; returns its row as stored (strings repaired)."""
@@ -115,8 +119,11 @@ def hold_signals():
         yield
         return
     held: list[int] = []
-    previous = {s: signal.signal(s, lambda signum, frame: held.append(signum))
-                for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP) if callable(signal.getsignal(s))}
+    previous = {
+        s: signal.signal(s, lambda signum, frame: held.append(signum))
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        if callable(signal.getsignal(s))
+    }
     try:
         yield
     finally:

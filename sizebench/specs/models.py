@@ -45,11 +45,24 @@ class ModelSpec:
 
 def _neox(hidden: int, layers: int, heads: int, vocab: int) -> dict:
     """A GPT-NeoX config.json as Pythia's (EleutherAI/pythia README's table and models/*.yml)."""
-    return {"model_type": "gpt_neox", "architectures": ["GPTNeoXForCausalLM"], "hidden_size": hidden,
-            "num_hidden_layers": layers, "num_attention_heads": heads, "intermediate_size": 4 * hidden,
-            "vocab_size": vocab, "max_position_embeddings": 2048, "rotary_pct": 0.25, "rotary_emb_base": 10000,
-            "use_parallel_residual": True, "tie_word_embeddings": False, "hidden_act": "gelu",
-            "layer_norm_eps": 1e-5, "bos_token_id": 0, "eos_token_id": 0}
+    return {
+        "model_type": "gpt_neox",
+        "architectures": ["GPTNeoXForCausalLM"],
+        "hidden_size": hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "intermediate_size": 4 * hidden,
+        "vocab_size": vocab,
+        "max_position_embeddings": 2048,
+        "rotary_pct": 0.25,
+        "rotary_emb_base": 10000,
+        "use_parallel_residual": True,
+        "tie_word_embeddings": False,
+        "hidden_act": "gelu",
+        "layer_norm_eps": 1e-5,
+        "bos_token_id": 0,
+        "eos_token_id": 0,
+    }
 
 
 # The architectures of the built-in hub models, keyed by hub id, so sizebench knows their shapes (placement,

@@ -48,8 +48,9 @@ def sequences(session: NextTokens, answers: list[tuple[object, str]], corpus: st
     begin = session.begin_ids()
     chunk = min(CHUNK, session.context_window() or CHUNK)  # a model trained on shorter texts: its window
     body = chunk - len(begin)
-    out = [Sequence("corpus", begin + ids[i:i + body], chunk // 2)
-           for i in range(0, len(ids) - body + 1, body)][:MAX_CHUNKS]
+    out = [Sequence("corpus", begin + ids[i : i + body], chunk // 2) for i in range(0, len(ids) - body + 1, body)][
+        :MAX_CHUNKS
+    ]
     for prompt, answer in answers:
         prompt_ids, answer_ids = session.prompt_ids(session.render(prompt)), session.text_ids(answer)
         if prompt_ids and answer_ids:
@@ -81,11 +82,16 @@ class Stored:
         with atomic.replacing(path) as tmp:
             with tmp.open("wb") as handle:
                 np.savez_compressed(
-                    handle, ids=np.concatenate([s.ids for s in self.sequences]).astype(np.int32), lengths=lengths,
+                    handle,
+                    ids=np.concatenate([s.ids for s in self.sequences]).astype(np.int32),
+                    lengths=lengths,
                     firsts=np.array([s.first for s in self.sequences], dtype=np.int64),
                     texts=np.array([TEXTS.index(s.text) for s in self.sequences], dtype=np.int8),
-                    meta=np.array(json.dumps({"vocab": self.vocab, "vocab_sha256": self.vocab_sha256,
-                                              "top_k": self.top_k})), **arrays)
+                    meta=np.array(
+                        json.dumps({"vocab": self.vocab, "vocab_sha256": self.vocab_sha256, "top_k": self.top_k})
+                    ),
+                    **arrays,
+                )
         return path.stat().st_size
 
     @classmethod
@@ -94,8 +100,10 @@ class Stored:
             meta = json.loads(str(z["meta"]))
             bounds = np.cumsum(np.concatenate([[0], z["lengths"]]))
             ids = z["ids"].tolist()
-            seqs = [Sequence(TEXTS[t], ids[a:b], int(f)) for a, b, f, t in
-                    zip(bounds[:-1], bounds[1:], z["firsts"], z["texts"], strict=True)]
+            seqs = [
+                Sequence(TEXTS[t], ids[a:b], int(f))
+                for a, b, f, t in zip(bounds[:-1], bounds[1:], z["firsts"], z["texts"], strict=True)
+            ]
             compact = divergence.Compact(*(z[f] for f in divergence.Compact.__dataclass_fields__))
         return cls(seqs, compact, meta["vocab"], meta["vocab_sha256"], meta["top_k"])
 
@@ -116,11 +124,14 @@ def reference_distributions(session: NextTokens, seqs: list[Sequence], vocab_map
     for s in seqs:
         logits = session.next_token_logits(s.ids, s.first)
         size = min(len(vocab_map), logits.shape[1]) if size is None else size
-        nexts = np.asarray(s.ids[s.first + 1:])
-        parts += [divergence.compact(logits[lo:lo + BLOCK], nexts[lo:lo + BLOCK], size, divergence.TOP_K)
-                  for lo in range(0, len(logits), BLOCK)]
-    return Stored(seqs, divergence.Compact.concat(parts), size, vocab_sha256(vocab_map, size),
-                  min(divergence.TOP_K, size))
+        nexts = np.asarray(s.ids[s.first + 1 :])
+        parts += [
+            divergence.compact(logits[lo : lo + BLOCK], nexts[lo : lo + BLOCK], size, divergence.TOP_K)
+            for lo in range(0, len(logits), BLOCK)
+        ]
+    return Stored(
+        seqs, divergence.Compact.concat(parts), size, vocab_sha256(vocab_map, size), min(divergence.TOP_K, size)
+    )
 
 
 def mismatch(stored: Stored, vocab_map: list[str] | None) -> str | None:
@@ -128,8 +139,10 @@ def mismatch(stored: Stored, vocab_map: list[str] | None) -> str | None:
     if vocab_map is None:
         return "its engine gives no next-token distributions"
     if len(vocab_map) < stored.vocab or vocab_sha256(vocab_map, stored.vocab) != stored.vocab_sha256:
-        return (f"its tokenizer ({len(vocab_map):,} tokens) does not map the reference's {stored.vocab:,} ids "
-                "to the same tokens")
+        return (
+            f"its tokenizer ({len(vocab_map):,} tokens) does not map the reference's {stored.vocab:,} ids "
+            "to the same tokens"
+        )
     return None
 
 
@@ -142,10 +155,12 @@ def variant_figures(session: NextTokens, stored: Stored) -> dict[str, divergence
         if logits.shape[1] < stored.vocab:
             raise ValueError(f"{logits.shape[1]:,} logit rows, fewer than the reference's {stored.vocab:,} ids")
         for lo in range(0, len(logits), BLOCK):
-            block = logits[lo:lo + BLOCK]
+            block = logits[lo : lo + BLOCK]
             rows = slice(start, start + len(block))
             start = rows.stop
-            part = divergence.Compact(*(getattr(stored.compact, f)[rows] for f in divergence.Compact.__dataclass_fields__))
+            part = divergence.Compact(
+                *(getattr(stored.compact, f)[rows] for f in divergence.Compact.__dataclass_fields__)
+            )
             per.append(divergence.per_token(part, block, stored.vocab))
     fields = divergence.PerToken.__dataclass_fields__
     tokens = divergence.PerToken(*(np.concatenate([getattr(p, f) for p in per]) for f in fields))
@@ -153,8 +168,9 @@ def variant_figures(session: NextTokens, stored: Stored) -> dict[str, divergence
     for text in TEXTS:
         rows = stored.rows_of(text)
         if rows.any():
-            out[text] = divergence.summarise(divergence.PerToken(*(getattr(tokens, f)[rows] for f in fields)),
-                                             stored.sequence_of_rows()[rows])
+            out[text] = divergence.summarise(
+                divergence.PerToken(*(getattr(tokens, f)[rows] for f in fields)), stored.sequence_of_rows()[rows]
+            )
     return out
 
 
@@ -165,18 +181,43 @@ def run(session, plan: dict, run_dir: Path, answers: list[tuple[object, str]], e
     vocab_map = session.vocabulary() if isinstance(session, NextTokens) else None
     if name == reference:
         if vocab_map is None:
-            emit(AgreementSkipRecord(name, attempt, reference, "the reference's engine gives no next-token "
-                                                               "distributions: no agreement figures in this run"))
+            emit(
+                AgreementSkipRecord(
+                    name,
+                    attempt,
+                    reference,
+                    "the reference's engine gives no next-token distributions: no agreement figures in this run",
+                )
+            )
             return
         stored = reference_distributions(session, sequences(session, answers), vocab_map)
         size = stored.save(path)
         counts = {t: n for t in TEXTS if (n := int(stored.rows_of(t).sum()))}
-        emit(DistributionsRecord(name, attempt, plan["file"], counts, stored.top_k, stored.vocab,
-                                 stored.vocab_sha256, size, CHUNK, MAX_CHUNKS, divergence.TOP_K))
+        emit(
+            DistributionsRecord(
+                name,
+                attempt,
+                plan["file"],
+                counts,
+                stored.top_k,
+                stored.vocab,
+                stored.vocab_sha256,
+                size,
+                CHUNK,
+                MAX_CHUNKS,
+                divergence.TOP_K,
+            )
+        )
         return
     if not path.exists():
-        emit(AgreementSkipRecord(name, attempt, reference, f"the reference {reference} stored no distributions "
-                                                           "(it failed, was unavailable or was not run)"))
+        emit(
+            AgreementSkipRecord(
+                name,
+                attempt,
+                reference,
+                f"the reference {reference} stored no distributions (it failed, was unavailable or was not run)",
+            )
+        )
         return
     stored = Stored.load(path)
     reason = mismatch(stored, vocab_map)
@@ -184,9 +225,28 @@ def run(session, plan: dict, run_dir: Path, answers: list[tuple[object, str]], e
         emit(AgreementSkipRecord(name, attempt, reference, f"not compared with {reference}: {reason}"))
         return
     for text, s in variant_figures(session, stored).items():
-        emit(AgreementRecord(name, attempt, reference, text, s.tokens, s.kld_mean, s.kld_stderr, s.kld_median,
-                             s.kld_p90, s.kld_p99, s.kld_max, s.same_top, s.ppl_ratio, s.ln_ppl_ratio_stderr,
-                             s.rms_dp, s.mean_dp, stored.top_k, s.units))
+        emit(
+            AgreementRecord(
+                name,
+                attempt,
+                reference,
+                text,
+                s.tokens,
+                s.kld_mean,
+                s.kld_stderr,
+                s.kld_median,
+                s.kld_p90,
+                s.kld_p99,
+                s.kld_max,
+                s.same_top,
+                s.ppl_ratio,
+                s.ln_ppl_ratio_stderr,
+                s.rms_dp,
+                s.mean_dp,
+                stored.top_k,
+                s.units,
+            )
+        )
 
 
 def own_answers(ctx: Context) -> list:

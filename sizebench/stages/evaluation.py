@@ -115,8 +115,14 @@ def _unparsed_yaml(task_path: str | None) -> str:
     return ""
 
 
-def run_tasks(session, model_name: str, settings: EvalSettings, attempt: str,
-              emit: Callable, texts_done: frozenset[str] = frozenset()) -> list[TaskRecord]:
+def run_tasks(
+    session,
+    model_name: str,
+    settings: EvalSettings,
+    attempt: str,
+    emit: Callable,
+    texts_done: frozenset[str] = frozenset(),
+) -> list[TaskRecord]:
     """The tasks on the session's lm-eval model (sizebench.engines.base.Session.lm)."""
     import lm_eval
 
@@ -126,8 +132,13 @@ def run_tasks(session, model_name: str, settings: EvalSettings, attempt: str,
     started = time.perf_counter()
     lm, batch_size = session.lm(settings.batch_size)
     results = lm_eval.simple_evaluate(
-        model=lm, tasks=list(runnable.values()), task_manager=manager, limit=settings.limit,
-        num_fewshot=settings.num_fewshot, log_samples=True, bootstrap_iters=100000,
+        model=lm,
+        tasks=list(runnable.values()),
+        task_manager=manager,
+        limit=settings.limit,
+        num_fewshot=settings.num_fewshot,
+        log_samples=True,
+        bootstrap_iters=100000,
     )
     wall = time.perf_counter() - started
     records = task_records(results, model_name, attempt, settings.limit, wall, batch_size)
@@ -155,8 +166,9 @@ def built_tasks(settings: EvalSettings, model_name: str, attempt: str, emit: Cal
     return manager, runnable
 
 
-def emit_items(results: dict, runnable: dict, model_name: str, attempt: str, emit: Callable,
-               texts_done: frozenset[str]) -> None:
+def emit_items(
+    results: dict, runnable: dict, model_name: str, attempt: str, emit: Callable, texts_done: frozenset[str]
+) -> None:
     """Per-item outcomes from lm-eval's samples; item texts only for tasks no model of the run wrote yet."""
     from sizebench.stages import items
 
@@ -195,8 +207,7 @@ def _offline_data_set(exc: BaseException | None) -> bool:
     return False
 
 
-def task_records(results: dict, model_name: str, attempt: str, limit, wall: float,
-                 batch_size: str) -> list[TaskRecord]:
+def task_records(results: dict, model_name: str, attempt: str, limit, wall: float, batch_size: str) -> list[TaskRecord]:
     groups = set(results.get("groups", {}))
     records = []
     for task, metrics in sorted(results["results"].items()):
@@ -208,10 +219,20 @@ def task_records(results: dict, model_name: str, attempt: str, limit, wall: floa
             if metric.endswith("_stderr") or metric in NOT_METRICS or not isinstance(value, (int, float)):
                 continue
             stderr = metrics.get(f"{metric}_stderr,{filt}")
-            records.append(TaskRecord(
-                model=model_name, attempt=attempt, task=task, metric=metric, value=float(value),
-                stderr=float(stderr) if isinstance(stderr, (int, float)) else None, n=int(n),
-                version=str(results.get("versions", {}).get(task)), num_fewshot=results.get("n-shot", {}).get(task),
-                limit=limit, wall_s=wall, batch_size=batch_size,
-            ))
+            records.append(
+                TaskRecord(
+                    model=model_name,
+                    attempt=attempt,
+                    task=task,
+                    metric=metric,
+                    value=float(value),
+                    stderr=float(stderr) if isinstance(stderr, (int, float)) else None,
+                    n=int(n),
+                    version=str(results.get("versions", {}).get(task)),
+                    num_fewshot=results.get("n-shot", {}).get(task),
+                    limit=limit,
+                    wall_s=wall,
+                    batch_size=batch_size,
+                )
+            )
     return records

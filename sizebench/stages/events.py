@@ -14,8 +14,13 @@ from dataclasses import dataclass, fields
 from sizebench import stages
 
 COUNT = ("done", "total")
-WORKER = {"loading": (), "interrupted": (), "unavailable": ("reason",), "failed": ("reason",),
-          "chunk": ("task", *COUNT)}
+WORKER = {
+    "loading": (),
+    "interrupted": (),
+    "unavailable": ("reason",),
+    "failed": ("reason",),
+    "chunk": ("task", *COUNT),
+}
 ASIDES = {"bandwidth": (), "prompt_skipped": ("prompt_id", "reason"), "batched": ()}
 JUDGE = {"judging": COUNT, "too_long": ("screen", "tokens", "window")}
 # kind -> the fields it may carry besides the model
@@ -43,8 +48,11 @@ class Event:
         if self.kind not in KINDS:
             raise ValueError(f"unknown event kind '{self.kind}'")
         for name, value in self._carried().items():
-            if name not in ("model", *KINDS[self.kind]) or isinstance(value, bool) \
-                    or not isinstance(value, int if name in WHOLE else str):
+            if (
+                name not in ("model", *KINDS[self.kind])
+                or isinstance(value, bool)
+                or not isinstance(value, int if name in WHOLE else str)
+            ):
                 raise ValueError(f"event '{self.kind}' carries no {name} {value!r}")
 
     def _carried(self) -> dict:
@@ -57,8 +65,9 @@ class Event:
 
     def to_json(self) -> str:
         carried = self._carried()
-        return json.dumps({**({"model": carried.pop("model")} if "model" in carried else {}), "stage": self.kind,
-                           **carried})
+        return json.dumps(
+            {**({"model": carried.pop("model")} if "model" in carried else {}), "stage": self.kind, **carried}
+        )
 
 
 def from_json(line: str) -> Event | None:

@@ -34,8 +34,14 @@ from sizebench.stages.suites import is_correct, load_suite
 WARMUP_PROMPT = Prompt("warm-up", "What is the capital of France?")  # short and fixed: never the suite's
 
 
-def too_long(loaded: Session, prompt: Prompt, rendered: formats.Rendered, settings: GenSettings,
-             attempt: str, context: int | None) -> PromptSkipRecord | None:
+def too_long(
+    loaded: Session,
+    prompt: Prompt,
+    rendered: formats.Rendered,
+    settings: GenSettings,
+    attempt: str,
+    context: int | None,
+) -> PromptSkipRecord | None:
     """The skip record of a prompt that cannot fit with its answer in the context window, else None."""
     if context is None:
         return None
@@ -43,15 +49,27 @@ def too_long(loaded: Session, prompt: Prompt, rendered: formats.Rendered, settin
     if tokens + settings.max_new_tokens <= context:
         return None
     return PromptSkipRecord(
-        model=loaded.spec.name, attempt=attempt, prompt_id=prompt.id, prompt=prompt.text, expected=list(prompt.expected),
-        prompt_tokens=tokens, max_new_tokens=settings.max_new_tokens, context_tokens=context,
+        model=loaded.spec.name,
+        attempt=attempt,
+        prompt_id=prompt.id,
+        prompt=prompt.text,
+        expected=list(prompt.expected),
+        prompt_tokens=tokens,
+        max_new_tokens=settings.max_new_tokens,
+        context_tokens=context,
         reason=f"{tokens} prompt tokens + {settings.max_new_tokens} new tokens > context window of {context}",
     )
 
 
-def run_prompts(loaded: Session, prompts: tuple[Prompt, ...], settings: GenSettings, attempt: str,
-                emit: Callable, progress: Callable[[int, int], None] = lambda done, total: None,
-                meter: energy.Meter | None = None) -> list[PromptRecord]:
+def run_prompts(
+    loaded: Session,
+    prompts: tuple[Prompt, ...],
+    settings: GenSettings,
+    attempt: str,
+    emit: Callable,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+    meter: energy.Meter | None = None,
+) -> list[PromptRecord]:
     """Prompt records of the prompts that ran; skip records for the others go to emit too.
 
     `meter` counts the timed generations only: not the warm-up, the records or the progress."""
@@ -77,14 +95,21 @@ def run_prompts(loaded: Session, prompts: tuple[Prompt, ...], settings: GenSetti
         first = runs[0]
         decode_runs = [r.decode_tok_per_s for r in runs if r.decode_tok_per_s is not None]
         record = PromptRecord(
-            model=loaded.spec.name, attempt=attempt, prompt_id=prompt.id, prompt=prompt.text, context=prompt.context,
-            expected=list(prompt.expected), answer=first.answer,
+            model=loaded.spec.name,
+            attempt=attempt,
+            prompt_id=prompt.id,
+            prompt=prompt.text,
+            context=prompt.context,
+            expected=list(prompt.expected),
+            answer=first.answer,
             correct=None if loaded.spec.weights == RANDOM else is_correct(first.answer, prompt.expected),
-            prompt_tokens=first.prompt_tokens, new_tokens=first.new_tokens,
+            prompt_tokens=first.prompt_tokens,
+            new_tokens=first.new_tokens,
             ttft_s=measure.median([r.ttft_s for r in runs]),
             latency_s=measure.median([r.latency_s for r in runs]),
             decode_tok_per_s=measure.median(decode_runs) if decode_runs else None,
-            ttft_s_runs=[r.ttft_s for r in runs], latency_s_runs=[r.latency_s for r in runs],
+            ttft_s_runs=[r.ttft_s for r in runs],
+            latency_s_runs=[r.latency_s for r in runs],
             decode_tok_per_s_runs=decode_runs,
             same_answer_every_run=all(r.token_ids == first.token_ids for r in runs),
         )
@@ -96,11 +121,13 @@ def run_prompts(loaded: Session, prompts: tuple[Prompt, ...], settings: GenSetti
 
 # ---- the stage -------------------------------------------------------------------------------------------
 
+
 def _bandwidth_once(ctx: Context) -> None:
     """The run's memory bandwidth on this rung's device (its decode's limit), where no rung before measured it."""
     device = ctx.loaded.device
     if device not in bandwidth.DEVICES or any(
-            r["kind"] == "bandwidth" and r["device"] == device for r in ctx.store.records()):
+        r["kind"] == "bandwidth" and r["device"] == device for r in ctx.store.records()
+    ):
         return
     copy_bytes = bandwidth.fitting_copy_bytes(device)
     if copy_bytes:
@@ -129,8 +156,15 @@ def _run(ctx: Context) -> None:
             ctx.event(Event("prompt_skipped", prompt_id=record.prompt_id, reason=record.reason))
 
     meter = energy.Meter(loaded.device)
-    singles = run_prompts(loaded, suite.prompts, settings, ctx.attempt, emit,
-                          lambda done, total: ctx.event(Event("prompts", done=done, total=total)), meter)
+    singles = run_prompts(
+        loaded,
+        suite.prompts,
+        settings,
+        ctx.attempt,
+        emit,
+        lambda done, total: ctx.event(Event("prompts", done=done, total=total)),
+        meter,
+    )
     if meter.joules is not None and singles:
         tokens = sum(r.new_tokens * len(r.latency_s_runs) for r in singles)
         ctx.store.append(EnergyRecord(ctx.model, ctx.attempt, "prompts", meter.joules, tokens, meter.source))
@@ -138,8 +172,11 @@ def _run(ctx: Context) -> None:
     if settings.batch_size > 1 and singles:
         ctx.event(Event("batched"))
         if isinstance(loaded, Batching):  # a session that does not batch in process measures single streams only
-            ctx.store.append(loaded.batched_throughput(tuple(p for p in suite.prompts if p.id in ran), settings,
-                                                       ctx.attempt, singles))
+            ctx.store.append(
+                loaded.batched_throughput(
+                    tuple(p for p in suite.prompts if p.id in ran), settings, ctx.attempt, singles
+                )
+            )
 
 
 def _check(plan: RunPlan) -> None:

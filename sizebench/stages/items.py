@@ -17,8 +17,7 @@ LL_DECIMALS = 4  # 1e-4 nats: far below any gap that decides a choice, and half 
 ANSWER_CHARS = 200
 
 
-def records(samples: dict, tasks: dict, model: str, attempt: str,
-            texts_done: frozenset[str] = frozenset()) -> list:
+def records(samples: dict, tasks: dict, model: str, attempt: str, texts_done: frozenset[str] = frozenset()) -> list:
     """ItemsRecord per task, and an ItemTextRecord for each task not in texts_done."""
     out = []
     for name in sorted(samples):
@@ -74,7 +73,7 @@ def _items(task, name: str, rows: list[dict], model: str, attempt: str) -> Items
     for row in rows:
         choices = _choices(task, row["doc"])
         # filtered_resps: one (loglikelihood, is_greedy) per request; mutual-info tasks append unconditional ones
-        values = np.array([float(resp[0]) for resp in row["filtered_resps"]][:len(choices)])
+        values = np.array([float(resp[0]) for resp in row["filtered_resps"]][: len(choices)])
         lengths = np.array([float(len(c)) for c in choices])
         gold.append(_gold(task, row["doc"], choices))
         lls.append([round(float(v), LL_DECIMALS) for v in values])
@@ -95,7 +94,9 @@ def _texts(task, name: str, rows: list[dict], model: str, attempt: str) -> ItemT
             # winogrande-style tasks put the varying part in the choices and the fixed one in the target
             questions.append(str(task.doc_to_target(doc)) if multiple_input else str(task.doc_to_text(doc)))
             choices.append(options)
-            targets.append(options[first] if isinstance(first, int) and 0 <= first < len(options) else str(row["target"]))
+            targets.append(
+                options[first] if isinstance(first, int) and 0 <= first < len(options) else str(row["target"])
+            )
         else:
             questions.append(str(task.doc_to_text(doc)))
             choices.append([])

@@ -69,8 +69,9 @@ def _decode_lines(raw: bytes, path: Path) -> list[str]:
         try:
             lines.append(line.decode("utf-8"))
         except UnicodeDecodeError as exc:
-            raise SizebenchError(f"prompts file '{path}' line {number} is not UTF-8 "
-                                 f"(byte 0x{line[exc.start]:02x}); save it as UTF-8") from exc
+            raise SizebenchError(
+                f"prompts file '{path}' line {number} is not UTF-8 (byte 0x{line[exc.start]:02x}); save it as UTF-8"
+            ) from exc
     if lines:
         lines[0] = lines[0].removeprefix("\ufeff")
     return lines
@@ -104,15 +105,24 @@ def _parse_jsonl(lines: list[str], path: Path) -> list[tuple[int, Prompt]]:
             raise _error(path, number, f"not valid JSON ({exc.msg})") from exc
         if not isinstance(item, dict) or not isinstance(item.get("prompt"), str) or not item["prompt"].strip():
             given = isinstance(item, dict) and item.get("expected") and not item.get("prompt")
-            raise _error(path, number, "an expected answer with no \"prompt\"" if given
-                         else "needs a non-empty \"prompt\" string")
+            raise _error(
+                path, number, 'an expected answer with no "prompt"' if given else 'needs a non-empty "prompt" string'
+            )
         expected = item.get("expected") or []
         if isinstance(expected, str):
             expected = [expected]
-        prompts.append((number, Prompt(
-            str(item.get("id") or f"{path.stem}-{len(prompts) + 1:03d}"), item["prompt"].strip(),
-            tuple(str(e) for e in expected), item.get("context") or None, item.get("category"),
-        )))
+        prompts.append(
+            (
+                number,
+                Prompt(
+                    str(item.get("id") or f"{path.stem}-{len(prompts) + 1:03d}"),
+                    item["prompt"].strip(),
+                    tuple(str(e) for e in expected),
+                    item.get("context") or None,
+                    item.get("category"),
+                ),
+            )
+        )
     return prompts
 
 

@@ -32,7 +32,6 @@ from sizebench.stages.stage import Context, Stage
 from sizebench.stages.suites import load_suite
 
 
-
 def payloads(session: Served, prompts_path: str | None, settings: ServeSettings) -> list[dict]:
     prompts = load_suite(prompts_path).prompts if prompts_path else (WARMUP_PROMPT,)
     greedy = GenSettings(seed=settings.seed)
@@ -47,8 +46,10 @@ def payloads(session: Served, prompts_path: str | None, settings: ServeSettings)
 
 def run_sweep(session, settings: ServeSettings, prompts_path: str | None, attempt: str, emit, progress) -> None:
     if not isinstance(session, Served):  # the plan's check refuses such a rung first (its engine is not served)
-        raise SizebenchError(f"the load sweep drives a server: {session.spec.name} is not served "
-                             f"({type(session).__name__} has no Served capability)")
+        raise SizebenchError(
+            f"the load sweep drives a server: {session.spec.name} is not served "
+            f"({type(session).__name__} has no Served capability)"
+        )
     bodies = payloads(session, prompts_path, settings)
     for mode, load in settings.levels:
         label = f"concurrency {load:g}" if mode == "concurrency" else f"{load:g} requests/s"
@@ -59,12 +60,26 @@ def run_sweep(session, settings: ServeSettings, prompts_path: str | None, attemp
             raise SizebenchError(f"at {label}: {dead}")
         if sent and errors == sent:
             raise SizebenchError(f"at {label}: every request to {session.base_url} failed: {first_error}")
-        emit(SweepLevelRecord(session.spec.name, attempt, mode, load, sent, errors, wall, settings.output_tokens,
-                              session.serving, dict(settings.slo), round(behind, 6)))
+        emit(
+            SweepLevelRecord(
+                session.spec.name,
+                attempt,
+                mode,
+                load,
+                sent,
+                errors,
+                wall,
+                settings.output_tokens,
+                session.serving,
+                dict(settings.slo),
+                round(behind, 6),
+            )
+        )
 
 
-def run_level(session: Served, bodies: list[dict], mode: str, load: float, settings: ServeSettings, attempt: str,
-              emit) -> tuple[int, int, float, str | None, float]:
+def run_level(
+    session: Served, bodies: list[dict], mode: str, load: float, settings: ServeSettings, attempt: str, emit
+) -> tuple[int, int, float, str | None, float]:
     """(requests sent, errors, wall seconds from the first send to the last answer, the first error, the most
     seconds a request was sent after it was due)."""
     import numpy as np
@@ -81,8 +96,9 @@ def run_level(session: Served, bodies: list[dict], mode: str, load: float, setti
         try:
             out = session.stream(bodies[index % len(bodies)], started=started + due_s)
         except Exception as exc:  # noqa: BLE001 (a request's thread must report back, or the level waits forever)
-            out = client.Streamed(error=f"{type(exc).__name__}: {exc}"[:300],
-                                  e2e_s=time.perf_counter() - started - due_s)
+            out = client.Streamed(
+                error=f"{type(exc).__name__}: {exc}"[:300], e2e_s=time.perf_counter() - started - due_s
+            )
         done.put((index, due_s, sent_s, out, time.perf_counter() - started))
 
     def send(index: int, due_s: float) -> None:
@@ -103,9 +119,22 @@ def run_level(session: Served, bodies: list[dict], mode: str, load: float, setti
         if out.error:
             errors += 1
             first_error = first_error or out.error
-        emit(ServedRequestRecord(session.spec.name, attempt, mode, load, index, round(sent_s, 6),
-                                 out.ttft_s, out.e2e_s, tokens_of(session, out), [round(g, 5) for g in out.itl_s],
-                                 out.error, round(due_s, 6)))
+        emit(
+            ServedRequestRecord(
+                session.spec.name,
+                attempt,
+                mode,
+                load,
+                index,
+                round(sent_s, 6),
+                out.ttft_s,
+                out.e2e_s,
+                tokens_of(session, out),
+                [round(g, 5) for g in out.itl_s],
+                out.error,
+                round(due_s, 6),
+            )
+        )
 
     while True:
         elapsed = time.perf_counter() - started
@@ -141,15 +170,23 @@ def tokens_of(session: Served, out) -> int:
 
 
 def _run(ctx: Context) -> None:
-    run_sweep(ctx.loaded, ctx.job.serve, ctx.job.prompts_path, ctx.attempt, ctx.store.append,
-              lambda text: ctx.event(Event("sweep", level=text)))
+    run_sweep(
+        ctx.loaded,
+        ctx.job.serve,
+        ctx.job.prompts_path,
+        ctx.attempt,
+        ctx.store.append,
+        lambda text: ctx.event(Event("sweep", level=text)),
+    )
 
 
 def _check(plan: RunPlan) -> None:
     local = [m.name for m in plan.models if not engines.get(m.engine).served]
     if local:
-        raise SizebenchError(f"--concurrency and --request-rate load a server: {local[0]} is not served "
-                             f"(give llama.cpp-server:MODEL, vllm:MODEL or openai:URL#NAME)")
+        raise SizebenchError(
+            f"--concurrency and --request-rate load a server: {local[0]} is not served "
+            f"(give llama.cpp-server:MODEL, vllm:MODEL or openai:URL#NAME)"
+        )
     if not plan.serve.levels:
         raise SizebenchError("the load sweep needs --concurrency or --request-rate")
     positive("--sweep-requests", plan.serve.requests)

@@ -21,8 +21,15 @@ GO = "go"
 RAN_OUT = "items ran out"
 
 
-def run(session, model_name: str, settings: EvalSettings, attempt: str, emit: Callable,
-        ask: Callable[[str, int, int], str], texts_done: frozenset[str] = frozenset()) -> None:
+def run(
+    session,
+    model_name: str,
+    settings: EvalSettings,
+    attempt: str,
+    emit: Callable,
+    ask: Callable[[str, int, int], str],
+    texts_done: frozenset[str] = frozenset(),
+) -> None:
     """Every task of `settings`, chunk by chunk; `ask(task, items done, population)` is the runner's answer."""
     import lm_eval
 
@@ -35,11 +42,17 @@ def run(session, model_name: str, settings: EvalSettings, attempt: str, emit: Ca
         drawn = chunks.order(size, settings.order_seed, name)
         done, wall, answered, reason = 0, 0.0, [], RAN_OUT
         while done < size:
-            part = drawn[done:done + settings.chunk]
+            part = drawn[done : done + settings.chunk]
             chunks.pin(task, part)
             started = time.perf_counter()
-            results = lm_eval.simple_evaluate(model=lm, tasks=[task], task_manager=manager,
-                                              num_fewshot=settings.num_fewshot, log_samples=True, bootstrap_iters=0)
+            results = lm_eval.simple_evaluate(
+                model=lm,
+                tasks=[task],
+                task_manager=manager,
+                num_fewshot=settings.num_fewshot,
+                log_samples=True,
+                bootstrap_iters=0,
+            )
             spent = time.perf_counter() - started
             wall += spent
             for record in items.records(results.get("samples", {}), {name: task}, model_name, attempt, texts_done):
@@ -60,8 +73,15 @@ def run(session, model_name: str, settings: EvalSettings, attempt: str, emit: Ca
             emit(record)
 
 
-def task_records(answered: list[ItemsRecord], task: str, model: str, attempt: str, settings: EvalSettings,
-                 wall: float, batch_size: str) -> list[TaskRecord]:
+def task_records(
+    answered: list[ItemsRecord],
+    task: str,
+    model: str,
+    attempt: str,
+    settings: EvalSettings,
+    wall: float,
+    batch_size: str,
+) -> list[TaskRecord]:
     """The task's accuracy on the items the baseline answered (n of them, not the task's size)."""
     if not answered:
         return []
@@ -69,6 +89,20 @@ def task_records(answered: list[ItemsRecord], task: str, model: str, attempt: st
     for metric in answered[0].scores:
         values = np.concatenate([np.asarray(r.scores.get(metric, []), dtype=float) for r in answered])
         stderr = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else None
-        out.append(TaskRecord(model, attempt, task, metric, float(values.mean()), stderr, len(values), None,
-                              settings.num_fewshot, settings.limit, wall, batch_size))
+        out.append(
+            TaskRecord(
+                model,
+                attempt,
+                task,
+                metric,
+                float(values.mean()),
+                stderr,
+                len(values),
+                None,
+                settings.num_fewshot,
+                settings.limit,
+                wall,
+                batch_size,
+            )
+        )
     return out

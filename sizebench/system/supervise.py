@@ -124,9 +124,13 @@ class Owned(subprocess.Popen):
         self.watchdog: subprocess.Popen | None = None
         read, self._watch_end = os.pipe()
         try:
-            self.watchdog = subprocess.Popen([sys.executable, "-I", "-c", WATCHDOG, str(self.pid), str(self.grace)],
-                                             stdin=read, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                             start_new_session=True)
+            self.watchdog = subprocess.Popen(
+                [sys.executable, "-I", "-c", WATCHDOG, str(self.pid), str(self.grace)],
+                stdin=read,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         except BaseException:
             _signal_group(self, signal.SIGKILL)
             self.release()

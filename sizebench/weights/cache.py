@@ -45,8 +45,11 @@ def entries() -> list[Entry]:
 def select(model: str | None = None, type: str | None = None) -> list[Entry]:
     """Entries whose model name contains `model` (any case) and whose type or kind is `type`."""
     wanted = _type(type) if type else None
-    return [e for e in entries() if (model is None or model.lower() in e.model.lower())
-            and (wanted is None or wanted in (e.type, e.kind))]
+    return [
+        e
+        for e in entries()
+        if (model is None or model.lower() in e.model.lower()) and (wanted is None or wanted in (e.type, e.kind))
+    ]
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,10 @@ class Removal:
 
     def summary(self) -> str:
         freed = sum(e.bytes for e in self.removed)
-        line = f"removed {len(self.removed)} cache entr{'y' if len(self.removed) == 1 else 'ies'}, " \
-               f"{human_size(freed)} freed: " + ", ".join(_label(e) for e in self.removed)
+        line = (
+            f"removed {len(self.removed)} cache entr{'y' if len(self.removed) == 1 else 'ies'}, "
+            f"{human_size(freed)} freed: " + ", ".join(_label(e) for e in self.removed)
+        )
         if self.busy:
             line += f"; left {len(self.busy)} being written: " + ", ".join(_label(e) for e in self.busy)
         return line
@@ -72,10 +77,17 @@ def remove(model: str | None = None, type: str | None = None, everything: bool =
         raise SizebenchError("the model name to remove is empty")
     matched = select(None if everything else model, type)
     if not matched:
-        what = " and ".join(x for x in (f"model '{model}'" if model and not everything else "",
-                                       f"type '{type}'" if type else "") if x) or "anything"
-        raise SizebenchError(f"the sizebench cache ({sources.cache_root()}) holds nothing matching {what}; "
-                             "`sizebench cache` lists it")
+        what = (
+            " and ".join(
+                x
+                for x in (f"model '{model}'" if model and not everything else "", f"type '{type}'" if type else "")
+                if x
+            )
+            or "anything"
+        )
+        raise SizebenchError(
+            f"the sizebench cache ({sources.cache_root()}) holds nothing matching {what}; `sizebench cache` lists it"
+        )
     removed, busy = [], []
     for entry in matched:
         (removed if _remove(entry) else busy).append(entry)
@@ -94,9 +106,11 @@ def table(found: list[Entry]):
     """The listing as a rich table, with the total in its caption."""
     from rich.table import Table
 
-    grid = Table(title=f"sizebench cache: {sources.cache_root()}",
-                 caption=f"total: {len(found)} entr{'y' if len(found) == 1 else 'ies'}, "
-                         f"{human_size(sum(e.bytes for e in found))}")
+    grid = Table(
+        title=f"sizebench cache: {sources.cache_root()}",
+        caption=f"total: {len(found)} entr{'y' if len(found) == 1 else 'ies'}, "
+        f"{human_size(sum(e.bytes for e in found))}",
+    )
     for column in ("model", "type", "kind", "size", "path"):
         grid.add_column(column, overflow="fold", justify="right" if column == "size" else "left")
     for e in found:
@@ -105,6 +119,7 @@ def table(found: list[Entry]):
 
 
 # ---- reading the layout ----------------------------------------------------------------------------
+
 
 def _safetensors(folder: Path) -> list[Entry]:
     found = []
@@ -180,8 +195,10 @@ def _size(path: Path) -> int:
 def _type(type: str) -> str:
     name = type.strip().lower()
     if gguf_requant.canonical(name) is None and name not in KINDS and name not in _DTYPES.values():
-        raise SizebenchError(f"unknown cache type '{type}': a llama.cpp type ({', '.join(gguf_requant.TYPES)}) "
-                             f"or a kind ({', '.join(KINDS)})")
+        raise SizebenchError(
+            f"unknown cache type '{type}': a llama.cpp type ({', '.join(gguf_requant.TYPES)}) "
+            f"or a kind ({', '.join(KINDS)})"
+        )
     return name
 
 
@@ -190,6 +207,7 @@ def _label(entry: Entry) -> str:
 
 
 # ---- removing ------------------------------------------------------------------------------------
+
 
 def _remove(entry: Entry) -> bool:
     """Delete one entry under its lock; False when its writer holds the lock now."""

@@ -47,7 +47,7 @@ class _Header:
         if self.pos + length > len(self.data):
             raise _Truncated
         self.pos += length
-        return self.data[self.pos - length:self.pos]
+        return self.data[self.pos - length : self.pos]
 
     def value(self, kind: int):
         """A scalar or a string; an array is walked (not recursed into: a file may nest thousands deep) and
@@ -104,8 +104,7 @@ def _check_layout(path: Path, data, size: int) -> None:
     if version & 0xFFFF == 0:  # a big-endian file
         order, version = ">", struct.unpack_from(">I", data, 4)[0]
     if version not in SUPPORTED_VERSIONS:
-        raise BadGGUF(f"GGUF file '{path}' has version {version}; supported: "
-                      f"{', '.join(map(str, SUPPORTED_VERSIONS))}")
+        raise BadGGUF(f"GGUF file '{path}' has version {version}; supported: {', '.join(map(str, SUPPORTED_VERSIONS))}")
     header = _Header(data, order)
     header.pos = 8
     try:
@@ -117,8 +116,10 @@ def _check_layout(path: Path, data, size: int) -> None:
     start = -(-header.pos // alignment) * alignment
     end, name = max(((start + t.end, t.name) for t in tables), default=(start, None))
     if end > size:
-        raise BadGGUF(f"GGUF file '{path}' is truncated: its tensors need {end:,} bytes ('{name}' ends last), "
-                      f"the file has {size:,}")
+        raise BadGGUF(
+            f"GGUF file '{path}' is truncated: its tensors need {end:,} bytes ('{name}' ends last), "
+            f"the file has {size:,}"
+        )
 
 
 class Tensor(NamedTuple):

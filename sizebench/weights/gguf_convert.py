@@ -61,8 +61,12 @@ def _parse_once(parse):
         if hit is not None and hit[0] is part:
             return hit[1]
         kind = types[-1] if isinstance(types, list) and len(types) in (1, 2) else types
-        if kind == 8 and isinstance(part, np.ndarray) and part.dtype == np.uint8 and (
-                not isinstance(types, list) or types[0] in (8, 9)):
+        if (
+            kind == 8
+            and isinstance(part, np.ndarray)
+            and part.dtype == np.uint8
+            and (not isinstance(types, list) or types[0] in (8, 9))
+        ):
             value = part.tobytes().decode()
         else:
             value = parse(part, types)
@@ -142,8 +146,9 @@ def convert_gguf(gguf_path: Path, target: Path) -> None:
 
     with parse_once():
         tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
-                                                     use_kernels=False)  # no code from the Hub
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf_path.parent, gguf_file=gguf_path.name, use_kernels=False
+        )  # no code from the Hub
     # The dequantized weights are plain tensors; transformers refuses to save while the model still
     # claims to be GGUF-quantized, so drop that claim.
     model.hf_quantizer = None

@@ -33,8 +33,23 @@ F32 = "f32"
 # Canonical name -> llama_ftype (llama.h; a test checks each against llama_cpp.LLAMA_FTYPE_*). Written out
 # so that listing types or the cache imports neither llama_cpp nor its shared library.
 TYPES: dict[str, int] = {
-    "f32": 0, "f16": 1, "bf16": 32, "q8_0": 7, "q6_k": 18, "q5_k_m": 17, "q5_k_s": 16, "q5_1": 9, "q5_0": 8,
-    "q4_k_m": 15, "q4_k_s": 14, "q4_1": 3, "q4_0": 2, "q3_k_l": 13, "q3_k_m": 12, "q3_k_s": 11, "q2_k": 10,
+    "f32": 0,
+    "f16": 1,
+    "bf16": 32,
+    "q8_0": 7,
+    "q6_k": 18,
+    "q5_k_m": 17,
+    "q5_k_s": 16,
+    "q5_1": 9,
+    "q5_0": 8,
+    "q4_k_m": 15,
+    "q4_k_s": 14,
+    "q4_1": 3,
+    "q4_0": 2,
+    "q3_k_l": 13,
+    "q3_k_m": 12,
+    "q3_k_s": 11,
+    "q2_k": 10,
 }
 
 
@@ -84,6 +99,7 @@ def quantized(gguf_path: Path, type: str) -> Path:
 
 # ---- the cache entries: made once, under their lock ------------------------------------------------
 
+
 @contextmanager
 def locked(target: Path, wait: bool = True) -> Iterator[Path]:
     """Hold `target`'s lock (`<target>.lock`), yielding the lock's path. BlockingIOError when not `wait`
@@ -131,8 +147,9 @@ def _make(target: Path, source: Path, build: Callable[[Path], None]) -> float | 
         finally:
             tmp.unlink(missing_ok=True)
         seconds = time.perf_counter() - started
-        update_meta(target.parent, source, {target.stem: {"bytes": target.stat().st_size,
-                                                           "seconds": round(seconds, 3)}})
+        update_meta(
+            target.parent, source, {target.stem: {"bytes": target.stat().st_size, "seconds": round(seconds, 3)}}
+        )
     return seconds
 
 
@@ -156,6 +173,7 @@ def update_meta(folder: Path, source: Path | None, types: dict) -> None:
 
 
 # ---- the two conversions -----------------------------------------------------------------------------
+
 
 def dequantize_to_f32(src: Path, dst: Path) -> None:
     """Write an F32 GGUF of `src` to `dst`: every tensor dequantized (F32 and integer tensors copied),
@@ -189,8 +207,9 @@ def dequantize_to_f32(src: Path, dst: Path) -> None:
         shape = tuple(int(n) for n in reversed(tensor.shape))
         dtype = tensor.data.dtype if tensor.tensor_type in keep else np.dtype(np.float32)
         nbytes = int(np.prod(shape)) * dtype.itemsize
-        writer.add_tensor_info(tensor.name, shape, dtype, nbytes,
-                               raw_dtype=tensor.tensor_type if tensor.tensor_type in keep else None)
+        writer.add_tensor_info(
+            tensor.name, shape, dtype, nbytes, raw_dtype=tensor.tensor_type if tensor.tensor_type in keep else None
+        )
         plan.append((tensor, shape))
     try:
         writer.write_header_to_file()
@@ -203,11 +222,14 @@ def dequantize_to_f32(src: Path, dst: Path) -> None:
                 try:
                     data = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
                 except NotImplementedError as exc:
-                    raise ConversionFailed(f"{src.name}: tensor {tensor.name} of type {tensor.tensor_type.name} "
-                                           f"cannot be dequantized by gguf ({exc})") from exc
+                    raise ConversionFailed(
+                        f"{src.name}: tensor {tensor.name} of type {tensor.tensor_type.name} "
+                        f"cannot be dequantized by gguf ({exc})"
+                    ) from exc
             if data.shape != shape:
-                raise ConversionFailed(f"{src.name}: tensor {tensor.name} dequantized to shape {data.shape}, "
-                                       f"expected {shape}")
+                raise ConversionFailed(
+                    f"{src.name}: tensor {tensor.name} dequantized to shape {data.shape}, expected {shape}"
+                )
             writer.write_tensor_data(np.ascontiguousarray(data))
     finally:
         writer.close()
@@ -235,8 +257,9 @@ def quantize(f32: Path, dst: Path, type: str) -> None:
         llama_cpp.llama_log_set(llama_cpp._logger.llama_log_callback, ctypes.c_void_p(0))
     if status != 0:
         reason = next((e for e in reversed(errors) if e), f"status {status}")
-        raise ConversionFailed(f"llama.cpp could not quantize {f32.parent.name[:16]}/{f32.name} to {type}: "
-                               f"{reason.splitlines()[0][:300]}")
+        raise ConversionFailed(
+            f"llama.cpp could not quantize {f32.parent.name[:16]}/{f32.name} to {type}: {reason.splitlines()[0][:300]}"
+        )
 
 
 def _string(field) -> bytes:

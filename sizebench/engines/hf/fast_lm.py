@@ -50,7 +50,7 @@ class Row:
 
 def plain_row(context: list[int], continuation: list[int], max_length: int) -> Row:
     """HFLM's own layout: (context + continuation) cut to the window from the left, last token dropped."""
-    tokens = (context + continuation)[-(max_length + 1):][:-1]
+    tokens = (context + continuation)[-(max_length + 1) :][:-1]
     start = len(tokens) - len(continuation)
     return Row(tokens, start, scores=[(list(range(start, len(tokens))), continuation, [])])
 
@@ -74,7 +74,7 @@ def pack_mask(rows: list[Row], width: int, dtype: torch.dtype | None, device) ->
     Padding slots see the context too, so no softmax row is empty (an empty one gives NaN)."""
     seg = torch.full((len(rows), width), -1, dtype=torch.long)
     for i, row in enumerate(rows):
-        seg[i, :len(row.tokens)] = torch.tensor(row.segments)
+        seg[i, : len(row.tokens)] = torch.tensor(row.segments)
     causal = torch.ones(width, width, dtype=torch.bool).tril()
     allowed = causal & ((seg[:, None, :] == 0) | (seg[:, None, :] == seg[:, :, None]))
     allowed = allowed[:, None].to(device)
@@ -101,12 +101,11 @@ class SizebenchLM(HFLM):
         rows = self._rows(requests)
         answers: list[tuple[float, bool] | None] = [None] * len(requests)
         batch_size = self._rows_batch_size(rows, override_bs)
-        pbar = tqdm(total=len(requests), disable=disable_tqdm or self.rank != 0,
-                    desc="Running loglikelihood requests")
+        pbar = tqdm(total=len(requests), disable=disable_tqdm or self.rank != 0, desc="Running loglikelihood requests")
         for packed in (False, True):  # a batch is all plain rows or all packed rows (sliding windows)
             group = sorted((r for r in rows if (r.segments is not None) == packed), key=lambda r: -len(r.tokens))
             for i in range(0, len(group), batch_size):
-                for (logprob, greedy), ids in self._score(group[i:i + batch_size]):
+                for (logprob, greedy), ids in self._score(group[i : i + batch_size]):
                     for index in ids:
                         answers[index] = (logprob, greedy)
                         request_str = requests[index][0]
@@ -172,8 +171,10 @@ class SizebenchLM(HFLM):
 
     def _check_packing(self, by_context: dict) -> None:
         """Score the first item with a multi-token choice packed and unpacked; keep packing if they agree."""
-        item = next(((ctx, conts) for ctx, conts in by_context.items()
-                     if len(conts) > 1 and any(len(c) > 1 for c in conts)), None)
+        item = next(
+            ((ctx, conts) for ctx, conts in by_context.items() if len(conts) > 1 and any(len(c) > 1 for c in conts)),
+            None,
+        )
         if item is None:
             return  # nothing here would pack; check on a later call
         context, conts = item
@@ -187,8 +188,12 @@ class SizebenchLM(HFLM):
         ok = diff <= tolerance and same_greedy
         self.pack_check = {"packing": ok, "max_abs_diff": diff, "tolerance": tolerance, "choices": len(cont_list)}
         if not ok:
-            log.warning("sizebench-hf: packed contexts differ from unpacked by %.3g (> %.3g) on this model; "
-                        "scoring each choice in its own row", diff, tolerance)
+            log.warning(
+                "sizebench-hf: packed contexts differ from unpacked by %.3g (> %.3g) on this model; "
+                "scoring each choice in its own row",
+                diff,
+                tolerance,
+            )
 
     # ---- batches --------------------------------------------------------------------------------
 
@@ -209,18 +214,19 @@ class SizebenchLM(HFLM):
         ids = torch.full((len(rows), width), self.tokenizer.pad_token_id or 0, dtype=torch.long)
         keep = torch.zeros((len(rows), width), dtype=torch.bool)
         for i, row in enumerate(rows):
-            ids[i, :len(row.tokens)] = torch.tensor(row.tokens)
-            keep[i, row.keep_from:len(row.tokens)] = True
+            ids[i, : len(row.tokens)] = torch.tensor(row.tokens)
+            keep[i, row.keep_from : len(row.tokens)] = True
         kwargs = {}
         if rows[0].segments is not None:
             eager = self.model.config._attn_implementation == "eager"
             kwargs["attention_mask"] = pack_mask(rows, width, self.model.dtype if eager else None, self.device)
             positions = torch.zeros((len(rows), width), dtype=torch.long)
             for i, row in enumerate(rows):
-                positions[i, :len(row.tokens)] = torch.tensor(row.positions)
+                positions[i, : len(row.tokens)] = torch.tensor(row.positions)
             kwargs["position_ids"] = positions.to(self.device)
-        logprobs = F.log_softmax(self._kept_logits(ids.to(self.device), keep.to(self.device), **kwargs),
-                                 dim=-1, dtype=self.softmax_dtype)  # [kept slots of all rows, vocab]
+        logprobs = F.log_softmax(
+            self._kept_logits(ids.to(self.device), keep.to(self.device), **kwargs), dim=-1, dtype=self.softmax_dtype
+        )  # [kept slots of all rows, vocab]
         greedy = logprobs.argmax(dim=-1)
         flat, tokens, owner, out = [], [], [], []
         offset = 0
@@ -237,16 +243,25 @@ class SizebenchLM(HFLM):
         picked = logprobs[flat_t, tokens_t]
         sums = torch.zeros(len(out), dtype=picked.dtype, device=picked.device).index_add_(0, owner_t, picked)
         misses = torch.zeros(len(out), dtype=torch.long, device=picked.device).index_add_(
-            0, owner_t, (greedy[flat_t] != tokens_t).long())
-        return [((float(s), bool(m == 0)), requests) for s, m, requests in zip(sums.tolist(), misses.tolist(), out,
-                                                                             strict=True)]
+            0, owner_t, (greedy[flat_t] != tokens_t).long()
+        )
+        return [
+            ((float(s), bool(m == 0)), requests)
+            for s, m, requests in zip(sums.tolist(), misses.tolist(), out, strict=True)
+        ]
 
     def _kept_logits(self, ids: torch.Tensor, keep: torch.Tensor, **kwargs) -> torch.Tensor:
         """The model's logits at the kept slots only, flattened row by row: [kept, vocab]."""
         if self.keeps_logits is None:  # a model class without `logits_to_keep` still works, at full cost
             self.keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
-        with torch.no_grad(), torch.autocast(device_type=self.device.type, dtype=self.mixed_precision_dtype,
-                                             enabled=self.mixed_precision_dtype is not None):
+        with (
+            torch.no_grad(),
+            torch.autocast(
+                device_type=self.device.type,
+                dtype=self.mixed_precision_dtype,
+                enabled=self.mixed_precision_dtype is not None,
+            ),
+        ):
             if self.keeps_logits:
                 return self.model(input_ids=ids, logits_to_keep=keep, use_cache=False, **kwargs).logits
             return self.model(input_ids=ids, use_cache=False, **kwargs).logits[keep]

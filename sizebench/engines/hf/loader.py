@@ -51,19 +51,35 @@ class Loaded(Session, NextTokens, Batching):
         held = footprint.weight_bytes(self.model)
         variant = precision.get(spec.precision)
         return LoadRecord(
-            model=spec.name, attempt=attempt, family=spec.family, source=spec.source, params=self.params,
-            weights_mb=located.weights_bytes / 2**20, weights_mem_mb=held / 2**20,
-            precision=spec.precision, precision_label=variant.label if variant else None,
+            model=spec.name,
+            attempt=attempt,
+            family=spec.family,
+            source=spec.source,
+            params=self.params,
+            weights_mb=located.weights_bytes / 2**20,
+            weights_mem_mb=held / 2**20,
+            precision=spec.precision,
+            precision_label=variant.label if variant else None,
             bytes_per_param=held / self.params if self.params else None,
-            quantization=spec.quantization, convert_s=located.convert_s, load_s=self.load_s, dtype=self.dtype,
-            load_kind="random" if spec.weights == RANDOM else "cold" if located.convert_s is not None
-            else "cached",
-            device=self.device, n_devices=self.n_devices, threads=torch.get_num_threads(),
-            prompt_format=self.prompt_format, peak_rss_mb=measure.peak_rss_mb(),
-            cuda_peak_mb=self.cuda_peak_mb(), import_s=self.import_s,
-            params_non_embedding=self.params_non_embedding, offloaded=self.offloaded,
-            offload_cpu_gib=self.offload_cpu_gib, engine=spec.engine, hub_kernels=self.hub_kernels,
-            weights=spec.weights, tokenizer=self.tokenizer_name,
+            quantization=spec.quantization,
+            convert_s=located.convert_s,
+            load_s=self.load_s,
+            dtype=self.dtype,
+            load_kind="random" if spec.weights == RANDOM else "cold" if located.convert_s is not None else "cached",
+            device=self.device,
+            n_devices=self.n_devices,
+            threads=torch.get_num_threads(),
+            prompt_format=self.prompt_format,
+            peak_rss_mb=measure.peak_rss_mb(),
+            cuda_peak_mb=self.cuda_peak_mb(),
+            import_s=self.import_s,
+            params_non_embedding=self.params_non_embedding,
+            offloaded=self.offloaded,
+            offload_cpu_gib=self.offload_cpu_gib,
+            engine=spec.engine,
+            hub_kernels=self.hub_kernels,
+            weights=spec.weights,
+            tokenizer=self.tokenizer_name,
         )
 
     def sync(self) -> None:
@@ -116,8 +132,9 @@ class Loaded(Session, NextTokens, Batching):
 
         if batch_size == "auto" and self.model.device.type == "cpu":
             batch_size = str(CPU_AUTO_BATCH)
-        return SizebenchLM(pretrained=self.model, tokenizer=self.tokenizer, batch_size=batch_size,
-                           max_batch_size=64), batch_size
+        return SizebenchLM(
+            pretrained=self.model, tokenizer=self.tokenizer, batch_size=batch_size, max_batch_size=64
+        ), batch_size
 
 
 def resolve_dtype(requested: str, device: str, bf16_supported: bool | None = None) -> str:
@@ -187,8 +204,14 @@ def refuse_remote_code(spec: ModelSpec, folder: Path) -> None:
         )
 
 
-def load(spec: ModelSpec, device: str = "auto", dtype: str = "auto", force: bool = False,
-         offload: bool = True, hub_kernels: bool = False) -> Loaded:
+def load(
+    spec: ModelSpec,
+    device: str = "auto",
+    dtype: str = "auto",
+    force: bool = False,
+    offload: bool = True,
+    hub_kernels: bool = False,
+) -> Loaded:
     """hub_kernels: let transformers replace layers by kernels fetched from the Hub (its default since 5.25,
     which fails offline and runs code nobody chose); sizebench asks for them only when the user does."""
     import torch
@@ -199,14 +222,17 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "auto", force: bool
     precision.check(spec.name, spec.precision, device)
 
     def guard(params: int, embedding_share: float = 0.0, config: dict | None = None) -> placement.Placement | None:
-        if device != "cuda":  # a variant (name@int8) plans with its own bytes per parameter; a plain run with its dtype's
+        if (
+            device != "cuda"
+        ):  # a variant (name@int8) plans with its own bytes per parameter; a plain run with its dtype's
             per_param = precision.bytes_per_param(spec.precision, dtype, embedding_share) if spec.precision else dtype
             memory.check_fits(spec.name, params, per_param, device, memory.available_bytes(device), force)
             return None
         if not config or "model_type" not in config:
             return None  # placed once the config is at hand
-        placed = placement.place(config, dtype, memory.gpu_free_bytes(), memory.ram_free_bytes(), spec.precision,
-                                 offload, spec.name)
+        placed = placement.place(
+            config, dtype, memory.gpu_free_bytes(), memory.ram_free_bytes(), spec.precision, offload, spec.name
+        )
         if placed.kind == "refuse":
             if not force:
                 raise MemoryGuardError(placed.reason)
@@ -250,15 +276,28 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "auto", force: bool
         tokenizer.pad_token = tokenizer.eos_token
     device_map = getattr(model, "hf_device_map", None) or {"": device}
     tensors = [*model.named_parameters(), *model.named_buffers()]
-    on_cpu = memory.offloaded_bytes({n: t.numel() * t.element_size() for n, t in tensors},
-                                    device_map) if device == "cuda" else 0
+    on_cpu = (
+        memory.offloaded_bytes({n: t.numel() * t.element_size() for n, t in tensors}, device_map)
+        if device == "cuda"
+        else 0
+    )
     devices = {d for d in device_map.values() if d not in ("cpu", "disk")} if device == "cuda" else {device}
     total, non_embedding = count_params(model)
     return Loaded(
-        model=model, tokenizer=tokenizer, spec=spec, device=device, dtype=dtype,
-        params=total, n_devices=max(len(devices), 1),
-        load_s=load_s, import_s=import_s, located=located, prompt_format=formats.pick(spec, tokenizer),
-        params_non_embedding=non_embedding, offloaded=on_cpu > 0, offload_cpu_gib=on_cpu / 2**30 if on_cpu else None,
+        model=model,
+        tokenizer=tokenizer,
+        spec=spec,
+        device=device,
+        dtype=dtype,
+        params=total,
+        n_devices=max(len(devices), 1),
+        load_s=load_s,
+        import_s=import_s,
+        located=located,
+        prompt_format=formats.pick(spec, tokenizer),
+        params_non_embedding=non_embedding,
+        offloaded=on_cpu > 0,
+        offload_cpu_gib=on_cpu / 2**30 if on_cpu else None,
         hub_kernels=hub_kernels,
     )
 

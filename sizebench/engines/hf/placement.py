@@ -59,9 +59,17 @@ class Placement:
         return kwargs
 
 
-def place(config: dict, dtype: str, gpu_free: list[int], ram_free: int, precision: str | None = None,
-          offload: bool = True, name: str = "model", context: int | None = None,
-          batch: int = DEFAULT_BATCH) -> Placement:
+def place(
+    config: dict,
+    dtype: str,
+    gpu_free: list[int],
+    ram_free: int,
+    precision: str | None = None,
+    offload: bool = True,
+    name: str = "model",
+    context: int | None = None,
+    batch: int = DEFAULT_BATCH,
+) -> Placement:
     """config: the model's config.json as a dict; dtype: the run dtype; gpu_free: free bytes per GPU (none:
     a CPU run, judged by the memory guard); ram_free: free RAM bytes; precision: a variant (`nf4`) or None;
     context: tokens of KV cache to plan for (None: DEFAULT_CONTEXT or the model's window if shorter)."""
@@ -71,8 +79,12 @@ def place(config: dict, dtype: str, gpu_free: list[int], ram_free: int, precisio
     kv_layer, activations = runtime_bytes(config, dtype, context, batch)
     n_layers = sum(u.layer for u in units)
     weights = sum(u.weight_bytes for u in units)
-    figures = dict(weights_bytes=weights, kv_bytes=kv_layer * n_layers, activation_bytes=activations,
-                   slack_bytes=int(ALLOCATOR_SLACK * (weights + kv_layer * n_layers + activations)))
+    figures = dict(
+        weights_bytes=weights,
+        kv_bytes=kv_layer * n_layers,
+        activation_bytes=activations,
+        slack_bytes=int(ALLOCATOR_SLACK * (weights + kv_layer * n_layers + activations)),
+    )
     if not gpu_free:
         return _on_cpu(name, figures, ram_free, dtype, precision)
     need = {u.name: u.weight_bytes + (kv_layer if u.layer else 0) for u in units}
@@ -83,14 +95,20 @@ def place(config: dict, dtype: str, gpu_free: list[int], ram_free: int, precisio
         return Placement("one-gpu", {"": best}, budgets, device_bytes={best: whole + activations}, **figures)
     device_map, spill = _walk(units, need, budgets, reserve=0)
     if not spill:
-        return Placement("shard", device_map, budgets, device_bytes=_per_device(device_map, need, activations),
-                         **figures)
+        return Placement(
+            "shard", device_map, budgets, device_bytes=_per_device(device_map, need, activations), **figures
+        )
     gpus = ", ".join(f"{f / memory.GIB:.1f}" for f in gpu_free)
     if not offload:
-        return Placement("refuse", reason=(
-            f"{name}: needs about {(whole + activations) / memory.GIB:.1f} GiB but the GPUs hold "
-            f"{sum(budgets.values()) / memory.GIB:.1f} GiB ({gpus} GiB free) and --no-offload forbids putting "
-            "layers in CPU RAM; drop --no-offload, use a smaller model or dtype, or --force to try anyway"), **figures)
+        return Placement(
+            "refuse",
+            reason=(
+                f"{name}: needs about {(whole + activations) / memory.GIB:.1f} GiB but the GPUs hold "
+                f"{sum(budgets.values()) / memory.GIB:.1f} GiB ({gpus} GiB free) and --no-offload forbids putting "
+                "layers in CPU RAM; drop --no-offload, use a smaller model or dtype, or --force to try anyway"
+            ),
+            **figures,
+        )
     largest = max(u.weight_bytes for u in units)
     reserve = largest
     for _ in range(len(units) + 1):  # the first GPU keeps the offloaded layers' KV cache: grow until stable
@@ -103,15 +121,21 @@ def place(config: dict, dtype: str, gpu_free: list[int], ram_free: int, precisio
     cpu_budget = int(max(ram_free - memory.OVERHEAD_BYTES, 0) * memory.RAM_USABLE)
     first = next(iter(budgets))
     if cpu_bytes > cpu_budget or reserve > budgets[first]:
-        return Placement("refuse", reason=(
-            f"{name}: needs about {(whole + activations) / memory.GIB:.1f} GiB but the GPUs ({gpus} GiB free) and "
-            f"{ram_free / memory.GIB:.1f} GiB of free RAM hold only {(sum(budgets.values()) + cpu_budget) / memory.GIB:.1f}"
-            " GiB; use a smaller model or dtype, or --force to try anyway"), **figures)
+        return Placement(
+            "refuse",
+            reason=(
+                f"{name}: needs about {(whole + activations) / memory.GIB:.1f} GiB but the GPUs ({gpus} GiB free) and "
+                f"{ram_free / memory.GIB:.1f} GiB of free RAM hold only {(sum(budgets.values()) + cpu_budget) / memory.GIB:.1f}"
+                " GiB; use a smaller model or dtype, or --force to try anyway"
+            ),
+            **figures,
+        )
     per_device = _per_device(device_map, need, activations)
     per_device[first] = per_device.get(first, activations) + reserve
     per_device["cpu"] = cpu_bytes
-    return Placement("offload", device_map, {**budgets, "cpu": cpu_budget}, cpu_bytes, device_bytes=per_device,
-                     **figures)
+    return Placement(
+        "offload", device_map, {**budgets, "cpu": cpu_budget}, cpu_bytes, device_bytes=per_device, **figures
+    )
 
 
 def _walk(units: list[Unit], need: dict[str, int], budgets: dict[int, int], reserve: int) -> tuple[dict, bool]:
@@ -152,8 +176,9 @@ def _on_cpu(name: str, figures: dict, ram_free: int, dtype: str, precision: str 
         memory.check_fits(name, params, per_param, "cpu", ram_free)
     except MemoryGuardError as exc:
         return Placement("refuse", reason=str(exc), **figures)
-    return Placement("cpu", {"": "cpu"}, {"cpu": ram_free}, weights, **figures,
-                     device_bytes={"cpu": sum(figures.values())})
+    return Placement(
+        "cpu", {"": "cpu"}, {"cpu": ram_free}, weights, **figures, device_bytes={"cpu": sum(figures.values())}
+    )
 
 
 @lru_cache(maxsize=32)
@@ -175,8 +200,10 @@ def layer_units(config_json: str, dtype: str, precision: str | None = None) -> l
                 visit(f"{prefix}.{child}" if prefix else child, sub)
             return
         size, tied = 0, None
-        for pname, tensor in [*module.named_parameters(remove_duplicate=False),
-                              *module.named_buffers(remove_duplicate=False)]:
+        for pname, tensor in [
+            *module.named_parameters(remove_duplicate=False),
+            *module.named_buffers(remove_duplicate=False),
+        ]:
             if id(tensor) in owner:
                 tied = tied or owner[id(tensor)]
                 continue
@@ -207,8 +234,9 @@ def meta_model(config: dict, dtype: str):
     from transformers import AutoModelForCausalLM
 
     with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(build_config(config), dtype=getattr(torch, dtype),
-                                                trust_remote_code=False)
+        return AutoModelForCausalLM.from_config(
+            build_config(config), dtype=getattr(torch, dtype), trust_remote_code=False
+        )
 
 
 def build_config(config: dict):
@@ -236,7 +264,9 @@ def runtime_bytes(config: dict, dtype: str, context: int, batch: int) -> tuple[i
     kv_layer = 2 * batch * context * kv_heads * head_dim * width
     intermediate = text.get("intermediate_size") or 4 * hidden
     tokens = batch * context
-    activations = (tokens * (4 * hidden + intermediate) * width
-                   + batch * heads * context * context * ATTENTION_SCORE_BYTES
-                   + batch * text["vocab_size"] * 4)
+    activations = (
+        tokens * (4 * hidden + intermediate) * width
+        + batch * heads * context * context * ATTENTION_SCORE_BYTES
+        + batch * text["vocab_size"] * 4
+    )
     return kv_layer, activations

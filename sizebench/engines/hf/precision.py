@@ -36,13 +36,16 @@ class Precision:
     devices: tuple[str, ...] = ("cpu", "cuda")
 
 
-PRECISIONS: dict[str, Precision] = {p.name: p for p in (
-    Precision("fp32", "float32", "float32", None, None, None),
-    Precision("bf16", "bfloat16", "bfloat16", None, None, None),
-    Precision("fp16", "float16", "float16", None, None, None),
-    Precision("int8", "int8 weight-only (torchao)", None, "torchao", "torchao", 8),
-    Precision("nf4", "4-bit nf4 (bitsandbytes)", None, "bitsandbytes", "bitsandbytes", 4),
-)}
+PRECISIONS: dict[str, Precision] = {
+    p.name: p
+    for p in (
+        Precision("fp32", "float32", "float32", None, None, None),
+        Precision("bf16", "bfloat16", "bfloat16", None, None, None),
+        Precision("fp16", "float16", "float16", None, None, None),
+        Precision("int8", "int8 weight-only (torchao)", None, "torchao", "torchao", 8),
+        Precision("nf4", "4-bit nf4 (bitsandbytes)", None, "bitsandbytes", "bitsandbytes", 4),
+    )
+}
 ALIASES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "8bit": "int8", "4bit": "nf4", "int4": "nf4"}
 
 
@@ -87,7 +90,8 @@ def check_layout(model: str, precision: str | None, device: str, folder: Path) -
             raise SizebenchError(
                 f"{model}: bitsandbytes' 4-bit CPU kernels need each quantized layer's input width to be a multiple "
                 f"of {NF4_CPU_INPUTS} and its output width of {NF4_CPU_OUTPUTS}; {layer} maps {inputs} -> {outputs}. "
-                "Use @int8, or a GPU")
+                "Use @int8, or a GPU"
+            )
 
 
 def quantized_linears(folder: Path) -> list[tuple[str, int, int]]:
@@ -100,8 +104,11 @@ def quantized_linears(folder: Path) -> list[tuple[str, int, int]]:
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     head = model.get_output_embeddings()
-    return [(name, m.out_features, m.in_features) for name, m in model.named_modules()
-            if isinstance(m, torch.nn.Linear) and m is not head]
+    return [
+        (name, m.out_features, m.in_features)
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and m is not head
+    ]
 
 
 def _installed(module: str) -> bool:

@@ -33,11 +33,14 @@ class LoadedModel(Protocol):
 
     def render(self, prompt: "Prompt") -> formats.Rendered: ...
 
+
 UNKNOWN_LENGTH = 10**9  # transformers' model_max_length when a tokenizer names none is int(1e30)
 CONTEXT_FIELDS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
 
 
-def generate_kwargs(loaded: LoadedModel, rendered: formats.Rendered, settings: GenSettings, max_new_tokens: int) -> dict:
+def generate_kwargs(
+    loaded: LoadedModel, rendered: formats.Rendered, settings: GenSettings, max_new_tokens: int
+) -> dict:
     tok = loaded.tokenizer
     stop_ids = formats.stop_token_ids(tok, rendered.stop_strings)
     if not settings.stop_at_eos:  # only the format's own stop tokens, where it has any
@@ -45,8 +48,10 @@ def generate_kwargs(loaded: LoadedModel, rendered: formats.Rendered, settings: G
     if loaded.spec.weights == RANDOM:  # a cost-only rung: every answer runs to max_new_tokens
         stop_ids, rendered = [], replace(rendered, stop_strings=())
     kwargs = {
-        "max_new_tokens": max_new_tokens, "do_sample": settings.do_sample,
-        "eos_token_id": stop_ids or None, "pad_token_id": tok.pad_token_id,
+        "max_new_tokens": max_new_tokens,
+        "do_sample": settings.do_sample,
+        "eos_token_id": stop_ids or None,
+        "pad_token_id": tok.pad_token_id,
     }
     vocab = tok.get_vocab()
     multi_token_stops = tuple(s for s in rendered.stop_strings if s not in vocab)
@@ -71,12 +76,20 @@ def prepare_decode(loaded: LoadedModel, rendered: list[formats.Rendered], settin
 
 def decode_record(loaded: LoadedModel, attempt: str, warmup_s: float) -> DecodeRecord:
     decoder = loaded.decoder
-    per_position = decoding.kv_bytes_per_position(loaded.model.config, memory.DTYPE_BYTES.get(loaded.dtype, 4),
-                                                  decoder.cache_len)
+    per_position = decoding.kv_bytes_per_position(
+        loaded.model.config, memory.DTYPE_BYTES.get(loaded.dtype, 4), decoder.cache_len
+    )
     return DecodeRecord(
-        loaded.spec.name, attempt, decoder.mode, loaded.device, warmup_s, decoder.cache_len,
-        per_position * decoder.cache_len / 2**20 if decoder.cache_len else None, per_position,
-        compiled=getattr(loaded.model, "_compiled_call", None) is not None)
+        loaded.spec.name,
+        attempt,
+        decoder.mode,
+        loaded.device,
+        warmup_s,
+        decoder.cache_len,
+        per_position * decoder.cache_len / 2**20 if decoder.cache_len else None,
+        per_position,
+        compiled=getattr(loaded.model, "_compiled_call", None) is not None,
+    )
 
 
 def stop_criteria(loaded: LoadedModel, stops: tuple[str, ...]):
@@ -90,8 +103,13 @@ def stop_criteria(loaded: LoadedModel, stops: tuple[str, ...]):
     return loaded.reusable[key]
 
 
-def generate_once(loaded: LoadedModel, rendered: formats.Rendered, settings: GenSettings,
-                  max_new_tokens: int | None = None, meter: energy.Meter | None = None) -> Generation:
+def generate_once(
+    loaded: LoadedModel,
+    rendered: formats.Rendered,
+    settings: GenSettings,
+    max_new_tokens: int | None = None,
+    meter: energy.Meter | None = None,
+) -> Generation:
     """One timed generation; `meter` counts the energy of the full generate only.
 
     TTFT is timed apart, as a one-token generate of the same prompt (prefill and the first token), as
@@ -104,11 +122,16 @@ def generate_once(loaded: LoadedModel, rendered: formats.Rendered, settings: Gen
     _, ttft = _timed_generate(loaded, enc, {**kwargs, "max_new_tokens": 1}, settings.seed)
     with meter.counting() if meter else contextlib.nullcontext():
         out, latency = _timed_generate(loaded, enc, kwargs, settings.seed)
-    new_ids = out[0, enc["input_ids"].shape[1]:].tolist()
+    new_ids = out[0, enc["input_ids"].shape[1] :].tolist()
     text = tok.decode(new_ids, skip_special_tokens=True)
     # a one-token answer is the same work twice: the first token cannot come after the whole answer
-    return Generation(formats.cut_at_stop(text, rendered.stop_strings), tuple(new_ids),
-                      enc["input_ids"].shape[1], min(ttft, latency), latency)
+    return Generation(
+        formats.cut_at_stop(text, rendered.stop_strings),
+        tuple(new_ids),
+        enc["input_ids"].shape[1],
+        min(ttft, latency),
+        latency,
+    )
 
 
 def _timed_generate(loaded: LoadedModel, enc, kwargs: dict, seed: int):
@@ -121,7 +144,6 @@ def _timed_generate(loaded: LoadedModel, enc, kwargs: dict, seed: int):
         out = loaded.model.generate(**enc, **kwargs)
     measure.sync(loaded.device)
     return out, time.perf_counter() - started
-
 
 
 def context_window(loaded: LoadedModel) -> int | None:
@@ -140,9 +162,9 @@ def prompt_tokens(loaded: LoadedModel, rendered: formats.Rendered) -> int:
     return len(loaded.tokenizer(rendered.text, add_special_tokens=rendered.add_special_tokens)["input_ids"])
 
 
-
-def batched_throughput(loaded: LoadedModel, prompts: tuple["Prompt", ...], settings: GenSettings, attempt: str,
-                       single: list[PromptRecord]) -> ThroughputRecord:
+def batched_throughput(
+    loaded: LoadedModel, prompts: tuple["Prompt", ...], settings: GenSettings, attempt: str, single: list[PromptRecord]
+) -> ThroughputRecord:
     """Aggregate tokens/s of the suite in left-padded batches; latency figures stay single-stream.
 
     Static decoding pads a short last batch to the batch size with copies of its last prompt (one shape, one
@@ -155,11 +177,16 @@ def batched_throughput(loaded: LoadedModel, prompts: tuple["Prompt", ...], setti
     static = loaded.decoder.mode == "static"
     side, tok.padding_side = tok.padding_side, "left"
     try:
+
         def run(batch: list[formats.Rendered], **override):
             real = len(batch)
             batch = batch + [batch[-1]] * (size - real) if static else batch
-            enc = tok([r.text for r in batch], return_tensors="pt", padding=True,
-                      add_special_tokens=batch[0].add_special_tokens).to(model.device)
+            enc = tok(
+                [r.text for r in batch],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=batch[0].add_special_tokens,
+            ).to(model.device)
             torch.manual_seed(settings.seed)
             with torch.inference_mode():
                 return model.generate(**enc, **{**kwargs, **override})[:real], enc["input_ids"].shape[1]
@@ -170,15 +197,25 @@ def batched_throughput(loaded: LoadedModel, prompts: tuple["Prompt", ...], setti
         measure.sync(loaded.device)
         warmup_s = time.perf_counter() - started
         started = time.perf_counter()
-        outputs = [run(rendered[i:i + size]) for i in range(0, len(rendered), size)]
+        outputs = [run(rendered[i : i + size]) for i in range(0, len(rendered), size)]
         measure.sync(loaded.device)
         wall = time.perf_counter() - started
     finally:
         tok.padding_side = side
     new_tokens = sum(sum(new_token_counts(out, prompt_length, kwargs)) for out, prompt_length in outputs)
     single_tps = sum(r.new_tokens for r in single) / sum(r.latency_s for r in single)
-    return ThroughputRecord(loaded.spec.name, attempt, size, len(prompts), new_tokens, wall,
-                            new_tokens / wall, single_tps, loaded.decoder.mode, warmup_s)
+    return ThroughputRecord(
+        loaded.spec.name,
+        attempt,
+        size,
+        len(prompts),
+        new_tokens,
+        wall,
+        new_tokens / wall,
+        single_tps,
+        loaded.decoder.mode,
+        warmup_s,
+    )
 
 
 def new_token_counts(out, prompt_length: int, kwargs: dict) -> list[int]:

@@ -41,33 +41,40 @@ def config_of(spec: ModelSpec) -> dict:
         found = try_to_load_from_cache(spec.location, "config.json", revision=spec.revision)
         path = Path(found) if isinstance(found, str) else None
     if path is None or not path.is_file():
-        raise ModelUnavailable(f"{spec.name}: no config.json here to build random weights from (not in the "
-                               "registry, the folder or the HF cache)")
+        raise ModelUnavailable(
+            f"{spec.name}: no config.json here to build random weights from (not in the "
+            "registry, the folder or the HF cache)"
+        )
     config = json.loads(path.read_text())
     if "model_type" not in config:
         raise SizebenchError(f"{spec.name}: its config.json names no model_type; cannot build it")
     return config
 
 
-def load(spec: ModelSpec, device: str = "auto", dtype: str = "auto", force: bool = False,
-         offload: bool = True) -> Loaded:
+def load(
+    spec: ModelSpec, device: str = "auto", dtype: str = "auto", force: bool = False, offload: bool = True
+) -> Loaded:
     import torch
     from transformers import AutoModelForCausalLM
 
     device = resolve_device(device)
     dtype = precision.run_dtype(spec.precision, resolve_dtype(spec.dtype if dtype == "auto" else dtype, device))
     if precision.get(spec.precision) and precision.get(spec.precision).backend:
-        raise SizebenchError(f"{spec.name}: random weights come in plain dtypes (fp32, bf16, fp16), not "
-                             f"{spec.precision}; plan its memory with `sizebench plan`")
+        raise SizebenchError(
+            f"{spec.name}: random weights come in plain dtypes (fp32, bf16, fp16), not "
+            f"{spec.precision}; plan its memory with `sizebench plan`"
+        )
     config = config_of(spec)
     gpus = memory.gpu_free_bytes() if device == "cuda" else []
     placed = placement.place(config, dtype, gpus, memory.ram_free_bytes(), None, offload, spec.name)
     if placed.kind == "refuse" and not force:
         raise MemoryGuardError(placed.reason)
     if placed.kind in ("shard", "offload"):
-        raise SizebenchError(f"{spec.name}: random weights are built on one device, and this one needs "
-                             f"{placed.kind} ({placed.cpu_bytes / memory.GIB:.1f} GiB to CPU); `sizebench plan` "
-                             "shows the placement")
+        raise SizebenchError(
+            f"{spec.name}: random weights are built on one device, and this one needs "
+            f"{placed.kind} ({placed.cpu_bytes / memory.GIB:.1f} GiB to CPU); `sizebench plan` "
+            "shows the placement"
+        )
     target = f"cuda:{placed.device_map['']}" if device == "cuda" and isinstance(placed.device_map, dict) else device
 
     started = time.perf_counter()
@@ -84,10 +91,21 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "auto", force: bool
     total, non_embedding = count_params(model)
     held = footprint.weight_bytes(model)
     located = sources.Located(path=Path(spec.location), weights_bytes=held)
-    return Loaded(model=model, tokenizer=tokenizer, spec=spec, device=device, dtype=dtype, params=total,
-                  n_devices=1, load_s=load_s, import_s=0.0, located=located,
-                  prompt_format=formats.pick(spec, tokenizer), params_non_embedding=non_embedding,
-                  tokenizer_name=tokenizer_name)
+    return Loaded(
+        model=model,
+        tokenizer=tokenizer,
+        spec=spec,
+        device=device,
+        dtype=dtype,
+        params=total,
+        n_devices=1,
+        load_s=load_s,
+        import_s=0.0,
+        located=located,
+        prompt_format=formats.pick(spec, tokenizer),
+        params_non_embedding=non_embedding,
+        tokenizer_name=tokenizer_name,
+    )
 
 
 def _no_init():
@@ -101,7 +119,7 @@ def fill(model, std: float) -> None:
     """Weights uniform with the config's standard deviation, norms' scales 1, biases 0: one pass, no normal_."""
     import torch
 
-    bound = std * 3 ** 0.5
+    bound = std * 3**0.5
     with torch.no_grad():
         for name, param in model.named_parameters():
             if name.endswith("bias"):
@@ -118,8 +136,12 @@ def tokenizer_for(spec: ModelSpec, vocab_size: int):
 
     where = spec.location
     try:
-        tokenizer = AutoTokenizer.from_pretrained(where, revision=spec.revision if spec.source == HUB else None,
-                                                  local_files_only=True, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(
+            where,
+            revision=spec.revision if spec.source == HUB else None,
+            local_files_only=True,
+            trust_remote_code=False,
+        )
         name = f"the model's own ({where})"
         if not tokenizer("a b", add_special_tokens=False)["input_ids"]:  # built from a config alone: no vocabulary
             raise ValueError("empty tokenizer")
@@ -141,8 +163,10 @@ def stand_in(vocab_size: int):
 
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     tokens = ["<|endoftext|>", *alphabet]
-    tokens += ["".join(pair) for pair in itertools.islice(itertools.product(alphabet, repeat=2),
-                                                          max(vocab_size - len(tokens), 0))]
+    tokens += [
+        "".join(pair)
+        for pair in itertools.islice(itertools.product(alphabet, repeat=2), max(vocab_size - len(tokens), 0))
+    ]
     core = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=[]))
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()

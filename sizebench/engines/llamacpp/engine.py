@@ -13,13 +13,31 @@ import os
 from sizebench.engines.base import Engine, ray_request
 from sizebench.errors import SizebenchError
 
-INSTALL = ("the llama.cpp engine needs llama-cpp-python: run `make llama-cpp` (it compiles llama.cpp, "
-           "about 7 minutes on 2 cores), or `CMAKE_ARGS=-DLLAVA_BUILD=OFF pip install 'sizebench[llama]'`")
+INSTALL = (
+    "the llama.cpp engine needs llama-cpp-python: run `make llama-cpp` (it compiles llama.cpp, "
+    "about 7 minutes on 2 cores), or `CMAKE_ARGS=-DLLAVA_BUILD=OFF pip install 'sizebench[llama]'`"
+)
 # Bits per weight of the types llama.cpp's quantizer makes (sizebench.weights.gguf_requant.TYPES), as
 # llama-quantize states them for a 7B Llama: the words `sizebench models` shows, and Ray's memory estimate.
-TYPE_BITS = {"f32": 32, "f16": 16, "bf16": 16, "q8_0": 8.5, "q6_k": 6.56, "q5_k_m": 5.69, "q5_k_s": 5.54,
-             "q5_1": 6.0, "q5_0": 5.5, "q4_k_m": 4.89, "q4_k_s": 4.58, "q4_1": 5.0, "q4_0": 4.5, "q3_k_l": 4.27,
-             "q3_k_m": 3.91, "q3_k_s": 3.5, "q2_k": 2.96}
+TYPE_BITS = {
+    "f32": 32,
+    "f16": 16,
+    "bf16": 16,
+    "q8_0": 8.5,
+    "q6_k": 6.56,
+    "q5_k_m": 5.69,
+    "q5_k_s": 5.54,
+    "q5_1": 6.0,
+    "q5_0": 5.5,
+    "q4_k_m": 4.89,
+    "q4_k_s": 4.58,
+    "q4_1": 5.0,
+    "q4_0": 4.5,
+    "q3_k_l": 4.27,
+    "q3_k_m": 3.91,
+    "q3_k_s": 3.5,
+    "q2_k": 2.96,
+}
 
 
 class LlamaCppEngine(Engine):
@@ -52,8 +70,10 @@ class LlamaCppEngine(Engine):
             import llama_cpp
 
             if not llama_cpp.llama_supports_gpu_offload():
-                raise SizebenchError(f"{spec.name}: this llama-cpp-python was built without a GPU backend; "
-                                     "rebuild with CMAKE_ARGS=-DGGML_CUDA=on (README, 'llama.cpp')")
+                raise SizebenchError(
+                    f"{spec.name}: this llama-cpp-python was built without a GPU backend; "
+                    "rebuild with CMAKE_ARGS=-DGGML_CUDA=on (README, 'llama.cpp')"
+                )
 
     def resources(self, spec, device: str, dtype: str, cluster_gpus: float, gpu_bytes: float) -> dict:
         """One GPU for the offloaded layers when on GPU; else the weights' bytes of RAM, with the guard's margin."""

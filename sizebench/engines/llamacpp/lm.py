@@ -57,7 +57,7 @@ class Unit:
 def window(context: list[int], continuation: list[int], max_length: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """HFLM's input row, (context + continuation) cut to the window from the left and its last token
     dropped, split into the prefix (up to the token that predicts the continuation's first) and the rest."""
-    tokens = (context + continuation)[-(max_length + 1):][:-1]
+    tokens = (context + continuation)[-(max_length + 1) :][:-1]
     prefix_len = len(tokens) - len(continuation) + 1
     return tuple(tokens[:prefix_len]), tuple(continuation)
 
@@ -68,8 +68,10 @@ def plan(requests: list[tuple], max_length: int, max_tokens: int, max_seqs: int)
     by_prefix: dict[tuple, dict[tuple, list[int]]] = {}
     for index, (_, context, continuation) in enumerate(requests):
         if not context or not 0 < len(continuation) <= max_length:
-            raise ValueError(f"request {index}: {len(context)} context and {len(continuation)} continuation "
-                             f"tokens (needs a context, and 1 to {max_length} continuation tokens)")
+            raise ValueError(
+                f"request {index}: {len(context)} context and {len(continuation)} continuation "
+                f"tokens (needs a context, and 1 to {max_length} continuation tokens)"
+            )
         prefix, cont = window(list(context), list(continuation), max_length)
         by_prefix.setdefault(prefix, {}).setdefault(cont, []).append(index)
     units = []
@@ -131,10 +133,24 @@ class Read:
 class LlamaCppLM(TemplateLM):
     """lm-eval's loglikelihood, loglikelihood_rolling and generate_until on a llama.cpp model, in process."""
 
-    def __init__(self, pretrained: str | None = None, *, llm=None, n_ctx: int = 2048, n_threads: int | None = None,
-                 n_gpu_layers: int = 0, add_bos_token: bool | None = None, prefix_token_id: int | None = None,
-                 max_gen_toks: int = 256, batch_tokens: int = 512, max_seqs: int = 64,
-                 batch_size=None, max_batch_size=None, device=None, verbose: bool = False):
+    def __init__(
+        self,
+        pretrained: str | None = None,
+        *,
+        llm=None,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        n_gpu_layers: int = 0,
+        add_bos_token: bool | None = None,
+        prefix_token_id: int | None = None,
+        max_gen_toks: int = 256,
+        batch_tokens: int = 512,
+        max_seqs: int = 64,
+        batch_size=None,
+        max_batch_size=None,
+        device=None,
+        verbose: bool = False,
+    ):
         """Either `llm`, a loaded `llama_cpp.Llama` (its n_ctx, threads and offload are used as loaded), or
         `pretrained`, a .gguf path loaded here with n_ctx, n_threads and n_gpu_layers.
 
@@ -149,8 +165,14 @@ class LlamaCppLM(TemplateLM):
         if (llm is None) == (pretrained is None):
             raise ValueError("pass either llm (a loaded llama_cpp.Llama) or pretrained (a .gguf path)")
         if llm is None:
-            llm = llama_cpp.Llama(model_path=str(pretrained), n_ctx=int(n_ctx), n_threads=n_threads,
-                                  n_threads_batch=n_threads, n_gpu_layers=int(n_gpu_layers), verbose=verbose)
+            llm = llama_cpp.Llama(
+                model_path=str(pretrained),
+                n_ctx=int(n_ctx),
+                n_threads=n_threads,
+                n_threads_batch=n_threads,
+                n_gpu_layers=int(n_gpu_layers),
+                verbose=verbose,
+            )
         self.llm = llm
         self.pretrained = str(pretrained) if pretrained is not None else getattr(llm, "model_path", None)
         self.add_bos_token = add_bos_token
@@ -216,8 +238,9 @@ class LlamaCppLM(TemplateLM):
     def tokenizer_name(self) -> str:
         return f"llama.cpp:{self.pretrained}"
 
-    def tok_encode(self, string: str, add_special_tokens: bool | None = None, left_truncate_len: int | None = None,
-                   **kwargs) -> list[int]:
+    def tok_encode(
+        self, string: str, add_special_tokens: bool | None = None, left_truncate_len: int | None = None, **kwargs
+    ) -> list[int]:
         """HFLM's tok_encode on llama.cpp's tokenizer: special tokens as the tokenizer adds them unless told,
         none when the text already starts with the prefix token; special-token text parsed (HF does)."""
         special = True if add_special_tokens is None else add_special_tokens
@@ -249,8 +272,7 @@ class LlamaCppLM(TemplateLM):
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kwargs) -> list[tuple[float, bool]]:
         units = plan(requests, self.max_length, self.max_length, self.max_seqs)
         answers: list[tuple[float, bool] | None] = [None] * len(requests)
-        pbar = tqdm(total=len(requests), disable=disable_tqdm or self.rank != 0,
-                    desc="Running loglikelihood requests")
+        pbar = tqdm(total=len(requests), disable=disable_tqdm or self.rank != 0, desc="Running loglikelihood requests")
         for fill in fills(units, self.batch_tokens, self.max_seqs):
             for unit, scores in zip(fill, self._score(fill), strict=True):
                 for ids, score in zip(unit.requests, scores, strict=True):
@@ -298,7 +320,7 @@ class LlamaCppLM(TemplateLM):
             lib.llama_memory_clear(self.memory, True)
         read = {}
         for start in range(0, len(entries), self.batch_tokens):
-            chunk = entries[start:start + self.batch_tokens]
+            chunk = entries[start : start + self.batch_tokens]
             batch.n_tokens = len(chunk)
             for i, entry in enumerate(chunk):
                 batch.token[i], batch.pos[i], batch.n_seq_id[i] = entry.token, entry.pos, len(entry.seqs)
@@ -321,7 +343,7 @@ class LlamaCppLM(TemplateLM):
         fed = tokens[:-1]
         rows = np.empty((len(fed) - first, self.n_vocab), dtype=np.float32)
         for start in range(0, len(fed), self.batch_tokens):
-            chunk = fed[start:start + self.batch_tokens]
+            chunk = fed[start : start + self.batch_tokens]
             batch.n_tokens = len(chunk)
             for i, token in enumerate(chunk):
                 pos = start + i
@@ -333,8 +355,9 @@ class LlamaCppLM(TemplateLM):
                 raise RuntimeError(f"llama_decode returned {status} on {len(chunk)} tokens")
             for i in range(len(chunk)):
                 if start + i >= first:
-                    rows[start + i - first] = np.ctypeslib.as_array(lib.llama_get_logits_ith(self.ctx, i),
-                                                                    shape=(self.n_vocab,))
+                    rows[start + i - first] = np.ctypeslib.as_array(
+                        lib.llama_get_logits_ith(self.ctx, i), shape=(self.n_vocab,)
+                    )
         return rows
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
@@ -343,9 +366,15 @@ class LlamaCppLM(TemplateLM):
 
         windows, owners = [], []
         for index, (string,) in enumerate(tqdm([r.args for r in requests], disable=disable_tqdm or self.rank != 0)):
-            for context, continuation in map(utils.make_disjoint_window, utils.get_rolling_token_windows(
-                    token_list=self.tok_encode(string), prefix_token=self.prefix_token_id,
-                    max_seq_len=self.max_length, context_len=1)):
+            for context, continuation in map(
+                utils.make_disjoint_window,
+                utils.get_rolling_token_windows(
+                    token_list=self.tok_encode(string),
+                    prefix_token=self.prefix_token_id,
+                    max_seq_len=self.max_length,
+                    context_len=1,
+                ),
+            ):
                 windows.append((None, context, continuation))
                 owners.append(index)
         totals = [0.0] * len(requests)

@@ -59,21 +59,41 @@ class LlamaCppSession(Session, NextTokens):
         embedding = sum(t.elements for t in self.tensors if t.name in ("token_embd.weight", "output.weight"))
         held = sum(t.nbytes for t in self.tensors)
         kind = f"GGUF {self.type_name.upper()}"
-        origin = "the checkpoint converted by convert_hf_to_gguf.py" if self.folder else \
-            f"the distributed {spec.quantization or 'GGUF'} weights"
+        origin = (
+            "the checkpoint converted by convert_hf_to_gguf.py"
+            if self.folder
+            else f"the distributed {spec.quantization or 'GGUF'} weights"
+        )
         if self.gguf_path != self.source_gguf:
             label = f"{kind} (llama.cpp's quantizer, from an F32 GGUF of {origin})"
         else:
             label = f"{kind} ({origin})" if self.folder else f"{kind} as distributed"
         return LoadRecord(
-            model=spec.name, attempt=attempt, family=spec.family, source=spec.source, params=params,
-            weights_mb=self.distributed_bytes / 2**20, weights_mem_mb=held / 2**20,
-            precision=spec.precision, precision_label=label, bytes_per_param=held / params if params else None,
-            quantization=spec.quantization, convert_s=self.convert_s, load_s=self.load_s,
-            load_kind="cold" if self.convert_s is not None else "cached", dtype=self.type_name,
-            device=self.device, n_devices=1, threads=self.threads, prompt_format=self.prompt_format,
-            peak_rss_mb=measure.peak_rss_mb(), cuda_peak_mb=None, import_s=None,
-            params_non_embedding=params - embedding, engine=spec.engine, requantized=self.gguf_path != self.source_gguf,
+            model=spec.name,
+            attempt=attempt,
+            family=spec.family,
+            source=spec.source,
+            params=params,
+            weights_mb=self.distributed_bytes / 2**20,
+            weights_mem_mb=held / 2**20,
+            precision=spec.precision,
+            precision_label=label,
+            bytes_per_param=held / params if params else None,
+            quantization=spec.quantization,
+            convert_s=self.convert_s,
+            load_s=self.load_s,
+            load_kind="cold" if self.convert_s is not None else "cached",
+            dtype=self.type_name,
+            device=self.device,
+            n_devices=1,
+            threads=self.threads,
+            prompt_format=self.prompt_format,
+            peak_rss_mb=measure.peak_rss_mb(),
+            cuda_peak_mb=None,
+            import_s=None,
+            params_non_embedding=params - embedding,
+            engine=spec.engine,
+            requantized=self.gguf_path != self.source_gguf,
         )
 
     def resident_weights_mb(self) -> float | None:
@@ -114,8 +134,11 @@ class LlamaCppSession(Session, NextTokens):
         key = ("eog",)
         if key not in self.reusable:
             self.reusable[key] = {i for i in range(self.llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, i)}
-        singles = {ids[0] for s in rendered.stop_strings
-                   if len(ids := self.llm.tokenize(s.encode(), add_bos=False, special=True)) == 1}
+        singles = {
+            ids[0]
+            for s in rendered.stop_strings
+            if len(ids := self.llm.tokenize(s.encode(), add_bos=False, special=True)) == 1
+        }
         if not settings.stop_at_eos and singles:
             return singles
         return self.reusable[key] | singles
@@ -125,8 +148,11 @@ class LlamaCppSession(Session, NextTokens):
         tokens = self.encode(rendered)
         limit = max_new_tokens or settings.max_new_tokens
         stops = self.stop_ids(rendered, settings)
-        sampling = (dict(temp=settings.temperature, top_p=settings.top_p, top_k=settings.top_k)
-                    if settings.do_sample else dict(temp=0.0, top_p=1.0, top_k=1))
+        sampling = (
+            dict(temp=settings.temperature, top_p=settings.top_p, top_k=settings.top_k)
+            if settings.do_sample
+            else dict(temp=0.0, top_p=1.0, top_k=1)
+        )
         llm.set_seed(settings.seed)
         llm.reset()  # no KV-cache prefix reuse: every run prefills the whole prompt
         new: list[int] = []
@@ -146,8 +172,13 @@ class LlamaCppSession(Session, NextTokens):
                         break
             latency = time.perf_counter() - started
         answer = llm.detokenize([t for t in new if t not in stops], prev_tokens=tokens).decode("utf-8", "replace")
-        return Generation(formats.cut_at_stop(answer, rendered.stop_strings), tuple(new), len(tokens),
-                          min(first or latency, latency), latency)
+        return Generation(
+            formats.cut_at_stop(answer, rendered.stop_strings),
+            tuple(new),
+            len(tokens),
+            min(first or latency, latency),
+            latency,
+        )
 
     # ---- next-token distributions -----------------------------------------------------------------
 
@@ -200,14 +231,34 @@ def load(spec: ModelSpec, device: str, threads: int) -> LlamaCppSession:
     tokenizer = hf_tokenizer(source) if folder is None else _folder_tokenizer(folder)
     metadata, tensors = gguf_check.tables(path)
     started = time.perf_counter()
-    llm = llama_cpp.Llama(str(path), n_ctx=context_tokens(metadata), n_threads=threads, n_threads_batch=threads,
-                          n_gpu_layers=n_gpu_layers, verbose=False, logits_all=False, n_batch=512)
+    llm = llama_cpp.Llama(
+        str(path),
+        n_ctx=context_tokens(metadata),
+        n_threads=threads,
+        n_threads_batch=threads,
+        n_gpu_layers=n_gpu_layers,
+        verbose=False,
+        logits_all=False,
+        n_batch=512,
+    )
     load_s = time.perf_counter() - started
     prompt_format = formats.pick(spec, tokenizer)
     return LlamaCppSession(
-        llm=llm, tokenizer=tokenizer, spec=spec, device=device, gguf_path=path, source_gguf=source,
-        type_name=spec.precision or shipped, distributed_bytes=distributed, folder=folder, load_s=load_s, convert_s=convert_s, prompt_format=prompt_format,
-        threads=threads, n_gpu_layers=n_gpu_layers, tensors=tensors,
+        llm=llm,
+        tokenizer=tokenizer,
+        spec=spec,
+        device=device,
+        gguf_path=path,
+        source_gguf=source,
+        type_name=spec.precision or shipped,
+        distributed_bytes=distributed,
+        folder=folder,
+        load_s=load_s,
+        convert_s=convert_s,
+        prompt_format=prompt_format,
+        threads=threads,
+        n_gpu_layers=n_gpu_layers,
+        tensors=tensors,
     )
 
 
@@ -241,7 +292,12 @@ def shipped_type(path: Path) -> str:
     metadata, tensors = gguf_check.tables(path)
     if "general.file_type" in metadata:
         try:
-            return gguf.LlamaFileType(metadata["general.file_type"]).name.removeprefix("MOSTLY_").removeprefix("ALL_").lower()
+            return (
+                gguf.LlamaFileType(metadata["general.file_type"])
+                .name.removeprefix("MOSTLY_")
+                .removeprefix("ALL_")
+                .lower()
+            )
         except ValueError:
             pass
     weight = {}

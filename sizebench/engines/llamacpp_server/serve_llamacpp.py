@@ -28,8 +28,14 @@ from sizebench.engines.serving.launch import LISTEN_FD
 
 class AlignedLlama(llama_cpp.Llama):
     def _create_completion(self, prompt, *args, **kwargs):
-        scoring = (kwargs.get("echo") and kwargs.get("logprobs") is not None and not kwargs.get("stream")
-                   and kwargs.get("max_tokens") == 1 and isinstance(prompt, str) and prompt)
+        scoring = (
+            kwargs.get("echo")
+            and kwargs.get("logprobs") is not None
+            and not kwargs.get("stream")
+            and kwargs.get("max_tokens") == 1
+            and isinstance(prompt, str)
+            and prompt
+        )
         if not scoring:
             yield from super()._create_completion(prompt, *args, **kwargs)
             return
@@ -57,18 +63,32 @@ class AlignedLlama(llama_cpp.Llama):
                 continue
             row = rows[k - 1]
             best = np.argsort(row)[::-1][:top]
-            choice = {self.detokenize([int(i)], prev_tokens=every[:k]).decode("utf-8", errors="ignore"): float(row[i])
-                      for i in best}
+            choice = {
+                self.detokenize([int(i)], prev_tokens=every[:k]).decode("utf-8", errors="ignore"): float(row[i])
+                for i in best
+            }
             choice[piece] = float(row[every[k]])
             logprobs.append(float(row[every[k]]))
             tops.append(choice)
         logprobs[0], tops[0] = None, None  # the OpenAI layout: the first token has no log-probability
         return {
-            "id": f"cmpl-{uuid.uuid4()}", "object": "text_completion", "created": int(time.time()),
+            "id": f"cmpl-{uuid.uuid4()}",
+            "object": "text_completion",
+            "created": int(time.time()),
             "model": model or self.model_path,
-            "choices": [{"text": prompt + strings[-1], "index": 0, "finish_reason": "length",
-                         "logprobs": {"tokens": strings, "text_offset": offsets, "token_logprobs": logprobs,
-                                      "top_logprobs": tops}}],
+            "choices": [
+                {
+                    "text": prompt + strings[-1],
+                    "index": 0,
+                    "finish_reason": "length",
+                    "logprobs": {
+                        "tokens": strings,
+                        "text_offset": offsets,
+                        "token_logprobs": logprobs,
+                        "top_logprobs": tops,
+                    },
+                }
+            ],
             "usage": {"prompt_tokens": len(tokens), "completion_tokens": 1, "total_tokens": len(tokens) + 1},
         }
 

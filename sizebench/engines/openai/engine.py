@@ -45,9 +45,16 @@ class OpenAIEndpointEngine(Engine):
         if spec.tokenizer:
             tokenizer, context = records_of.tokenizer_of(ModelSpec.from_dict(spec.tokenizer))
         fmt = records_of.prompt_format(spec, tokenizer)
-        session = EndpointSession(spec=spec, base_url=base, served=served, tokenizer=tokenizer, prompt_format=fmt,
-                                  load_record_fn=None, context=context,
-                                  serving=f"an OpenAI-compatible endpoint at {base} (its parallelism is the server's)")
+        session = EndpointSession(
+            spec=spec,
+            base_url=base,
+            served=served,
+            tokenizer=tokenizer,
+            prompt_format=fmt,
+            load_record_fn=None,
+            context=context,
+            serving=f"an OpenAI-compatible endpoint at {base} (its parallelism is the server's)",
+        )
         load_s = time.perf_counter() - started
         session.load_record_fn = lambda attempt: records_of.endpoint_load_record(session, attempt, load_s)
         return session

@@ -20,7 +20,7 @@ SHAPE = "openai:URL#SERVED_NAME[?tokenizer=MODEL], e.g. openai:http://127.0.0.1:
 
 def parse(expression: str, resolve_one) -> ModelSpec:
     """The endpoint's spec; `resolve_one` is the registry's resolver for the tokenizer's model name."""
-    body = expression[len(PREFIX):]
+    body = expression[len(PREFIX) :]
     url, hash_, fragment = body.partition("#")
     if not hash_:
         raise SizebenchError(f"'{expression}' names no served model after '#'; write {SHAPE}")
@@ -31,21 +31,30 @@ def parse(expression: str, resolve_one) -> ModelSpec:
     options = dict(parse_qsl(query, keep_blank_values=True)) if question else {}
     unknown = sorted(set(options) - {"tokenizer"})
     if unknown or (question and not options):
-        raise SizebenchError(f"'{expression}': unknown option '{(unknown or [query])[0]}' (only ?tokenizer=MODEL); write {SHAPE}")
+        raise SizebenchError(
+            f"'{expression}': unknown option '{(unknown or [query])[0]}' (only ?tokenizer=MODEL); write {SHAPE}"
+        )
     tokenizer = options.get("tokenizer")
     if tokenizer is not None and not tokenizer:
         raise SizebenchError(f"'{expression}': ?tokenizer= names no model; write {SHAPE}")
     base = url.rstrip("/")
-    spec = ModelSpec(f"openai:{name}", "OpenAI-compatible endpoint", None, ENDPOINT, f"{base}#{name}", None,
-                     "chat", engine="openai")
+    spec = ModelSpec(
+        f"openai:{name}", "OpenAI-compatible endpoint", None, ENDPOINT, f"{base}#{name}", None, "chat", engine="openai"
+    )
     if tokenizer is None:
         return spec
     found = resolve_one(tokenizer)
     if len(found) != 1:
         raise SizebenchError(f"'{expression}': ?tokenizer= must name one model, not the group '{tokenizer}'")
     model = found[0]
-    return replace(spec, family=f"{model.family}, served", params=model.params, prompt_format=model.prompt_format,
-                   params_non_embedding=model.params_non_embedding, tokenizer=model.to_dict())
+    return replace(
+        spec,
+        family=f"{model.family}, served",
+        params=model.params,
+        prompt_format=model.prompt_format,
+        params_non_embedding=model.params_non_embedding,
+        tokenizer=model.to_dict(),
+    )
 
 
 def check_url(url: str, where: str) -> None:
@@ -55,8 +64,10 @@ def check_url(url: str, where: str) -> None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SizebenchError(f"{where}: '{url}' is not an http(s) URL; write {SHAPE}")
     if "@" in parts.netloc:
-        raise SizebenchError(f"{where}: '{url}' has user info before '@' (the host contacted would be "
-                             f"'{parts.hostname}'); give the host and port only, the key in SIZEBENCH_OPENAI_API_KEY")
+        raise SizebenchError(
+            f"{where}: '{url}' has user info before '@' (the host contacted would be "
+            f"'{parts.hostname}'); give the host and port only, the key in SIZEBENCH_OPENAI_API_KEY"
+        )
     try:
         parts.port  # noqa: B018 (reading the port is what checks it)
     except ValueError:

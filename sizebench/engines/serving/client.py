@@ -91,8 +91,9 @@ def _request(method: str, base_url: str, path: str, payload: dict | None, timeou
     fired = None
     try:
         with _deadline(connection, timeout) as fired:
-            connection.request(method, prefix + path, None if payload is None else json.dumps(payload),
-                               headers(base_url))
+            connection.request(
+                method, prefix + path, None if payload is None else json.dumps(payload), headers(base_url)
+            )
             response = connection.getresponse()
             body = response.read(MAX_BODY + 1)
         if fired.is_set():
@@ -100,8 +101,11 @@ def _request(method: str, base_url: str, path: str, payload: dict | None, timeou
         if len(body) > MAX_BODY:
             raise BadAnswer(f"the answer to {method} {path} is over {MAX_BODY:,} bytes")
         if response.status != 200:
-            hint = "; the API key goes only over https or to loopback" if response.status == 401 and \
-                not key_allowed(base_url) else ""
+            hint = (
+                "; the API key goes only over https or to loopback"
+                if response.status == 401 and not key_allowed(base_url)
+                else ""
+            )
             raise OSError(f"HTTP {response.status} from {method} {path}: {body[:300].decode(errors='replace')}{hint}")
         return json.loads(body)
     except (OSError, http.client.HTTPException):
@@ -135,8 +139,11 @@ def require(base_url: str, served: str) -> list[str]:
     except (OSError, ValueError, RecursionError, http.client.HTTPException) as exc:
         raise ModelUnavailable(f"endpoint {base_url} does not answer: {type(exc).__name__}: {exc}") from None
     data = listed.get("data") if isinstance(listed, dict) else None
-    return [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)] if isinstance(data, list) \
+    return (
+        [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
+        if isinstance(data, list)
         else []
+    )
 
 
 @dataclass
@@ -240,21 +247,34 @@ def prompt_logprobs_problem(base_url: str, served: str, timeout: float = 60.0) -
         choice = answer["choices"][0]
         logprobs = choice.get("logprobs") or {}
         tokens, values, tops = logprobs.get("tokens"), logprobs.get("token_logprobs"), logprobs.get("top_logprobs")
-    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError,
-            http.client.HTTPException) as exc:
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        IndexError,
+        TypeError,
+        AttributeError,
+        RecursionError,
+        http.client.HTTPException,
+    ) as exc:
         return f"echo with logprobs was refused: {type(exc).__name__}: {str(exc)[:200]}"
     if not tokens or not values or not tops:
         return "echo with logprobs returned no prompt log-probabilities"
     if not "".join(tokens).startswith(PROBE_TEXT):
         return "the echoed tokens do not rebuild the prompt text (no prompt tokens in the logprobs)"
-    if len(values) != len(tokens) or not all(v is None or math.isfinite(v) for v in values) or \
-            sum(v is not None for v in values) < len(tokens) - 1:
+    if (
+        len(values) != len(tokens)
+        or not all(v is None or math.isfinite(v) for v in values)
+        or sum(v is not None for v in values) < len(tokens) - 1
+    ):
         return "the prompt's log-probabilities are missing or not finite"
     rebuilt = "".join(tokens)
     if rebuilt == PROBE_TEXT:
         return "the echo has no generated token after the prompt (lm-eval drops the last token as the generated one)"
     last, last_top = values[-1], tops[-1] or {}
     if last is None or not last_top or last < max(last_top.values()) - 1e-4:
-        return ("the prompt log-probabilities are misaligned: the greedy token generated after the text is not the "
-                "top choice at its own position (the server scores each token with the distribution of the next)")
+        return (
+            "the prompt log-probabilities are misaligned: the greedy token generated after the text is not the "
+            "top choice at its own position (the server scores each token with the distribution of the next)"
+        )
     return None

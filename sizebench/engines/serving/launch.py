@@ -100,23 +100,28 @@ class Server:
             env[LISTEN_FD] = str(self.listener.fileno())
             fds = (self.listener.fileno(),)
         began = time.perf_counter()
-        self.proc = supervise.Owned(self.command, stdout=self._log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env=env, pass_fds=fds)
+        self.proc = supervise.Owned(
+            self.command, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, pass_fds=fds
+        )
         if self.listener is not None:
             self.listener.close()  # the server holds it now
         deadline = time.monotonic() + HEALTH_TIMEOUT_S
         models = None
         while True:
             if self.proc.poll() is not None:
-                raise ServerFailed(f"the {self.what} exited with status {self.proc.returncode} before it was healthy; "
-                                   f"{self.log_path.name}: {self.tail()}")
+                raise ServerFailed(
+                    f"the {self.what} exited with status {self.proc.returncode} before it was healthy; "
+                    f"{self.log_path.name}: {self.tail()}"
+                )
             models = listed_models(self.base_url)
             if models is not None and self.served in models:
                 break
             if time.monotonic() > deadline:
                 other = f"; port {self.port} answers as another server ({', '.join(models)[:200]})" if models else ""
-                raise ServerFailed(f"the {self.what} was not healthy after {HEALTH_TIMEOUT_S:g} s{other}; "
-                                   f"{self.log_path.name}: {self.tail()}")
+                raise ServerFailed(
+                    f"the {self.what} was not healthy after {HEALTH_TIMEOUT_S:g} s{other}; "
+                    f"{self.log_path.name}: {self.tail()}"
+                )
             time.sleep(0.2)
         self.started_s = time.perf_counter() - began
         threading.Thread(target=self._sample_while_alive, daemon=True).start()

@@ -55,16 +55,34 @@ def endpoint_load_record(session, attempt: str, load_s: float) -> LoadRecord:
     spec = session.spec
     known = "published size of the tokenizer's model" if spec.params else "size unknown (no ?tokenizer=MODEL)"
     return LoadRecord(
-        model=spec.name, attempt=attempt, family=spec.family, source=spec.source, params=spec.params or 0,
-        weights_mb=0.0, weights_mem_mb=0.0, quantization=None, convert_s=None, load_s=load_s, load_kind="endpoint",
-        dtype="served", device="server", n_devices=1, threads=0, prompt_format=session.prompt_format,
-        peak_rss_mb=session.peak_rss_mb(), cuda_peak_mb=None, params_non_embedding=spec.params_non_embedding,
-        precision=None, precision_label=f"{session.serving}; {known}", engine=spec.engine,
+        model=spec.name,
+        attempt=attempt,
+        family=spec.family,
+        source=spec.source,
+        params=spec.params or 0,
+        weights_mb=0.0,
+        weights_mem_mb=0.0,
+        quantization=None,
+        convert_s=None,
+        load_s=load_s,
+        load_kind="endpoint",
+        dtype="served",
+        device="server",
+        n_devices=1,
+        threads=0,
+        prompt_format=session.prompt_format,
+        peak_rss_mb=session.peak_rss_mb(),
+        cuda_peak_mb=None,
+        params_non_embedding=spec.params_non_embedding,
+        precision=None,
+        precision_label=f"{session.serving}; {known}",
+        engine=spec.engine,
     )
 
 
-def launched_gguf_load_record(session, attempt: str, path: Path, distributed: int, type_name: str,
-                              requantized: bool) -> LoadRecord:
+def launched_gguf_load_record(
+    session, attempt: str, path: Path, distributed: int, type_name: str, requantized: bool
+) -> LoadRecord:
     """A GGUF served by a server launched for the rung: sizes from the file, memory from the server's process tree."""
     from sizebench.weights import gguf_check
 
@@ -74,11 +92,28 @@ def launched_gguf_load_record(session, attempt: str, path: Path, distributed: in
     embedding = sum(t.elements for t in tensors if t.name in ("token_embd.weight", "output.weight"))
     held = sum(t.nbytes for t in tensors)
     return LoadRecord(
-        model=spec.name, attempt=attempt, family=spec.family, source=spec.source, params=params,
-        weights_mb=distributed / 2**20, weights_mem_mb=held / 2**20, quantization=spec.quantization, convert_s=None,
-        load_s=session.server.started_s, load_kind="server start", dtype=type_name, device="cpu", n_devices=1,
-        threads=session.threads, prompt_format=session.prompt_format, peak_rss_mb=session.peak_rss_mb(),
-        cuda_peak_mb=None, params_non_embedding=params - embedding, precision=spec.precision,
-        precision_label=f"GGUF {type_name.upper()}, {session.serving}", bytes_per_param=held / params if params else None,
-        engine=spec.engine, requantized=requantized,
+        model=spec.name,
+        attempt=attempt,
+        family=spec.family,
+        source=spec.source,
+        params=params,
+        weights_mb=distributed / 2**20,
+        weights_mem_mb=held / 2**20,
+        quantization=spec.quantization,
+        convert_s=None,
+        load_s=session.server.started_s,
+        load_kind="server start",
+        dtype=type_name,
+        device="cpu",
+        n_devices=1,
+        threads=session.threads,
+        prompt_format=session.prompt_format,
+        peak_rss_mb=session.peak_rss_mb(),
+        cuda_peak_mb=None,
+        params_non_embedding=params - embedding,
+        precision=spec.precision,
+        precision_label=f"GGUF {type_name.upper()}, {session.serving}",
+        bytes_per_param=held / params if params else None,
+        engine=spec.engine,
+        requantized=requantized,
     )

@@ -60,9 +60,14 @@ class EndpointSession(Session, Served):
         return self.context
 
     def payload(self, rendered: formats.Rendered, settings, limit: int) -> dict:
-        body = {"model": self.served, "max_tokens": limit, "seed": settings.seed,
-                "temperature": settings.temperature if settings.do_sample else 0.0,
-                "top_p": settings.top_p if settings.do_sample else 1.0, **self.sampling}
+        body = {
+            "model": self.served,
+            "max_tokens": limit,
+            "seed": settings.seed,
+            "temperature": settings.temperature if settings.do_sample else 0.0,
+            "top_p": settings.top_p if settings.do_sample else 1.0,
+            **self.sampling,
+        }
         if settings.do_sample and "top_k" in self.sampling:
             body["top_k"] = settings.top_k
         if rendered.stop_strings:
@@ -105,8 +110,10 @@ class EndpointSession(Session, Served):
 
     def tasks_unavailable(self) -> str | None:
         if self.tokenizer is None:
-            return (f"{self.base_url}: no tokenizer given (openai:URL#NAME?tokenizer=MODEL); lm-eval needs one to "
-                    "split context and continuation")
+            return (
+                f"{self.base_url}: no tokenizer given (openai:URL#NAME?tokenizer=MODEL); lm-eval needs one to "
+                "split context and continuation"
+            )
         problem = client.prompt_logprobs_problem(self.base_url, self.served)
         return f"{self.base_url} cannot score prompts for lm-eval: {problem}" if problem else None
 
@@ -114,9 +121,15 @@ class EndpointSession(Session, Served):
         from lm_eval.models.openai_completions import LocalCompletionsAPI
 
         lm = LocalCompletionsAPI(
-            base_url=f"{self.base_url}/completions", model=self.served, tokenizer_backend="huggingface",
-            tokenizer=self.tokenizer.name_or_path, tokenized_requests=False, num_concurrent=1, max_retries=3,
-            max_length=self.context or 2048, timeout=int(self.request_timeout_s),
+            base_url=f"{self.base_url}/completions",
+            model=self.served,
+            tokenizer_backend="huggingface",
+            tokenizer=self.tokenizer.name_or_path,
+            tokenized_requests=False,
+            num_concurrent=1,
+            max_retries=3,
+            max_length=self.context or 2048,
+            timeout=int(self.request_timeout_s),
         )
         return lm, "1 request at a time (lm-eval local-completions)"
 

@@ -27,14 +27,27 @@ def tensor_parallel(params: int | None, gpu_bytes: float, gpus: int) -> int:
     while size < needed:
         size *= 2
     if size > gpus:
-        raise SizebenchError(f"{params / 1e9:.1f}B parameters need {size} GPUs of {gpu_bytes / 2**30:.0f} GiB "
-                             f"for vLLM; {gpus} visible")
+        raise SizebenchError(
+            f"{params / 1e9:.1f}B parameters need {size} GPUs of {gpu_bytes / 2**30:.0f} GiB for vLLM; {gpus} visible"
+        )
     return size
 
 
 def command(model: str, served: str, port: int, tp: int, extra: str = "") -> list[str]:
-    return ["vllm", "serve", model, "--host", "127.0.0.1", "--port", str(port), "--served-model-name", served,
-            "--tensor-parallel-size", str(tp), *shlex.split(extra)]
+    return [
+        "vllm",
+        "serve",
+        model,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--served-model-name",
+        served,
+        "--tensor-parallel-size",
+        str(tp),
+        *shlex.split(extra),
+    ]
 
 
 def _gpus() -> tuple[int, float]:
@@ -54,8 +67,10 @@ class VllmEngine(Engine):
 
     def check(self, spec, device: str) -> None:
         if shutil.which("vllm") is None:
-            raise SizebenchError(f"{spec.name}: `vllm` is not installed here (pip install vllm, on a machine with a GPU); "
-                                 "or start `vllm serve` yourself and give openai:URL#NAME")
+            raise SizebenchError(
+                f"{spec.name}: `vllm` is not installed here (pip install vllm, on a machine with a GPU); "
+                "or start `vllm serve` yourself and give openai:URL#NAME"
+            )
 
     def resources(self, spec, device: str, dtype: str, cluster_gpus: float, gpu_bytes: float) -> dict:
         from sizebench.measurement import memory
@@ -76,17 +91,29 @@ class VllmEngine(Engine):
         tp = tensor_parallel(spec.params, memory_each, count)
         port = free_port()  # vLLM binds it before loading; another server taking it first fails the health check
         served = served_name()
-        server = Server(command(str(located.path), served, port, tp, settings.server_args),
-                        port, settings.server_log_path(), "vLLM server", served)
+        server = Server(
+            command(str(located.path), served, port, tp, settings.server_args),
+            port,
+            settings.server_log_path(),
+            "vLLM server",
+            served,
+        )
         started = time.perf_counter()
         server.start()
         try:
             tokenizer, context = records_of.tokenizer_of(spec)
-            session = EndpointSession(spec=spec, base_url=server.base_url, served=served, tokenizer=tokenizer,
-                                      prompt_format=records_of.prompt_format(spec, tokenizer), load_record_fn=None,
-                                      context=context, server=server, device="cuda",
-                                      serving=f"vLLM (tensor parallel {tp}, continuous batching)",
-                                      )
+            session = EndpointSession(
+                spec=spec,
+                base_url=server.base_url,
+                served=served,
+                tokenizer=tokenizer,
+                prompt_format=records_of.prompt_format(spec, tokenizer),
+                load_record_fn=None,
+                context=context,
+                server=server,
+                device="cuda",
+                serving=f"vLLM (tensor parallel {tp}, continuous batching)",
+            )
             load_s = time.perf_counter() - started
             session.load_record_fn = lambda attempt: records_of.endpoint_load_record(session, attempt, load_s)
             return session
