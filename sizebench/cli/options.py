@@ -3,6 +3,7 @@ field; and the plan made back from the values given. A flag's stage decides whic
 
 from __future__ import annotations
 
+import functools
 import typing
 from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
@@ -61,15 +62,15 @@ class Option:
     paths: tuple[tuple[str, ...], ...]  # the plan fields it sets (--seed: gen.seed and serve.seed); () if none
     annotation: Any  # the type the command line parses
     default: Any
+    stages: tuple[str | None, ...]  # its fields' flags' stages: offered where any of them runs (None: every command)
+
+    def offered_by(self, command: str) -> bool:
+        return any(stage is None or command in STAGES[stage][1] for stage in self.stages)
 
 
 def run_commands() -> tuple[str, ...]:
     """The commands that run models: those the stages register under."""
     return tuple(dict.fromkeys(command for _, commands in STAGES.values() for command in commands))
-
-
-def offered(flag: Flag, command: str) -> bool:
-    return flag.stage is None or command in STAGES[flag.stage][1]
 
 
 def plan_fields(cls=RunPlan, prefix: tuple[str, ...] = ()):
@@ -82,13 +83,15 @@ def plan_fields(cls=RunPlan, prefix: tuple[str, ...] = ()):
             yield prefix + (each.name,), each, hints[each.name]
 
 
-def all_options() -> list[Option]:
+@functools.cache
+def all_options() -> tuple[Option, ...]:
     """Every option of every run command, in the plan's order; a flag two fields share is one option."""
     found: dict[str, Option] = {}
     for path, each, hint in plan_fields():
         flag = flag_of(each)
         if flag.param in found:
-            found[flag.param] = replace(found[flag.param], paths=found[flag.param].paths + (path,))
+            known = found[flag.param]
+            found[flag.param] = replace(known, paths=known.paths + (path,), stages=known.stages + (flag.stage,))
             continue
         if flag.default is not UNSET:
             default = flag.default
@@ -96,15 +99,17 @@ def all_options() -> list[Option]:
             default = None
         else:
             default = not each.default if flag.invert else each.default
-        found[flag.param] = Option(flag, (path,), _cli_type(flag, hint, default), default)
+        found[flag.param] = Option(flag, (path,), _cli_type(flag, hint, default), default, (flag.stage,))
         if path == ("models",):  # what --models is read with, next to it
             found.update(_not_in_plan(ENGINES, WEIGHTS))
     found.update(_not_in_plan(RESULTS, REPORT, RESUME))
-    return list(found.values())
+    return tuple(found.values())
 
 
 def _not_in_plan(*flags: Flag) -> dict[str, Option]:
-    return {f.param: Option(f, (), str if f.default is not None else Optional[str], f.default) for f in flags}
+    return {
+        f.param: Option(f, (), str if f.default is not None else Optional[str], f.default, (f.stage,)) for f in flags
+    }
 
 
 def _cli_type(flag: Flag, hint, default):
@@ -115,23 +120,12 @@ def _cli_type(flag: Flag, hint, default):
 
 
 def options(command: str) -> list[Option]:
-    return [o for o in all_options() if _offered_by(o, command)]
+    return [o for o in all_options() if o.offered_by(command)]
 
 
-def _offered_by(option: Option, command: str) -> bool:
-    """A flag fields share is offered where any of their stages runs."""
-    return (
-        any(offered(flag_of(_field(p)), command) for p in option.paths)
-        if option.paths
-        else offered(option.flag, command)
-    )
-
-
-def _field(path: tuple[str, ...]):
-    cls = RunPlan
-    for name in path[:-1]:
-        cls = typing.get_type_hints(cls)[name]
-    return {f.name: f for f in fields(cls)}[path[-1]]
+def resume_flags(command: str) -> str:
+    """What --resume takes besides itself, in words: `--margin, --baseline, ...`."""
+    return ", ".join(o.flag.name for o in options(command) if o.flag.resume and o.flag is not RESUME)
 
 
 def typer_option(option: Option, command: str | None = None):
@@ -141,8 +135,7 @@ def typer_option(option: Option, command: str | None = None):
     if command is not None and flag.resume and flag not in NOT_IN_PLAN:
         text += " With --resume: replaces the run's own."
     if flag is RESUME:
-        taken = ", ".join(o.flag.name for o in options(command or "bench") if o.flag.resume and o.flag is not RESUME)
-        text += f" Takes only {taken}."
+        text += f" Takes only {resume_flags(command)}."
     return typer.Option(option.default, *flag.names, help=escape(text), metavar=flag.metavar, envvar=flag.envvar)
 
 
@@ -208,13 +201,11 @@ def _source(ctx: typer.Context, option: Option) -> str | None:
 
 def refuse_changes(ctx: typer.Context, command: str) -> None:
     """A resumed run keeps the settings it started with: an option that would change them is an error."""
-    chosen = options(command)
-    refused = [o.flag.name for o in chosen if not o.flag.resume and _source(ctx, o) == "COMMANDLINE"]
+    refused = [o.flag.name for o in options(command) if not o.flag.resume and _source(ctx, o) == "COMMANDLINE"]
     if refused:
-        taken = ", ".join(o.flag.name for o in chosen if o.flag.resume and o.flag is not RESUME)
         raise SizebenchError(
             f"--resume continues the run with the settings it started with; {', '.join(refused)} "
-            f"cannot change them (with --resume: {taken})"
+            f"cannot change them (with --resume: {resume_flags(command)})"
         )
 
 
